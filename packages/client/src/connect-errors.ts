@@ -1,0 +1,109 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { isSlothError, SlothError, type SlothErrorCode } from "./errors.js";
+
+const CODE_HEADER = "sloth-error-code";
+const HINT_HEADER = "sloth-error-hint";
+
+const SERVER_CODES: Partial<Record<SlothErrorCode, Code>> = {
+  SLOTH_INVALID_ARGUMENT: Code.InvalidArgument,
+  SLOTH_INVALID_ADDRESS: Code.InvalidArgument,
+  SLOTH_UNAUTHENTICATED: Code.Unauthenticated,
+  SLOTH_TOKEN_MISSING: Code.Unauthenticated,
+  SLOTH_AGENT_NOT_FOUND: Code.NotFound,
+  SLOTH_AGENT_NAME_HELD: Code.AlreadyExists,
+  SLOTH_AGENT_UNAVAILABLE: Code.Unavailable,
+  SLOTH_UNREACHABLE: Code.Unavailable,
+  SLOTH_CANCELLED: Code.Canceled,
+  SLOTH_DEADLINE: Code.DeadlineExceeded,
+};
+
+/**
+ * Turns an error into a ConnectError for the wire (server side). A
+ * SlothError keeps its code and hint in response metadata, so clients of this
+ * package rebuild the same error; other clients see a standard gRPC status.
+ */
+export function toConnectError(e: unknown): ConnectError {
+  if (e instanceof ConnectError) return e;
+  if (isSlothError(e)) {
+    const err = new ConnectError(e.message, SERVER_CODES[e.code] ?? Code.Unknown);
+    err.metadata.set(CODE_HEADER, e.code);
+    if (e.hint) err.metadata.set(HINT_HEADER, encodeURIComponent(e.hint));
+    return err;
+  }
+  return ConnectError.from(e);
+}
+
+/** What the client was talking to, for error messages. */
+export interface ErrorTarget {
+  /** "master" or "agent". */
+  kind: "master" | "agent";
+  /** The address dialled. */
+  address: string;
+  /** A name, when the target was chosen by name. */
+  name?: string | undefined;
+}
+
+function describeTarget(t: ErrorTarget): string {
+  return t.name ? `${t.kind} '${t.name}' at ${t.address}` : `${t.kind} at ${t.address}`;
+}
+
+/**
+ * Turns any error from a Connect call into a SlothError with a message that
+ * names the target and a hint that says what to do (client side).
+ */
+export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
+  if (isSlothError(e)) return e;
+  const ce = ConnectError.from(e);
+  const code = ce.metadata.get(CODE_HEADER) as SlothErrorCode | null;
+  const hint = ce.metadata.get(HINT_HEADER);
+  if (code) {
+    return new SlothError(code, ce.rawMessage, {
+      cause: e,
+      hint: hint ? decodeURIComponent(hint) : undefined,
+      retryable: code === "SLOTH_UNREACHABLE" || code === "SLOTH_AGENT_UNAVAILABLE",
+    });
+  }
+  const where = describeTarget(target);
+  switch (ce.code) {
+    case Code.Unavailable:
+      return new SlothError("SLOTH_UNREACHABLE", `cannot reach ${where}: ${reason(ce)}`, {
+        cause: e,
+        hint:
+          target.kind === "master"
+            ? "check that the master runs (`sloth-runner master start`) or choose another with --master"
+            : "check that the agent runs and its address is reachable",
+        details: { address: target.address },
+        retryable: true,
+      });
+    case Code.Unauthenticated:
+      return new SlothError("SLOTH_UNAUTHENTICATED", `${where} refused the request: ${ce.rawMessage}`, {
+        cause: e,
+        hint: "pass the cluster token with --token-file FILE or SLOTH_RUNNER_TOKEN",
+        details: { address: target.address },
+      });
+    case Code.DeadlineExceeded:
+      return new SlothError("SLOTH_DEADLINE", `${where} did not answer in time: ${ce.rawMessage}`, {
+        cause: e,
+        retryable: true,
+      });
+    case Code.Canceled:
+      return new SlothError("SLOTH_CANCELLED", `call to ${where} was cancelled`, { cause: e });
+    case Code.Unimplemented:
+      return new SlothError("SLOTH_REMOTE", `${where} does not speak the Sloth Runner protocol (${ce.rawMessage})`, {
+        cause: e,
+        hint: "check the address: is it a master rather than an agent, or another service?",
+      });
+    default:
+      return new SlothError("SLOTH_REMOTE", `${where} failed: ${ce.rawMessage}`, { cause: e });
+  }
+}
+
+function reason(ce: ConnectError): string {
+  const m = ce.rawMessage;
+  if (/ECONNREFUSED/.test(m)) return "connection refused";
+  if (/ENOTFOUND|EAI_AGAIN/.test(m)) return "host not found";
+  if (/ETIMEDOUT/.test(m)) return "connection timed out";
+  if (/ECONNRESET|socket hang up|GOAWAY|closed/i.test(m)) return "connection lost";
+  if (/EHOSTUNREACH|ENETUNREACH/.test(m)) return "host unreachable";
+  return m;
+}

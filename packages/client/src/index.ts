@@ -1,0 +1,50 @@
+/**
+ * @sloth/client: the one place for talking to Sloth Runner masters and
+ * agents: master resolution, tokens, TLS, HTTP/2 sessions and error mapping,
+ * plus the data directory layout shared by the CLI and the daemons.
+ */
+export { formatHostPort, type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.js";
+export { bearerInterceptor, createAuthInterceptor, type AuthInterceptorOptions } from "./auth.js";
+export { type ErrorTarget, fromConnectError, toConnectError } from "./connect-errors.js";
+export { type DataDir, type DataDirSource, ensurePrivateDir, resolveDataDir } from "./data-dir.js";
+export {
+  isSlothError,
+  SlothError,
+  type SlothErrorCode,
+  type SlothErrorOptions,
+} from "./errors.js";
+export {
+  DEFAULT_MASTER_ADDRESS,
+  type MasterSource,
+  type ResolvedMaster,
+  type ResolveMasterOptions,
+  resolveMaster,
+} from "./masters/resolve.js";
+export {
+  type AddMasterInput,
+  type MasterRecord,
+  type MastersStore,
+  type MasterTlsPaths,
+  openMastersStore,
+  type UpdateMasterInput,
+  validateMasterName,
+} from "./masters/store.js";
+export { type Durability, type OpenSqliteOptions, openSqlite, writeTransaction } from "./sqlite.js";
+export {
+  ensureTokenFile,
+  generateToken,
+  readTokenFile,
+  type ResolvedToken,
+  type ResolveTokenOptions,
+  resolveToken,
+  secretsEqual,
+  type TokenSource,
+} from "./token.js";
+export {
+  agentClient,
+  type ConnectOptions,
+  connect,
+  masterClient,
+  type SlothConnection,
+  type TlsMaterial,
+} from "./transport.js";

@@ -1,0 +1,110 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { SlothError } from "./errors.js";
+
+/** Where a token was found, for messages that must not show the token. */
+export type TokenSource = "flag" | "env" | "master" | "data-dir";
+
+/** A cluster token and where it came from. */
+export interface ResolvedToken {
+  token: string;
+  source: TokenSource;
+  /** The file it was read from, when it came from a file. */
+  file?: string;
+}
+
+/** Reads a token file: the first line, trimmed. An empty file is an error. */
+export function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new SlothError(
+      "SLOTH_TOKEN_MISSING",
+      `cannot read token file ${file}: ${code === "ENOENT" ? "no such file" : (cause as Error).message}`,
+      { cause, hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN", details: { file } },
+    );
+  }
+  const token = text.split(/\r?\n/, 1)[0]?.trim() ?? "";
+  if (token === "") {
+    throw new SlothError("SLOTH_TOKEN_MISSING", `token file ${file} is empty`, {
+      hint: "write the cluster token into it, or pass --token-file with another file",
+      details: { file },
+    });
+  }
+  return token;
+}
+
+/** Generates a new cluster token: 256 random bits, base64url. */
+export function generateToken(): string {
+  return crypto.randomBytes(32).toString("base64url");
+}
+
+/**
+ * Reads the token at `file`, creating it with a fresh token (mode 0600) when
+ * it does not exist. Returns the token and whether it was created.
+ */
+export function ensureTokenFile(file: string): { token: string; created: boolean } {
+  if (fs.existsSync(file)) return { token: readTokenFile(file), created: false };
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const token = generateToken();
+  try {
+    fs.writeFileSync(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === "EEXIST") {
+      return { token: readTokenFile(file), created: false };
+    }
+    throw cause;
+  }
+  return { token, created: true };
+}
+
+/** Options for {@link resolveToken}, in priority order. */
+export interface ResolveTokenOptions {
+  /** `--token-file`. */
+  tokenFile?: string | undefined;
+  /** The environment; `SLOTH_RUNNER_TOKEN` is read from it. */
+  env?: NodeJS.ProcessEnv;
+  /** The token file recorded for the selected master in masters.db. */
+  masterTokenFile?: string | undefined;
+  /** `<data dir>/master/token`. */
+  dataDirTokenFile?: string | undefined;
+}
+
+/**
+ * Finds the cluster token: `--token-file` > `SLOTH_RUNNER_TOKEN` > the
+ * selected master's recorded token file > `<data dir>/master/token`.
+ * Returns undefined when none exists.
+ */
+export function resolveToken(options: ResolveTokenOptions): ResolvedToken | undefined {
+  const env = options.env ?? process.env;
+  if (options.tokenFile) {
+    return { token: readTokenFile(options.tokenFile), source: "flag", file: options.tokenFile };
+  }
+  const fromEnv = env.SLOTH_RUNNER_TOKEN?.trim();
+  if (fromEnv) return { token: fromEnv, source: "env" };
+  if (options.masterTokenFile) {
+    return {
+      token: readTokenFile(options.masterTokenFile),
+      source: "master",
+      file: options.masterTokenFile,
+    };
+  }
+  if (options.dataDirTokenFile && fs.existsSync(options.dataDirTokenFile)) {
+    return {
+      token: readTokenFile(options.dataDirTokenFile),
+      source: "data-dir",
+      file: options.dataDirTokenFile,
+    };
+  }
+  return undefined;
+}
+
+/** Compares two secrets in constant time (for equal lengths of their hashes). */
+export function secretsEqual(a: string | Uint8Array, b: string | Uint8Array): boolean {
+  const ha = crypto.createHash("sha256").update(a).digest();
+  const hb = crypto.createHash("sha256").update(b).digest();
+  return crypto.timingSafeEqual(ha, hb);
+}
