@@ -1,4 +1,4 @@
 #!/usr/bin/env node
 import { main } from "../dist/main.js";
 
-main(process.argv.slice(2));
+void main(process.argv.slice(2));

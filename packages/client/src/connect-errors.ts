@@ -76,11 +76,15 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
         retryable: true,
       });
     case Code.Unauthenticated:
-      return new SlothError("SLOTH_UNAUTHENTICATED", `${where} refused the request: ${ce.rawMessage}`, {
-        cause: e,
-        hint: "pass the cluster token with --token-file FILE or SLOTH_RUNNER_TOKEN",
-        details: { address: target.address },
-      });
+      return new SlothError(
+        "SLOTH_UNAUTHENTICATED",
+        `${where} refused the request: ${ce.rawMessage}`,
+        {
+          cause: e,
+          hint: "pass the cluster token with --token-file FILE or SLOTH_RUNNER_TOKEN",
+          details: { address: target.address },
+        },
+      );
     case Code.DeadlineExceeded:
       return new SlothError("SLOTH_DEADLINE", `${where} did not answer in time: ${ce.rawMessage}`, {
         cause: e,
@@ -89,10 +93,14 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
     case Code.Canceled:
       return new SlothError("SLOTH_CANCELLED", `call to ${where} was cancelled`, { cause: e });
     case Code.Unimplemented:
-      return new SlothError("SLOTH_REMOTE", `${where} does not speak the Sloth Runner protocol (${ce.rawMessage})`, {
-        cause: e,
-        hint: "check the address: is it a master rather than an agent, or another service?",
-      });
+      return new SlothError(
+        "SLOTH_REMOTE",
+        `${where} does not speak the Sloth Runner protocol (${ce.rawMessage})`,
+        {
+          cause: e,
+          hint: "check the address: is it a master rather than an agent, or another service?",
+        },
+      );
     default:
       return new SlothError("SLOTH_REMOTE", `${where} failed: ${ce.rawMessage}`, { cause: e });
   }

@@ -83,10 +83,14 @@ export function ensurePrivateDir(dir: string): string {
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (cause) {
-    throw new SlothError("SLOTH_DATA_DIR", `cannot create directory ${dir}: ${(cause as Error).message}`, {
-      cause,
-      hint: "choose a writable place with --data-dir or SLOTH_RUNNER_DATA_DIR",
-    });
+    throw new SlothError(
+      "SLOTH_DATA_DIR",
+      `cannot create directory ${dir}: ${(cause as Error).message}`,
+      {
+        cause,
+        hint: "choose a writable place with --data-dir or SLOTH_RUNNER_DATA_DIR",
+      },
+    );
   }
   return dir;
 }

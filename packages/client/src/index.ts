@@ -3,10 +3,17 @@
  * agents: master resolution, tokens, TLS, HTTP/2 sessions and error mapping,
  * plus the data directory layout shared by the CLI and the daemons.
  */
-export { formatHostPort, type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.js";
-export { bearerInterceptor, createAuthInterceptor, type AuthInterceptorOptions } from "./auth.js";
+export {
+  formatHostPort,
+  type HostPort,
+  isLoopbackHost,
+  isWildcardHost,
+  parseHostPort,
+} from "./address.js";
+export { type AuthInterceptorOptions, bearerInterceptor, createAuthInterceptor } from "./auth.js";
 export { type ErrorTarget, fromConnectError, toConnectError } from "./connect-errors.js";
 export { type DataDir, type DataDirSource, ensurePrivateDir, resolveDataDir } from "./data-dir.js";
+export { parseDuration } from "./duration.js";
 export {
   isSlothError,
   SlothError,
@@ -33,9 +40,9 @@ export { type Durability, type OpenSqliteOptions, openSqlite, writeTransaction }
 export {
   ensureTokenFile,
   generateToken,
-  readTokenFile,
   type ResolvedToken,
   type ResolveTokenOptions,
+  readTokenFile,
   resolveToken,
   secretsEqual,
   type TokenSource,

@@ -46,7 +46,11 @@ export function connect(options: ConnectOptions): SlothConnection {
     : {};
   const sessionManager = new Http2SessionManager(
     baseUrl,
-    { pingIntervalMs: options.pingIntervalMs ?? 10_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 60_000 },
+    {
+      pingIntervalMs: options.pingIntervalMs ?? 10_000,
+      pingTimeoutMs: 10_000,
+      idleConnectionTimeoutMs: 60_000,
+    },
     nodeOptions,
   );
   const transport = createConnectTransport({

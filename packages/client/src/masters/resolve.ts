@@ -60,7 +60,10 @@ export function resolveMaster(options: ResolveMasterOptions): ResolvedMaster {
   return { address: DEFAULT_MASTER_ADDRESS, source: "fallback" };
 }
 
-function withStore<T>(dataDir: DataDir, fn: (s: ReturnType<typeof openMastersStore>) => T): T | undefined {
+function withStore<T>(
+  dataDir: DataDir,
+  fn: (s: ReturnType<typeof openMastersStore>) => T,
+): T | undefined {
   if (!fs.existsSync(dataDir.mastersDb)) return undefined;
   const store = openMastersStore(dataDir.mastersDb);
   try {
@@ -77,7 +80,10 @@ function readLegacy(file: string): string | undefined {
   } catch {
     return undefined;
   }
-  const line = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#"));
+  const line = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .find((l) => l !== "" && !l.startsWith("#"));
   if (!line) return undefined;
   try {
     parseHostPort(line);

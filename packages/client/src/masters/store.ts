@@ -82,9 +82,13 @@ function toRecord(r: Row): MasterRecord {
 /** Checks a master name: no ':', letters, digits, '.', '_' and '-'. */
 export function validateMasterName(name: string): void {
   if (name.includes(":")) {
-    throw new SlothError("SLOTH_INVALID_ARGUMENT", `invalid master name '${name}': names cannot contain ':'`, {
-      hint: "a value with ':' is read as an address; pick a name such as 'production'",
-    });
+    throw new SlothError(
+      "SLOTH_INVALID_ARGUMENT",
+      `invalid master name '${name}': names cannot contain ':'`,
+      {
+        hint: "a value with ':' is read as an address; pick a name such as 'production'",
+      },
+    );
   }
   if (!NAME.test(name)) {
     throw new SlothError("SLOTH_INVALID_ARGUMENT", `invalid master name '${name}'`, {
@@ -146,7 +150,12 @@ export function openMastersStore(file: string): MastersStore {
       });
     },
     list() {
-      return db.select().from(masters).orderBy(asc(masters.createdAt), asc(masters.name)).all().map(toRecord);
+      return db
+        .select()
+        .from(masters)
+        .orderBy(asc(masters.createdAt), asc(masters.name))
+        .all()
+        .map(toRecord);
     },
     get,
     getDefault() {
@@ -157,7 +166,10 @@ export function openMastersStore(file: string): MastersStore {
       return writeTransaction(sqlite, () => {
         mustGet(name);
         db.update(masters).set({ isDefault: false }).where(eq(masters.isDefault, true)).run();
-        db.update(masters).set({ isDefault: true, updatedAt: Date.now() }).where(eq(masters.name, name)).run();
+        db.update(masters)
+          .set({ isDefault: true, updatedAt: Date.now() })
+          .where(eq(masters.name, name))
+          .run();
         return mustGet(name);
       });
     },

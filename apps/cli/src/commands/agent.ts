@@ -1,0 +1,144 @@
+import type { Argv, CommandModule } from "yargs";
+import { CliError, type GlobalArgs, withMaster } from "../context.js";
+import { withMasterOptions } from "../master-options.js";
+import { painter, printJson, println, table } from "../output.js";
+import { runCommand } from "./agent-run.js";
+import { agentJson, ago, bytes, metricsJson, paintStatus } from "./agent-view.js";
+
+type JsonArgs = GlobalArgs & { json?: boolean };
+type NameArgs = JsonArgs & { name: string };
+
+const jsonOption = { type: "boolean", describe: "Print JSON" } as const;
+
+const list: CommandModule<GlobalArgs, JsonArgs> = {
+  command: ["list", "ls"],
+  describe: "List the agents registered with the master",
+  builder: (y) => withMasterOptions(y).option("json", jsonOption),
+  handler: (argv) =>
+    withMaster(argv, async ({ client }) => {
+      const { agents } = await client.listAgents({}, { timeoutMs: 15_000 });
+      if (argv.json) return printJson(agents.map(agentJson));
+      if (agents.length === 0) {
+        println("No agents registered; start one with `sloth-runner agent start --name NAME`");
+        return;
+      }
+      const c = painter(process.stdout);
+      const rows = [
+        ["NAME", "ADDRESS", "STATUS", "VERSION", "LAST SEEN", "LABELS"].map((h) => c.bold(h)),
+      ];
+      for (const a of agents) {
+        const labels = Object.entries(a.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(",");
+        rows.push([a.name, a.address, paintStatus(c, a.status), a.version, ago(a), labels]);
+      }
+      println(table(rows));
+      const down = agents.filter((a) => a.statusReason);
+      for (const a of down) println(c.dim(`${a.name}: ${a.statusReason}`));
+    }),
+};
+
+const get: CommandModule<GlobalArgs, NameArgs> = {
+  command: "get <name>",
+  describe: "Show one agent",
+  builder: (y) =>
+    withMasterOptions(y)
+      .positional("name", { type: "string", demandOption: true })
+      .option("json", jsonOption),
+  handler: (argv) =>
+    withMaster(argv, async ({ client }) => {
+      const { agent } = await client.getAgent({ name: argv.name }, { timeoutMs: 15_000 });
+      if (!agent) throw new CliError(`agent '${argv.name}' not found`);
+      if (argv.json) return printJson(agentJson(agent));
+      const c = painter(process.stdout);
+      const j = agentJson(agent);
+      println(
+        `${c.bold(agent.name)}  ${paintStatus(c, agent.status)}${agent.statusReason ? ` (${agent.statusReason})` : ""}`,
+      );
+      println(`  Address:    ${agent.address}`);
+      println(`  Version:    ${agent.version}`);
+      println(`  Last seen:  ${ago(agent)}${j.lastSeen ? ` (${j.lastSeen})` : ""}`);
+      println(`  Registered: ${j.registeredAt ?? "-"}`);
+      const labels = Object.entries(agent.labels).map(([k, v]) => `${k}=${v}`);
+      println(`  Labels:     ${labels.length ? labels.join(", ") : "-"}`);
+      if (j.facts) {
+        println(
+          `  Host:       ${j.facts.hostname} (${j.facts.os}/${j.facts.arch}, kernel ${j.facts.kernel})`,
+        );
+        println(
+          `  CPUs:       ${j.facts.cpus}, memory ${bytes(j.facts.memoryBytes)}, node ${j.facts.nodeVersion}`,
+        );
+      }
+    }),
+};
+
+const del: CommandModule<GlobalArgs, NameArgs> = {
+  command: "delete <name>",
+  aliases: ["rm", "remove"],
+  describe: "Forget an agent (a running agent registers again)",
+  builder: (y) => withMasterOptions(y).positional("name", { type: "string", demandOption: true }),
+  handler: (argv) =>
+    withMaster(argv, async ({ client }) => {
+      await client.deleteAgent({ name: argv.name }, { timeoutMs: 15_000 });
+      println(`Agent '${argv.name}' deleted`);
+    }),
+};
+
+const stop: CommandModule<GlobalArgs, NameArgs> = {
+  command: "stop <name>",
+  describe: "Ask an agent to shut down",
+  builder: (y) => withMasterOptions(y).positional("name", { type: "string", demandOption: true }),
+  handler: (argv) =>
+    withMaster(argv, async ({ client }) => {
+      await client.stopAgent({ name: argv.name }, { timeoutMs: 15_000 });
+      println(`Agent '${argv.name}' is stopping`);
+    }),
+};
+
+const metrics: CommandModule<GlobalArgs, NameArgs> = {
+  command: "metrics <name>",
+  describe: "Show an agent's resource usage",
+  builder: (y) =>
+    withMasterOptions(y)
+      .positional("name", { type: "string", demandOption: true })
+      .option("json", jsonOption),
+  handler: (argv) =>
+    withMaster(argv, async ({ client }) => {
+      const { metrics: m } = await client.getAgentMetrics(
+        { name: argv.name },
+        { timeoutMs: 15_000 },
+      );
+      if (!m) throw new CliError(`agent '${argv.name}' sent no metrics`);
+      const j = metricsJson(argv.name, m);
+      if (argv.json) return printJson(j);
+      const c = painter(process.stdout);
+      println(c.bold(`Metrics of ${argv.name}`));
+      println(
+        `  CPU:      ${j.cpuPercent.toFixed(1)}% of ${j.cpuCount} cores, load ${j.load.map((l) => l.toFixed(2)).join(" ")}`,
+      );
+      println(`  Memory:   ${bytes(j.memoryUsedBytes)} of ${bytes(j.memoryTotalBytes)}`);
+      println(
+        `  Disk:     ${bytes(j.diskUsedBytes)} of ${bytes(j.diskTotalBytes)} (${j.diskPath})`,
+      );
+      println(`  Uptime:   host ${j.uptimeSeconds}s, agent ${j.processUptimeSeconds}s`);
+      println(
+        `  Agent:    version ${j.version}, RSS ${bytes(j.processRssBytes)}, ${j.runningCommands} running`,
+      );
+    }),
+};
+
+/** `sloth-runner agent ...`. */
+export const agentCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: "agent",
+  describe: "Manage agents and run commands on them",
+  builder: (y) =>
+    y
+      .command(list)
+      .command(get)
+      .command(runCommand)
+      .command(del)
+      .command(stop)
+      .command(metrics)
+      .demandCommand(1, "missing agent command") as unknown as Argv<GlobalArgs>,
+  handler: () => {},
+};

@@ -1,0 +1,11 @@
+import type { CommandModule } from "yargs";
+import { agentCommand } from "./agent.js";
+import { masterCommand } from "./master.js";
+
+/**
+ * Every top-level command of `sloth-runner`. Each lives in its own file as a
+ * yargs CommandModule; heavy libraries are imported inside handlers so the
+ * CLI starts fast.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: yargs modules carry their own argument types
+export const commands: CommandModule<any, any>[] = [masterCommand, agentCommand];

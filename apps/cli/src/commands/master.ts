@@ -1,0 +1,235 @@
+import type { MasterRecord } from "@sloth/client";
+import type { Argv, CommandModule } from "yargs";
+import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
+import { formatLocalTime, painter, printJson, println } from "../output.js";
+import { confirm } from "../prompt.js";
+import { runMaster, startCommand, startOptions } from "./master-start.js";
+
+interface AddArgs extends GlobalArgs {
+  name: string;
+  address: string;
+  description?: string;
+  tokenFile?: string;
+}
+
+async function store(argv: GlobalArgs) {
+  const { openMastersStore } = await import("@sloth/client");
+  return openMastersStore(dataDirOf(argv, true).mastersDb);
+}
+
+function masterJson(m: MasterRecord) {
+  return {
+    name: m.name,
+    address: m.address,
+    description: m.description,
+    default: m.isDefault,
+    tokenFile: m.tokenFile ?? null,
+    tls: { cert: m.tls.cert ?? null, key: m.tls.key ?? null, ca: m.tls.ca ?? null },
+    createdAt: m.createdAt.toISOString(),
+    updatedAt: m.updatedAt.toISOString(),
+  };
+}
+
+function printMaster(m: MasterRecord, detailed: boolean): void {
+  const c = painter(process.stdout);
+  const star = m.isDefault ? "⭐ " : "   ";
+  println(`${star}${c.bold(m.name)}${m.isDefault ? c.green(" (default)") : ""}`);
+  println(`   Address: ${m.address}`);
+  if (m.description) println(`   Description: ${m.description}`);
+  if (detailed && m.tokenFile) println(`   Token file: ${m.tokenFile}`);
+  println(`   Created: ${formatLocalTime(m.createdAt)}`);
+  if (detailed) println(`   Updated: ${formatLocalTime(m.updatedAt)}`);
+}
+
+const tokenFileOption = {
+  type: "string",
+  describe: "Token file to use with this master (its path is stored, never the token)",
+} as const;
+
+const add: CommandModule<GlobalArgs, AddArgs> = {
+  command: "add <name> <address>",
+  describe: "Register a master server under a name",
+  builder: (y) =>
+    y
+      .positional("name", { type: "string", demandOption: true, describe: "Unique name (no ':')" })
+      .positional("address", { type: "string", demandOption: true, describe: "HOST:PORT" })
+      .option("description", { alias: "d", type: "string", describe: "Description" })
+      .option("token-file", tokenFileOption) as unknown as Argv<AddArgs>,
+  handler: async (argv) => {
+    const s = await store(argv);
+    try {
+      const m = s.add({
+        name: argv.name,
+        address: argv.address,
+        description: argv.description,
+        tokenFile: argv.tokenFile ? (await import("node:path")).resolve(argv.tokenFile) : undefined,
+      });
+      println(`Master '${m.name}' added (${m.address})${m.isDefault ? " and set as default" : ""}`);
+    } finally {
+      s.close();
+    }
+  },
+};
+
+const list: CommandModule<GlobalArgs, GlobalArgs & { json?: boolean }> = {
+  command: ["list", "ls"],
+  describe: "List registered master servers",
+  builder: (y) => y.option("json", { type: "boolean", describe: "Print JSON" }),
+  handler: async (argv) => {
+    const s = await store(argv);
+    try {
+      const all = s.list();
+      if (argv.json) return printJson(all.map(masterJson));
+      if (all.length === 0) {
+        println("No masters registered; add one with `sloth-runner master add NAME HOST:PORT`");
+        return;
+      }
+      println("# Registered Master Servers");
+      println();
+      for (const m of all) {
+        printMaster(m, false);
+        println();
+      }
+      println(`Total: ${all.length} master(s)`);
+    } finally {
+      s.close();
+    }
+  },
+};
+
+const select: CommandModule<GlobalArgs, GlobalArgs & { name: string }> = {
+  command: "select <name>",
+  describe: "Make a master the default",
+  builder: (y) => y.positional("name", { type: "string", demandOption: true }),
+  handler: async (argv) => {
+    const s = await store(argv);
+    try {
+      const m = s.select(argv.name);
+      println(`Default master is now '${m.name}' (${m.address})`);
+    } finally {
+      s.close();
+    }
+  },
+};
+
+const show: CommandModule<GlobalArgs, GlobalArgs & { name?: string; json?: boolean }> = {
+  command: "show [name]",
+  describe: "Show a master (the default when no name is given)",
+  builder: (y) =>
+    y
+      .positional("name", { type: "string" })
+      .option("json", { type: "boolean", describe: "Print JSON" }),
+  handler: async (argv) => {
+    const s = await store(argv);
+    try {
+      const m = argv.name ? s.get(argv.name) : s.getDefault();
+      if (!m) {
+        throw argv.name
+          ? new CliError(`master '${argv.name}' not found`, {
+              hint: "run `sloth-runner master list`",
+            })
+          : new CliError("no default master", {
+              hint: "add one with `sloth-runner master add NAME HOST:PORT`",
+            });
+      }
+      if (argv.json) return printJson(masterJson(m));
+      printMaster(m, true);
+    } finally {
+      s.close();
+    }
+  },
+};
+
+const update: CommandModule<GlobalArgs, AddArgs> = {
+  command: "update <name> [address]",
+  describe: "Change a master's address, description or token file",
+  builder: (y) =>
+    y
+      .positional("name", { type: "string", demandOption: true })
+      .positional("address", { type: "string", describe: "New HOST:PORT" })
+      .option("description", { alias: "d", type: "string", describe: "New description" })
+      .option("token-file", tokenFileOption) as unknown as Argv<AddArgs>,
+  handler: async (argv) => {
+    if (
+      argv.address === undefined &&
+      argv.description === undefined &&
+      argv.tokenFile === undefined
+    ) {
+      throw new CliError("nothing to update", {
+        hint: "give a new address, --description or --token-file",
+        exitCode: 2,
+      });
+    }
+    const s = await store(argv);
+    try {
+      const m = s.update(argv.name, {
+        address: argv.address,
+        description: argv.description,
+        tokenFile: argv.tokenFile ? (await import("node:path")).resolve(argv.tokenFile) : undefined,
+      });
+      println(`Master '${m.name}' updated (${m.address})`);
+    } finally {
+      s.close();
+    }
+  },
+};
+
+const remove: CommandModule<GlobalArgs, GlobalArgs & { name: string; yes?: boolean }> = {
+  command: "remove <name>",
+  aliases: ["rm", "delete"],
+  describe: "Remove a master (asks for confirmation)",
+  builder: (y) =>
+    y
+      .positional("name", { type: "string", demandOption: true })
+      .option("yes", { alias: "y", type: "boolean", describe: "Do not ask for confirmation" }),
+  handler: async (argv) => {
+    const s = await store(argv);
+    try {
+      const m = s.get(argv.name);
+      if (!m)
+        throw new CliError(`master '${argv.name}' not found`, {
+          hint: "run `sloth-runner master list`",
+        });
+      const others = s.list().length - 1;
+      if (m.isDefault && others > 0) {
+        throw new CliError(
+          `cannot delete default master '${m.name}'. Select a different default first`,
+          {
+            hint: "run `sloth-runner master select OTHER` first",
+          },
+        );
+      }
+      if (!argv.yes) {
+        if (!process.stdin.isTTY) {
+          throw new CliError(`refusing to remove master '${m.name}' without confirmation`, {
+            hint: "pass --yes to confirm when not on a terminal",
+          });
+        }
+        if (!(await confirm(`Remove master '${m.name}' (${m.address})? [y/N] `))) {
+          println("Cancelled");
+          return;
+        }
+      }
+      s.remove(m.name);
+      println(`Master '${m.name}' removed`);
+    } finally {
+      s.close();
+    }
+  },
+};
+
+/** `sloth-runner master ...`: named masters, and `master start`. */
+export const masterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: "master",
+  describe: "Manage master servers, or start one (`master start`, `master -p PORT`)",
+  builder: (y) =>
+    startOptions(y)
+      .command(add)
+      .command(list)
+      .command(select)
+      .command(show)
+      .command(update)
+      .command(remove)
+      .command(startCommand) as unknown as Argv<GlobalArgs>,
+  handler: (argv) => runMaster(argv as unknown as Parameters<typeof runMaster>[0]),
+};

@@ -1,0 +1,134 @@
+import fs from "node:fs";
+import type { Client } from "@connectrpc/connect";
+import {
+  type DataDir,
+  ensurePrivateDir,
+  fromConnectError,
+  type ResolvedMaster,
+  type ResolvedToken,
+  resolveDataDir,
+  resolveMaster,
+  resolveToken,
+  type SlothConnection,
+  type SlothError,
+  type TlsMaterial,
+} from "@sloth/client";
+import type { MasterService } from "@sloth/proto";
+
+/** Options every command accepts. */
+export interface GlobalArgs {
+  dataDir?: string | undefined;
+  master?: string | undefined;
+  tokenFile?: string | undefined;
+  debug?: boolean | undefined;
+}
+
+/**
+ * A user-facing failure: one line (message, then the fix) on stderr and a
+ * non-zero exit code. Throw it from command handlers.
+ */
+export class CliError extends Error {
+  readonly hint: string | undefined;
+  readonly exitCode: number;
+  constructor(
+    message: string,
+    options: { hint?: string; exitCode?: number; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "CliError";
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? 1;
+  }
+}
+
+/** Thrown to end a command with an exit code and no message (output was already written). */
+export class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+/** The data directory for these arguments; created (0700) when `create` is set. */
+export function dataDirOf(argv: GlobalArgs, create = false): DataDir {
+  const dir = resolveDataDir(argv.dataDir);
+  if (create) ensurePrivateDir(dir.root);
+  return dir;
+}
+
+/** The master these arguments select (see `resolveMaster`). */
+export function masterOf(argv: GlobalArgs): ResolvedMaster {
+  return resolveMaster({ flag: argv.master, dataDir: dataDirOf(argv) });
+}
+
+/** The token for talking to `master`; undefined when none is configured. */
+export function tokenFor(argv: GlobalArgs, master: ResolvedMaster): ResolvedToken | undefined {
+  return resolveToken({
+    tokenFile: argv.tokenFile,
+    masterTokenFile: master.record?.tokenFile,
+    dataDirTokenFile: dataDirOf(argv).master.token,
+  });
+}
+
+/** TLS material recorded for the selected master, if any. */
+export function tlsFor(master: ResolvedMaster): TlsMaterial | undefined {
+  const paths = master.record?.tls;
+  if (!paths?.ca && !paths?.cert) return undefined;
+  const read = (p: string | undefined) => (p ? fs.readFileSync(p) : undefined);
+  return { ca: read(paths.ca), cert: read(paths.cert), key: read(paths.key) };
+}
+
+/** A connected master client for one command. */
+export interface MasterSession {
+  master: ResolvedMaster;
+  conn: SlothConnection;
+  client: Client<typeof MasterService>;
+  /** Maps any error of a call to a SlothError naming the master. */
+  fail(e: unknown): SlothError;
+}
+
+/**
+ * Connects to the selected master with its token, runs `fn`, and closes the
+ * connection. Errors of calls are mapped to messages naming the master.
+ */
+export async function withMaster<T>(
+  argv: GlobalArgs,
+  fn: (s: MasterSession) => Promise<T>,
+): Promise<T> {
+  const { connect, masterClient } = await import("@sloth/client");
+  const master = masterOf(argv);
+  const token = tokenFor(argv, master);
+  if (!token) {
+    throw new CliError(`no cluster token for master at ${master.address}`, {
+      hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN (a local master keeps it in <data dir>/master/token)",
+    });
+  }
+  const conn = connect({ address: master.address, token: token.token, tls: tlsFor(master) });
+  const fail = (e: unknown) =>
+    fromConnectError(e, { kind: "master", address: master.address, name: master.record?.name });
+  try {
+    return await fn({ master, conn, client: masterClient(conn), fail });
+  } catch (e) {
+    if (e instanceof CliError || e instanceof ExitCode) throw e;
+    throw fail(e);
+  } finally {
+    conn.close();
+  }
+}
+
+/** Parses repeated `K=V` options into a record; rejects entries without '='. */
+export function parseKeyValues(
+  values: readonly string[] | undefined,
+  flag: string,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of values ?? []) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) {
+      throw new CliError(`invalid ${flag} '${item}': expected KEY=VALUE`, {
+        hint: `write it as ${flag} key=value`,
+      });
+    }
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}

@@ -1,0 +1,39 @@
+import type { Client } from "@connectrpc/connect";
+import { agentClient, connect, type SlothConnection, type TlsMaterial } from "@sloth/client";
+import type { AgentService } from "@sloth/proto";
+
+/**
+ * Reuses one HTTP/2 connection per agent address, so dispatch pays no
+ * handshake. Connections are closed when the agent leaves or the master stops.
+ */
+export class AgentPool {
+  readonly #conns = new Map<string, SlothConnection>();
+  readonly #token: string;
+  readonly #tls: TlsMaterial | undefined;
+
+  constructor(token: string, tls?: TlsMaterial) {
+    this.#token = token;
+    this.#tls = tls;
+  }
+
+  /** A client for the agent at `address`. */
+  client(address: string): Client<typeof AgentService> {
+    let conn = this.#conns.get(address);
+    if (!conn) {
+      conn = connect({ address, token: this.#token, tls: this.#tls });
+      this.#conns.set(address, conn);
+    }
+    return agentClient(conn);
+  }
+
+  /** Closes the connection to `address`, if any. */
+  drop(address: string): void {
+    this.#conns.get(address)?.close();
+    this.#conns.delete(address);
+  }
+
+  closeAll(): void {
+    for (const c of this.#conns.values()) c.close();
+    this.#conns.clear();
+  }
+}
