@@ -3,9 +3,7 @@ import { runShell } from "./shell.js";
 import type { DelegateExecutor } from "./types.js";
 
 /** Why an attempt's signal was aborted. */
-export type StopReason =
-  | { kind: "timeout"; timeoutMs: number }
-  | { kind: "stop"; message: string };
+export type StopReason = { kind: "timeout"; timeoutMs: number } | { kind: "stop"; message: string };
 
 /** How an attempt ended. */
 export type AttemptResult =
@@ -22,11 +20,17 @@ export interface AttemptEnv {
 }
 
 /** Runs one attempt of a task's command; `ctx.signal` carries a {@link StopReason}. */
-export async function runAttempt(task: TaskModel, ctx: TaskContext, env: AttemptEnv): Promise<AttemptResult> {
+export async function runAttempt(
+  task: TaskModel,
+  ctx: TaskContext,
+  env: AttemptEnv,
+): Promise<AttemptResult> {
   const work = execute(task, ctx, env);
   // A shell command resolves only once its process group is gone: wait for
   // that, so no process outlives its task. Functions may ignore the signal.
-  const settled = runsShellLocally(task, env) ? await settle(work) : await untilAborted(ctx.signal, work);
+  const settled = runsShellLocally(task, env)
+    ? await settle(work)
+    : await untilAborted(ctx.signal, work);
   if (ctx.signal.aborted) return stopped(ctx.signal);
   if (settled.kind === "aborted") return stopped(ctx.signal);
   if (settled.kind === "error") {
@@ -119,17 +123,22 @@ function settle<T>(work: Promise<T>): Promise<Settled<T>> {
   );
 }
 
-type Settled<T> = { kind: "value"; value: T } | { kind: "error"; error: unknown } | { kind: "aborted" };
+type Settled<T> =
+  | { kind: "value"; value: T }
+  | { kind: "error"; error: unknown }
+  | { kind: "aborted" };
 
 /** Waits for `work`, or stops waiting when the signal aborts (a function may ignore it). */
 function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<Settled<T>> {
   return new Promise((resolve) => {
     const onAbort = (): void => resolve({ kind: "aborted" });
     signal.addEventListener("abort", onAbort, { once: true });
-    work.then(
-      (value) => resolve({ kind: "value", value }),
-      (error: unknown) => resolve({ kind: "error", error }),
-    ).finally(() => signal.removeEventListener("abort", onAbort));
+    work
+      .then(
+        (value) => resolve({ kind: "value", value }),
+        (error: unknown) => resolve({ kind: "error", error }),
+      )
+      .finally(() => signal.removeEventListener("abort", onAbort));
   });
 }
 

@@ -32,7 +32,10 @@ export function validateWorkflow(model: WorkflowModel): void {
       }
     }
     if (!Number.isInteger(task.retries) || task.retries < 0) {
-      throw invalid(model, `task '${task.name}' has retries ${task.retries}, expected an integer >= 0`);
+      throw invalid(
+        model,
+        `task '${task.name}' has retries ${task.retries}, expected an integer >= 0`,
+      );
     }
   }
   const cycle = findCycle(model.tasks);
@@ -52,7 +55,9 @@ export function validateWorkflow(model: WorkflowModel): void {
 
 /** Throws when the workflow sets a stack key: stacks do not exist yet. */
 function checkStackKeys(model: WorkflowModel): void {
-  const set: string[] = STACK_KEYS.filter(([key]) => model.config[key] === true).map(([, lua]) => lua);
+  const set: string[] = STACK_KEYS.filter(([key]) => model.config[key] === true).map(
+    ([, lua]) => lua,
+  );
   if (model.config.onFailure === "rollback") set.push('on_failure = "rollback"');
   if (set.length === 0) return;
   throw new WorkflowError(
@@ -63,7 +68,10 @@ function checkStackKeys(model: WorkflowModel): void {
 }
 
 function invalid(model: WorkflowModel, reason: string): WorkflowError {
-  return new WorkflowError("SLOTH_WORKFLOW_INVALID", `cannot run workflow '${model.name}': ${reason}`);
+  return new WorkflowError(
+    "SLOTH_WORKFLOW_INVALID",
+    `cannot run workflow '${model.name}': ${reason}`,
+  );
 }
 
 /** Returns one dependency cycle as a closed path (`a, b, a`), or undefined. */
@@ -120,7 +128,9 @@ export function planLevels(model: WorkflowModel): string[][] {
   const levels: string[][] = [];
   for (const task of model.tasks) {
     const d = depth(task.name);
-    (levels[d] ??= []).push(task.name);
+    const at = levels[d] ?? [];
+    at.push(task.name);
+    levels[d] = at;
   }
   return levels;
 }

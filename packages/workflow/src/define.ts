@@ -1,4 +1,10 @@
-import type { TaskCommand, TaskFunction, TaskModel, WorkflowConfig, WorkflowModel } from "./model.js";
+import type {
+  TaskCommand,
+  TaskFunction,
+  TaskModel,
+  WorkflowConfig,
+  WorkflowModel,
+} from "./model.js";
 
 /** A task as written in TypeScript: only `name` is required. */
 export type TaskInput = Partial<Omit<TaskModel, "name" | "command" | "hooks">> & {

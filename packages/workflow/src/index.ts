@@ -2,8 +2,16 @@
  * @sloth/workflow: runs a workflow model as a parallel DAG, with retries,
  * timeouts, hooks, artifacts and one stream of events. Independent of Lua.
  */
+
+export { describeTarget } from "./attempt.js";
 export { findCycle, planLevels, selectTasks, validateWorkflow } from "./dag.js";
-export { isWorkflowError, WorkflowError, type WorkflowErrorCode, type WorkflowErrorOptions } from "./errors.js";
+export { defineTask, defineWorkflow, type TaskInput, type WorkflowInput } from "./define.js";
+export {
+  isWorkflowError,
+  WorkflowError,
+  type WorkflowErrorCode,
+  type WorkflowErrorOptions,
+} from "./errors.js";
 export { EventChannel, type RunEvent, type RunEventType, type RunStatus } from "./events.js";
 export type {
   Condition,
@@ -24,11 +32,9 @@ export type {
   WorkflowHooks,
   WorkflowModel,
 } from "./model.js";
-export { type PlannedTask, type RunPlan, planRun } from "./plan.js";
+export { type PlannedTask, planRun, type RunPlan } from "./plan.js";
 export { DEFAULT_RETRY_DELAY_MS, MAX_RETRY_DELAY_MS, retryDelay } from "./retry.js";
 export { runWorkflow } from "./runner.js";
-export { describeTarget } from "./attempt.js";
-export { defineTask, defineWorkflow, type TaskInput, type WorkflowInput } from "./define.js";
 export type {
   DelegateExecutor,
   Logger,

@@ -73,7 +73,9 @@ export interface TaskOutcome {
 export type TaskFunction = (ctx: TaskContext) => Promise<TaskOutcome>;
 
 /** A task's command: a shell string run with `bash -c`, or a function. */
-export type TaskCommand = { kind: "shell"; script: string } | { kind: "function"; fn: TaskFunction };
+export type TaskCommand =
+  | { kind: "shell"; script: string }
+  | { kind: "function"; fn: TaskFunction };
 
 /**
  * A condition (`run_if`, `abort_if`): a shell string, true on exit 0, or a
@@ -148,8 +150,12 @@ export interface WorkflowConfig {
 export interface WorkflowHooks {
   onStart?: (() => Promise<void>) | undefined;
   onTaskStart?: ((taskName: string) => Promise<void>) | undefined;
-  onTaskComplete?: ((taskName: string, success: boolean, output: TaskOutput | undefined) => Promise<void>) | undefined;
-  onComplete?: ((success: boolean, results: Record<string, TaskOutput>) => Promise<void>) | undefined;
+  onTaskComplete?:
+    | ((taskName: string, success: boolean, output: TaskOutput | undefined) => Promise<void>)
+    | undefined;
+  onComplete?:
+    | ((success: boolean, results: Record<string, TaskOutput>) => Promise<void>)
+    | undefined;
 }
 
 /** A whole workflow, ready to run. */

@@ -59,7 +59,8 @@ async function execute(
   stop: AbortController,
 ): Promise<RunResult> {
   const started = Date.now();
-  const emit: TaskRunEnv["emit"] = (event) => channel.emit({ ...event, runId, time: Date.now() } as RunEvent);
+  const emit: TaskRunEnv["emit"] = (event) =>
+    channel.emit({ ...event, runId, time: Date.now() } as RunEvent);
   const workflow = model.name;
   const maxParallel = options.maxParallel ?? model.config.maxParallelTasks;
   const failFast = options.failFast ?? model.config.failFast;
@@ -74,7 +75,12 @@ async function execute(
     killGraceMs: options.killGraceMs,
     delegate: options.delegate,
     hooks: model.hooks,
-    artifactRoot: path.join(options.dataDir ?? path.join(os.tmpdir(), "sloth-runner"), "runs", runId, "artifacts"),
+    artifactRoot: path.join(
+      options.dataDir ?? path.join(os.tmpdir(), "sloth-runner"),
+      "runs",
+      runId,
+      "artifacts",
+    ),
     random: options.random ?? Math.random,
     runSignal: stop.signal,
     emit,
@@ -89,7 +95,11 @@ async function execute(
   if (model.config.timeoutMs !== undefined) {
     const ms = model.config.timeoutMs;
     timer = setTimeout(() => {
-      const reason: RunStop = { kind: "stop", message: `workflow timed out after ${formatMs(ms)}`, status: "failed" };
+      const reason: RunStop = {
+        kind: "stop",
+        message: `workflow timed out after ${formatMs(ms)}`,
+        status: "failed",
+      };
       if (!stop.signal.aborted) stop.abort(reason);
     }, ms);
   }
@@ -97,7 +107,8 @@ async function execute(
     await model.hooks.onStart?.();
   } catch (err) {
     const message = `on_start hook failed: ${err instanceof Error ? err.message : String(err)}`;
-    if (!stop.signal.aborted) stop.abort({ kind: "stop", message, status: "failed" } satisfies RunStop);
+    if (!stop.signal.aborted)
+      stop.abort({ kind: "stop", message, status: "failed" } satisfies RunStop);
   }
 
   const pending = [...model.tasks];
@@ -105,12 +116,19 @@ async function execute(
   const settle = (task: TaskModel, res: TaskResult): void => {
     results.set(task.name, res);
     if (res.status === "failed") blocked.set(task.name, `dependency '${task.name}' failed`);
-    if (res.status === "cancelled") blocked.set(task.name, `dependency '${task.name}' was cancelled`);
+    if (res.status === "cancelled")
+      blocked.set(task.name, `dependency '${task.name}' was cancelled`);
     if (res.status === "succeeded" && res.output) outputs[task.name] = res.output;
   };
   const skip = (task: TaskModel, reason: string): void => {
     emit({ type: "task.skipped", task: task.name, reason });
-    settle(task, { name: task.name, status: "skipped", attempts: 0, durationMs: 0, message: reason });
+    settle(task, {
+      name: task.name,
+      status: "skipped",
+      attempts: 0,
+      durationMs: 0,
+      message: reason,
+    });
     blocked.set(task.name, `dependency '${task.name}' was skipped`);
   };
   const start = (task: TaskModel): void => {
@@ -120,11 +138,26 @@ async function execute(
       running.delete(task.name);
       settle(task, res);
       if (res.abortRun) {
-        emit({ type: "task.cancelled", task: task.name, reason: "abort_if is true", durationMs: res.durationMs });
+        emit({
+          type: "task.cancelled",
+          task: task.name,
+          reason: "abort_if is true",
+          durationMs: res.durationMs,
+        });
         const message = `task '${task.name}' aborted the run: abort_if is true`;
-        if (!stop.signal.aborted) stop.abort({ kind: "stop", message, status: "aborted", task: task.name } satisfies RunStop);
+        if (!stop.signal.aborted)
+          stop.abort({
+            kind: "stop",
+            message,
+            status: "aborted",
+            task: task.name,
+          } satisfies RunStop);
       } else if (res.status === "failed" && failFast && !stop.signal.aborted) {
-        stop.abort({ kind: "stop", message: `fail_fast: task '${task.name}' failed`, status: "failed" } satisfies RunStop);
+        stop.abort({
+          kind: "stop",
+          message: `fail_fast: task '${task.name}' failed`,
+          status: "failed",
+        } satisfies RunStop);
       }
     });
     running.set(task.name, done);
@@ -138,7 +171,8 @@ async function execute(
       const blocker = task.dependsOn.find((d) => blocked.has(d));
       if (stopped) skip(task, stopped.message);
       else if (blocker !== undefined) skip(task, blocked.get(blocker)!);
-      else if (running.size < maxParallel && task.dependsOn.every((d) => results.has(d))) start(task);
+      else if (running.size < maxParallel && task.dependsOn.every((d) => results.has(d)))
+        start(task);
       else {
         i++;
         continue;
@@ -155,7 +189,8 @@ async function execute(
   const tasks = model.tasks.map((t) => results.get(t.name)!);
   for (const t of tasks) counts[t.status]++;
   const stopped = stop.signal.reason as RunStop | undefined;
-  let status: RunStatus = stopped?.status ?? (counts.failed + counts.cancelled > 0 ? "failed" : "succeeded");
+  let status: RunStatus =
+    stopped?.status ?? (counts.failed + counts.cancelled > 0 ? "failed" : "succeeded");
   let message = stopped?.message;
   if (status === "failed" && !message) {
     const failed = tasks.filter((t) => t.status === "failed").map((t) => `'${t.name}'`);
@@ -172,8 +207,16 @@ async function execute(
   const durationMs = Date.now() - started;
   const msg = message ?? "";
   if (status === "succeeded") emit({ type: "workflow.completed", workflow, durationMs });
-  else if (status === "failed") emit({ type: "workflow.failed", workflow, durationMs, message: msg });
-  else if (status === "aborted") emit({ type: "workflow.aborted", workflow, durationMs, message: msg, task: stopped?.task ?? "" });
+  else if (status === "failed")
+    emit({ type: "workflow.failed", workflow, durationMs, message: msg });
+  else if (status === "aborted")
+    emit({
+      type: "workflow.aborted",
+      workflow,
+      durationMs,
+      message: msg,
+      task: stopped?.task ?? "",
+    });
   else emit({ type: "workflow.interrupted", workflow, durationMs, message: msg });
   return { runId, workflow, status, message, durationMs, tasks, counts };
 }
@@ -195,7 +238,13 @@ function contextFor(
     if (out) deps[d] = out;
   }
   return {
-    params: { ...task.params, ...options.params, task_name: task.name, workflow: model.name, workdir },
+    params: {
+      ...task.params,
+      ...options.params,
+      task_name: task.name,
+      workflow: model.name,
+      workdir,
+    },
     deps,
     values: options.values ?? {},
     workdir,
@@ -209,7 +258,10 @@ function contextFor(
 
 /** A time-sortable id: UTC timestamp and random hex ("20260101T120000-1a2b3c"). */
 function newRunId(): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "");
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "");
   return `${stamp}-${randomBytes(3).toString("hex")}`;
 }
 

@@ -1,6 +1,12 @@
 import fs from "node:fs/promises";
 import { artifactDir, consumeArtifacts, saveArtifacts } from "./artifacts.js";
-import { type AttemptEnv, errorMessage, evaluateCondition, runAttempt, type StopReason } from "./attempt.js";
+import {
+  type AttemptEnv,
+  errorMessage,
+  evaluateCondition,
+  runAttempt,
+  type StopReason,
+} from "./attempt.js";
 import type { RunEvent } from "./events.js";
 import type { TaskContext, TaskHook, TaskModel, TaskOutcome, WorkflowHooks } from "./model.js";
 import { retryDelay, sleep } from "./retry.js";
@@ -35,7 +41,12 @@ export async function runTask(
 ): Promise<TaskRunResult> {
   const started = Date.now();
   const base = makeCtx(env.runSignal, 1);
-  const result = (status: TaskResult["status"], attempts: number, message?: string, outcome?: TaskOutcome) => ({
+  const result = (
+    status: TaskResult["status"],
+    attempts: number,
+    message?: string,
+    outcome?: TaskOutcome,
+  ) => ({
     name: task.name,
     status,
     attempts,
@@ -60,7 +71,10 @@ export async function runTask(
     }
   } catch (err) {
     if (env.runSignal.aborted) return cancelled(0);
-    return finish(task, base, env, result, 0, { ok: false, message: `condition failed: ${errorMessage(err)}` });
+    return finish(task, base, env, result, 0, {
+      ok: false,
+      message: `condition failed: ${errorMessage(err)}`,
+    });
   }
   if (env.runSignal.aborted) return cancelled(0);
 
@@ -69,7 +83,10 @@ export async function runTask(
   try {
     await task.hooks.pre?.(base);
   } catch (err) {
-    return finish(task, base, env, result, 0, { ok: false, message: `pre_hook failed: ${errorMessage(err)}` });
+    return finish(task, base, env, result, 0, {
+      ok: false,
+      message: `pre_hook failed: ${errorMessage(err)}`,
+    });
   }
   try {
     await fs.mkdir(base.workdir, { recursive: true });
@@ -88,7 +105,10 @@ export async function runTask(
     const timer =
       timeoutMs === undefined
         ? undefined
-        : setTimeout(() => controller.abort({ kind: "timeout", timeoutMs } satisfies StopReason), timeoutMs);
+        : setTimeout(
+            () => controller.abort({ kind: "timeout", timeoutMs } satisfies StopReason),
+            timeoutMs,
+          );
     const ctx = makeCtx(controller.signal, attempt);
     const ended = await runAttempt(task, ctx, env);
     clearTimeout(timer);
@@ -105,10 +125,18 @@ export async function runTask(
     if (outcome.ok) {
       try {
         if (task.artifacts.length > 0) {
-          await saveArtifacts(task.artifacts, ctx.workdir, artifactDir(env.artifactRoot, task.name));
+          await saveArtifacts(
+            task.artifacts,
+            ctx.workdir,
+            artifactDir(env.artifactRoot, task.name),
+          );
         }
       } catch (err) {
-        return finish(task, ctx, env, result, attempt, { ...outcome, ok: false, message: errorMessage(err) });
+        return finish(task, ctx, env, result, attempt, {
+          ...outcome,
+          ok: false,
+          message: errorMessage(err),
+        });
       }
       return finish(task, ctx, env, result, attempt, outcome);
     }
@@ -150,7 +178,12 @@ async function finish(
   await callHook(env, task.name, "on_task_complete", () =>
     env.hooks.onTaskComplete?.(task.name, outcome.ok, outcome.output),
   );
-  const done = result(outcome.ok ? "succeeded" : "failed", attempts, outcome.message ?? undefined, outcome);
+  const done = result(
+    outcome.ok ? "succeeded" : "failed",
+    attempts,
+    outcome.message ?? undefined,
+    outcome,
+  );
   if (outcome.ok) {
     env.emit({
       type: "task.succeeded",
@@ -162,7 +195,14 @@ async function finish(
     });
   } else {
     const message = outcome.message ?? "failed";
-    env.emit({ type: "task.failed", task: task.name, attempts, durationMs: done.durationMs, message, output: outcome.output });
+    env.emit({
+      type: "task.failed",
+      task: task.name,
+      attempts,
+      durationMs: done.durationMs,
+      message,
+      output: outcome.output,
+    });
     done.message = message;
   }
   return done;
@@ -190,7 +230,12 @@ async function callHook(
   try {
     await fn();
   } catch (err) {
-    env.emit({ type: "task.log", task, stream: "log", text: `${name} hook failed: ${errorMessage(err)}\n` });
+    env.emit({
+      type: "task.log",
+      task,
+      stream: "log",
+      text: `${name} failed: ${errorMessage(err)}\n`,
+    });
   }
 }
 
