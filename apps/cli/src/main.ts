@@ -13,6 +13,7 @@ export async function main(argv: string[]): Promise<void> {
   const debug = argv.includes("--debug");
   let cli = yargs(argv)
     .scriptName("sloth-runner")
+    .parserConfiguration({ "populate--": true })
     .usage("$0 <command> [options]")
     .option("data-dir", {
       type: "string",

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { parseDuration, type SlothError } from "@sloth/client";
 import type { Argv, CommandModule } from "yargs";
-import { type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
+import { CliError, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
 import { eprintln, formatDuration, painter } from "../output.js";
 
@@ -104,7 +104,7 @@ export async function runOnAgent(argv: RunArgs): Promise<number> {
 
 /** `sloth-runner agent run <name> <command...>`. */
 export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
-  command: "run <name> <command..>",
+  command: "run <name> [command..]",
   aliases: ["exec"],
   describe: "Run a shell command on an agent, streaming its output",
   builder: (y) =>
@@ -133,6 +133,15 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         "put -- before a command with options",
       ) as unknown as Argv<RunArgs>,
   handler: async (argv) => {
-    process.exitCode = await runOnAgent(argv);
+    const command = [...(argv.command ?? []), ...((argv as { "--"?: string[] })["--"] ?? [])].map(
+      String,
+    );
+    if (command.length === 0) {
+      throw new CliError("missing command", {
+        hint: "run `sloth-runner agent run NAME 'COMMAND'`",
+        exitCode: 2,
+      });
+    }
+    process.exitCode = await runOnAgent({ ...argv, command });
   },
 };

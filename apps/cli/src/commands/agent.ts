@@ -3,6 +3,7 @@ import { CliError, type GlobalArgs, withMaster } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
 import { painter, printJson, println, table } from "../output.js";
 import { runCommand } from "./agent-run.js";
+import { runAgent, startAgentCommand, startAgentOptions } from "./agent-start.js";
 import { agentJson, ago, bytes, metricsJson, paintStatus } from "./agent-view.js";
 
 type JsonArgs = GlobalArgs & { json?: boolean };
@@ -127,18 +128,18 @@ const metrics: CommandModule<GlobalArgs, NameArgs> = {
     }),
 };
 
-/** `sloth-runner agent ...`. */
+/** `sloth-runner agent ...`; bare `agent -p PORT` starts an agent (seed 004). */
 export const agentCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: "agent",
-  describe: "Manage agents and run commands on them",
+  describe: "Manage agents, run commands on them, or start one (`agent start`, `agent -p PORT`)",
   builder: (y) =>
-    y
+    startAgentOptions(y)
+      .command(startAgentCommand)
       .command(list)
       .command(get)
       .command(runCommand)
       .command(del)
       .command(stop)
-      .command(metrics)
-      .demandCommand(1, "missing agent command") as unknown as Argv<GlobalArgs>,
-  handler: () => {},
+      .command(metrics) as unknown as Argv<GlobalArgs>,
+  handler: (argv) => runAgent(argv as Parameters<typeof runAgent>[0]),
 };

@@ -1,0 +1,113 @@
+import type { AgentEvent } from "@sloth/agent";
+import { isSlothError } from "@sloth/client";
+import type { Argv, CommandModule } from "yargs";
+import { CliError, type GlobalArgs } from "../context.js";
+import { eprintln, formatDuration, painter } from "../output.js";
+
+interface AgentStartArgs extends GlobalArgs {
+  name?: string;
+  port?: number;
+  bindAddress?: string;
+  reportAddress?: string;
+  label?: string[];
+}
+
+/** Options of `agent start` (also accepted by bare `agent`), the same as sloth-agentd's. */
+export function startAgentOptions<T>(y: Argv<T>): Argv<T & AgentStartArgs> {
+  return y
+    .option("name", { type: "string", describe: "Agent name (default: host name)" })
+    .option("master", {
+      type: "string",
+      describe:
+        "Master HOST:PORT or name (default: $SLOTH_RUNNER_MASTER_ADDR, the selected master, localhost:50053)",
+    })
+    .option("port", { alias: "p", type: "number", default: 50051, describe: "Port to listen on" })
+    .option("bind-address", {
+      type: "string",
+      default: "0.0.0.0",
+      describe: "Address to listen on",
+    })
+    .option("report-address", {
+      type: "string",
+      describe: "HOST:PORT the master should dial (NAT, containers)",
+    })
+    .option("label", { type: "string", array: true, describe: "Label KEY=VALUE (repeatable)" })
+    .option("token-file", {
+      type: "string",
+      describe: "Cluster token file (default: $SLOTH_RUNNER_TOKEN, else <data dir>/master/token)",
+    }) as unknown as Argv<T & AgentStartArgs>;
+}
+
+/** A line for each agent event, as `agent start` prints it on stderr. */
+export function describeAgentEvent(name: string, e: AgentEvent): string | undefined {
+  const c = painter(process.stderr);
+  switch (e.type) {
+    case "listening":
+      return `Agent '${name}' listening on ${e.address}`;
+    case "registered":
+      return `Agent '${name}' ${e.again ? "registered again" : "registered"} with master at ${e.master}`;
+    case "registration-failed":
+      return c.yellow(
+        `warning: cannot register with master at ${e.master}: ${e.error.describe()} (retrying in ${formatDuration(e.retryInMs)})`,
+      );
+    case "heartbeat-failed":
+      return c.yellow(
+        `warning: heartbeat to master at ${e.master} failed: ${e.error.describe()} (retrying in ${formatDuration(e.retryInMs)})`,
+      );
+    case "reconnected":
+      return `Agent '${name}' reconnected to master at ${e.master}`;
+    case "forgotten":
+      return `Master at ${e.master} no longer knows agent '${name}': registering again`;
+    case "stopping":
+      return `Agent '${name}' stopping`;
+    case "stopped":
+      return `Agent '${name}' stopped`;
+  }
+  return undefined;
+}
+
+/** Runs an agent in the foreground until SIGINT/SIGTERM or a Shutdown call. */
+export async function runAgent(argv: AgentStartArgs): Promise<void> {
+  const { startAgentFromFlags, stopOnSignals, AgentNameHeldError } = await import("@sloth/agent");
+  const os = await import("node:os");
+  const name = argv.name ?? os.hostname();
+  const agent = await startAgentFromFlags(
+    {
+      name: argv.name,
+      master: argv.master,
+      port: argv.port,
+      bindAddress: argv.bindAddress,
+      reportAddress: argv.reportAddress,
+      label: argv.label,
+      tokenFile: argv.tokenFile,
+      dataDir: argv.dataDir,
+    },
+    {
+      onEvent: (e) => {
+        const line = describeAgentEvent(name, e);
+        if (line) eprintln(line);
+      },
+    },
+  );
+  const off = stopOnSignals(agent);
+  try {
+    await agent.wait();
+  } catch (e) {
+    if (e instanceof AgentNameHeldError || isSlothError(e, "SLOTH_AGENT_NAME_HELD")) {
+      throw new CliError(`agent name '${name}' is held by another agent`, {
+        hint: `run \`sloth-runner agent delete ${name}\``,
+      });
+    }
+    throw e;
+  } finally {
+    off();
+  }
+}
+
+/** `sloth-runner agent start`. */
+export const startAgentCommand: CommandModule<GlobalArgs, AgentStartArgs> = {
+  command: "start",
+  describe: "Start an agent in the foreground and register it with the master",
+  builder: (y) => startAgentOptions(y),
+  handler: (argv) => runAgent(argv),
+};
