@@ -1,0 +1,242 @@
+import {
+  createAuthInterceptor,
+  formatHostPort,
+  isSlothError,
+  resolveDataDir,
+  SlothError,
+} from "@sloth/client";
+import type { BackoffOptions } from "./backoff.js";
+import { CommandTracker } from "./command-tracker.js";
+import type { AgentEvent, AgentStatus } from "./events.js";
+import { loadOrCreateIdentity } from "./identity.js";
+import { type AgentLogger, silentLogger } from "./logger.js";
+import { CpuSampler } from "./metrics.js";
+import { validateAgentOptions } from "./options.js";
+import { type HeartbeatOptions, runRegistration } from "./registration.js";
+import { listenRpc, type RpcServer } from "./server.js";
+import { agentRoutes } from "./service.js";
+import { systemFacts } from "./system-facts.js";
+import { AGENT_VERSION } from "./version.js";
+
+/** Options of {@link createAgent}. */
+export interface AgentOptions {
+  /** Master `HOST:PORT` to register with. */
+  masterAddress: string;
+  /** The cluster token: sent to the master, required from callers. */
+  token: string;
+  /** Agent name (default: the host name). */
+  name?: string | undefined;
+  /** Port to listen on (default 50051; 0 picks a free port). */
+  port?: number | undefined;
+  /** Address to listen on (default 0.0.0.0). */
+  bindAddress?: string | undefined;
+  /** `HOST:PORT` the master should dial, when it differs from the bind address. */
+  reportAddress?: string | undefined;
+  /** Labels reported to the master. */
+  labels?: Readonly<Record<string, string>> | undefined;
+  /** Data directory (default: SLOTH_RUNNER_DATA_DIR, else ~/.sloth-runner). */
+  dataDir?: string | undefined;
+  /** Default working directory of commands (default: process.cwd()). */
+  workdir?: string | undefined;
+  /** How long a stop lets running commands finish (default 30 000 ms). */
+  shutdownGraceMs?: number | undefined;
+  /** SIGTERM to SIGKILL delay when killing a command (default 2000 ms). */
+  killGraceMs?: number | undefined;
+  /** Heartbeat overrides (tests); default: what the master's reply says. */
+  heartbeat?: HeartbeatOptions | undefined;
+  /** Retry backoff towards the master (default 500 ms doubling up to 30 s). */
+  backoff?: BackoffOptions | undefined;
+  /** Deadline of each call to the master (default 10 000 ms). */
+  rpcTimeoutMs?: number | undefined;
+  /** pino-compatible logger (default: silent). */
+  logger?: AgentLogger | undefined;
+  /** Called for every {@link AgentEvent}; must not throw. */
+  onEvent?: ((event: AgentEvent) => void) | undefined;
+}
+
+/** Where a started agent listens. */
+export interface AgentAddress {
+  /** `HOST:PORT` listened on (the bind address and actual port). */
+  address: string;
+  port: number;
+}
+
+/** Options of {@link Agent.stop}. */
+export interface StopOptions {
+  /** Overrides `shutdownGraceMs`; 0 kills running commands at once. */
+  graceMs?: number | undefined;
+}
+
+/** A Sloth Runner agent: an AgentService server that registers with a master. */
+export interface Agent {
+  readonly name: string;
+  readonly version: string;
+  /**
+   * Listens, then registers in the background (retrying forever while the
+   * master is unreachable). Rejects when the port cannot be bound.
+   */
+  start(): Promise<AgentAddress>;
+  /** Stops registering, lets commands finish up to the grace, then closes. */
+  stop(options?: StopOptions): Promise<void>;
+  /** Registration state now. */
+  status(): AgentStatus;
+  /** Resolves once the master has accepted the agent; rejects if it stops first. */
+  registered(): Promise<void>;
+  /**
+   * Resolves when the agent has stopped (stop(), Shutdown RPC); rejects
+   * with {@link AgentNameHeldError} when the master refused the name.
+   */
+  wait(): Promise<void>;
+}
+
+/** Creates an agent; nothing happens until {@link Agent.start}. */
+export function createAgent(options: AgentOptions): Agent {
+  const o = validateAgentOptions(options);
+  const logger = options.logger ?? silentLogger;
+  const dataDir = resolveDataDir(options.dataDir);
+  const tracker = new CommandTracker();
+  const sampler = new CpuSampler();
+  const stopController = new AbortController();
+  const state: AgentStatus = {
+    registered: false,
+    master: options.masterAddress,
+    lastError: undefined,
+    registeredAt: undefined,
+    lastHeartbeatAt: undefined,
+    heartbeatIntervalMs: undefined,
+    runningCommands: 0,
+    state: "new",
+  };
+  let server: RpcServer | undefined;
+  let registration: Promise<void> | undefined;
+  let stopping: Promise<void> | undefined;
+  let fatal: SlothError | undefined;
+  let settle!: { resolve(): void; reject(e: unknown): void };
+  const stopped = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  stopped.catch(() => {});
+  const registeredWaiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
+
+  const emit = (event: AgentEvent) => {
+    try {
+      options.onEvent?.(event);
+    } catch (err) {
+      logger.error({ err: String(err) }, "agent event handler threw");
+    }
+  };
+
+  const stop = (reason: "stop" | "shutdown-rpc" | "fatal", graceMs?: number): Promise<void> => {
+    if (stopping) return stopping;
+    state.state = "stopping";
+    emit({ type: "stopping", reason });
+    logger.info({ reason }, "agent stopping");
+    stopController.abort();
+    stopping = (async () => {
+      await registration?.catch(() => {});
+      await tracker.drain(graceMs ?? o.shutdownGraceMs, o.killGraceMs + 3000);
+      await server?.close(1000);
+      sampler.stop();
+      state.state = "stopped";
+      state.registered = false;
+      const err = fatal ?? new Error("agent stopped");
+      for (const w of registeredWaiters.splice(0)) w.reject(err);
+      emit(fatal ? { type: "stopped", error: fatal } : { type: "stopped" });
+      logger.info({}, "agent stopped");
+      if (fatal) settle.reject(fatal);
+      else settle.resolve();
+    })();
+    return stopping;
+  };
+
+  return {
+    name: o.name,
+    version: AGENT_VERSION,
+    async start() {
+      if (state.state !== "new") throw new Error("cannot start agent: it was already started");
+      state.state = "running";
+      const identity = loadOrCreateIdentity(dataDir.agent(o.name).identity);
+      if (identity.created) logger.info({ file: identity.file }, "created agent identity");
+      const routes = agentRoutes({
+        name: o.name,
+        version: AGENT_VERSION,
+        tracker,
+        sampler,
+        workdir: o.workdir,
+        runOptions: { killGraceMs: o.killGraceMs },
+        logger,
+        onShutdown: (grace) => void stop("shutdown-rpc", grace),
+      });
+      const auth = createAuthInterceptor({ token: options.token, publicMethods: ["Health"] });
+      try {
+        server = await listenRpc(routes, [auth], o.bindAddress, o.port);
+      } catch (e) {
+        state.state = "stopped";
+        settle.resolve();
+        throw e;
+      }
+      sampler.start();
+      const address = formatHostPort(o.bindAddress, server.port);
+      logger.info({ address, name: o.name, version: AGENT_VERSION }, "agent listening");
+      emit({ type: "listening", address, port: server.port });
+      registration = runRegistration(
+        {
+          master: options.masterAddress,
+          token: options.token,
+          name: o.name,
+          secret: identity.secret,
+          request: {
+            name: o.name,
+            reportAddress: o.reportAddress ?? "",
+            bindAddress: o.bindAddress,
+            port: server.port,
+            version: AGENT_VERSION,
+            labels: { ...o.labels },
+            facts: systemFacts(),
+            identitySecret: identity.secret,
+          },
+          heartbeat: options.heartbeat ?? {},
+          backoff: options.backoff ?? {},
+          rpcTimeoutMs: options.rpcTimeoutMs ?? 10_000,
+          runningCommands: () => tracker.running,
+          logger,
+          emit,
+          onState(update) {
+            const now = new Date();
+            if (update.registered && !state.registered) state.registeredAt = now;
+            if (update.registered) {
+              state.lastHeartbeatAt = now;
+              state.lastError = undefined;
+              for (const w of registeredWaiters.splice(0)) w.resolve();
+            }
+            state.registered = update.registered;
+            if (update.lastError) state.lastError = update.lastError;
+            if (update.heartbeatIntervalMs !== undefined)
+              state.heartbeatIntervalMs = update.heartbeatIntervalMs;
+          },
+        },
+        stopController.signal,
+      ).catch((e: unknown) => {
+        fatal = isSlothError(e)
+          ? e
+          : new SlothError("SLOTH_REMOTE", `registration stopped unexpectedly: ${String(e)}`, {
+              cause: e,
+            });
+        state.lastError = fatal;
+        logger.error({ err: fatal.message }, fatal.describe());
+        void stop("fatal");
+      });
+      return { address, port: server.port };
+    },
+    stop: (stopOptions) => stop("stop", stopOptions?.graceMs),
+    status: () => ({ ...state, runningCommands: tracker.running }),
+    registered() {
+      if (state.registered) return Promise.resolve();
+      if (state.state === "stopped" || state.state === "stopping") {
+        return Promise.reject(fatal ?? new Error("agent stopped"));
+      }
+      return new Promise((resolve, reject) => registeredWaiters.push({ resolve, reject }));
+    },
+    wait: () => stopped,
+  };
+}

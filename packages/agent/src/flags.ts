@@ -1,0 +1,129 @@
+import { resolveDataDir, resolveMaster, resolveToken, SlothError } from "@sloth/client";
+import { type Agent, type AgentOptions, createAgent } from "./agent.js";
+import { parseLabels, validatePort } from "./options.js";
+
+/**
+ * The flags of `sloth-agentd` and `sloth-runner agent start`, as yargs
+ * option specs, so both commands accept exactly the same flags.
+ */
+export const agentStartFlags = {
+  name: { type: "string", describe: "Agent name (default: host name)" },
+  master: {
+    type: "string",
+    describe:
+      "Master HOST:PORT or a name from `sloth-runner master list` (default: SLOTH_RUNNER_MASTER_ADDR, the default master, localhost:50053)",
+  },
+  port: { type: "number", describe: "Port to listen on", default: 50051 },
+  "bind-address": { type: "string", describe: "Address to listen on", default: "0.0.0.0" },
+  "report-address": {
+    type: "string",
+    describe: "HOST:PORT the master should dial (behind NAT or port forwarding)",
+  },
+  label: {
+    type: "string",
+    array: true,
+    describe: "Label KEY=VALUE reported to the master (repeatable)",
+  },
+  "token-file": {
+    type: "string",
+    describe:
+      "File holding the cluster token (default: SLOTH_RUNNER_TOKEN, else <data dir>/master/token)",
+  },
+  "data-dir": {
+    type: "string",
+    describe: "Data directory (default: SLOTH_RUNNER_DATA_DIR, else ~/.sloth-runner)",
+  },
+} as const;
+
+/** Parsed values of {@link agentStartFlags} (yargs' camel-case keys). */
+export interface AgentStartFlags {
+  name?: string | undefined;
+  master?: string | undefined;
+  port?: number | undefined;
+  bindAddress?: string | undefined;
+  reportAddress?: string | undefined;
+  label?: readonly string[] | undefined;
+  tokenFile?: string | undefined;
+  dataDir?: string | undefined;
+}
+
+/** What the embedding command adds to the flags. */
+export type AgentRuntimeOptions = Pick<
+  AgentOptions,
+  "logger" | "onEvent" | "shutdownGraceMs" | "workdir"
+>;
+
+/**
+ * Turns parsed flags into createAgent options: master from `--master` >
+ * SLOTH_RUNNER_MASTER_ADDR > default master > legacy master.conf >
+ * localhost:50053; token from `--token-file` > SLOTH_RUNNER_TOKEN >
+ * `<data dir>/master/token`. Throws SlothErrors worded for the command line.
+ */
+export function agentOptionsFromFlags(
+  flags: AgentStartFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): AgentOptions {
+  const dataDir = resolveDataDir(flags.dataDir, env);
+  const master = resolveMaster({ flag: flags.master, dataDir, env });
+  const port = flags.port ?? 50051;
+  if (Number.isNaN(port)) {
+    throw new SlothError("SLOTH_INVALID_ARGUMENT", "invalid port: expected a number", {
+      hint: "choose another with --port",
+    });
+  }
+  validatePort(port);
+  const token = resolveToken({
+    tokenFile: flags.tokenFile,
+    env,
+    masterTokenFile: master.record?.tokenFile,
+    dataDirTokenFile: dataDir.master.token,
+  });
+  if (!token) {
+    throw new SlothError("SLOTH_TOKEN_MISSING", "no cluster token found", {
+      hint: `pass --token-file FILE or set SLOTH_RUNNER_TOKEN (the master writes it to ${dataDir.master.token})`,
+    });
+  }
+  return {
+    masterAddress: master.address,
+    token: token.token,
+    name: flags.name,
+    port,
+    bindAddress: flags.bindAddress,
+    reportAddress: flags.reportAddress,
+    labels: parseLabels(flags.label ?? []),
+    dataDir: dataDir.root,
+  };
+}
+
+/**
+ * Creates and starts an agent from parsed flags: the whole of `sloth-agentd`
+ * and `sloth-runner agent start` apart from printing and signals.
+ */
+export async function startAgentFromFlags(
+  flags: AgentStartFlags,
+  runtime: AgentRuntimeOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Agent> {
+  const agent = createAgent({ ...agentOptionsFromFlags(flags, env), ...runtime });
+  await agent.start();
+  return agent;
+}
+
+/**
+ * Stops `agent` gracefully on SIGTERM or SIGINT; a second signal kills
+ * running commands at once. Returns a function removing the handlers.
+ */
+export function stopOnSignals(
+  agent: Agent,
+  signals: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT"],
+): () => void {
+  let count = 0;
+  const handler = () => {
+    count++;
+    void agent.stop(count > 1 ? { graceMs: 0 } : undefined);
+  };
+  for (const s of signals) process.on(s, handler);
+  return () => {
+    for (const s of signals) process.off(s, handler);
+  };
+}

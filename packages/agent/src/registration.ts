@@ -1,0 +1,161 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  connect,
+  fromConnectError,
+  masterClient,
+  type SlothConnection,
+  type SlothError,
+} from "@sloth/client";
+import type { RegisterAgentRequestSchema } from "@sloth/proto";
+import { type BackoffOptions, backoffDelay, jittered, sleep } from "./backoff.js";
+import { AgentNameHeldError } from "./errors.js";
+import type { AgentEvent } from "./events.js";
+import type { AgentLogger } from "./logger.js";
+
+/** Heartbeat timing; values from the master's reply are used when unset. */
+export interface HeartbeatOptions {
+  /** Interval between heartbeats in ms (default: the master's, else 5000). */
+  intervalMs?: number;
+  /** Spread in percent either way (default: the master's, else 20). */
+  jitterPercent?: number;
+}
+
+/** Inputs of the registration loop. */
+export interface RegistrationOptions {
+  master: string;
+  token: string;
+  name: string;
+  secret: Uint8Array;
+  request: MessageInitShape<typeof RegisterAgentRequestSchema>;
+  heartbeat: HeartbeatOptions;
+  backoff: BackoffOptions;
+  /** Deadline of each call to the master. */
+  rpcTimeoutMs: number;
+  runningCommands(): number;
+  logger: AgentLogger;
+  emit(event: AgentEvent): void;
+  /** Registration state changes, for status(). */
+  onState(update: {
+    registered: boolean;
+    lastError?: SlothError;
+    heartbeatIntervalMs?: number;
+  }): void;
+}
+
+/** Codes meaning "the master does not know this agent as us": register again. */
+const FORGOTTEN = new Set([Code.NotFound, Code.PermissionDenied, Code.AlreadyExists]);
+
+/**
+ * Registers with the master and heartbeats until `signal` aborts. Never gives
+ * up on an unreachable master; returns only when stopped, and throws only
+ * {@link AgentNameHeldError}, which retrying cannot fix.
+ */
+export async function runRegistration(o: RegistrationOptions, signal: AbortSignal): Promise<void> {
+  let conn: SlothConnection = connect({ address: o.master, token: o.token });
+  const reconnect = () => {
+    conn.close();
+    conn = connect({ address: o.master, token: o.token });
+  };
+  const call = { signal, timeoutMs: o.rpcTimeoutMs };
+  let again = false;
+  let attempt = 0;
+  try {
+    while (!signal.aborted) {
+      let intervalMs: number;
+      let jitterPercent: number;
+      try {
+        const reply = await masterClient(conn).registerAgent(o.request, call);
+        intervalMs = o.heartbeat.intervalMs ?? (Number(reply.heartbeatIntervalMs) || 5000);
+        jitterPercent =
+          o.heartbeat.jitterPercent ??
+          (reply.heartbeatIntervalMs > 0n ? reply.heartbeatJitterPercent : 20);
+      } catch (e) {
+        if (signal.aborted) return;
+        if (ConnectError.from(e).code === Code.AlreadyExists)
+          throw new AgentNameHeldError(o.name, e);
+        const error = fromConnectError(e, { kind: "master", address: o.master });
+        const retryInMs = backoffDelay(attempt, o.backoff);
+        attempt++;
+        o.onState({ registered: false, lastError: error });
+        o.logger.warn(
+          { master: o.master, attempt, retryInMs, err: error.message },
+          "cannot register with master",
+        );
+        o.emit({ type: "registration-failed", master: o.master, error, attempt, retryInMs });
+        reconnect();
+        await sleep(retryInMs, signal);
+        continue;
+      }
+      attempt = 0;
+      o.onState({ registered: true, heartbeatIntervalMs: intervalMs });
+      o.logger.info(
+        { master: o.master, name: o.name, heartbeatIntervalMs: intervalMs },
+        "registered with master",
+      );
+      o.emit({ type: "registered", master: o.master, heartbeatIntervalMs: intervalMs, again });
+      again = true;
+      await heartbeatUntilForgotten(o, signal, () => conn, reconnect, intervalMs, jitterPercent);
+    }
+  } finally {
+    conn.close();
+  }
+}
+
+/** Heartbeats until stopped or until the master no longer knows the agent. */
+async function heartbeatUntilForgotten(
+  o: RegistrationOptions,
+  signal: AbortSignal,
+  conn: () => SlothConnection,
+  reconnect: () => void,
+  initialIntervalMs: number,
+  jitterPercent: number,
+): Promise<void> {
+  let intervalMs = initialIntervalMs;
+  let failures = 0;
+  let delay = jittered(intervalMs, jitterPercent);
+  while (!signal.aborted) {
+    await sleep(delay, signal);
+    if (signal.aborted) return;
+    try {
+      const reply = await masterClient(conn()).heartbeat(
+        { name: o.name, identitySecret: o.secret, runningCommands: o.runningCommands() },
+        { signal, timeoutMs: o.rpcTimeoutMs },
+      );
+      if (o.heartbeat.intervalMs === undefined && reply.heartbeatIntervalMs > 0n) {
+        intervalMs = Number(reply.heartbeatIntervalMs);
+      }
+      if (failures > 0) {
+        o.logger.info({ master: o.master }, "heartbeats reach the master again");
+        o.emit({ type: "reconnected", master: o.master });
+      }
+      failures = 0;
+      o.onState({ registered: true, heartbeatIntervalMs: intervalMs });
+      delay = jittered(intervalMs, jitterPercent);
+    } catch (e) {
+      if (signal.aborted) return;
+      if (FORGOTTEN.has(ConnectError.from(e).code)) {
+        o.onState({ registered: false });
+        o.logger.info({ master: o.master }, "master no longer knows this agent; registering again");
+        o.emit({ type: "forgotten", master: o.master });
+        return;
+      }
+      const error = fromConnectError(e, { kind: "master", address: o.master });
+      delay = backoffDelay(failures, o.backoff);
+      failures++;
+      o.onState({ registered: false, lastError: error });
+      o.logger.warn(
+        { master: o.master, attempt: failures, retryInMs: delay, err: error.message },
+        "heartbeat failed",
+      );
+      o.emit({
+        type: "heartbeat-failed",
+        master: o.master,
+        error,
+        attempt: failures,
+        retryInMs: delay,
+      });
+      reconnect();
+    }
+  }
+}

@@ -1,0 +1,78 @@
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { SlothError } from "@sloth/client";
+import { PortInUseError } from "./errors.js";
+
+/** A listening h2c server and how to close it. */
+export interface RpcServer {
+  port: number;
+  /**
+   * Stops accepting, asks clients to go away (GOAWAY), and destroys the
+   * sessions still open after `forceAfterMs`: a client's idle HTTP/2 session
+   * would otherwise keep `close()` waiting forever.
+   */
+  close(forceAfterMs: number): Promise<void>;
+}
+
+/**
+ * Serves Connect, gRPC and gRPC-Web over cleartext HTTP/2 (h2c) on
+ * `host:port` (port 0 picks a free one).
+ */
+export async function listenRpc(
+  routes: (router: ConnectRouter) => void,
+  interceptors: Interceptor[],
+  host: string,
+  port: number,
+): Promise<RpcServer> {
+  const server = http2.createServer(connectNodeAdapter({ routes, interceptors }));
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      if (err.code === "EADDRINUSE") reject(new PortInUseError(port, err));
+      else if (err.code === "EADDRNOTAVAIL") {
+        reject(
+          new SlothError(
+            "SLOTH_INVALID_ADDRESS",
+            `cannot listen on ${host}: no such local address`,
+            {
+              cause: err,
+              hint: "choose an address of this host with --bind-address, or 0.0.0.0",
+            },
+          ),
+        );
+      } else
+        reject(
+          new SlothError(
+            "SLOTH_INVALID_ARGUMENT",
+            `cannot listen on ${host}:${port}: ${err.message}`,
+            { cause: err },
+          ),
+        );
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+  return {
+    port: actualPort,
+    close(forceAfterMs) {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        for (const s of sessions) s.close();
+        const timer = setTimeout(() => {
+          for (const s of sessions) s.destroy();
+        }, forceAfterMs);
+        timer.unref();
+      });
+    },
+  };
+}

@@ -1,0 +1,152 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import {
+  AgentService,
+  type CommandEventSchema,
+  OutputStream,
+  type RunCommandRequest,
+  type RunCommandResponseSchema,
+} from "@sloth/proto";
+import type { CommandTracker } from "./command-tracker.js";
+import type { AgentLogger } from "./logger.js";
+import { type CpuSampler, collectMetrics } from "./metrics.js";
+import { type CommandEvent, type RunCommandOptions, runCommand } from "./run-command.js";
+
+/** What the AgentService handlers need from the agent. */
+export interface ServiceContext {
+  name: string;
+  version: string;
+  tracker: CommandTracker;
+  sampler: CpuSampler;
+  /** Default workdir of commands and the disk reported in metrics. */
+  workdir: string;
+  runOptions: Pick<RunCommandOptions, "killGraceMs" | "exitDrainMs" | "highWaterBytes">;
+  logger: AgentLogger;
+  /** Called by the Shutdown RPC, after its reply is sent. */
+  onShutdown(graceMs: number | undefined): void;
+}
+
+type EventInit = MessageInitShape<typeof CommandEventSchema>;
+
+function toWire(event: CommandEvent): EventInit {
+  switch (event.type) {
+    case "started":
+      return { event: { case: "started", value: { pid: event.pid } } };
+    case "output":
+      return {
+        event: {
+          case: "output",
+          value: {
+            stream: event.stream === "stdout" ? OutputStream.STDOUT : OutputStream.STDERR,
+            data: event.data,
+          },
+        },
+      };
+    case "exit":
+      return {
+        event: {
+          case: "exit",
+          value: {
+            exitCode: event.exitCode,
+            signal: event.signal,
+            signalNumber: event.signalNumber,
+            durationMs: BigInt(event.durationMs),
+            timedOut: event.timedOut,
+            startError: event.startError,
+          },
+        },
+      };
+  }
+}
+
+async function* runCommandHandler(
+  ctx: ServiceContext,
+  req: RunCommandRequest,
+  call: HandlerContext,
+): AsyncGenerator<MessageInitShape<typeof RunCommandResponseSchema>> {
+  const spec = req.spec;
+  if (!spec || spec.command === "") {
+    throw new ConnectError("cannot run command: the command is empty", Code.InvalidArgument);
+  }
+  if (!ctx.tracker.accepting) {
+    throw new ConnectError(`agent '${ctx.name}' is shutting down`, Code.Unavailable);
+  }
+  const run = ctx.tracker.track(call.signal);
+  const log = { command: spec.command, workdir: spec.workdir || undefined };
+  ctx.logger.debug(log, "command starting");
+  try {
+    const events = runCommand(
+      {
+        command: spec.command,
+        workdir: spec.workdir,
+        env: spec.env,
+        timeoutMs: Number(spec.timeoutMs),
+      },
+      { ...ctx.runOptions, signal: run.signal, defaultWorkdir: ctx.workdir },
+    );
+    for await (const event of events) {
+      const wire = toWire(event);
+      if (wire.event?.case === "started") wire.event.value.agentName = ctx.name;
+      if (event.type === "exit") {
+        ctx.logger.info(
+          {
+            ...log,
+            exitCode: event.exitCode,
+            signal: event.signal || undefined,
+            durationMs: event.durationMs,
+            timedOut: event.timedOut || undefined,
+            startError: event.startError || undefined,
+          },
+          "command finished",
+        );
+      }
+      yield { event: wire };
+    }
+    if (run.signal.aborted) ctx.logger.info(log, "command cancelled");
+  } finally {
+    run.release();
+  }
+}
+
+/** Registers the AgentService handlers on a Connect router. */
+export function agentRoutes(ctx: ServiceContext): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(AgentService, {
+      runCommand: (req, call) => runCommandHandler(ctx, req, call),
+      getMetrics() {
+        const m = collectMetrics(ctx.sampler, ctx.workdir);
+        return {
+          metrics: {
+            cpuPercent: m.cpuPercent,
+            cpuCount: m.cpuCount,
+            memoryTotalBytes: BigInt(m.memoryTotalBytes),
+            memoryUsedBytes: BigInt(m.memoryUsedBytes),
+            diskPath: m.diskPath,
+            diskTotalBytes: BigInt(m.diskTotalBytes),
+            diskUsedBytes: BigInt(m.diskUsedBytes),
+            load1: m.load1,
+            load5: m.load5,
+            load15: m.load15,
+            uptimeSeconds: BigInt(m.uptimeSeconds),
+            processUptimeSeconds: BigInt(m.processUptimeSeconds),
+            version: ctx.version,
+            runningCommands: ctx.tracker.running,
+            processRssBytes: BigInt(m.processRssBytes),
+            collectedAt: timestampFromDate(m.collectedAt),
+          },
+        };
+      },
+      health() {
+        return { name: ctx.name, version: ctx.version, runningCommands: ctx.tracker.running };
+      },
+      shutdown(req) {
+        const grace = req.graceMs > 0n ? Number(req.graceMs) : undefined;
+        ctx.logger.info({ graceMs: grace }, "shutdown requested");
+        // Deferred so the reply leaves before the server starts closing.
+        setImmediate(() => ctx.onShutdown(grace));
+        return {};
+      },
+    });
+  };
+}
