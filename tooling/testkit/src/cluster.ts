@@ -95,7 +95,7 @@ export async function spawnMaster(
   return { proc, address: `127.0.0.1:${port}`, port, dataDir };
 }
 
-/** Starts `sloth-agentd` registered with `master`; killed at cleanup. */
+/** Starts an agent process registered with `master`; killed at cleanup. */
 export async function spawnAgent(options: {
   name: string;
   master: string;
@@ -104,11 +104,15 @@ export async function spawnAgent(options: {
   args?: string[];
   env?: NodeJS.ProcessEnv;
   waitRegistered?: boolean;
+  /** Start it with `sloth-agentd` (default) or `sloth-runner agent start`. */
+  via?: "agentd" | "cli";
 }): Promise<TestProcess> {
   const dataDir = options.dataDir ?? tempDir("sloth-agent-");
+  const cli = (options.via ?? process.env.SLOTH_TEST_AGENT_VIA) === "cli";
   const proc = spawnNode(
-    AGENTD_BIN,
+    cli ? CLI_BIN : AGENTD_BIN,
     [
+      ...(cli ? ["agent", "start"] : []),
       "--name",
       options.name,
       "--master",

@@ -1,0 +1,227 @@
+import { spawnSync } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import {
+  CLI_BIN,
+  cleanup,
+  runCli,
+  spawnAgent,
+  spawnMaster,
+  spawnNode,
+  type TestProcess,
+  tempDir,
+  waitFor,
+} from "@sloth/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+// One master and three agents, spawned from the built binaries, shared by
+// the tests of this file (none of them stops a process).
+let master: TestProcess;
+let tokenFile: string;
+const agents: TestProcess[] = [];
+
+beforeAll(async () => {
+  master = await spawnMaster();
+  tokenFile = path.join(master.dataDir, "master", "token");
+  for (const name of ["alpha", "beta", "gamma"]) {
+    agents.push(
+      await spawnAgent({
+        name,
+        master: master.address,
+        tokenFile,
+        args: ["--label", `name=${name}`, "--label", "tier=test"],
+      }),
+    );
+  }
+}, 90_000);
+
+afterAll(cleanup);
+
+const cli = (...args: string[]) =>
+  runCli(["--data-dir", master.dataDir, ...args], {
+    env: { SLOTH_RUNNER_MASTER_ADDR: master.address },
+  });
+
+describe("a master with three agents", () => {
+  it("lists the agents as a table", async () => {
+    const r = await cli("agent", "list");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^NAME\s+ADDRESS\s+STATUS\s+VERSION\s+LAST SEEN\s+LABELS$/);
+    expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual(["alpha", "beta", "gamma"]);
+    for (const l of lines.slice(1))
+      expect(l).toMatch(/127\.0\.0\.1:\d+\s+active\s+\d+\.\d+\.\d+\s+/);
+  });
+
+  it("lists the agents as JSON", async () => {
+    const r = await cli("agent", "list", "--json");
+    expect(r.code).toBe(0);
+    const list = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+    expect(list.map((a) => a.name)).toEqual(["alpha", "beta", "gamma"]);
+    for (const a of list) {
+      expect(a).toMatchObject({ status: "active", labels: { tier: "test", name: a.name } });
+      expect(new Date(String(a.lastSeen)).toISOString()).toBe(a.lastSeen);
+      expect(typeof a.version).toBe("string");
+    }
+    expect(list.map((a) => a.address).sort()).toEqual(agents.map((a) => a.address).sort());
+    expect(r.stdout).not.toContain(fs.readFileSync(tokenFile, "utf8").trim());
+  });
+
+  it("shows one agent and its metrics, as text and JSON", async () => {
+    const get = await cli("agent", "get", "beta", "--json");
+    expect(get.code).toBe(0);
+    expect(JSON.parse(get.stdout)).toMatchObject({ name: "beta", status: "active" });
+    const m = await cli("agent", "metrics", "beta", "--json");
+    expect(m.code).toBe(0);
+    const metrics = JSON.parse(m.stdout) as Record<string, number>;
+    expect(metrics.cpuCount).toBeGreaterThan(0);
+    expect(metrics.memoryTotalBytes).toBeGreaterThan(metrics.memoryUsedBytes ?? 0);
+    expect(metrics.processRssBytes).toBeGreaterThan(0);
+    const text = await cli("agent", "metrics", "beta");
+    expect(text.stdout).toMatch(/CPU: .*% of \d+ cores/);
+  });
+
+  it("streams stdout and stderr apart and exits with the remote code", async () => {
+    const r = await cli(
+      "agent",
+      "run",
+      "alpha",
+      "printf 'out1\\n'; printf 'err1\\n' >&2; printf 'out2'; exit 3",
+    );
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe("out1\nout2");
+    expect(r.stderr).toContain("err1\n");
+    expect(r.stderr).toMatch(/Agent: alpha/);
+    expect(r.stderr).toMatch(/Command: printf/);
+    expect(r.stderr).toMatch(/✗ exit 3 on alpha \(\d+(ms|\.\d+s)\)/);
+  });
+
+  it("passes workdir and env, and reports signals as 128+N", async () => {
+    const dir = tempDir();
+    const r = await cli(
+      "agent",
+      "run",
+      "gamma",
+      "--workdir",
+      dir,
+      "--env",
+      "GREETING=hi there",
+      "--",
+      "pwd; echo $GREETING",
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${fs.realpathSync(dir)}\nhi there\n`);
+    const k = await cli("agent", "run", "gamma", "kill -TERM $$");
+    expect(k.code).toBe(128 + 15);
+    expect(k.stderr).toMatch(/killed by SIGTERM/);
+  });
+
+  it("kills a command at its timeout", async () => {
+    const t0 = Date.now();
+    const r = await cli("agent", "run", "beta", "--timeout", "1s", "sleep 30");
+    expect(r.code).toBeGreaterThan(128);
+    expect(r.stderr).toMatch(/timed out after 1\.00s/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  });
+
+  it("exits 255 when the command cannot start", async () => {
+    const r = await cli("agent", "run", "alpha", "--workdir", "/no/such/dir", "true");
+    expect(r.code).toBe(255);
+    expect(r.stderr).toMatch(/could not start: .*\/no\/such\/dir/);
+  });
+
+  it("relays 10 MB of output intact", async () => {
+    const r = await runCli(
+      [
+        "--data-dir",
+        master.dataDir,
+        "agent",
+        "run",
+        "alpha",
+        "--quiet",
+        "--master",
+        master.address,
+        "head -c 10485760 /dev/zero | tr '\\0' 'x'; echo; seq 1 1000",
+      ],
+      { timeoutMs: 60_000 },
+    );
+    expect(r.code).toBe(0);
+    const expected = `${"x".repeat(10 * 1024 * 1024)}\n${Array.from({ length: 1000 }, (_, i) => i + 1).join("\n")}\n`;
+    expect(r.stdout.length).toBe(expected.length);
+    expect(crypto.createHash("sha256").update(r.stdout).digest("hex")).toBe(
+      crypto.createHash("sha256").update(expected).digest("hex"),
+    );
+  });
+
+  it("relays a 1 MB line without a newline", async () => {
+    const r = await cli(
+      "agent",
+      "run",
+      "beta",
+      "--quiet",
+      "head -c 1048576 /dev/urandom | base64 -w0 | head -c 1048576",
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout.length).toBe(1048576);
+    expect(r.stdout).not.toContain("\n");
+  });
+
+  it("shows a line as soon as it is produced", async () => {
+    const p = spawnNode(CLI_BIN, [
+      "--data-dir",
+      master.dataDir,
+      "agent",
+      "run",
+      "gamma",
+      "--master",
+      master.address,
+      "echo first; sleep 3; echo second",
+    ]);
+    const t0 = Date.now();
+    await waitFor(() => p.stdout().includes("first"), { timeoutMs: 10_000, intervalMs: 10 });
+    const firstAt = Date.now() - t0;
+    expect(p.stdout()).not.toContain("second");
+    expect(await p.exited).toBe(0);
+    expect(Date.now() - t0 - firstAt).toBeGreaterThan(2000);
+  });
+
+  it("cancels the remote command on SIGINT: no sleep left behind", async () => {
+    const marker = `600.${crypto.randomInt(1e6)}`;
+    const p = spawnNode(CLI_BIN, [
+      "--data-dir",
+      master.dataDir,
+      "agent",
+      "run",
+      "alpha",
+      "--master",
+      master.address,
+      `sleep ${marker}`,
+    ]);
+    const running = () => {
+      const r = spawnSync("pgrep", ["-f", `^sleep ${marker}$`]);
+      return r.status === 0;
+    };
+    await waitFor(running, { what: "the remote sleep to start" });
+    p.kill("SIGINT");
+    expect(await p.exited).toBe(130);
+    expect(p.stderr()).toMatch(/interrupted/);
+    await waitFor(() => !running(), {
+      timeoutMs: 2000,
+      intervalMs: 20,
+      what: "the remote sleep to be killed",
+    });
+  });
+
+  it("refuses an unknown agent with a clear error", async () => {
+    const r = await cli("agent", "run", "nobody", "true");
+    expect(r.code).toBe(255);
+    expect(r.stderr).toMatch(/error: agent 'nobody' not found; run `sloth-runner agent list`/);
+    const g = await cli("agent", "get", "nobody");
+    expect(g.code).toBe(1);
+    expect(g.stderr.trim()).toBe(
+      "error: agent 'nobody' not found; run `sloth-runner agent list` to see the registered agents",
+    );
+  });
+});
