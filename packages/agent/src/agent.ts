@@ -8,7 +8,7 @@ import {
 import type { BackoffOptions } from "./backoff.js";
 import { CommandTracker } from "./command-tracker.js";
 import type { AgentEvent, AgentStatus } from "./events.js";
-import { loadOrCreateIdentity } from "./identity.js";
+import { type AgentIdentity, loadOrCreateIdentity } from "./identity.js";
 import { type AgentLogger, silentLogger } from "./logger.js";
 import { CpuSampler } from "./metrics.js";
 import { validateAgentOptions } from "./options.js";
@@ -155,8 +155,6 @@ export function createAgent(options: AgentOptions): Agent {
     async start() {
       if (state.state !== "new") throw new Error("cannot start agent: it was already started");
       state.state = "running";
-      const identity = loadOrCreateIdentity(dataDir.agent(o.name).identity);
-      if (identity.created) logger.info({ file: identity.file }, "created agent identity");
       const routes = agentRoutes({
         name: o.name,
         version: AGENT_VERSION,
@@ -175,6 +173,16 @@ export function createAgent(options: AgentOptions): Agent {
         settle.resolve();
         throw e;
       }
+      let identity: AgentIdentity;
+      try {
+        identity = loadOrCreateIdentity(dataDir.agent(o.name).identity);
+      } catch (e) {
+        state.state = "stopped";
+        await server.close(0);
+        settle.resolve();
+        throw e;
+      }
+      if (identity.created) logger.info({ file: identity.file }, "created agent identity");
       sampler.start();
       const address = formatHostPort(o.bindAddress, server.port);
       logger.info({ address, name: o.name, version: AGENT_VERSION }, "agent listening");

@@ -13,7 +13,7 @@ export const agentStartFlags = {
     describe:
       "Master HOST:PORT or a name from `sloth-runner master list` (default: SLOTH_RUNNER_MASTER_ADDR, the default master, localhost:50053)",
   },
-  port: { type: "number", describe: "Port to listen on", default: 50051 },
+  port: { alias: "p", type: "number", describe: "Port to listen on", default: 50051 },
   "bind-address": { type: "string", describe: "Address to listen on", default: "0.0.0.0" },
   "report-address": {
     type: "string",
@@ -72,6 +72,7 @@ export function agentOptionsFromFlags(
     });
   }
   validatePort(port);
+  const labels = parseLabels(flags.label ?? []);
   const token = resolveToken({
     tokenFile: flags.tokenFile,
     env,
@@ -90,7 +91,7 @@ export function agentOptionsFromFlags(
     port,
     bindAddress: flags.bindAddress,
     reportAddress: flags.reportAddress,
-    labels: parseLabels(flags.label ?? []),
+    labels,
     dataDir: dataDir.root,
   };
 }

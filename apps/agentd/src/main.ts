@@ -1,0 +1,105 @@
+import { createRequire } from "node:module";
+import {
+  type AgentStartFlags,
+  agentStartFlags,
+  startAgentFromFlags,
+  stopOnSignals,
+} from "@sloth/agent";
+import { isSlothError } from "@sloth/client";
+import { pino } from "pino";
+import yargs from "yargs";
+
+const require = createRequire(import.meta.url);
+
+/** The version of @sloth/agentd. */
+export const VERSION: string = (require("../package.json") as { version: string }).version;
+
+/** Thrown for usage errors, which exit 2 like other command-line tools. */
+class UsageError extends Error {}
+
+/**
+ * Runs `sloth-agentd` with `argv` (without node and the script): serves
+ * until SIGTERM/SIGINT or a Shutdown call. Sets `process.exitCode`; never
+ * throws.
+ */
+export async function main(argv: string[]): Promise<void> {
+  const debug = argv.includes("--debug");
+  try {
+    const flags = await parse(argv);
+    if (!flags) return;
+    const logger = pino(
+      { level: debug ? "debug" : "info", base: { pid: process.pid } },
+      pino.destination({ fd: 2, sync: true }),
+    );
+    const agent = await startAgentFromFlags(flags, { logger });
+    const off = stopOnSignals(agent);
+    try {
+      await agent.wait();
+    } finally {
+      off();
+      logger.flush();
+    }
+  } catch (e) {
+    process.exitCode = report(e, debug);
+  }
+}
+
+async function parse(argv: string[]): Promise<AgentStartFlags | undefined> {
+  let shown = false;
+  const args = await yargs(argv)
+    .scriptName("sloth-agentd")
+    .usage("$0 [options]\n\nRun a Sloth Runner agent: serve commands and register with the master.")
+    .options({
+      ...agentStartFlags,
+      debug: { type: "boolean", describe: "Log debug events and print stack traces" },
+    })
+    .version(VERSION)
+    .alias("version", "V")
+    .help()
+    .alias("help", "h")
+    .strict()
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg ?? "invalid arguments");
+    })
+    .parseAsync(argv, {}, (_err, _argv, output) => {
+      // With exitProcess(false), --help and --version print and return:
+      // the callback sees their text and keeps the daemon from starting.
+      if (output) {
+        shown = true;
+        process.stdout.write(`${output}\n`);
+      }
+    });
+  if (shown || args.help || args.version) return undefined;
+  return {
+    name: args.name,
+    master: args.master,
+    port: args.port,
+    bindAddress: args.bindAddress,
+    reportAddress: args.reportAddress,
+    label: args.label,
+    tokenFile: args.tokenFile,
+    dataDir: args.dataDir,
+  };
+}
+
+/** Prints an error as one line on stderr (stack with --debug); returns the exit code. */
+function report(e: unknown, debug: boolean): number {
+  if (isSlothError(e)) {
+    process.stderr.write(`error: ${e.describe()}\n`);
+    if (debug) process.stderr.write(`${e.stack}\n`);
+    return 1;
+  }
+  if (e instanceof UsageError || (e instanceof Error && e.name === "YError")) {
+    process.stderr.write(`error: ${e.message}; run with --help to see the usage\n`);
+    return 2;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(
+    `error: unexpected failure: ${message}. This is a bug: please report it with this line and ` +
+      `sloth-agentd ${VERSION}, node ${process.version}, ${process.platform}-${process.arch}\n`,
+  );
+  if (debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  return 70;
+}
