@@ -1,0 +1,131 @@
+import type {
+  TaskContext,
+  TaskFunction,
+  TaskHook,
+  TaskLog,
+  TaskOutcome,
+  TaskOutput,
+  Value,
+} from "@sloth/workflow";
+import { DslError, formatLocated } from "../errors.js";
+import type { CallResult } from "../protocol.js";
+import { type FnRef, isTable, luaType } from "./values.js";
+
+/** Calls an encoded Lua function in a worker. */
+export interface LuaCaller {
+  call(
+    ref: FnRef,
+    args: Value[],
+    opts: {
+      signal?: AbortSignal | undefined;
+      log?: TaskLog | undefined;
+      workdir?: string | undefined;
+    },
+  ): Promise<CallResult>;
+}
+
+/** The message of a failed Lua call: "file:line: reason" and the offending line. */
+export function callFailure(r: Extract<CallResult, { ok: false }>): string {
+  return formatLocated(r.reason, r.location);
+}
+
+// What a Lua function receives as `params`: the task's params plus the basics.
+function paramsOf(ctx: TaskContext): Record<string, Value> {
+  return { task_name: ctx.taskName, workdir: ctx.workdir, ...ctx.params };
+}
+
+/**
+ * A command function: called as `fn(params, deps)`, returning
+ * `ok, message, output`. No value means success; a non-boolean first value
+ * fails without retry; `nil, "message"` fails with the message.
+ */
+export function bindCommand(ref: FnRef, caller: LuaCaller): TaskFunction {
+  return async (ctx) => {
+    let r: CallResult;
+    try {
+      r = await caller.call(ref, [paramsOf(ctx), ctx.deps], ctx);
+    } catch (e) {
+      return { ok: false, message: (e as Error).message };
+    }
+    return outcomeOf(r);
+  };
+}
+
+/** Interprets a command's return values (exported for tests). */
+export function outcomeOf(r: CallResult): TaskOutcome {
+  if (!r.ok) return { ok: false, message: callFailure(r) };
+  if (r.count === 0) return { ok: true };
+  const [first, message, output] = r.values;
+  const text =
+    message === null || message === undefined
+      ? undefined
+      : typeof message === "string"
+        ? message
+        : JSON.stringify(message);
+  if (first === null) {
+    return text === undefined ? { ok: true } : { ok: false, message: text };
+  }
+  if (typeof first !== "boolean") {
+    return {
+      ok: false,
+      message: `command returned ${luaType(first)}, expected boolean`,
+      retryable: false,
+    };
+  }
+  let out: TaskOutput | undefined;
+  if (output !== null && output !== undefined) {
+    if (!isTable(output) || Array.isArray(output)) {
+      if (Array.isArray(output) && output.length === 0) out = {};
+      else {
+        return {
+          ok: false,
+          message: `command returned ${Array.isArray(output) ? "a list" : luaType(output)} as its output, expected a table with named fields`,
+          retryable: false,
+        };
+      }
+    } else out = output as TaskOutput;
+  }
+  return { ok: first, message: text, output: out };
+}
+
+/** A run_if/abort_if function: `fn(params, deps)`, truthy means true. */
+export function bindCondition(
+  ref: FnRef,
+  caller: LuaCaller,
+): (ctx: TaskContext) => Promise<boolean> {
+  return async (ctx) => {
+    const r = await caller.call(ref, [paramsOf(ctx), ctx.deps], ctx);
+    if (!r.ok) throw new DslError("SLOTH_LUA_RUNTIME", callFailure(r), { location: r.location });
+    const v = r.values[0];
+    return v !== null && v !== undefined && v !== false;
+  };
+}
+
+/**
+ * A task hook: `fn(params, deps)` before the task, `fn(params, deps, result)`
+ * after it, where result is `{ success, message, output }`.
+ */
+export function bindHook(ref: FnRef, caller: LuaCaller): TaskHook {
+  return async (ctx, outcome) => {
+    const args: Value[] = [paramsOf(ctx), ctx.deps];
+    if (outcome) {
+      const result: Record<string, Value> = { success: outcome.ok };
+      if (outcome.message !== undefined) result.message = outcome.message;
+      if (outcome.output !== undefined) result.output = outcome.output;
+      args.push(result);
+    }
+    const r = await caller.call(ref, args, ctx);
+    if (!r.ok) throw new DslError("SLOTH_LUA_RUNTIME", callFailure(r), { location: r.location });
+  };
+}
+
+/** A workflow hook: called with `args`, output to the load's logger. */
+export function bindWorkflowHook(
+  ref: FnRef,
+  caller: LuaCaller,
+): (...args: Value[]) => Promise<void> {
+  return async (...args) => {
+    const r = await caller.call(ref, args, {});
+    if (!r.ok) throw new DslError("SLOTH_LUA_RUNTIME", callFailure(r), { location: r.location });
+  };
+}

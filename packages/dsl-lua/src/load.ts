@@ -1,0 +1,182 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Value } from "@sloth/workflow";
+import type { LuaCaller } from "./convert/bind.js";
+import { SourceIndex } from "./convert/source-index.js";
+import type { FnRef } from "./convert/values.js";
+import { convertFile, type RawFile } from "./convert/workflow.js";
+import { DslError, formatLocated, isSlothError, type SourceLocation } from "./errors.js";
+import { JobAborted, runJob } from "./pool.js";
+import type { CallResult, JobError, SessionSpec } from "./protocol.js";
+import type { LoadedWorkflows, LoadOptions, LuaModuleSpec, ValidationResult } from "./types.js";
+
+const MODERN_ALIAS = /^([ \t]*)Modern DSLs(\s*=)/m;
+
+/**
+ * Loads a workflow file (`.sloth` or `.lua`) into workflow models. The file's
+ * top level runs in a worker; every Lua function it declares becomes a model
+ * function that loads the file again in a worker and calls it there.
+ * Throws a {@link DslError} (syntax, runtime or invalid declaration) whose
+ * message names the file and line and quotes the offending line.
+ */
+export async function loadWorkflowFile(
+  path: string,
+  options: LoadOptions = {},
+): Promise<LoadedWorkflows> {
+  const file = resolve(path);
+  const shown = displayPath(file);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    const reason =
+      (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
+    throw new DslError("SLOTH_DSL_FILE", `cannot read workflow file ${shown}: ${reason}`, {
+      cause: e,
+    });
+  }
+  const notices: string[] = [];
+  const alias = MODERN_ALIAS.exec(text);
+  if (alias) {
+    const line = text.slice(0, alias.index).split("\n").length;
+    text = text.replace(
+      MODERN_ALIAS,
+      (_, indent: string, eq: string) => `${indent}TaskDefinitions${eq}`,
+    );
+    notices.push(`${shown}:${line}: 'Modern DSLs' is not valid Lua; read as TaskDefinitions`);
+  }
+  const baseDir = dirname(file);
+  const spec: SessionSpec = {
+    file,
+    source: text,
+    baseDir,
+    values: options.values ?? {},
+    params: options.params ?? {},
+    modules: modulesOf(options),
+  };
+  const logger = options.logger;
+  const end = await runJob(
+    { type: "load", spec },
+    {
+      timeoutMs: options.loadTimeoutMs ?? 30_000,
+      onLog: (stream, t) => logger?.info({ stream, file: shown }, t.replace(/\n$/, "")),
+    },
+  );
+  if (end.type === "failed") throw jobError(end.error, baseDir);
+  if (end.type !== "loaded")
+    throw new DslError("SLOTH_LUA_WORKER", `cannot load ${shown}: unexpected worker reply`);
+  const raw = JSON.parse(end.raw) as RawFile & { fncount: number };
+  const fnCount = raw.fncount;
+  const caller: LuaCaller = {
+    call: (ref: FnRef, args: Value[], opts): Promise<CallResult> =>
+      callLua(spec, fnCount, ref, args, opts.workdir ?? baseDir, opts.signal, (stream, t) => {
+        if (opts.log) opts.log.write(stream, t);
+        else logger?.info({ stream, file: shown }, t.replace(/\n$/, ""));
+      }),
+  };
+  const converted = convertFile(raw, {
+    scope: { file: shown, lines: text.split("\n") },
+    index: new SourceIndex(text),
+    caller,
+    file,
+    baseDir,
+  });
+  for (const n of notices) logger?.warn({ file: shown }, n);
+  return { file, ...converted, notices };
+}
+
+/**
+ * Loads a file and reports problems instead of throwing: load errors, and
+ * dependencies on tasks that do not exist in the same workflow.
+ */
+export async function validate(path: string, options: LoadOptions = {}): Promise<ValidationResult> {
+  let loaded: LoadedWorkflows;
+  try {
+    loaded = await loadWorkflowFile(path, options);
+  } catch (e) {
+    if (!isSlothError(e)) throw e;
+    const loc = (e as DslError).location;
+    return {
+      ok: false,
+      problems: [{ code: e.code, message: e.message, file: loc?.file, line: loc?.line }],
+      notices: [],
+    };
+  }
+  const problems: ValidationResult["problems"] = [];
+  for (const wf of [...loaded.groups, ...loaded.workflows]) {
+    const names = new Set(wf.tasks.map((t) => t.name));
+    for (const t of wf.tasks) {
+      for (const d of t.dependsOn) {
+        if (!names.has(d)) {
+          const at = t.source ? `${t.source.file}:${t.source.line}: ` : "";
+          problems.push({
+            code: "SLOTH_DSL_INVALID",
+            message: `${at}task '${t.name}' depends on unknown task '${d}' in '${wf.name}'`,
+            file: t.source?.file,
+            line: t.source?.line,
+          });
+        }
+      }
+    }
+  }
+  return { ok: problems.length === 0, problems, notices: loaded.notices, loaded };
+}
+
+async function callLua(
+  spec: SessionSpec,
+  fnCount: number,
+  ref: FnRef,
+  args: Value[],
+  workdir: string,
+  signal: AbortSignal | undefined,
+  onLog: (stream: "stdout" | "stderr" | "log", text: string) => void,
+): Promise<CallResult> {
+  try {
+    const end = await runJob(
+      { type: "call", spec, fnId: ref.$fn, fnCount, args, workdir },
+      { signal, onLog },
+    );
+    if (end.type === "called") return end.result;
+    if (end.type === "failed") {
+      const e = jobError(end.error, spec.baseDir);
+      return { ok: false, reason: e.message };
+    }
+    return { ok: false, reason: "unexpected worker reply" };
+  } catch (e) {
+    if (e instanceof JobAborted) return { ok: false, reason: e.message };
+    throw e;
+  }
+}
+
+function jobError(err: JobError, baseDir: string): DslError {
+  const location: SourceLocation | undefined = err.location && {
+    ...err.location,
+    file: displayPath(
+      isAbsolute(err.location.file) ? err.location.file : join(baseDir, err.location.file),
+    ),
+  };
+  return new DslError(err.code, formatLocated(err.reason, location), { location });
+}
+
+// Paths in messages: relative to the current directory when below it.
+function displayPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel === "" || rel.startsWith("..") || isAbsolute(rel) ? file : rel;
+}
+
+function modulesOf(options: LoadOptions): LuaModuleSpec[] {
+  const modules = [...(options.modules ?? [])];
+  if (options.statePath !== undefined && !modules.some((m) => m.name === "state")) {
+    const url = new URL(
+      `./modules/state.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`,
+      import.meta.url,
+    );
+    if (existsSync(url))
+      modules.push({ name: "state", url: url.href, options: { path: options.statePath } });
+  }
+  return modules.map((m) => ({
+    ...m,
+    url: m.url.startsWith("file:") || !isAbsolute(m.url) ? m.url : pathToFileURL(m.url).href,
+  }));
+}

@@ -1,0 +1,101 @@
+import { parseDuration } from "../convert/duration.js";
+import type { LuaModuleDefinition } from "../types.js";
+import { toLua } from "../worker/to-lua.js";
+
+/** `http.request({ url, method, headers, body, timeout })` as Lua passes it. */
+interface HttpRequest {
+  url: string;
+  method?: string;
+  headers?: Record<string, string>;
+  /** A string is sent as is; a table is sent as JSON. */
+  body?: unknown;
+  timeout?: number | string;
+}
+
+/** What http functions return to Lua. */
+interface HttpResponse {
+  status: number;
+  ok: boolean;
+  body: string;
+  headers: Record<string, string>;
+  /** The parsed body when it is JSON. */
+  json?: unknown;
+}
+
+/** `http`: get, post and request through fetch; a network failure is a Lua error. */
+export function createHttpModule(): LuaModuleDefinition {
+  const request = async (req: HttpRequest): Promise<HttpResponse> => {
+    if (!req || typeof req.url !== "string") throw new Error("http.request expects { url = ... }");
+    const headers: Record<string, string> = { ...(req.headers ?? {}) };
+    let body: string | undefined;
+    if (typeof req.body === "string") body = req.body;
+    else if (req.body !== undefined) {
+      body = JSON.stringify(req.body);
+      headers["content-type"] ??= "application/json";
+    }
+    const timeoutMs = parseDuration(req.timeout ?? 30, "s");
+    let res: Response;
+    try {
+      res = await fetch(req.url, {
+        method: (req.method ?? (body === undefined ? "GET" : "POST")).toUpperCase(),
+        headers,
+        body,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { message?: string } }).cause?.message;
+      throw new Error(`cannot reach ${req.url}: ${cause ?? (e as Error).message}`);
+    }
+    const text = await res.text();
+    const out: HttpResponse = {
+      status: res.status,
+      ok: res.ok,
+      body: text,
+      headers: Object.fromEntries(res.headers.entries()),
+    };
+    if ((res.headers.get("content-type") ?? "").includes("json")) {
+      try {
+        out.json = toLua(JSON.parse(text));
+      } catch {
+        // Not JSON after all: the body is still there.
+      }
+    }
+    return out;
+  };
+  const functions = {
+    request,
+    get: (url: string, opts?: Omit<HttpRequest, "url">) => request({ ...opts, url, method: "GET" }),
+    post: (url: string, body?: unknown, opts?: Omit<HttpRequest, "url">) =>
+      request({ ...opts, url, body, method: "POST" }),
+  };
+  return { functions, async: ["request", "get", "post"] };
+}
+
+/** `time`: now (seconds, fractional), now_ms, iso, sleep(seconds or "2s"). */
+export function createTimeModule(): LuaModuleDefinition {
+  const functions = {
+    now: () => Date.now() / 1000,
+    now_ms: () => Date.now(),
+    iso: () => new Date().toISOString(),
+    sleep: (d: number | string) =>
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), parseDuration(d, "s"))),
+  };
+  return { functions, async: ["sleep"] };
+}
+
+/** `env`: get(name[, default]), set, unset, all. Changes stay in the task's worker. */
+export function createEnvModule(): LuaModuleDefinition {
+  const functions = {
+    get: (name: string, fallback?: string) => process.env[name] ?? fallback,
+    set: (name: string, value: string | number) => {
+      process.env[name] = String(value);
+      return true;
+    },
+    unset: (name: string) => {
+      delete process.env[name];
+      return true;
+    },
+    all: () => ({ ...process.env }),
+  };
+  return { functions };
+}

@@ -1,0 +1,132 @@
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import { DslError } from "./errors.js";
+import { killGroup } from "./modules/exec.js";
+import type { JobMessage, JobRequest } from "./protocol.js";
+
+/** What a finished job produced (its last message). */
+export type JobEnd = Extract<JobMessage, { type: "loaded" | "called" | "failed" }>;
+
+/** A job without its id (the pool assigns it). */
+export type JobInput = JobRequest extends infer R
+  ? R extends unknown
+    ? Omit<R, "id">
+    : never
+  : never;
+
+/** Options of {@link runJob}. */
+export interface RunJobOptions {
+  signal?: AbortSignal | undefined;
+  /** The job fails with SLOTH_LUA_WORKER after this long. */
+  timeoutMs?: number | undefined;
+  onLog?: ((stream: "stdout" | "stderr" | "log", text: string) => void) | undefined;
+}
+
+/** Thrown by {@link runJob} when its signal aborts: the worker and its children are gone. */
+export class JobAborted extends Error {
+  constructor(readonly reason: unknown) {
+    super(`stopped: ${reason instanceof Error ? reason.message : String(reason ?? "aborted")}`);
+  }
+}
+
+// Idle workers keep their compiled wasm; a few are enough on small machines.
+const MAX_IDLE = 4;
+const idle: Worker[] = [];
+let nextId = 1;
+
+/**
+ * Runs one job in a pooled worker. On abort or deadline the worker is
+ * terminated (which stops even `while true do end`) and every process group
+ * the job started is killed.
+ */
+export function runJob(req: JobInput, options: RunJobOptions = {}): Promise<JobEnd> {
+  const { signal, timeoutMs, onLog } = options;
+  if (signal?.aborted) return Promise.reject(new JobAborted(signal.reason));
+  const id = nextId++;
+  const worker = idle.pop() ?? spawnWorker();
+  worker.ref();
+  const children = new Set<number>();
+  return new Promise<JobEnd>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const cleanup = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      worker.off("message", onMessage);
+      worker.off("error", onError);
+      worker.off("exit", onExit);
+    };
+    const kill = () => {
+      cleanup();
+      void worker.terminate();
+      for (const pid of children) killGroup(pid);
+    };
+    const onAbort = () => {
+      kill();
+      reject(new JobAborted(signal?.reason));
+    };
+    const onError = (e: Error) => {
+      kill();
+      reject(new DslError("SLOTH_LUA_WORKER", `Lua worker failed: ${e.message}`, { cause: e }));
+    };
+    const onExit = (code: number) => {
+      cleanup();
+      for (const pid of children) killGroup(pid);
+      reject(new DslError("SLOTH_LUA_WORKER", `Lua worker exited with code ${code}`));
+    };
+    const onMessage = (m: JobMessage) => {
+      if (m.id !== id) return;
+      if (m.type === "log") onLog?.(m.stream, m.text);
+      else if (m.type === "child") {
+        if (m.alive) children.add(m.pid);
+        else children.delete(m.pid);
+      } else {
+        cleanup();
+        worker.unref();
+        if (idle.length < MAX_IDLE) idle.push(worker);
+        else void worker.terminate();
+        resolve(m);
+      }
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+    worker.on("exit", onExit);
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        kill();
+        reject(new DslError("SLOTH_LUA_WORKER", `Lua did not finish within ${timeoutMs} ms`));
+      }, timeoutMs);
+    }
+    worker.postMessage({ ...req, id } as JobRequest);
+  });
+}
+
+/** Terminates the idle Lua workers (busy ones end with their jobs). */
+export async function shutdownLuaWorkers(): Promise<void> {
+  const all = idle.splice(0);
+  await Promise.all(all.map((w) => w.terminate()));
+}
+
+function spawnWorker(): Worker {
+  const url = new URL("./worker/task-worker.js", import.meta.url);
+  let worker: Worker;
+  if (import.meta.url.endsWith(".ts")) {
+    // Running from source (tests, tsx): load the TypeScript worker through tsx.
+    const tsUrl = new URL("./worker/task-worker.ts", import.meta.url).href;
+    const api = createRequire(import.meta.url)
+      .resolve("tsx/esm/api")
+      .replace(/\.cjs$/, ".mjs");
+    const boot = `import(${JSON.stringify(pathToFileURL(api).href)}).then((m) => { m.register(); return import(${JSON.stringify(tsUrl)}); })`;
+    worker = new Worker(boot, { eval: true });
+  } else {
+    worker = new Worker(url);
+  }
+  worker.unref();
+  // An idle worker that dies is simply dropped from the pool.
+  worker.on("exit", () => {
+    const i = idle.indexOf(worker);
+    if (i >= 0) idle.splice(i, 1);
+  });
+  return worker;
+}

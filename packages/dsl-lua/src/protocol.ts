@@ -1,0 +1,50 @@
+/** Messages between the main thread and Lua workers. */
+import type { Value } from "@sloth/workflow";
+import type { DslErrorCode, SourceLocation } from "./errors.js";
+import type { LuaModuleSpec } from "./types.js";
+
+/** Everything a worker needs to load a workflow file the same way twice. */
+export interface SessionSpec {
+  /** Absolute path of the workflow file. */
+  file: string;
+  /** Its source, already read (and with the `Modern DSLs` alias rewritten). */
+  source: string;
+  baseDir: string;
+  values: Record<string, Value>;
+  params: Record<string, Value>;
+  modules: LuaModuleSpec[];
+}
+
+/** A job for a worker. */
+export type JobRequest =
+  | { type: "load"; id: number; spec: SessionSpec }
+  | {
+      type: "call";
+      id: number;
+      spec: SessionSpec;
+      /** Function id from the load's extraction, and how many there were. */
+      fnId: number;
+      fnCount: number;
+      args: Value[];
+      workdir: string;
+    };
+
+/** An error that ended a job, located in Lua source when possible. */
+export interface JobError {
+  code: DslErrorCode;
+  reason: string;
+  location?: SourceLocation | undefined;
+}
+
+/** What a Lua function call produced. */
+export type CallResult =
+  | { ok: true; values: Value[]; count: number }
+  | { ok: false; reason: string; location?: SourceLocation | undefined };
+
+/** Messages from a worker. */
+export type JobMessage =
+  | { type: "log"; id: number; stream: "stdout" | "stderr" | "log"; text: string }
+  | { type: "child"; id: number; pid: number; alive: boolean }
+  | { type: "loaded"; id: number; raw: string }
+  | { type: "called"; id: number; result: CallResult }
+  | { type: "failed"; id: number; error: JobError };

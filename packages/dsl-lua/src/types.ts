@@ -1,0 +1,88 @@
+import type { Value, WorkflowModel } from "@sloth/workflow";
+
+/** The pino-compatible logger shape this package writes to (default: silent). */
+export interface Logger {
+  debug(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+/**
+ * An extra Lua module, loaded inside every Lua worker. `url` is an ES module
+ * (file URL or package specifier resolvable from this package) whose
+ * `createLuaModule(options, host)` export returns the module's functions.
+ */
+export interface LuaModuleSpec {
+  /** Global name in Lua, also registered for `require(name)`. */
+  name: string;
+  url: string;
+  /** Structured-clone-able options handed to `createLuaModule`. */
+  options?: Value | undefined;
+}
+
+/** What a worker gives a module: where to log, and how to resolve paths. */
+export interface LuaModuleHost {
+  /** Writes to the running task's log (or the load log). */
+  log(stream: "stdout" | "stderr" | "log", text: string): void;
+  /** Resolves a path against the task's working directory. */
+  resolvePath(path: string): string;
+  /** Registers a child process group to kill if the task is stopped. */
+  trackChild(pid: number): void;
+  untrackChild(pid: number): void;
+}
+
+/**
+ * A module's functions. Functions named in `async` return promises; Lua sees
+ * them as ordinary blocking calls (they run in the task's worker).
+ */
+export interface LuaModuleDefinition {
+  functions: Record<string, (...args: never[]) => unknown>;
+  async?: string[] | undefined;
+}
+
+/** Options of {@link loadWorkflowFile} and {@link validate}. */
+export interface LoadOptions {
+  /** The global `values` table (from `--values FILE`). Default `{}`. */
+  values?: Record<string, Value> | undefined;
+  /** `--param k=v` pairs; visible at top level as the global `params`. Default `{}`. */
+  params?: Record<string, Value> | undefined;
+  /** The Sloth data directory, for modules that keep files. */
+  dataDir?: string | undefined;
+  /** A state database file; when set (and @sloth/state is present) the `state` module is enabled. */
+  statePath?: string | undefined;
+  /** Extra Lua modules (see {@link LuaModuleSpec}). */
+  modules?: LuaModuleSpec[] | undefined;
+  /** Top-level code running longer than this fails the load. Default 30 000 ms. */
+  loadTimeoutMs?: number | undefined;
+  logger?: Logger | undefined;
+}
+
+/** What a workflow file declares. */
+export interface LoadedWorkflows {
+  /** Absolute path of the file. */
+  file: string;
+  /** `workflow.define(...)` workflows, in declaration order. */
+  workflows: WorkflowModel[];
+  /** `TaskDefinitions` groups, one model each, in declaration order. */
+  groups: WorkflowModel[];
+  /** One-line notices for the user (such as the `Modern DSLs` alias). */
+  notices: string[];
+}
+
+/** One problem found by {@link validate}. */
+export interface ValidationProblem {
+  code: string;
+  message: string;
+  file?: string | undefined;
+  line?: number | undefined;
+}
+
+/** The result of {@link validate}. */
+export interface ValidationResult {
+  ok: boolean;
+  problems: ValidationProblem[];
+  notices: string[];
+  /** The loaded workflows when the file loaded. */
+  loaded?: LoadedWorkflows | undefined;
+}

@@ -1,0 +1,78 @@
+/**
+ * Entry of a Lua worker thread. Each job gets a fresh Lua state that loads the
+ * workflow file again, so tasks never see each other's globals; the worker
+ * itself (and its compiled wasm) is reused by the pool.
+ */
+import { parentPort } from "node:worker_threads";
+import type { JobMessage, JobRequest } from "../protocol.js";
+import { LuaSession } from "./session.js";
+
+const port = parentPort;
+if (!port) throw new Error("task-worker must run in a worker thread");
+const baseEnv = { ...process.env };
+
+port.on("message", (req: JobRequest) => {
+  handle(req).catch((e: unknown) => {
+    post({
+      type: "failed",
+      id: req.id,
+      error: { code: "SLOTH_LUA_WORKER", reason: String((e as Error)?.message ?? e) },
+    });
+  });
+});
+
+function post(m: JobMessage): void {
+  port?.postMessage(m);
+}
+
+async function handle(req: JobRequest): Promise<void> {
+  // env.set in one task must not leak into the next job of this worker.
+  for (const k of Object.keys(process.env)) if (!(k in baseEnv)) delete process.env[k];
+  Object.assign(process.env, baseEnv);
+  // A call loads the file again: its top-level output was shown at load time.
+  let muted = req.type === "call";
+  const workdir = req.type === "call" ? req.workdir : req.spec.baseDir;
+  const session = await LuaSession.open(req.spec, workdir, {
+    log: (stream, text) => {
+      if (!muted) post({ type: "log", id: req.id, stream, text });
+    },
+    child: (pid, alive) => post({ type: "child", id: req.id, pid, alive }),
+  });
+  try {
+    const main = await session.runMain();
+    if (!main.ok) {
+      const code = main.syntax ? "SLOTH_LUA_SYNTAX" : "SLOTH_LUA_RUNTIME";
+      post({
+        type: "failed",
+        id: req.id,
+        error: { code, reason: main.reason, location: main.location },
+      });
+      return;
+    }
+    let extracted: { raw: string; fnCount: number };
+    try {
+      extracted = await session.extract();
+    } catch (e) {
+      post({
+        type: "failed",
+        id: req.id,
+        error: { code: "SLOTH_DSL_INVALID", reason: String((e as Error).message ?? e) },
+      });
+      return;
+    }
+    if (req.type === "load") {
+      post({ type: "loaded", id: req.id, raw: extracted.raw });
+      return;
+    }
+    if (extracted.fnCount !== req.fnCount) {
+      const reason =
+        "the workflow declares different functions when loaded again; keep its top level deterministic";
+      post({ type: "failed", id: req.id, error: { code: "SLOTH_LUA_RUNTIME", reason } });
+      return;
+    }
+    muted = false;
+    post({ type: "called", id: req.id, result: await session.call(req.fnId, req.args) });
+  } finally {
+    session.close();
+  }
+}
