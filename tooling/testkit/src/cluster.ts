@@ -65,7 +65,7 @@ export function writeToken(dir: string, token = generateToken()): { file: string
 
 /** Starts `sloth-runner master start` on a free port; killed at cleanup. */
 export async function spawnMaster(
-  options: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+  options: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<TestProcess> {
   const dataDir = options.dataDir ?? tempDir("sloth-master-");
   const proc = spawnNode(
@@ -76,7 +76,7 @@ export async function spawnMaster(
       "--data-dir",
       dataDir,
       "--port",
-      "0",
+      String(options.port ?? 0),
       "--bind",
       "127.0.0.1",
       "--heartbeat-interval",
