@@ -93,7 +93,7 @@ async function startDaemon(extra: string[] = [], env: Record<string, string> = {
   );
   const port = await waitFor(
     () => {
-      const m = /"address":"127\.0\.0\.1:(\d+)".*"msg":"agent listening"/.exec(d.stderr());
+      const m = /agent listening on 127\.0\.0\.1:(\d+)/.exec(d.stderr());
       return m ? Number(m[1]) : undefined;
     },
     30_000,

@@ -185,7 +185,10 @@ export function createAgent(options: AgentOptions): Agent {
       if (identity.created) logger.info({ file: identity.file }, "created agent identity");
       sampler.start();
       const address = formatHostPort(o.bindAddress, server.port);
-      logger.info({ address, name: o.name, version: AGENT_VERSION }, "agent listening");
+      logger.info(
+        { address, name: o.name, version: AGENT_VERSION },
+        `agent listening on ${address}`,
+      );
       emit({ type: "listening", address, port: server.port });
       registration = runRegistration(
         {

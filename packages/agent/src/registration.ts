@@ -80,7 +80,7 @@ export async function runRegistration(o: RegistrationOptions, signal: AbortSigna
         o.onState({ registered: false, lastError: error });
         o.logger.warn(
           { master: o.master, attempt, retryInMs, err: error.message },
-          "cannot register with master",
+          `cannot register with master at ${o.master}`,
         );
         o.emit({ type: "registration-failed", master: o.master, error, attempt, retryInMs });
         reconnect();
@@ -91,7 +91,7 @@ export async function runRegistration(o: RegistrationOptions, signal: AbortSigna
       o.onState({ registered: true, heartbeatIntervalMs: intervalMs });
       o.logger.info(
         { master: o.master, name: o.name, heartbeatIntervalMs: intervalMs },
-        "registered with master",
+        `${again ? "registered again" : "registered"} with master at ${o.master}`,
       );
       o.emit({ type: "registered", master: o.master, heartbeatIntervalMs: intervalMs, again });
       again = true;
@@ -126,7 +126,7 @@ async function heartbeatUntilForgotten(
         intervalMs = Number(reply.heartbeatIntervalMs);
       }
       if (failures > 0) {
-        o.logger.info({ master: o.master }, "heartbeats reach the master again");
+        o.logger.info({ master: o.master }, `heartbeats reach the master at ${o.master} again`);
         o.emit({ type: "reconnected", master: o.master });
       }
       failures = 0;
@@ -136,7 +136,10 @@ async function heartbeatUntilForgotten(
       if (signal.aborted) return;
       if (FORGOTTEN.has(ConnectError.from(e).code)) {
         o.onState({ registered: false });
-        o.logger.info({ master: o.master }, "master no longer knows this agent; registering again");
+        o.logger.info(
+          { master: o.master },
+          `master at ${o.master} no longer knows this agent; registering again`,
+        );
         o.emit({ type: "forgotten", master: o.master });
         return;
       }
@@ -146,7 +149,7 @@ async function heartbeatUntilForgotten(
       o.onState({ registered: false, lastError: error });
       o.logger.warn(
         { master: o.master, attempt: failures, retryInMs: delay, err: error.message },
-        "heartbeat failed",
+        `heartbeat to master at ${o.master} failed`,
       );
       o.emit({
         type: "heartbeat-failed",
