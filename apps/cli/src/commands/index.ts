@@ -1,6 +1,8 @@
 import type { CommandModule } from "yargs";
 import { agentCommand } from "./agent.js";
 import { masterCommand } from "./master.js";
+import { runCommand } from "./run.js";
+import { workflowCommand } from "./workflow.js";
 
 /**
  * Every top-level command of `sloth-runner`. Each lives in its own file as a
@@ -8,4 +10,9 @@ import { masterCommand } from "./master.js";
  * CLI starts fast.
  */
 // biome-ignore lint/suspicious/noExplicitAny: yargs modules carry their own argument types
-export const commands: CommandModule<any, any>[] = [masterCommand, agentCommand];
+export const commands: CommandModule<any, any>[] = [
+  masterCommand,
+  agentCommand,
+  runCommand,
+  workflowCommand,
+];

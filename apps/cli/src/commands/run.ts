@@ -1,0 +1,138 @@
+import type { CommandModule } from "yargs";
+import { CliError, dataDirOf, ExitCode, type GlobalArgs, parseKeyValues } from "../context.js";
+import { eprintln } from "../output.js";
+
+/** Arguments of `sloth-runner run`. */
+export interface RunArgs extends GlobalArgs {
+  target?: string | undefined;
+  file?: string | undefined;
+  group?: string | undefined;
+  workflow?: string | undefined;
+  task?: string[] | undefined;
+  values?: string | undefined;
+  param?: string[] | undefined;
+  maxParallel?: number | undefined;
+  failFast?: boolean | undefined;
+  dryRun?: boolean | undefined;
+  output?: "text" | "json" | undefined;
+}
+
+/** `sloth-runner run FILE` / `run [stack] -f FILE`: runs a workflow file. */
+export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
+  command: "run [target]",
+  describe: "Run a workflow file (run FILE, or run STACK -f FILE)",
+  builder: (y) =>
+    y
+      .positional("target", { type: "string", describe: "Workflow file, or a stack name with -f" })
+      .option("file", { alias: "f", type: "string", describe: "Workflow file (.sloth or .lua)" })
+      .option("group", {
+        alias: "g",
+        type: "string",
+        describe: "Run only this TaskDefinitions group",
+      })
+      .option("workflow", {
+        alias: "w",
+        type: "string",
+        describe: "Run this workflow.define workflow",
+      })
+      .option("task", {
+        alias: "t",
+        type: "string",
+        array: true,
+        describe: "Run only these tasks (and what they depend on)",
+      })
+      .option("values", { alias: "v", type: "string", describe: "Values file (YAML or JSON)" })
+      .option("param", {
+        type: "string",
+        array: true,
+        describe: "Task parameter KEY=VALUE (repeatable)",
+      })
+      .option("max-parallel", {
+        type: "number",
+        describe: "Tasks running at once (default: the workflow's, else 4)",
+      })
+      .option("fail-fast", {
+        type: "boolean",
+        describe: "Cancel everything after the first failure",
+      })
+      .option("dry-run", {
+        type: "boolean",
+        describe: "Print the plan: order, parallel levels, where tasks run",
+      })
+      .option("output", {
+        alias: "o",
+        choices: ["text", "json"] as const,
+        default: "text" as const,
+        describe: "Output format; json prints NDJSON events and a summary",
+      })
+      .option("master", {
+        type: "string",
+        describe: "Master for delegated tasks (delegation is not available yet)",
+      }),
+  handler: async (argv) => {
+    const code = await runFile(argv);
+    if (code !== 0) throw new ExitCode(code);
+  },
+};
+
+async function runFile(argv: RunArgs): Promise<number> {
+  const { resolveRunTarget, readValues, pickModels } = await import("../run/load.js");
+  const target = resolveRunTarget(argv.target, argv.file);
+  const maxParallel = argv.maxParallel;
+  if (maxParallel !== undefined && (!Number.isInteger(maxParallel) || maxParallel < 1)) {
+    throw new CliError(`invalid --max-parallel '${maxParallel}': expected an integer >= 1`, {
+      exitCode: 2,
+    });
+  }
+  const params = parseKeyValues(argv.param, "--param");
+  const values = await readValues(argv.values);
+  const dataDir = dataDirOf(argv);
+  const { loadWorkflowFile, shutdownLuaWorkers } = await import("@sloth/dsl-lua");
+  try {
+    const loaded = await loadWorkflowFile(target.file, { values, params, dataDir: dataDir.root });
+    for (const notice of loaded.notices) eprintln(`notice: ${notice}`);
+    if (target.stack)
+      eprintln(`notice: stack '${target.stack}' ignored: stacks are not available yet`);
+    const { selectTasks, planRun } = await import("@sloth/workflow");
+    let models = pickModels(loaded, { workflow: argv.workflow, group: argv.group });
+    if (argv.task?.length) models = selectSubset(models, argv.task, selectTasks);
+    const json = argv.output === "json";
+    if (argv.dryRun) {
+      const plans = models.map((m) => planRun(m, { maxParallel, failFast: argv.failFast }));
+      const { printPlans } = await import("../run/plan.js");
+      printPlans(plans, json);
+      return 0;
+    }
+    const { executeRuns } = await import("../run/execute.js");
+    return await executeRuns(models, {
+      json,
+      params,
+      values,
+      maxParallel,
+      failFast: argv.failFast,
+      dataDir: dataDir.root,
+    });
+  } finally {
+    await shutdownLuaWorkers();
+  }
+}
+
+type Select = typeof import("@sloth/workflow").selectTasks;
+type Model = Parameters<Select>[0];
+
+/** Keeps, in each model, the named tasks it has (with their dependencies). */
+function selectSubset(models: Model[], names: string[], select: Select): Model[] {
+  const known = new Set(models.flatMap((m) => m.tasks.map((t) => t.name)));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new CliError(`task '${unknown[0]}' not found`, {
+      hint: `the tasks are: ${[...known].join(", ")}`,
+    });
+  }
+  return models
+    .map((m) => {
+      const here = names.filter((n) => m.tasks.some((t) => t.name === n));
+      return here.length > 0 ? select(m, here) : undefined;
+    })
+    .filter((m): m is Model => m !== undefined);
+}

@@ -1,0 +1,96 @@
+import type { RunEvent, RunResult } from "@sloth/workflow";
+import { formatDuration, type Painter, println } from "../output.js";
+
+/** Shows a run's events as they happen. */
+export interface RunDisplay {
+  event(event: RunEvent): void;
+  /** Stops any live rendering (before the summary is printed). */
+  stop(): void;
+}
+
+/** One NDJSON line per event on stdout. */
+export function jsonDisplay(): RunDisplay {
+  return {
+    event: (e) => process.stdout.write(`${JSON.stringify(e)}\n`),
+    stop: () => {},
+  };
+}
+
+/** Plain ordered lines, for logs and pipes; task output as `task | line`. */
+export function plainDisplay(c: Painter): RunDisplay {
+  const partial = new Map<string, string>();
+  const flush = (task: string) => {
+    for (const key of [...partial.keys()].filter((k) => k.startsWith(`${task}\0`))) {
+      const rest = partial.get(key);
+      if (rest) println(`${c.dim(`${task} |`)} ${rest}`);
+      partial.delete(key);
+    }
+  };
+  return {
+    event(e) {
+      if (e.type === "task.log") {
+        const key = `${e.task}\0${e.stream}`;
+        const lines = ((partial.get(key) ?? "") + e.text).split("\n");
+        partial.set(key, lines.pop() ?? "");
+        for (const line of lines) println(`${c.dim(`${e.task} |`)} ${line}`);
+        return;
+      }
+      if ("task" in e && e.type.startsWith("task.")) flush(e.task);
+      const line = describeEvent(e, c);
+      if (line) println(line);
+    },
+    stop: () => {},
+  };
+}
+
+/** The one-line description of an event (undefined for log chunks). */
+export function describeEvent(e: RunEvent, c: Painter): string | undefined {
+  switch (e.type) {
+    case "workflow.started":
+      return c.bold(`workflow '${e.workflow}' started: ${plural(e.tasks.length, "task")}`);
+    case "task.started":
+      return `${e.task}: ${c.cyan("started")}`;
+    case "task.succeeded":
+      return `${e.task}: ${c.green("succeeded")} in ${formatDuration(e.durationMs)}${e.message ? ` (${e.message})` : ""}`;
+    case "task.failed": {
+      const tries = e.attempts > 1 ? ` after ${e.attempts} attempts` : "";
+      return `${e.task}: ${c.red("failed")}${tries} in ${formatDuration(e.durationMs)}: ${e.message}`;
+    }
+    case "task.skipped":
+      return `${e.task}: ${c.yellow("skipped")}: ${e.reason}`;
+    case "task.retrying":
+      return `${e.task}: ${c.yellow("retrying")} in ${formatDuration(e.delayMs)} (attempt ${e.attempt}): ${e.message}`;
+    case "task.timed_out":
+      return `${e.task}: ${c.red("timed out")} after ${formatDuration(e.timeoutMs)} (attempt ${e.attempt})`;
+    case "task.cancelled":
+      return `${e.task}: ${c.yellow("cancelled")}: ${e.reason}`;
+    default:
+      // Terminal workflow events are covered by the summary.
+      return undefined;
+  }
+}
+
+/** The summary printed after a run. */
+export function summaryLines(result: RunResult, c: Painter): string[] {
+  const { counts } = result;
+  const paintStatus =
+    result.status === "succeeded" ? c.green : result.status === "interrupted" ? c.yellow : c.red;
+  const parts = [
+    `${counts.succeeded} succeeded`,
+    `${counts.failed} failed`,
+    `${counts.skipped} skipped`,
+    ...(counts.cancelled > 0 ? [`${counts.cancelled} cancelled`] : []),
+  ];
+  const lines = [
+    `${c.bold(`workflow '${result.workflow}'`)} ${paintStatus(result.status)} in ${formatDuration(result.durationMs)}: ${parts.join(", ")}`,
+  ];
+  if (result.status !== "succeeded" && result.message) lines.push(`  ${result.message}`);
+  for (const t of result.tasks) {
+    if (t.status === "failed") lines.push(`  ${c.red("✗")} ${t.name}: ${t.message ?? "failed"}`);
+  }
+  return lines;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}

@@ -1,0 +1,91 @@
+import type { RunResult, Value, WorkflowModel } from "@sloth/workflow";
+import { painter, println } from "../output.js";
+import { jsonDisplay, plainDisplay, type RunDisplay, summaryLines } from "./display.js";
+
+/** Options of {@link executeRuns}. */
+export interface ExecuteOptions {
+  json: boolean;
+  params: Record<string, Value>;
+  values: Record<string, Value>;
+  maxParallel: number | undefined;
+  failFast: boolean | undefined;
+  dataDir: string;
+}
+
+/**
+ * Runs the models one after another (the groups of a TaskDefinitions file
+ * run in declaration order; a failed one stops the rest), showing progress
+ * and a summary. SIGINT/SIGTERM interrupt the run: every task's process group
+ * is killed. Returns the exit code.
+ */
+export async function executeRuns(
+  models: WorkflowModel[],
+  options: ExecuteOptions,
+): Promise<number> {
+  const { runWorkflow } = await import("@sloth/workflow");
+  const c = painter(process.stdout);
+  const results: RunResult[] = [];
+  let signal: NodeJS.Signals | undefined;
+  let cancel: ((reason: string) => void) | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signal) process.exit(signalCode(sig)); // a second signal: stop waiting
+    signal = sig;
+    cancel?.(`interrupted by ${sig}`);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const started = Date.now();
+  try {
+    for (const model of models) {
+      if (signal) break;
+      const display = await makeDisplay(options.json, c);
+      const handle = runWorkflow(model, {
+        params: options.params,
+        values: options.values,
+        maxParallel: options.maxParallel,
+        failFast: options.failFast,
+        dataDir: options.dataDir,
+        onEvent: (e) => display.event(e),
+      });
+      cancel = handle.cancel;
+      const result = await handle.result;
+      display.stop();
+      results.push(result);
+      if (!options.json) for (const line of summaryLines(result, c)) println(line);
+      if (result.status !== "succeeded") break;
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  const failed = results.find((r) => r.status !== "succeeded");
+  if (options.json) {
+    const status = failed?.status ?? "succeeded";
+    const summary = {
+      type: "summary",
+      status,
+      durationMs: Date.now() - started,
+      workflows: results,
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } else if (results.length < models.length && failed) {
+    const rest = models.slice(results.length).map((m) => `'${m.name}'`);
+    println(`not run after '${failed.workflow}' ${failed.status}: ${rest.join(", ")}`);
+  }
+  if (signal || failed?.status === "interrupted") return signalCode(signal ?? "SIGINT");
+  return failed ? 1 : 0;
+}
+
+async function makeDisplay(json: boolean, c: ReturnType<typeof painter>): Promise<RunDisplay> {
+  if (json) return jsonDisplay();
+  if (process.stdout.isTTY) {
+    const { liveDisplay } = await import("./live.js");
+    return liveDisplay(c);
+  }
+  return plainDisplay(c);
+}
+
+/** Exit codes shells expect after SIGINT (130) and SIGTERM (143). */
+function signalCode(sig: NodeJS.Signals): number {
+  return sig === "SIGTERM" ? 143 : 130;
+}
