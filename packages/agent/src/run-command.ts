@@ -137,6 +137,9 @@ export async function* runCommand(
   }
 }
 
+/** Largest output message built by joining queued reads. */
+const MAX_MESSAGE_BYTES = 256 * 1024;
+
 interface Chunk {
   stream: "stdout" | "stderr";
   data: Buffer;
@@ -187,9 +190,25 @@ class ChildWatch {
 
   /** The next chunk, releasing backpressure once the queue has drained. */
   next(): Chunk | undefined {
-    const chunk = this.queue.shift();
-    if (!chunk) return undefined;
-    this.queued -= chunk.data.length;
+    const first = this.queue.shift();
+    if (!first) return undefined;
+    // While the consumer lags, adjacent reads of one stream travel as one
+    // message: fewer, larger messages are what the RPC stack moves fastest.
+    // Bytes and order are kept; nothing is split.
+    let parts: Buffer[] | undefined;
+    let size = first.data.length;
+    for (
+      let c = this.queue[0];
+      c?.stream === first.stream && size + c.data.length <= MAX_MESSAGE_BYTES;
+      c = this.queue[0]
+    ) {
+      this.queue.shift();
+      parts ??= [first.data];
+      parts.push(c.data);
+      size += c.data.length;
+    }
+    const chunk = parts ? { stream: first.stream, data: Buffer.concat(parts, size) } : first;
+    this.queued -= size;
     if (this.paused && this.queued <= this.highWater / 2) {
       this.paused = false;
       for (const p of this.pipes) p.resume();

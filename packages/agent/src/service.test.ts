@@ -168,6 +168,45 @@ describe("AgentService.RunCommand", () => {
     await waitFor(() => agent.status().runningCommands === 0, 10_000, "the run to end");
   });
 
+  it("kills the command when the caller's connection drops", async () => {
+    t = await startTestAgent();
+    const conn = connect({ address: t.address, token: "test-token-0123456789abcdef" });
+    let sleepPid = 0;
+    grandchildKiller(() => sleepPid);
+    const p = run(
+      agentClient(conn),
+      { command: "sleep 600 & echo $!; wait" },
+      undefined,
+      (_s, d) => {
+        sleepPid = Number(d.toString().trim());
+        conn.close();
+      },
+    );
+    await expect(p).rejects.toThrow();
+    expect(sleepPid).toBeGreaterThan(0);
+    await waitFor(() => !processExists(sleepPid), 10_000, "the sleep to die");
+  });
+
+  it("holds the command back while the caller does not read", async () => {
+    t = await startTestAgent();
+    const ac = new AbortController();
+    const it = t.client
+      .runCommand({ spec: { command: "head -c 500000000 /dev/zero" } }, { signal: ac.signal })
+      [Symbol.asyncIterator]();
+    const first = await it.next();
+    const started = first.value?.event?.event;
+    expect(started?.case).toBe("started");
+    const pid = started?.case === "started" ? started.value.pid : 0;
+    grandchildKiller(() => pid);
+    // Unread, 500 MB would pass in well under this time without backpressure.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(processExists(pid)).toBe(true);
+    expect(process.memoryUsage.rss()).toBeLessThan(1024 * 1024 * 1024);
+    ac.abort();
+    await it.next().catch(() => undefined);
+    await waitFor(() => !processExists(pid), 10_000, "the command to die");
+  });
+
   it("reports a bad workdir as start_error", async () => {
     t = await startTestAgent();
     const r = await run(t.client, { command: "true", workdir: "/nonexistent/dir" });
