@@ -232,7 +232,7 @@ local function where(level)
   for l = level, level + 20 do
     local info = debug.getinfo(l, "Sl")
     if not info then return nil end
-    if info.what ~= "C" and info.currentline and info.currentline > 0 then
+    if info.source:sub(1, 1) == "@" and info.currentline and info.currentline > 0 then
       return info.short_src .. ":" .. info.currentline
     end
   end
