@@ -74,17 +74,19 @@ describe("failures and recovery", () => {
       runCli(["--data-dir", master.dataDir, ...args], {
         env: { SLOTH_RUNNER_MASTER_ADDR: again.address },
       });
+    const restartedAt = Date.now();
     await waitFor(
       async () => {
         const list = JSON.parse((await cli("agent", "list", "--json")).stdout) as Array<{
           status: string;
+          lastSeen: string;
         }>;
-        return list[0]?.status === "active";
+        return list[0]?.status === "active" && Date.parse(list[0].lastSeen) > restartedAt;
       },
-      { timeoutMs: 40_000, what: "the agent to be active again" },
+      { timeoutMs: 40_000, what: "a heartbeat from the agent after the restart" },
     );
     const r = await cli("agent", "run", "steady", "--quiet", "echo back");
-    expect(r.stdout).toBe("back\n");
+    expect(r.stdout, r.stderr).toBe("back\n");
     expect(agent.proc.child.exitCode).toBeNull();
     expect(agent.proc.child.pid).toBe(pid);
     expect((await getAgent(again.address)).registeredAt).toBe(before.registeredAt);
