@@ -84,7 +84,9 @@ export function summaryLines(result: RunResult, c: Painter): string[] {
   const lines = [
     `${c.bold(`workflow '${result.workflow}'`)} ${paintStatus(result.status)} in ${formatDuration(result.durationMs)}: ${parts.join(", ")}`,
   ];
-  if (result.status !== "succeeded" && result.message) lines.push(`  ${result.message}`);
+  // "task 'x' failed" would only repeat the lines below.
+  const generic = /^tasks? '.*' failed$/.test(result.message ?? "");
+  if (result.status !== "succeeded" && result.message && !generic) lines.push(`  ${result.message}`);
   for (const t of result.tasks) {
     if (t.status === "failed") lines.push(`  ${c.red("✗")} ${t.name}: ${t.message ?? "failed"}`);
   }

@@ -78,7 +78,8 @@ export async function executeRuns(
 
 async function makeDisplay(json: boolean, c: ReturnType<typeof painter>): Promise<RunDisplay> {
   if (json) return jsonDisplay();
-  if (process.stdout.isTTY) {
+  // A terminal that reports no size (some ptys) would get an empty frame.
+  if (process.stdout.isTTY && (process.stdout.rows ?? 0) > 0) {
     const { liveDisplay } = await import("./live.js");
     return liveDisplay(c);
   }

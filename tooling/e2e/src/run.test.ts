@@ -1,0 +1,418 @@
+import fs from "node:fs";
+import path from "node:path";
+import { CLI_BIN, cleanup, REPO_ROOT, runCli, spawnNode, tempDir, waitFor } from "@sloth/testkit";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+
+// `sloth-runner run` and `workflow list|show|validate` against the built
+// binary, on the examples and on bad inputs. Durations vary, so they are
+// replaced by <t> before comparing.
+let dataDir: string;
+let dir: string;
+beforeEach(() => {
+  dataDir = tempDir("sloth-run-data-");
+  dir = tempDir("sloth-run-files-");
+});
+afterEach(cleanup);
+afterAll(cleanup);
+
+const env = () => ({ SLOTH_RUNNER_DATA_DIR: dataDir, CI: "" });
+const sloth = (...args: string[]) => runCli(args, { env: env() });
+const norm = (s: string) => s.replace(/\b\d+(\.\d+)?(ms|s)\b|\b\d+m\d\ds\b/g, "<t>");
+const example = (name: string) => path.join("examples", name);
+function file(name: string, lua: string): string {
+  const p = path.join(dir, name);
+  fs.writeFileSync(p, lua);
+  return p;
+}
+type Event = { type: string; task?: string; [k: string]: unknown };
+const ndjson = (s: string): Event[] =>
+  s
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Event);
+
+describe("run: examples", () => {
+  it("hello runs and prints ordered lines and a summary", async () => {
+    const r = await sloth("run", example("hello.sloth"));
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(norm(r.stdout)).toBe(
+      [
+        "workflow 'hello' started: 2 tasks",
+        "hello: started",
+        "hello | INFO Hello from Sloth Runner, task hello",
+        "hello: succeeded in <t> (said hello)",
+        "shell: started",
+        "shell | hello from bash",
+        "shell: succeeded in <t>",
+        "workflow 'hello' succeeded in <t>: 2 succeeded, 0 failed, 0 skipped",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("-o json prints NDJSON events and a final summary, outputs flowing down the diamond", async () => {
+    const r = await sloth("run", example("diamond.sloth"), "-o", "json");
+    expect(r.code).toBe(0);
+    const events = ndjson(r.stdout);
+    expect(events[0]).toMatchObject({
+      type: "workflow.started",
+      tasks: ["fetch", "build_linux", "build_darwin", "release"],
+    });
+    const done = events.filter((e) => e.type === "task.succeeded").map((e) => e.task);
+    expect(done[0]).toBe("fetch");
+    expect(done[3]).toBe("release");
+    expect(events.at(-2)?.type).toBe("workflow.completed");
+    const summary = events.at(-1) as {
+      type: string;
+      status: string;
+      workflows: Array<{ tasks: Array<{ name: string; output?: unknown }> }>;
+    };
+    expect(summary).toMatchObject({ type: "summary", status: "succeeded" });
+    expect(summary.workflows[0]?.tasks[3]?.output).toEqual({
+      released: "app-1.4.2-linux, app-1.4.2-darwin",
+    });
+  });
+
+  it("--dry-run prints the plan: levels and where each task runs", async () => {
+    const r = await sloth("run", example("diamond.sloth"), "--dry-run");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        "workflow 'diamond': 4 tasks, 3 levels, max parallel 4",
+        "LEVEL  TASK          DEPENDS ON                 RUNS ON",
+        "1      fetch         -                          local",
+        "2      build_linux   fetch                      local",
+        "2      build_darwin  fetch                      local",
+        "3      release       build_linux, build_darwin  local",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("-t runs a subset with its dependencies", async () => {
+    const r = await sloth("run", example("diamond.sloth"), "-t", "build_linux");
+    expect(r.code).toBe(0);
+    expect(norm(r.stdout).trim().split("\n").at(-1)).toBe(
+      "workflow 'diamond' succeeded in <t>: 2 succeeded, 0 failed, 0 skipped",
+    );
+    expect(r.stdout).not.toContain("release");
+  });
+
+  it("retries a flaky command until it succeeds", async () => {
+    const r = await sloth("run", example("retries.sloth"));
+    expect(r.code).toBe(0);
+    expect(r.stdout.match(/flaky: retrying in 200ms/g)).toHaveLength(2);
+    expect(r.stdout).toContain("flaky | attempt 3: ok");
+  });
+
+  it("-v picks the environment's values", async () => {
+    const prod = await sloth("run", example("values.sloth"), "-v", example("values/prod.yaml"));
+    expect(prod.code).toBe(0);
+    expect(prod.stdout).toContain("deploy | INFO deploying 3 replicas to prod (rolling)");
+    const dev = await sloth("run", example("values.sloth"), "-v", example("values/dev.yaml"));
+    expect(dev.stdout).toContain("deploying 1 replicas to dev (rolling)");
+  });
+
+  it("run_if skips; abort_if aborts the run with exit 1", async () => {
+    const ok = await sloth("run", example("conditions.sloth"));
+    expect(ok.code).toBe(0);
+    expect(norm(ok.stdout)).toContain("ci_only: skipped: run_if is false\n");
+    expect(norm(ok.stdout)).toContain("deploy: succeeded in <t> (deployed locally)\n");
+    const aborted = await sloth("run", example("conditions.sloth"), "--param", "freeze=yes");
+    expect(aborted.code).toBe(1);
+    expect(norm(aborted.stdout).split("\n").slice(-3)).toEqual([
+      "workflow 'conditions' aborted in <t>: 1 succeeded, 0 failed, 2 skipped, 1 cancelled",
+      "  task 'freeze_gate' aborted the run: abort_if is true",
+      "",
+    ]);
+  });
+
+  it("fans out up to max_parallel_tasks, or --max-parallel", async () => {
+    const peak = (events: Event[]) => {
+      let now = 0;
+      let max = 0;
+      for (const e of events) {
+        if (e.type === "task.started") max = Math.max(max, ++now);
+        if (e.type === "task.succeeded" || e.type === "task.failed") now--;
+      }
+      return max;
+    };
+    const byConfig = await sloth("run", example("fanout.sloth"), "-o", "json");
+    expect(byConfig.code).toBe(0);
+    expect(peak(ndjson(byConfig.stdout))).toBe(3);
+    const byFlag = await sloth("run", example("fanout.sloth"), "-o", "json", "--max-parallel", "6");
+    expect(peak(ndjson(byFlag.stdout))).toBe(6);
+  });
+
+  it("runs TaskDefinitions groups in order, or one with -g", async () => {
+    const all = await sloth("run", example("groups.sloth"));
+    expect(all.code).toBe(0);
+    const summaries = norm(all.stdout)
+      .split("\n")
+      .filter((l) => l.startsWith("workflow") && l.includes("succeeded in"));
+    expect(summaries).toEqual([
+      "workflow 'build' succeeded in <t>: 2 succeeded, 0 failed, 0 skipped",
+      "workflow 'package' succeeded in <t>: 1 succeeded, 0 failed, 0 skipped",
+    ]);
+    const one = await sloth("run", example("groups.sloth"), "-g", "package");
+    expect(one.stdout).not.toContain("compile");
+    expect(one.stdout).toContain("archive: succeeded");
+  });
+});
+
+describe("run: bad inputs", () => {
+  // Independent invocations, run together to keep the suite short.
+  it("pins stderr and exit codes for every kind of bad input", async () => {
+    const cases: Array<{ args: string[]; code: number; stderr: string; stdout?: string }> = [
+      {
+        args: [
+          "run",
+          file(
+            "syntax.sloth",
+            'local a = task("a")\n  :command("echo hi"\nworkflow.define("w"):tasks({ a })\n',
+          ),
+        ],
+        code: 1,
+        stderr: `error: ${dir}/syntax.sloth:3: ')' expected (to close '(' at line 1) near 'workflow'\n    3 | workflow.define("w"):tasks({ a })\n`,
+      },
+      {
+        args: [
+          "run",
+          file(
+            "method.sloth",
+            'local a = task("a"):command("true"):bogus(1)\nworkflow.define("w"):tasks({ a })\n',
+          ),
+        ],
+        code: 1,
+        stderr:
+          `error: ${dir}/method.sloth:1: unknown task method 'bogus' on task 'a'; valid methods: abort_if, artifacts, build, command, consumes, delegate_to, depends_on, description, on_failure, on_success, on_timeout, params, post_hook, pre_hook, retries, retry_delay, run_if, tags, timeout, workdir (aliases: on_fail, post_exec, pre_exec)\n` +
+          `    1 | local a = task("a"):command("true"):bogus(1)\n`,
+      },
+      {
+        args: [
+          "run",
+          file(
+            "cycle.sloth",
+            'local a = task("a"):depends_on({ "b" }):command("true")\nlocal b = task("b"):depends_on({ "a" }):command("true")\nworkflow.define("w"):tasks({ a, b })\n',
+          ),
+        ],
+        code: 1,
+        stderr: "error: cannot run workflow 'w': dependency cycle a -> b -> a\n",
+      },
+      {
+        args: [
+          "run",
+          file(
+            "missing.sloth",
+            'workflow.define("w"):tasks({ task("a"):depends_on({ "ghost" }):command("true") })\n',
+          ),
+        ],
+        code: 1,
+        stderr: "error: cannot run workflow 'w': task 'a' depends on unknown task 'ghost'\n",
+      },
+      {
+        args: [
+          "run",
+          file(
+            "nonbool.sloth",
+            'workflow.define("w"):tasks({ task("a"):command(function() return { x = 1 } end) })\n',
+          ),
+        ],
+        code: 1,
+        stderr: "",
+        stdout: [
+          "workflow 'w' started: 1 task",
+          "a: started",
+          "a: failed in <t>: command returned table, expected boolean",
+          "workflow 'w' failed in <t>: 0 succeeded, 1 failed, 0 skipped",
+          "  ✗ a: command returned table, expected boolean",
+          "",
+        ].join("\n"),
+      },
+      {
+        args: [
+          "run",
+          file(
+            "two.sloth",
+            'workflow.define("one"):tasks({ task("a") })\nworkflow.define("two"):tasks({ task("b") })\n',
+          ),
+        ],
+        code: 1,
+        stderr:
+          "error: two.sloth defines several workflows: one, two; pick one with -w NAME (or -g GROUP)\n",
+      },
+      {
+        args: ["run", path.join(dir, "two.sloth"), "-w", "three"],
+        code: 1,
+        stderr: "error: workflow 'three' not found in two.sloth; its workflows are: one, two\n",
+      },
+      {
+        args: [
+          "run",
+          file(
+            "stacks.sloth",
+            'workflow.define("w"):tasks({ task("a") }):config({ require_lock = true })\n',
+          ),
+        ],
+        code: 1,
+        stderr:
+          "error: cannot run workflow 'w': require_lock needs stacks, not available yet; remove these keys from the workflow's config to run it\n",
+      },
+      {
+        args: ["run", "nope.sloth"],
+        code: 2,
+        stderr: "error: workflow file 'nope.sloth' not found; check the path\n",
+      },
+      {
+        args: ["run"],
+        code: 2,
+        stderr:
+          "error: missing workflow file; run `sloth-runner run FILE` or `sloth-runner run STACK -f FILE`\n",
+      },
+      {
+        args: ["run", "prod"],
+        code: 2,
+        stderr:
+          "error: 'prod' is not a file, so it names a stack, and no workflow file was given; run `sloth-runner run prod -f FILE`\n",
+      },
+      {
+        args: ["run", example("hello.sloth"), "--param", "novalue"],
+        code: 1,
+        stderr:
+          "error: invalid --param 'novalue': expected KEY=VALUE; write it as --param key=value\n",
+      },
+      {
+        args: ["run", example("hello.sloth"), "--max-parallel", "0"],
+        code: 2,
+        stderr: "error: invalid --max-parallel '0': expected an integer >= 1\n",
+      },
+      {
+        args: ["run", example("hello.sloth"), "-t", "nope"],
+        code: 1,
+        stderr: "error: task 'nope' not found; the tasks are: hello, shell\n",
+      },
+      {
+        args: ["run", example("hello.sloth"), "-v", file("bad.yaml", "- just\n- a list\n")],
+        code: 1,
+        stderr: `error: cannot use values file '${dir}/bad.yaml': expected a mapping of names to values\n`,
+      },
+    ];
+    const results = await Promise.all(cases.map((c) => sloth(...c.args)));
+    results.forEach((r, i) => {
+      const c = cases[i]!;
+      expect({ args: c.args, code: r.code, stderr: r.stderr }).toEqual({
+        args: c.args,
+        code: c.code,
+        stderr: c.stderr,
+      });
+      if (c.stdout !== undefined) expect(norm(r.stdout)).toBe(c.stdout);
+    });
+  });
+
+  it("a delegated task fails within 5 s naming the task and the target", async () => {
+    const f = file(
+      "delegated.sloth",
+      'workflow.define("w"):tasks({ task("remote"):delegate_to("web-1"):command("true") })\n',
+    );
+    const r = await sloth("run", f, "-o", "json");
+    expect(r.code).toBe(1);
+    const events = ndjson(r.stdout);
+    const started = events.find((e) => e.type === "task.started");
+    const failed = events.find((e) => e.type === "task.failed");
+    expect(failed).toMatchObject({
+      task: "remote",
+      message: "task 'remote' is delegated to agent 'web-1': delegation is not available yet",
+    });
+    expect(Number(failed?.time) - Number(started?.time)).toBeLessThan(5000);
+  });
+
+  it("SIGINT interrupts the run: exit 130, every process of the task gone", async () => {
+    const f = file(
+      "long.sloth",
+      `workflow.define("w"):tasks({ task("long"):command("echo $$ > ${dir}/long.pid; sleep 30 & echo $! > ${dir}/long.child; wait") })\n`,
+    );
+    const p = spawnNode(CLI_BIN, ["run", f], { env: env(), cwd: REPO_ROOT });
+    const child = path.join(dir, "long.child");
+    await waitFor(() => fs.existsSync(child) && fs.readFileSync(child, "utf8").trim() !== "", {
+      what: "the task's pid files",
+    });
+    p.kill("SIGINT");
+    expect(await p.exited).toBe(130);
+    expect(norm(p.stdout()).split("\n").slice(-4)).toEqual([
+      "long: cancelled: interrupted by SIGINT",
+      "workflow 'w' interrupted in <t>: 0 succeeded, 0 failed, 0 skipped, 1 cancelled",
+      "  interrupted by SIGINT",
+      "",
+    ]);
+    for (const pidFile of ["long.pid", "long.child"]) {
+      const pid = Number(fs.readFileSync(path.join(dir, pidFile), "utf8"));
+      await waitFor(() => !running(pid), { what: `process ${pid} to end` });
+    }
+  });
+});
+
+describe("workflow list|show|validate", () => {
+  it("list, show and validate, as text and JSON", async () => {
+    const [list, listJson, show, valid, invalid] = await Promise.all([
+      sloth("workflow", "list", example("groups.sloth")),
+      sloth("workflow", "list", example("hello.sloth"), "--json"),
+      sloth("workflow", "show", example("diamond.sloth"), "--json"),
+      sloth("workflow", "validate", example("fanout.sloth")),
+      sloth(
+        "workflow",
+        "validate",
+        file(
+          "cycle.sloth",
+          'workflow.define("w"):tasks({ task("a"):depends_on("b"), task("b"):depends_on("a") })\n',
+        ),
+        "--json",
+      ),
+    ]);
+    expect(list).toEqual({
+      code: 0,
+      stderr: "",
+      stdout:
+        "NAME     KIND   TASKS  DESCRIPTION\nbuild    group  2      Compile and test\npackage  group  1      Package the result\n",
+    });
+    expect(JSON.parse(listJson.stdout)).toEqual([
+      {
+        name: "hello",
+        kind: "workflow",
+        description: "Say hello twice",
+        version: null,
+        tasks: ["hello", "shell"],
+      },
+    ]);
+    const [diamond] = JSON.parse(show.stdout) as Array<{
+      levels: string[][];
+      tasks: Array<{ name: string; command: string }>;
+    }>;
+    expect(diamond?.levels).toEqual([["fetch"], ["build_linux", "build_darwin"], ["release"]]);
+    expect(diamond?.tasks.map((t) => t.command)).toEqual([
+      "function",
+      "function",
+      "function",
+      "function",
+    ]);
+    expect(valid).toEqual({
+      code: 0,
+      stderr: "",
+      stdout: "examples/fanout.sloth: valid (1 workflow, 8 tasks)\n",
+    });
+    expect(invalid.code).toBe(1);
+    expect(JSON.parse(invalid.stdout)).toMatchObject({
+      ok: false,
+      problems: [{ message: "cannot run workflow 'w': dependency cycle a -> b -> a" }],
+    });
+  });
+});
+
+/** Alive and not a zombie (a container's init may never reap). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
