@@ -1,19 +1,18 @@
 import fs from "node:fs";
 import type { Client } from "@connectrpc/connect";
-import {
-  type DataDir,
-  ensurePrivateDir,
-  fromConnectError,
-  type ResolvedMaster,
-  type ResolvedToken,
-  resolveDataDir,
-  resolveMaster,
-  resolveToken,
-  type SlothConnection,
-  type SlothError,
-  type TlsMaterial,
+import type {
+  DataDir,
+  ResolvedMaster,
+  ResolvedToken,
+  SlothConnection,
+  SlothError,
+  TlsMaterial,
 } from "@sloth/client";
 import type { MasterService } from "@sloth/proto";
+
+// @sloth/client pulls in Connect, protobuf and SQLite: load it only when a
+// command needs it, so `--version` and `--help` start fast.
+const client = () => import("@sloth/client");
 
 /** Options every command accepts. */
 export interface GlobalArgs {
@@ -49,23 +48,29 @@ export class ExitCode extends Error {
 }
 
 /** The data directory for these arguments; created (0700) when `create` is set. */
-export function dataDirOf(argv: GlobalArgs, create = false): DataDir {
+export async function dataDirOf(argv: GlobalArgs, create = false): Promise<DataDir> {
+  const { resolveDataDir, ensurePrivateDir } = await client();
   const dir = resolveDataDir(argv.dataDir);
   if (create) ensurePrivateDir(dir.root);
   return dir;
 }
 
 /** The master these arguments select (see `resolveMaster`). */
-export function masterOf(argv: GlobalArgs): ResolvedMaster {
-  return resolveMaster({ flag: argv.master, dataDir: dataDirOf(argv) });
+export async function masterOf(argv: GlobalArgs): Promise<ResolvedMaster> {
+  const { resolveMaster } = await client();
+  return resolveMaster({ flag: argv.master, dataDir: await dataDirOf(argv) });
 }
 
 /** The token for talking to `master`; undefined when none is configured. */
-export function tokenFor(argv: GlobalArgs, master: ResolvedMaster): ResolvedToken | undefined {
+export async function tokenFor(
+  argv: GlobalArgs,
+  master: ResolvedMaster,
+): Promise<ResolvedToken | undefined> {
+  const { resolveToken } = await client();
   return resolveToken({
     tokenFile: argv.tokenFile,
     masterTokenFile: master.record?.tokenFile,
-    dataDirTokenFile: dataDirOf(argv).master.token,
+    dataDirTokenFile: (await dataDirOf(argv)).master.token,
   });
 }
 
@@ -94,9 +99,9 @@ export async function withMaster<T>(
   argv: GlobalArgs,
   fn: (s: MasterSession) => Promise<T>,
 ): Promise<T> {
-  const { connect, masterClient } = await import("@sloth/client");
-  const master = masterOf(argv);
-  const token = tokenFor(argv, master);
+  const { connect, masterClient, fromConnectError } = await client();
+  const master = await masterOf(argv);
+  const token = await tokenFor(argv, master);
   if (!token) {
     throw new CliError(`no cluster token for master at ${master.address}`, {
       hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN (a local master keeps it in <data dir>/master/token)",

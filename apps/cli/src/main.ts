@@ -1,4 +1,3 @@
-import { isSlothError } from "@sloth/client";
 import yargs from "yargs";
 import { commands } from "./commands/index.js";
 import { CliError, ExitCode } from "./context.js";
@@ -47,12 +46,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await cli.parseAsync();
   } catch (e) {
-    process.exitCode = report(e, debug);
+    process.exitCode = await report(e, debug);
   }
 }
 
 /** Prints an error as one line (stack only with --debug) and returns the exit code. */
-export function report(e: unknown, debug: boolean): number {
+export async function report(e: unknown, debug: boolean): Promise<number> {
   if (e instanceof ExitCode) return e.code;
   const red = painter(process.stderr).red;
   if (e instanceof CliError) {
@@ -60,6 +59,7 @@ export function report(e: unknown, debug: boolean): number {
     if (debug && e.cause instanceof Error) eprintln(e.cause.stack);
     return e.exitCode;
   }
+  const { isSlothError } = await import("@sloth/client");
   if (isSlothError(e)) {
     eprintln(`${red("error:")} ${e.describe()}`);
     if (debug) eprintln(e.stack);

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { parseDuration, type SlothError } from "@sloth/client";
+import type { SlothError } from "@sloth/client";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
@@ -26,6 +26,7 @@ export async function runOnAgent(argv: RunArgs): Promise<number> {
   const c = painter(process.stderr);
   const command = argv.command.join(" ");
   const env = parseKeyValues(argv.env, "--env");
+  const { parseDuration } = await import("@sloth/client");
   const timeoutMs = argv.timeout ? parseDuration(argv.timeout, "s") : 0;
   const controller = new AbortController();
   let interrupted = false;

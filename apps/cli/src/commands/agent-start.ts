@@ -1,5 +1,4 @@
 import type { AgentEvent } from "@sloth/agent";
-import { isSlothError } from "@sloth/client";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, type GlobalArgs } from "../context.js";
 import { eprintln, formatDuration, painter } from "../output.js";
@@ -69,6 +68,7 @@ export function describeAgentEvent(name: string, e: AgentEvent): string | undefi
 /** Runs an agent in the foreground until SIGINT/SIGTERM or a Shutdown call. */
 export async function runAgent(argv: AgentStartArgs): Promise<void> {
   const { startAgentFromFlags, stopOnSignals, AgentNameHeldError } = await import("@sloth/agent");
+  const { isSlothError } = await import("@sloth/client");
   const os = await import("node:os");
   const name = argv.name ?? os.hostname();
   const agent = await startAgentFromFlags(

@@ -4,12 +4,14 @@ import { withMasterOptions } from "../master-options.js";
 import { painter, printJson, println, table } from "../output.js";
 import { runCommand } from "./agent-run.js";
 import { runAgent, startAgentCommand, startAgentOptions } from "./agent-start.js";
-import { agentJson, ago, bytes, metricsJson, paintStatus } from "./agent-view.js";
 
 type JsonArgs = GlobalArgs & { json?: boolean };
 type NameArgs = JsonArgs & { name: string };
 
 const jsonOption = { type: "boolean", describe: "Print JSON" } as const;
+
+// The view helpers load the protocol code: only when a command runs.
+const view = () => import("./agent-view.js");
 
 const list: CommandModule<GlobalArgs, JsonArgs> = {
   command: ["list", "ls"],
@@ -17,6 +19,7 @@ const list: CommandModule<GlobalArgs, JsonArgs> = {
   builder: (y) => withMasterOptions(y).option("json", jsonOption),
   handler: (argv) =>
     withMaster(argv, async ({ client }) => {
+      const { agentJson, ago, paintStatus } = await view();
       const { agents } = await client.listAgents({}, { timeoutMs: 15_000 });
       if (argv.json) return printJson(agents.map(agentJson));
       if (agents.length === 0) {
@@ -48,6 +51,7 @@ const get: CommandModule<GlobalArgs, NameArgs> = {
       .option("json", jsonOption),
   handler: (argv) =>
     withMaster(argv, async ({ client }) => {
+      const { agentJson, ago, bytes, paintStatus } = await view();
       const { agent } = await client.getAgent({ name: argv.name }, { timeoutMs: 15_000 });
       if (!agent) throw new CliError(`agent '${argv.name}' not found`);
       if (argv.json) return printJson(agentJson(agent));
@@ -105,6 +109,7 @@ const metrics: CommandModule<GlobalArgs, NameArgs> = {
       .option("json", jsonOption),
   handler: (argv) =>
     withMaster(argv, async ({ client }) => {
+      const { bytes, metricsJson } = await view();
       const { metrics: m } = await client.getAgentMetrics(
         { name: argv.name },
         { timeoutMs: 15_000 },

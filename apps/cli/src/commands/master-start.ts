@@ -1,4 +1,3 @@
-import { isLoopbackHost, parseDuration } from "@sloth/client";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
 import { lineLogger } from "../logger.js";
@@ -44,8 +43,10 @@ export function startOptions<T>(y: Argv<T>): Argv<T & StartArgs> {
 /** Starts a master in the foreground until SIGINT or SIGTERM. */
 export async function runMaster(argv: StartArgs): Promise<void> {
   const { createMaster } = await import("@sloth/master");
-  const { ensureTokenFile, readTokenFile } = await import("@sloth/client");
-  const dir = dataDirOf(argv, true);
+  const { ensureTokenFile, readTokenFile, isLoopbackHost, parseDuration } = await import(
+    "@sloth/client"
+  );
+  const dir = await dataDirOf(argv, true);
   if (!Number.isInteger(argv.port) || argv.port < 0 || argv.port > 65535) {
     throw new CliError(`invalid port '${argv.port}'`, {
       hint: "use a port from 1 to 65535",

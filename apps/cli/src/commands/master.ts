@@ -14,7 +14,7 @@ interface AddArgs extends GlobalArgs {
 
 async function store(argv: GlobalArgs) {
   const { openMastersStore } = await import("@sloth/client");
-  return openMastersStore(dataDirOf(argv, true).mastersDb);
+  return openMastersStore((await dataDirOf(argv, true)).mastersDb);
 }
 
 function masterJson(m: MasterRecord) {

@@ -86,7 +86,7 @@ async function runFile(argv: RunArgs): Promise<number> {
   }
   const params = parseKeyValues(argv.param, "--param");
   const values = await readValues(argv.values);
-  const dataDir = dataDirOf(argv);
+  const dataDir = await dataDirOf(argv);
   const { loadWorkflowFile, shutdownLuaWorkers } = await import("@sloth/dsl-lua");
   try {
     const loaded = await loadWorkflowFile(target.file, { values, params, dataDir: dataDir.root });
