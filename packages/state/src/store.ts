@@ -75,9 +75,16 @@ function view(shared: Shared, ns: string): StateStore {
   const store: StateStore = {
     namespace: ns,
     withNamespace: (other) => view(shared, validateName(other, "namespace")),
-    async get<T extends JsonValue>(k: string) {
-      const e = await b().get(ns, key(k));
-      return e?.value as T | undefined;
+    // The hot path: no async function, so a local read costs one resolved promise.
+    get<T extends JsonValue>(k: string): Promise<T | undefined> {
+      try {
+        const e = b().get(ns, key(k));
+        return e instanceof Promise
+          ? e.then((v) => v?.value as T | undefined)
+          : Promise.resolve(e?.value as T | undefined);
+      } catch (err) {
+        return Promise.reject(err);
+      }
     },
     async getEntry<T extends JsonValue>(k: string) {
       const e = await b().get(ns, key(k));
