@@ -30,7 +30,7 @@ export async function runAttempt(
   // that, so no process outlives its task. Functions may ignore the signal.
   const settled = runsShellLocally(task, env)
     ? await settle(work)
-    : await untilAborted(ctx.signal, work);
+    : await untilAborted(ctx.signal, work, env.killGraceMs ?? 2000);
   if (ctx.signal.aborted) return stopped(ctx.signal);
   if (settled.kind === "aborted") return stopped(ctx.signal);
   if (settled.kind === "error") {
@@ -128,10 +128,27 @@ type Settled<T> =
   | { kind: "error"; error: unknown }
   | { kind: "aborted" };
 
-/** Waits for `work`, or stops waiting when the signal aborts (a function may ignore it). */
-function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<Settled<T>> {
+/**
+ * Waits for `work`; once the signal aborts, waits at most `graceMs` more, so
+ * that a function that stops promptly (a Lua worker killing its `exec.run`
+ * children) is done before the attempt ends, while one that ignores the
+ * signal cannot hold the run.
+ */
+function untilAborted<T>(
+  signal: AbortSignal,
+  work: Promise<T>,
+  graceMs: number,
+): Promise<Settled<T>> {
   return new Promise((resolve) => {
-    const onAbort = (): void => resolve({ kind: "aborted" });
+    const onAbort = (): void => {
+      const timer = setTimeout(() => resolve({ kind: "aborted" }), graceMs);
+      work
+        .finally(() => clearTimeout(timer))
+        .then(
+          () => resolve({ kind: "aborted" }),
+          () => resolve({ kind: "aborted" }),
+        );
+    };
     signal.addEventListener("abort", onAbort, { once: true });
     work
       .then(

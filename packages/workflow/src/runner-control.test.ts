@@ -149,6 +149,39 @@ describe("timeouts and process groups", () => {
     expect(result.tasks.map((t) => t.status)).toEqual(["cancelled", "failed"]);
   });
 
+  test("a function task gets its grace to stop, but cannot hold the run", async () => {
+    let cleanedUp = false;
+    const { handle } = start(
+      {
+        name: "fn",
+        tasks: [
+          {
+            name: "polite",
+            timeoutMs: 50,
+            command: (ctx) =>
+              new Promise((resolve) => {
+                ctx.signal.addEventListener("abort", () =>
+                  setTimeout(() => {
+                    cleanedUp = true;
+                    resolve({ ok: false });
+                  }, 100),
+                );
+              }),
+          },
+          { name: "deaf", timeoutMs: 50, command: () => new Promise(() => {}) },
+        ],
+      },
+      { killGraceMs: 300 },
+    );
+    const result = await handle.result;
+    expect(cleanedUp).toBe(true);
+    expect(result.tasks.map((t) => t.message)).toEqual([
+      "timed out after 50ms",
+      "timed out after 50ms",
+    ]);
+    expect(result.durationMs).toBeLessThan(5000);
+  });
+
   test("the workflow timeout stops the run", async () => {
     const { handle } = start({
       name: "wt",

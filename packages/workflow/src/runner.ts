@@ -82,6 +82,7 @@ async function execute(
       "artifacts",
     ),
     random: options.random ?? Math.random,
+    logger: options.logger,
     runSignal: stop.signal,
     emit,
   };
@@ -90,6 +91,7 @@ async function execute(
   const blocked = new Map<string, string>();
   const outputs: Record<string, TaskOutput> = {};
 
+  options.logger?.debug({ runId, workflow, maxParallel, failFast }, "run started");
   emit({ type: "workflow.started", workflow, tasks: model.tasks.map((t) => t.name) });
   let timer: NodeJS.Timeout | undefined;
   if (model.config.timeoutMs !== undefined) {
@@ -205,6 +207,7 @@ async function execute(
     }
   }
   const durationMs = Date.now() - started;
+  options.logger?.debug({ runId, workflow, status, counts, durationMs }, "run ended");
   const msg = message ?? "";
   if (status === "succeeded") emit({ type: "workflow.completed", workflow, durationMs });
   else if (status === "failed")

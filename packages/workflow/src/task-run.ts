@@ -10,13 +10,14 @@ import {
 import type { RunEvent } from "./events.js";
 import type { TaskContext, TaskHook, TaskModel, TaskOutcome, WorkflowHooks } from "./model.js";
 import { retryDelay, sleep } from "./retry.js";
-import type { TaskResult } from "./types.js";
+import type { Logger, TaskResult } from "./types.js";
 
 /** Everything a task run needs from its run. */
 export interface TaskRunEnv extends AttemptEnv {
   hooks: WorkflowHooks;
   artifactRoot: string;
   random: () => number;
+  logger: Logger | undefined;
   /** Aborted (with a {@link StopReason}) when the whole run stops. */
   runSignal: AbortSignal;
   emit(event: DistributiveOmit<RunEvent, "runId" | "time">): void;
@@ -230,6 +231,7 @@ async function callHook(
   try {
     await fn();
   } catch (err) {
+    env.logger?.warn({ task, hook: name, err }, "hook failed");
     env.emit({
       type: "task.log",
       task,

@@ -81,7 +81,11 @@ const show: CommandModule<GlobalArgs, ShowArgs> = {
     const loaded = await load(argv);
     const { pickModels } = await import("../run/load.js");
     const { planRun } = await import("@sloth/workflow");
-    const models = pickModels(loaded, { workflow: argv.workflow, group: argv.group });
+    // Without -w/-g, show everything the file defines.
+    const models =
+      argv.workflow === undefined && argv.group === undefined
+        ? [...loaded.workflows, ...loaded.groups]
+        : pickModels(loaded, { workflow: argv.workflow, group: argv.group });
     const { describeModel, printModel } = await import("../run/show.js");
     if (argv.json) return printJson(models.map((m) => describeModel(m, planRun(m))));
     for (const notice of loaded.notices) eprintln(`notice: ${notice}`);

@@ -86,7 +86,8 @@ export function summaryLines(result: RunResult, c: Painter): string[] {
   ];
   // "task 'x' failed" would only repeat the lines below.
   const generic = /^tasks? '.*' failed$/.test(result.message ?? "");
-  if (result.status !== "succeeded" && result.message && !generic) lines.push(`  ${result.message}`);
+  if (result.status !== "succeeded" && result.message && !generic)
+    lines.push(`  ${result.message}`);
   for (const t of result.tasks) {
     if (t.status === "failed") lines.push(`  ${c.red("✗")} ${t.name}: ${t.message ?? "failed"}`);
   }

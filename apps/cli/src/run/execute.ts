@@ -1,5 +1,5 @@
 import type { RunResult, Value, WorkflowModel } from "@sloth/workflow";
-import { painter, println } from "../output.js";
+import { eprintln, painter, println } from "../output.js";
 import { jsonDisplay, plainDisplay, type RunDisplay, summaryLines } from "./display.js";
 
 /** Options of {@link executeRuns}. */
@@ -26,9 +26,16 @@ export async function executeRuns(
   const c = painter(process.stdout);
   const results: RunResult[] = [];
   let signal: NodeJS.Signals | undefined;
+  let signals = 0;
   let cancel: ((reason: string) => void) | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (signal) process.exit(signalCode(sig)); // a second signal: stop waiting
+    signals++;
+    // The run kills every process group within the kill grace; leaving
+    // earlier could orphan processes that ignore SIGTERM, so only a third
+    // signal exits at once.
+    if (signals === 2) eprintln("still stopping tasks; send the signal again to exit now");
+    if (signals >= 3) process.exit(signalCode(sig));
+    if (signal) return;
     signal = sig;
     cancel?.(`interrupted by ${sig}`);
   };
