@@ -1,13 +1,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Value } from "@sloth/workflow";
+import type { Value, WorkflowModel } from "@sloth/workflow";
 import type { LuaCaller } from "./convert/bind.js";
 import { SourceIndex } from "./convert/source-index.js";
 import type { FnRef } from "./convert/values.js";
 import { convertFile, type RawFile } from "./convert/workflow.js";
 import { DslError, formatLocated, isSlothError, type SourceLocation } from "./errors.js";
-import { JobAborted, runJob } from "./pool.js";
+import { JobAborted, prewarm, runJob } from "./pool.js";
 import type { CallResult, JobError, SessionSpec } from "./protocol.js";
 import type { LoadedWorkflows, LoadOptions, LuaModuleSpec, ValidationResult } from "./types.js";
 
@@ -83,6 +83,7 @@ export async function loadWorkflowFile(
     baseDir,
   });
   for (const n of notices) logger?.warn({ file: shown }, n);
+  prewarm(Math.max(0, ...[...converted.groups, ...converted.workflows].map(luaParallelism)));
   return { file, ...converted, notices };
 }
 
@@ -121,6 +122,12 @@ export async function validate(path: string, options: LoadOptions = {}): Promise
     }
   }
   return { ok: problems.length === 0, problems, notices: loaded.notices, loaded };
+}
+
+// How many Lua calls of a workflow can run at once, at most.
+function luaParallelism(wf: WorkflowModel): number {
+  const lua = wf.tasks.filter((t) => t.command?.kind === "function").length;
+  return Math.min(lua, wf.config.maxParallelTasks);
 }
 
 async function callLua(

@@ -102,6 +102,14 @@ export function runJob(req: JobInput, options: RunJobOptions = {}): Promise<JobE
   });
 }
 
+/**
+ * Starts workers ahead of need so that the first Lua tasks of a run do not
+ * each wait for a worker to boot; they start in the background, unref'd.
+ */
+export function prewarm(count: number): void {
+  while (idle.length < Math.min(count, MAX_IDLE)) idle.push(spawnWorker());
+}
+
 /** Terminates the idle Lua workers (busy ones end with their jobs). */
 export async function shutdownLuaWorkers(): Promise<void> {
   const all = idle.splice(0);

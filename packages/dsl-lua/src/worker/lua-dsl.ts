@@ -247,6 +247,8 @@ local function on_error(e)
 end
 
 local function failure(e)
+  -- A failing handler (out of memory) hands over a string, not our table.
+  if type(e) ~= "table" then e = { message = tostring(e) } end
   return '{"error":' .. enc_string(e.message) .. ',"where":' .. (e.where and enc_string(e.where) or "null") .. "}"
 end
 

@@ -13,7 +13,7 @@ local function wrap(f)
   return function(...)
     local r = table.pack(pcall(f, ...))
     if not r[1] then error(tostring(r[2]), 2) end
-    return table.unpack(r, 2, r.n)
+    return table.unpack(r, 2, math.max(r.n, 2))
   end
 end
 local function wrap_async(f)

@@ -16,6 +16,12 @@ import { toLua } from "./to-lua.js";
 // One factory per worker: it compiles the wasm once; engines are then cheap.
 let factory: LuaFactory | undefined;
 
+/** Compiles the Lua wasm ahead of the first job (called when a worker boots). */
+export async function warmUp(): Promise<void> {
+  factory ??= new LuaFactory();
+  await factory.getLuaModule();
+}
+
 /** Where a session sends what the Lua does. */
 export interface SessionEvents {
   log(stream: "stdout" | "stderr" | "log", text: string): void;

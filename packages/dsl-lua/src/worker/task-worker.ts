@@ -5,11 +5,13 @@
  */
 import { parentPort } from "node:worker_threads";
 import type { JobMessage, JobRequest } from "../protocol.js";
-import { LuaSession } from "./session.js";
+import { LuaSession, warmUp } from "./session.js";
 
 const port = parentPort;
 if (!port) throw new Error("task-worker must run in a worker thread");
 const baseEnv = { ...process.env };
+// Jobs posted meanwhile wait in the queue; a failure here shows up in the first job.
+warmUp().catch(() => undefined);
 
 port.on("message", (req: JobRequest) => {
   handle(req).catch((e: unknown) => {
