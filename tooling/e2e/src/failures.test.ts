@@ -1,7 +1,17 @@
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { agentClient, connect } from "@sloth/client";
-import { cleanup, runCli, spawnAgent, spawnMaster, tempDir, waitFor } from "@sloth/testkit";
+import {
+  CLI_BIN,
+  cleanup,
+  runCli,
+  spawnAgent,
+  spawnMaster,
+  spawnNode,
+  tempDir,
+  waitFor,
+} from "@sloth/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 
 afterEach(cleanup);
@@ -184,6 +194,61 @@ describe("failures and recovery", () => {
       conn.close();
     }
     expect(fs.existsSync(marker)).toBe(false);
+  });
+});
+
+describe("shutdown and lost links", () => {
+  it("stops an agent with `agent stop`", async () => {
+    const { agents, cli, status } = await cluster(["stoppable"]);
+    const r = await cli("agent", "stop", "stoppable");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("Agent 'stoppable' is stopping\n");
+    expect(await agents[0]!.proc.exited).toBe(0);
+    await waitFor(async () => (await status("stoppable")) === "inactive", { timeoutMs: 15_000 });
+  });
+
+  it("kills the remote command when the master dies mid-run", async () => {
+    const { master } = await cluster(["orphan-guard"]);
+    const marker = `601.${Date.now() % 1e6}`;
+    const run = spawnNode(CLI_BIN, [
+      "--data-dir",
+      master.dataDir,
+      "agent",
+      "run",
+      "orphan-guard",
+      "--master",
+      master.address,
+      `sleep ${marker}`,
+    ]);
+    const running = () => spawnSync("pgrep", ["-f", `^sleep ${marker}$`]).status === 0;
+    await waitFor(running, { what: "the remote sleep to start" });
+    master.proc.kill("SIGKILL");
+    expect(await run.exited).toBe(255);
+    expect(run.stderr()).toMatch(/error: .*master at 127\.0\.0\.1:\d+/);
+    await waitFor(() => !running(), { timeoutMs: 10_000, what: "the remote sleep to be killed" });
+  });
+
+  it("lets in-flight runs finish when the master gets SIGTERM", async () => {
+    const { master } = await cluster(["graceful"]);
+    const marker = `1.5${Date.now() % 1e6}`;
+    const run = spawnNode(CLI_BIN, [
+      "--data-dir",
+      master.dataDir,
+      "agent",
+      "run",
+      "graceful",
+      "--quiet",
+      "--master",
+      master.address,
+      `sleep ${marker}; echo finished`,
+    ]);
+    await waitFor(() => spawnSync("pgrep", ["-f", `^sleep ${marker}$`]).status === 0, {
+      what: "the run to start",
+    });
+    master.proc.kill("SIGTERM");
+    expect(await run.exited, run.stderr()).toBe(0);
+    expect(run.stdout()).toBe("finished\n");
+    expect(await master.proc.exited).toBe(0);
   });
 });
 
