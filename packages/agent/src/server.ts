@@ -26,7 +26,16 @@ export async function listenRpc(
   host: string,
   port: number,
 ): Promise<RpcServer> {
-  const server = http2.createServer(connectNodeAdapter({ routes, interceptors }));
+  const server = http2.createServer(
+    connectNodeAdapter({
+      routes,
+      interceptors,
+      // Never compress responses: command output streams at pipe speed, and
+      // gzip costs far more CPU than it saves on the links agents use.
+      // Compressed requests are still accepted.
+      compressMinBytes: Number.MAX_SAFE_INTEGER,
+    }),
+  );
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     sessions.add(session);
