@@ -39,6 +39,10 @@ export interface LuaModuleHost {
 export interface LuaModuleDefinition {
   functions: Record<string, (...args: never[]) => unknown>;
   async?: string[] | undefined;
+  /** Lua code run once the module is installed; it receives the module table as `...`. */
+  lua?: string | undefined;
+  /** Called when the job ends (release what the task left held). */
+  close?: (() => Promise<void> | void) | undefined;
 }
 
 /** Options of {@link loadWorkflowFile} and {@link validate}. */

@@ -37,6 +37,7 @@ for _, m in ipairs(S.modules) do
   else
     S[m.name] = mod
   end
+  if m.lua then assert(load(m.lua, "=" .. m.name))(mod) end
 end
 
 local function text_of(...)

@@ -43,6 +43,7 @@ interface RawFailure {
 /** One fresh Lua state with the DSL, the runtime and the modules, for one job. */
 export class LuaSession {
   private readonly sources = new Map<string, string>();
+  private closers: Array<() => Promise<void> | void> = [];
 
   private constructor(
     private readonly engine: LuaEngine,
@@ -89,6 +90,7 @@ export class LuaSession {
       }
       modules.push([m.name, await mod.createLuaModule(m.options, host)]);
     }
+    for (const [, def] of modules) if (def.close) session.closers.push(def.close);
     engine.global.set("__sloth", {
       base_dir: spec.baseDir,
       host: {
@@ -96,7 +98,12 @@ export class LuaSession {
           events.log(stream, String(text)),
         display_name: (p: string) => session.displayName(p),
       },
-      modules: modules.map(([name, def]) => ({ name, fns: def.functions, async: def.async ?? [] })),
+      modules: modules.map(([name, def]) => ({
+        name,
+        fns: def.functions,
+        async: def.async ?? [],
+        lua: def.lua,
+      })),
     });
     engine.global.set("values", toLua(spec.values));
     engine.global.set("params", toLua(spec.params));
@@ -151,7 +158,15 @@ export class LuaSession {
     return { ok: true, values: r.r ?? [], count: r.n ?? 0 };
   }
 
-  close(): void {
+  /** Lets modules release what the job held, then frees the Lua state. */
+  async close(): Promise<void> {
+    for (const close of this.closers) {
+      try {
+        await close();
+      } catch {
+        // Best effort: the job is over either way.
+      }
+    }
     this.engine.global.close();
   }
 

@@ -75,6 +75,6 @@ async function handle(req: JobRequest): Promise<void> {
     muted = false;
     post({ type: "called", id: req.id, result: await session.call(req.fnId, req.args) });
   } finally {
-    session.close();
+    await session.close();
   }
 }

@@ -1,0 +1,105 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { threadId } from "node:worker_threads";
+import { isStateError, type JsonValue, type Lease, openState, type StateStore } from "@sloth/state";
+import type { LuaModuleDefinition } from "../types.js";
+import { toLua } from "../worker/to-lua.js";
+
+/** Options of the `state` module: the state database file. */
+export interface StateModuleOptions {
+  path: string;
+  namespace?: string | undefined;
+}
+
+// Lua numbers are seconds; strings are durations ("30s") and pass through.
+const ttlOf = (v: unknown): number | string | undefined =>
+  v === undefined || v === null ? undefined : typeof v === "number" ? v * 1000 : String(v);
+
+const LUA = String.raw`
+local state = ...
+state.compare_swap = state.cas
+-- Runs fn holding the lock; the lock is released even when fn fails.
+function state.with_lock(name, fn, timeout)
+  if type(fn) ~= "function" then error("state.with_lock expects a function", 2) end
+  if not state.lock(name, timeout) then error("cannot take lock '" .. tostring(name) .. "': it is held elsewhere", 2) end
+  local r = table.pack(pcall(fn))
+  state.unlock(name)
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+`;
+
+/**
+ * The Lua `state` module over @sloth/state: get (with a default), set (ttl in
+ * seconds or "30s"), delete, exists, keys(prefix), increment, cas /
+ * compare_swap, lock(name, wait), try_lock(name, ttl), unlock, with_lock.
+ * Locks still held when the task ends are released.
+ */
+export function createLuaModule(options: StateModuleOptions): LuaModuleDefinition {
+  let store: Promise<StateStore> | undefined;
+  const open = () => {
+    store ??= openState({ path: options.path, namespace: options.namespace });
+    return store;
+  };
+  const owner = `lua/${hostname()}/${process.pid}/${threadId}/${randomUUID()}`;
+  const leases = new Map<string, Lease>();
+  const take = async (
+    name: string,
+    lock: { waitMs: number | string; ttl?: number | string | undefined },
+  ): Promise<boolean> => {
+    try {
+      const lease = await (await open()).lock(name, {
+        owner,
+        autoRenew: true,
+        ttl: lock.ttl,
+        waitMs: lock.waitMs,
+      });
+      leases.set(name, lease);
+      return true;
+    } catch (e) {
+      if (isStateError(e, "SLOTH_LOCK_HELD")) return false;
+      throw e;
+    }
+  };
+  const functions = {
+    get: async (key: string, fallback?: unknown) => {
+      const v = await (await open()).get(key);
+      return v === undefined ? fallback : toLua(v);
+    },
+    set: async (key: string, value: JsonValue, ttl?: number | string) => {
+      await (await open()).set(key, value, { ttl: ttlOf(ttl) });
+      return true;
+    },
+    delete: async (key: string) => (await open()).delete(key),
+    exists: async (key: string) => (await open()).has(key),
+    keys: async (prefix?: string) => (await (await open()).list({ prefix })).map((e) => e.key),
+    increment: async (key: string, by?: number) => (await open()).increment(key, by ?? 1),
+    cas: async (
+      key: string,
+      expected: JsonValue | undefined,
+      next: JsonValue | undefined,
+      ttl?: number | string,
+    ) =>
+      (await (await open()).cas(key, expected ?? undefined, next ?? undefined, { ttl: ttlOf(ttl) }))
+        .ok,
+    lock: (name: string, wait?: number | string) => take(name, { waitMs: ttlOf(wait) ?? 30_000 }),
+    try_lock: (name: string, ttl?: number | string) => take(name, { waitMs: 0, ttl: ttlOf(ttl) }),
+    unlock: async (name: string) => {
+      const lease = leases.get(name);
+      if (!lease) return false;
+      leases.delete(name);
+      await lease.release();
+      return true;
+    },
+  };
+  return {
+    functions,
+    async: Object.keys(functions),
+    lua: LUA,
+    close: async () => {
+      for (const lease of leases.values()) await lease.release().catch(() => undefined);
+      leases.clear();
+      if (store) await (await store).close();
+    },
+  };
+}
