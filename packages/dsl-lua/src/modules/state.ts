@@ -15,7 +15,7 @@ export interface StateModuleOptions {
 const ttlOf = (v: unknown): number | string | undefined =>
   v === undefined || v === null ? undefined : typeof v === "number" ? v * 1000 : String(v);
 
-const LUA = String.raw`
+const LUA = `
 local state = ...
 state.compare_swap = state.cas
 -- Runs fn holding the lock; the lock is released even when fn fails.
