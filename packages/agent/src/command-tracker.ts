@@ -58,6 +58,7 @@ export class CommandTracker {
 
   private waitIdle(ms: number): Promise<boolean> {
     if (this.runs.size === 0) return Promise.resolve(true);
+    ms = Math.min(ms, 2 ** 31 - 1);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.idleWaiters = this.idleWaiters.filter((w) => w !== done);

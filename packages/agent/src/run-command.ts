@@ -82,12 +82,19 @@ export async function* runCommand(
   Object.assign(env, request.env);
 
   const startedAt = performance.now();
-  const child = spawn("bash", ["-c", request.command], {
-    cwd: workdir,
-    env,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  let child: ChildProcess;
+  try {
+    child = spawn("bash", ["-c", request.command], {
+      cwd: workdir,
+      env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (err) {
+    // Arguments Node refuses outright, such as NUL bytes in the command or env.
+    yield notStarted(`cannot run command: ${(err as Error).message}`);
+    return;
+  }
   const pid = child.pid;
   if (pid === undefined) {
     const err = await new Promise<Error>((resolve) => child.once("error", resolve));
@@ -98,8 +105,10 @@ export async function* runCommand(
   const onAbort = () => run.kill();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const timeoutMs = request.timeoutMs ?? 0;
+  // Longer than a timer can hold (about 24.8 days) counts as no limit, rather
+  // than firing at once as an overflowing setTimeout would.
   const timeout =
-    timeoutMs > 0
+    timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS
       ? setTimeout(() => {
           run.timedOut = true;
           run.kill();
@@ -136,6 +145,9 @@ export async function* runCommand(
     run.dispose();
   }
 }
+
+/** The longest delay setTimeout accepts. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Largest output message built by joining queued reads. */
 const MAX_MESSAGE_BYTES = 256 * 1024;
