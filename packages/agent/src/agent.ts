@@ -89,6 +89,10 @@ export interface Agent {
   wait(): Promise<void>;
 }
 
+function cancelled(message: string): SlothError {
+  return new SlothError("SLOTH_CANCELLED", message);
+}
+
 /** Creates an agent; nothing happens until {@link Agent.start}. */
 export function createAgent(options: AgentOptions): Agent {
   const o = validateAgentOptions(options);
@@ -139,7 +143,7 @@ export function createAgent(options: AgentOptions): Agent {
       sampler.stop();
       state.state = "stopped";
       state.registered = false;
-      const err = fatal ?? new Error("agent stopped");
+      const err = fatal ?? cancelled("agent stopped before registering");
       for (const w of registeredWaiters.splice(0)) w.reject(err);
       emit(fatal ? { type: "stopped", error: fatal } : { type: "stopped" });
       logger.info({}, "agent stopped");
@@ -153,7 +157,7 @@ export function createAgent(options: AgentOptions): Agent {
     name: o.name,
     version: AGENT_VERSION,
     async start() {
-      if (state.state !== "new") throw new Error("cannot start agent: it was already started");
+      if (state.state !== "new") throw cancelled("cannot start agent: it was already started");
       state.state = "running";
       const routes = agentRoutes({
         name: o.name,
@@ -175,6 +179,8 @@ export function createAgent(options: AgentOptions): Agent {
       }
       let identity: AgentIdentity;
       try {
+        if (stopController.signal.aborted)
+          throw cancelled("cannot start agent: it was stopped while starting");
         identity = loadOrCreateIdentity(dataDir.agent(o.name).identity);
       } catch (e) {
         state.state = "stopped";
@@ -244,7 +250,7 @@ export function createAgent(options: AgentOptions): Agent {
     registered() {
       if (state.registered) return Promise.resolve();
       if (state.state === "stopped" || state.state === "stopping") {
-        return Promise.reject(fatal ?? new Error("agent stopped"));
+        return Promise.reject(fatal ?? cancelled("agent stopped before registering"));
       }
       return new Promise((resolve, reject) => registeredWaiters.push({ resolve, reject }));
     },
