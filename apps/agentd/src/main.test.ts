@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,7 +9,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { agentClient, connect } from "@sloth/client";
 import { MasterService } from "@sloth/proto";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { main } from "./main.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const launcher = path.join(here, "../test/run-source.ts");
@@ -105,12 +106,6 @@ async function startDaemon(extra: string[] = [], env: Record<string, string> = {
 }
 
 describe("sloth-agentd", () => {
-  it("prints its version", async () => {
-    const d = agentd(["--version"]);
-    expect(await d.exited).toBe(0);
-    expect(d.stdout()).toMatch(/^\d+\.\d+\.\d+\n$/);
-  });
-
   it("serves commands and stops on SIGTERM", async () => {
     const { d, client, dataDir } = await startDaemon(["--name", "box1", "--label", "env=test"]);
     let out = "";
@@ -152,7 +147,10 @@ describe("sloth-agentd", () => {
   });
 
   it("says when the port is in use", async () => {
-    const { port } = await startDaemon();
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+    const port = (holder.address() as AddressInfo).port;
     const d = agentd(
       ["--port", String(port), "--bind-address", "127.0.0.1", "--data-dir", tempDir()],
       {
@@ -202,6 +200,40 @@ describe("sloth-agentd", () => {
       "error: agent name 'web1' is held by another agent; run `sloth-runner agent delete web1`",
     );
   });
+});
+
+/** Runs main() in this process, capturing stdout, stderr and the exit code. */
+async function mainInProcess(args: string[], env: Record<string, string> = {}) {
+  const saved = { ...process.env };
+  const out: string[] = [];
+  const err: string[] = [];
+  const outSpy = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+    out.push(String(chunk));
+    return true;
+  });
+  const errSpy = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+    err.push(String(chunk));
+    return true;
+  });
+  Object.assign(process.env, { SLOTH_RUNNER_TOKEN: "", SLOTH_RUNNER_MASTER_ADDR: "", ...env });
+  try {
+    await main(args);
+    return { code: process.exitCode ?? 0, stdout: out.join(""), stderr: err.join("") };
+  } finally {
+    process.exitCode = undefined;
+    outSpy.mockRestore();
+    errSpy.mockRestore();
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+}
+
+describe("sloth-agentd, errors before starting", () => {
+  it("prints its version", async () => {
+    const r = await mainInProcess(["--version"]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
 
   it.each([
     [
@@ -210,25 +242,27 @@ describe("sloth-agentd", () => {
       "error: invalid label 'novalue': expected KEY=VALUE; pass labels as --label env=prod\n",
     ],
     [["--bogus"], 2, "error: Unknown argument: bogus; run with --help to see the usage\n"],
-    [["--master", "nohost:"], 1, /^error: invalid address 'nohost:'/],
+    [["--master", "nohost:"], 1, /^error: invalid address 'nohost:'[^\n]*\n$/],
     [
       ["--port", "70000"],
       1,
       "error: invalid port '70000': expected 0-65535; choose another with --port\n",
     ],
+    [["--name", "../x"], 1, /^error: invalid agent name '\.\.\/x'[^\n]*\n$/],
   ] as const)("rejects bad input %j", async (args, code, message) => {
-    const d = agentd([...args, "--data-dir", tempDir()], { SLOTH_RUNNER_TOKEN: TOKEN });
-    expect(await d.exited).toBe(code);
-    if (typeof message === "string") expect(d.stderr()).toBe(message);
-    else expect(d.stderr()).toMatch(message);
-    expect(d.stderr().split("\n")).toHaveLength(2);
+    const r = await mainInProcess([...args, "--data-dir", tempDir()], {
+      SLOTH_RUNNER_TOKEN: TOKEN,
+    });
+    expect(r.code).toBe(code);
+    if (typeof message === "string") expect(r.stderr).toBe(message);
+    else expect(r.stderr).toMatch(message);
   });
 
   it("says where to find a token when there is none", async () => {
     const dataDir = tempDir();
-    const d = agentd(["--data-dir", dataDir]);
-    expect(await d.exited).toBe(1);
-    expect(d.stderr()).toBe(
+    const r = await mainInProcess(["--data-dir", dataDir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
       `error: no cluster token found; pass --token-file FILE or set SLOTH_RUNNER_TOKEN (the master writes it to ${dataDir}/master/token)\n`,
     );
   });
