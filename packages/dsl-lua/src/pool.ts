@@ -33,6 +33,8 @@ export class JobAborted extends Error {
 // Idle workers keep their compiled wasm; a few are enough on small machines.
 const MAX_IDLE = 4;
 const idle: Worker[] = [];
+// Workers that have compiled the Lua wasm and can start a job at once.
+const ready = new WeakSet<Worker>();
 let nextId = 1;
 
 /**
@@ -44,7 +46,7 @@ export function runJob(req: JobInput, options: RunJobOptions = {}): Promise<JobE
   const { signal, timeoutMs, onLog } = options;
   if (signal?.aborted) return Promise.reject(new JobAborted(signal.reason));
   const id = nextId++;
-  const worker = idle.pop() ?? spawnWorker();
+  const worker = takeIdle() ?? spawnWorker();
   worker.ref();
   const children = new Set<number>();
   return new Promise<JobEnd>((resolve, reject) => {
@@ -75,7 +77,7 @@ export function runJob(req: JobInput, options: RunJobOptions = {}): Promise<JobE
       reject(new DslError("SLOTH_LUA_WORKER", `Lua worker exited with code ${code}`));
     };
     const onMessage = (m: JobMessage) => {
-      if (m.id !== id) return;
+      if (m.type === "ready" || m.id !== id) return;
       if (m.type === "log") onLog?.(m.stream, m.text);
       else if (m.type === "child") {
         if (m.alive) children.add(m.pid);
@@ -116,6 +118,12 @@ export async function shutdownLuaWorkers(): Promise<void> {
   await Promise.all(all.map((w) => w.terminate()));
 }
 
+// A booted idle worker if there is one, else the oldest (most likely booted soonest).
+function takeIdle(): Worker | undefined {
+  const i = idle.findIndex((w) => ready.has(w));
+  return idle.splice(Math.max(i, 0), 1)[0];
+}
+
 function spawnWorker(): Worker {
   const url = new URL("./worker/task-worker.js", import.meta.url);
   let worker: Worker;
@@ -131,6 +139,9 @@ function spawnWorker(): Worker {
     worker = new Worker(url);
   }
   worker.unref();
+  worker.on("message", (m: JobMessage) => {
+    if (m.type === "ready") ready.add(worker);
+  });
   // An idle worker that dies is simply dropped from the pool.
   worker.on("exit", () => {
     const i = idle.indexOf(worker);

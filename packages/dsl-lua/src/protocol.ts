@@ -43,6 +43,7 @@ export type CallResult =
 
 /** Messages from a worker. */
 export type JobMessage =
+  | { type: "ready" }
   | { type: "log"; id: number; stream: "stdout" | "stderr" | "log"; text: string }
   | { type: "child"; id: number; pid: number; alive: boolean }
   | { type: "loaded"; id: number; raw: string }

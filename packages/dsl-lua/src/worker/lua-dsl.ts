@@ -191,7 +191,7 @@ local function encode(v, opts, seen, path)
   end
   if seen[v] then error("cannot encode a table that contains itself at " .. path, 0) end
   seen[v] = true
-  local keys, max, seq = {}, 0, true
+  local keys, max, seq, strings = {}, 0, true, true
   for k in pairs(v) do
     keys[#keys + 1] = k
     if math.type(k) == "integer" and k > 0 then
@@ -199,6 +199,7 @@ local function encode(v, opts, seen, path)
     else
       seq = false
     end
+    if type(k) ~= "string" then strings = false end
   end
   local out = {}
   if #keys > 0 and seq and max == #keys then
@@ -206,7 +207,8 @@ local function encode(v, opts, seen, path)
     seen[v] = nil
     return "[" .. table.concat(out, ",") .. "]"
   end
-  table.sort(keys, key_less)
+  -- The plain string sort is much faster than one with a comparator.
+  if strings then table.sort(keys) else table.sort(keys, key_less) end
   for _, k in ipairs(keys) do
     local kt = type(k)
     if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then error("cannot encode a " .. kt .. " key at " .. path, 0) end

@@ -11,7 +11,10 @@ const port = parentPort;
 if (!port) throw new Error("task-worker must run in a worker thread");
 const baseEnv = { ...process.env };
 // Jobs posted meanwhile wait in the queue; a failure here shows up in the first job.
-warmUp().catch(() => undefined);
+warmUp().then(
+  () => post({ type: "ready" }),
+  () => undefined,
+);
 
 port.on("message", (req: JobRequest) => {
   handle(req).catch((e: unknown) => {
