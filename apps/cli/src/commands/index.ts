@@ -2,6 +2,7 @@ import type { CommandModule } from "yargs";
 import { agentCommand } from "./agent.js";
 import { masterCommand } from "./master.js";
 import { runCommand } from "./run.js";
+import { stateCommand } from "./state.js";
 import { workflowCommand } from "./workflow.js";
 
 /**
@@ -15,4 +16,5 @@ export const commands: CommandModule<any, any>[] = [
   agentCommand,
   runCommand,
   workflowCommand,
+  stateCommand,
 ];
