@@ -15,6 +15,7 @@ const SERVER_CODES: Partial<Record<SlothErrorCode, Code>> = {
   SLOTH_UNREACHABLE: Code.Unavailable,
   SLOTH_CANCELLED: Code.Canceled,
   SLOTH_DEADLINE: Code.DeadlineExceeded,
+  SLOTH_TLS_REQUIRED: Code.FailedPrecondition,
 };
 
 /**

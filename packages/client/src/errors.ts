@@ -19,6 +19,8 @@ export type SlothErrorCode =
   | "SLOTH_DATA_DIR"
   | "SLOTH_CANCELLED"
   | "SLOTH_DEADLINE"
+  | "SLOTH_TLS_REQUIRED"
+  | "SLOTH_TLS"
   | "SLOTH_REMOTE";
 
 const BRAND = Symbol.for("sloth.error");

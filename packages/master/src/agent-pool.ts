@@ -16,11 +16,11 @@ export class AgentPool {
     this.#tls = tls;
   }
 
-  /** A client for the agent at `address`. */
-  client(address: string): Client<typeof AgentService> {
+  /** A client for the agent at `address`, dialled with TLS when `tls` is set. */
+  client(address: string, tls = false): Client<typeof AgentService> {
     let conn = this.#conns.get(address);
     if (!conn) {
-      conn = connect({ address, token: this.#token, tls: this.#tls });
+      conn = connect({ address, token: this.#token, tls: tls ? (this.#tls ?? {}) : undefined });
       this.#conns.set(address, conn);
     }
     return agentClient(conn);

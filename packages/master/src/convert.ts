@@ -9,6 +9,11 @@ import {
 } from "@sloth/proto";
 import type { AgentEntry, AgentState } from "./registry.js";
 
+/** Registry status for a wire status (undefined for "unspecified"). */
+export function stateFromStatus(s: AgentStatus): AgentState | undefined {
+  return (Object.keys(STATUS) as AgentState[]).find((k) => STATUS[k] === s);
+}
+
 const STATUS: Record<AgentState, AgentStatus> = {
   active: AgentStatus.ACTIVE,
   inactive: AgentStatus.INACTIVE,
@@ -27,6 +32,8 @@ export function toAgentMessage(a: AgentEntry): Agent {
     facts: factsToMessage(a.facts),
     lastSeen: timestampFromMs(a.lastSeen),
     registeredAt: timestampFromMs(a.registeredAt),
+    tls: a.tls,
+    runningCommands: a.runningCommands,
   });
 }
 

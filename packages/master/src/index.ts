@@ -4,7 +4,15 @@
  * with `createMaster(options).listen()`, or mount its routes into your own
  * Connect server with `master.routes`.
  */
-export { createMaster, type Logger, type Master, type MasterOptions } from "./master.js";
+export {
+  createMaster,
+  type Logger,
+  type Master,
+  type MasterEvent,
+  type MasterOptions,
+  type ServerTls,
+} from "./master.js";
+export { type AgentSelector, matchAgents } from "./selector.js";
 export {
   type AgentEntry,
   AgentRegistry,

@@ -1,10 +1,12 @@
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { type ConnectRouter, createContextValues } from "@connectrpc/connect";
+import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAuthInterceptor, formatHostPort, SlothError, type TlsMaterial } from "@sloth/client";
 import { MasterService } from "@sloth/proto";
 import { AgentPool } from "./agent-pool.js";
+import { createDualServer, type DualServer } from "./listener.js";
+import { createMasterMetrics } from "./metrics.js";
 import { type AgentEntry, AgentRegistry, type AgentState } from "./registry.js";
 import { createMasterService, probe, remoteAddressKey, type ServiceDeps } from "./service.js";
 import { VERSION } from "./version.js";
@@ -17,6 +19,14 @@ export interface Logger {
   debug?(obj: object, msg?: string): void;
 }
 
+/** TLS of the master's own listener. */
+export interface ServerTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** When set, clients must present a certificate signed by this CA (mTLS). */
+  ca?: string | Buffer | undefined;
+}
+
 /** Options of {@link createMaster}. Durations are milliseconds. */
 export interface MasterOptions {
   /** Path of the registry database (`<data dir>/master/registry.db`). */
@@ -27,6 +37,8 @@ export interface MasterOptions {
   port?: number;
   /** Address to bind (default 0.0.0.0). */
   bind?: string;
+  /** Serve TLS (HTTP/2 and HTTP/1.1 by ALPN) instead of cleartext. */
+  tls?: ServerTls | undefined;
   /** Heartbeat interval told to agents (default 5000). */
   heartbeatIntervalMs?: number;
   /** Heartbeat jitter told to agents, in percent (default 20). */
@@ -36,16 +48,35 @@ export interface MasterOptions {
   agentGraceMs?: number;
   /** How long in-flight runs may finish on stop before they are cancelled (default 30000). */
   shutdownTimeoutMs?: number;
-  /** TLS material used to dial agents. */
-  agentTls?: TlsMaterial;
+  /** TLS material used to dial agents (the CA that signed them, and our client certificate). */
+  agentTls?: TlsMaterial | undefined;
+  /** Refuse agents that do not serve TLS (default: true when `tls` is set). */
+  requireAgentTls?: boolean | undefined;
   logger?: Logger;
 }
+
+/** A registry change, as {@link Master.events} yields it. */
+export type MasterEvent =
+  | { type: "registered"; agent: AgentEntry }
+  | { type: "status"; agent: AgentEntry; status: AgentState }
+  | { type: "removed"; agent: AgentEntry };
 
 /** A running (or ready to run) master. */
 export interface Master {
   readonly registry: AgentRegistry;
   /** Registers the MasterService on a Connect router, for embedding. */
   routes(router: ConnectRouter): void;
+  /** Interceptors to install with {@link routes}: token check and metrics. */
+  readonly interceptors: Interceptor[];
+  /**
+   * A Node request handler serving the master (Connect, gRPC, gRPC-Web and
+   * `/metrics`), to pass to your own `http2.createSecureServer(opts, handler)`.
+   */
+  readonly handler: ReturnType<typeof connectNodeAdapter>;
+  /** Prometheus text of the master's metrics. */
+  metrics(): Promise<string>;
+  /** Registry changes as an async iterator; ends when `signal` aborts or the master stops. */
+  events(signal?: AbortSignal): AsyncIterable<MasterEvent>;
   /** Listens on the configured port and address. */
   listen(): Promise<{ address: string; port: number }>;
   /** Runs in flight now. */
@@ -81,40 +112,59 @@ export function createMaster(options: MasterOptions): Master {
     cancelSignal: cancel.signal,
     runs: { inFlight: 0 },
     probeTimeoutMs: 3000,
+    requireAgentTls: options.requireAgentTls ?? options.tls !== undefined,
   };
-  registry.on("registered", (a: AgentEntry) =>
+  registry.on("registered", (a) =>
     log.info(
       { agent: a.name, address: a.address, status: a.status, reason: a.statusReason || undefined },
       "agent registered",
     ),
   );
-  registry.on("status", (a: AgentEntry, s: AgentState) =>
+  registry.on("status", (a, s) => {
     log.info(
       { agent: a.name, status: s, reason: a.statusReason || undefined },
       "agent status changed",
-    ),
-  );
-  registry.on("removed", (a: AgentEntry) => log.info({ agent: a.name }, "agent removed"));
-  registry.on("status", (a: AgentEntry, s: AgentState) => {
+    );
     if (s === "inactive") pool.drop(a.address);
   });
+  registry.on("removed", (a) => log.info({ agent: a.name }, "agent removed"));
 
   const service = createMasterService(deps);
   const routes = (router: ConnectRouter) => {
     router.service(MasterService, service);
   };
-  const auth = createAuthInterceptor({ token: options.token, publicMethods: ["Health"] });
+  const metrics = createMasterMetrics(registry, () => deps.runs.inFlight);
+  const interceptors = [
+    metrics.interceptor,
+    createAuthInterceptor({ token: options.token, publicMethods: ["Health"] }),
+  ];
+  const handler = connectNodeAdapter({
+    routes,
+    interceptors,
+    contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
+    fallback: (req, res) => {
+      if (req.method === "GET" && (req.url === "/metrics" || req.url?.startsWith("/metrics?"))) {
+        void metrics.registry.metrics().then((text) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(text);
+        });
+        return;
+      }
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found\n");
+    },
+  });
 
-  let server: http2.Http2Server | undefined;
-  const sessions = new Set<http2.ServerHttp2Session>();
-  let reprobe: NodeJS.Timeout | undefined;
+  let dual: DualServer | undefined;
+  let secure: http2.Http2SecureServer | undefined;
+  const secureSessions = new Set<http2.ServerHttp2Session>();
   registry.start();
   // Unreachable agents that keep heartbeating are probed again, so a fixed
   // network path brings them back without a restart.
-  reprobe = setInterval(() => {
+  let reprobe: NodeJS.Timeout | undefined = setInterval(() => {
     for (const a of registry.list()) {
       if (a.status !== "unreachable") continue;
-      void probe(deps, a.name, a.address).then((reason) => {
+      void probe(deps, a.name, a.address, a.tls).then((reason) => {
         if (!reason && registry.get(a.name)?.status === "unreachable")
           registry.setStatus(a.name, "active", "");
       });
@@ -122,59 +172,83 @@ export function createMaster(options: MasterOptions): Master {
   }, 15_000);
   reprobe.unref();
 
+  const listenOn = (
+    srv: {
+      listen: (port: number, host: string, cb: () => void) => unknown;
+      once: (e: "error", f: (e: NodeJS.ErrnoException) => void) => unknown;
+    },
+    port: number,
+    bind: string,
+  ) =>
+    new Promise<void>((resolve, reject) => {
+      srv.once("error", (e) => {
+        if (e.code === "EADDRINUSE") {
+          reject(
+            new SlothError("SLOTH_PORT_IN_USE", `port ${port} is already in use on ${bind}`, {
+              hint: "stop the other process or choose another port with --port",
+              cause: e,
+            }),
+          );
+        } else if (e.code === "EADDRNOTAVAIL") {
+          reject(
+            new SlothError("SLOTH_INVALID_ADDRESS", `cannot bind ${bind}: no such local address`, {
+              hint: "choose an address of this machine with --bind",
+              cause: e,
+            }),
+          );
+        } else reject(e);
+      });
+      srv.listen(port, bind, () => resolve());
+    });
+
   return {
     registry,
     routes,
+    interceptors,
+    handler,
+    metrics: () => metrics.registry.metrics(),
+    events: (signal) =>
+      masterEvents(registry, AbortSignal.any([shutdown.signal, ...(signal ? [signal] : [])])),
     runsInFlight: () => deps.runs.inFlight,
     async listen() {
       const port = options.port ?? 50053;
       const bind = options.bind ?? "0.0.0.0";
-      const handler = connectNodeAdapter({
-        routes,
-        interceptors: [auth],
-        contextValues: (req) =>
-          createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
-      });
-      const srv = http2.createServer({}, handler);
-      srv.on("session", (s) => {
-        sessions.add(s);
-        s.once("close", () => sessions.delete(s));
-      });
-      await new Promise<void>((resolve, reject) => {
-        srv.once("error", (e: NodeJS.ErrnoException) => {
-          if (e.code === "EADDRINUSE") {
-            reject(
-              new SlothError("SLOTH_PORT_IN_USE", `port ${port} is already in use on ${bind}`, {
-                hint: "stop the other process or choose another port with --port",
-                cause: e,
-              }),
-            );
-          } else if (e.code === "EADDRNOTAVAIL") {
-            reject(
-              new SlothError(
-                "SLOTH_INVALID_ADDRESS",
-                `cannot bind ${bind}: no such local address`,
-                {
-                  hint: "choose an address of this machine with --bind",
-                  cause: e,
-                },
-              ),
-            );
-          } else reject(e);
+      let address: AddressInfo;
+      if (options.tls) {
+        const srv = http2.createSecureServer(
+          {
+            cert: options.tls.cert,
+            key: options.tls.key,
+            ca: options.tls.ca,
+            requestCert: options.tls.ca !== undefined,
+            rejectUnauthorized: options.tls.ca !== undefined,
+            allowHTTP1: true,
+          },
+          handler,
+        );
+        srv.on("session", (s) => {
+          secureSessions.add(s);
+          s.once("close", () => secureSessions.delete(s));
         });
-        srv.listen(port, bind, () => resolve());
-      });
-      server = srv;
-      const actual = (srv.address() as AddressInfo).port;
-      log.info({ bind, port: actual }, "master listening");
-      return { address: formatHostPort(bind, actual), port: actual };
+        await listenOn(srv, port, bind);
+        secure = srv;
+        address = srv.address() as AddressInfo;
+      } else {
+        const d = createDualServer(handler);
+        await listenOn(d.server, port, bind);
+        dual = d;
+        address = d.server.address() as AddressInfo;
+      }
+      log.info({ bind, port: address.port, tls: options.tls !== undefined }, "master listening");
+      return { address: formatHostPort(bind, address.port), port: address.port };
     },
     async stop() {
       if (shutdown.signal.aborted) return;
       shutdown.abort();
       clearInterval(reprobe);
       reprobe = undefined;
-      server?.close();
+      dual?.server.close();
+      secure?.close();
       const deadline = Date.now() + (options.shutdownTimeoutMs ?? 30_000);
       while (deps.runs.inFlight > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
@@ -186,12 +260,53 @@ export function createMaster(options: MasterOptions): Master {
         while (deps.runs.inFlight > 0 && Date.now() < hard)
           await new Promise((r) => setTimeout(r, 20));
       }
-      for (const s of sessions) s.close();
+      dual?.closeSessions();
+      for (const s of secureSessions) s.close();
       await new Promise((r) => setTimeout(r, 10));
-      for (const s of sessions) s.destroy();
+      dual?.destroyConnections();
+      for (const s of secureSessions) s.destroy();
       pool.closeAll();
       registry.close();
       log.info({}, "master stopped");
     },
   };
+}
+
+async function* masterEvents(
+  registry: AgentRegistry,
+  signal: AbortSignal,
+): AsyncGenerator<MasterEvent> {
+  const queue: MasterEvent[] = [];
+  let wake: (() => void) | undefined;
+  const push = (e: MasterEvent) => {
+    queue.push(e);
+    wake?.();
+  };
+  const onRegistered = (agent: AgentEntry) => push({ type: "registered", agent });
+  const onStatus = (agent: AgentEntry, status: AgentState) =>
+    push({ type: "status", agent, status });
+  const onRemoved = (agent: AgentEntry) => push({ type: "removed", agent });
+  registry.on("registered", onRegistered);
+  registry.on("status", onStatus);
+  registry.on("removed", onRemoved);
+  const onAbort = () => wake?.();
+  signal.addEventListener("abort", onAbort);
+  try {
+    while (!signal.aborted) {
+      const next = queue.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      await new Promise<void>((r) => {
+        wake = r;
+      });
+      wake = undefined;
+    }
+  } finally {
+    registry.off("registered", onRegistered);
+    registry.off("status", onStatus);
+    registry.off("removed", onRemoved);
+    signal.removeEventListener("abort", onAbort);
+  }
 }

@@ -22,6 +22,8 @@ export interface AgentEntry {
   labels: Record<string, string>;
   facts: Record<string, string | number>;
   secretHash: string;
+  /** Whether the agent serves TLS. */
+  tls: boolean;
   status: AgentState;
   statusReason: string;
   lastSeen: number;
@@ -40,6 +42,7 @@ export interface RegistrationInput {
   labels: Record<string, string>;
   facts: Record<string, string | number>;
   secret: Uint8Array;
+  tls: boolean;
 }
 
 /** Registry events, for embedding code and metrics. */
@@ -158,6 +161,7 @@ export class AgentRegistry extends EventEmitter<RegistryEvents> {
       labels: input.labels,
       facts: input.facts,
       secretHash: hash,
+      tls: input.tls,
       status,
       statusReason,
       lastSeen: now,
@@ -174,6 +178,7 @@ export class AgentRegistry extends EventEmitter<RegistryEvents> {
       labels: JSON.stringify(entry.labels),
       facts: JSON.stringify(entry.facts),
       secretHash: entry.secretHash,
+      tls: entry.tls,
       status: entry.status,
       statusReason: entry.statusReason,
       lastSeen: entry.lastSeen,

@@ -14,6 +14,8 @@ export const agents = sqliteTable("agents", {
   /** JSON object of system facts. */
   facts: text("facts").notNull().default("{}"),
   secretHash: text("secret_hash").notNull(),
+  /** Whether the agent serves TLS. */
+  tls: integer("tls", { mode: "boolean" }).notNull().default(false),
   status: text("status", { enum: ["active", "inactive", "unreachable"] }).notNull(),
   statusReason: text("status_reason").notNull().default(""),
   lastSeen: integer("last_seen").notNull(),

@@ -14,8 +14,9 @@ import {
 } from "@sloth/client";
 import type { MasterService } from "@sloth/proto";
 import type { AgentPool } from "./agent-pool.js";
-import { factsFromMessage, toAgentMessage } from "./convert.js";
+import { factsFromMessage, stateFromStatus, toAgentMessage } from "./convert.js";
 import type { AgentEntry, AgentRegistry, AgentState } from "./registry.js";
+import { matchAgents } from "./selector.js";
 
 /** The caller's IP address, set per request by the server. */
 export const remoteAddressKey = createContextKey<string | undefined>(undefined, {
@@ -35,6 +36,8 @@ export interface ServiceDeps {
   cancelSignal: AbortSignal;
   runs: { inFlight: number };
   probeTimeoutMs: number;
+  /** Refuse agents that do not serve TLS. */
+  requireAgentTls: boolean;
 }
 
 function notFound(name: string): SlothError {
@@ -66,9 +69,14 @@ export function dialAddress(
 }
 
 /** Calls the agent's Health; returns the failure reason, or "" when reachable. */
-export async function probe(deps: ServiceDeps, name: string, address: string): Promise<string> {
+export async function probe(
+  deps: ServiceDeps,
+  name: string,
+  address: string,
+  tls: boolean,
+): Promise<string> {
   try {
-    const res = await deps.pool.client(address).health({}, { timeoutMs: deps.probeTimeoutMs });
+    const res = await deps.pool.client(address, tls).health({}, { timeoutMs: deps.probeTimeoutMs });
     if (res.name && res.name !== name) return `${address} answers as agent '${res.name}'`;
     return "";
   } catch (e) {
@@ -133,6 +141,15 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
           );
         }
         if (req.reportAddress) parseHostPort(req.reportAddress);
+        if (deps.requireAgentTls && !req.servesTls) {
+          throw new SlothError(
+            "SLOTH_TLS_REQUIRED",
+            `master refuses agent '${req.name}': the agent does not serve TLS`,
+            {
+              hint: "start the agent with --tls-cert, --tls-key and --tls-ca",
+            },
+          );
+        }
         const address = dialAddress(
           req.reportAddress,
           req.bindAddress,
@@ -150,11 +167,12 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
           labels: { ...req.labels },
           facts: factsFromMessage(req.facts),
           secret: req.identitySecret,
+          tls: req.servesTls,
         };
         // Refuse a hijack before probing anything.
         registry.assertIdentity(req.name, req.identitySecret);
         if (existing && existing.address !== address) deps.pool.drop(existing.address);
-        const reason = await probe(deps, req.name, address);
+        const reason = await probe(deps, req.name, address, req.servesTls);
         const status: AgentState = reason ? "unreachable" : "active";
         const entry = registry.register(input, status, reason);
         return {
@@ -169,7 +187,15 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
         if (!a) throw new ConnectError(`agent '${req.name}' is not registered`, Code.NotFound);
         return { heartbeatIntervalMs: BigInt(deps.heartbeatIntervalMs) };
       }),
-    listAgents: () => guard(deps, async () => ({ agents: registry.list().map(toAgentMessage) })),
+    listAgents: (req) =>
+      guard(deps, async () => {
+        const match = matchAgents({
+          labels: req.labels,
+          nameGlob: req.nameGlob,
+          status: stateFromStatus(req.status),
+        });
+        return { agents: registry.list().filter(match).map(toAgentMessage) };
+      }),
     getAgent: (req) =>
       guard(deps, async () => ({ agent: toAgentMessage(mustGet(deps, req.name)) })),
     deleteAgent: (req) =>
@@ -184,7 +210,7 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
         const a = mustGet(deps, req.name);
         requireUsable(a);
         try {
-          await deps.pool.client(a.address).shutdown({}, { timeoutMs: 10_000 });
+          await deps.pool.client(a.address, a.tls).shutdown({}, { timeoutMs: 10_000 });
         } catch (e) {
           throw agentLink(a, e);
         }
@@ -195,7 +221,9 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
         const a = mustGet(deps, req.name);
         requireUsable(a);
         try {
-          const res = await deps.pool.client(a.address).getMetrics({}, { timeoutMs: 10_000 });
+          const res = await deps.pool
+            .client(a.address, a.tls)
+            .getMetrics({}, { timeoutMs: 10_000 });
           return { metrics: res.metrics };
         } catch (e) {
           throw agentLink(a, e);
@@ -231,7 +259,7 @@ async function* relay(
   deps.runs.inFlight++;
   let sawExit = false;
   try {
-    const stream = deps.pool.client(a.address).runCommand({ spec }, { signal });
+    const stream = deps.pool.client(a.address, a.tls).runCommand({ spec }, { signal });
     for await (const res of stream) {
       if (res.event?.event.case === "exit") sawExit = true;
       yield { event: res.event };

@@ -1,0 +1,1 @@
+ALTER TABLE `agents` ADD `tls` integer DEFAULT false NOT NULL;

@@ -1,0 +1,126 @@
+import crypto from "node:crypto";
+import { connect, fromConnectError, isSlothError, masterClient } from "@sloth/client";
+import { AgentStatus } from "@sloth/proto";
+import { cleanup, startTestMaster } from "@sloth/testkit";
+import { afterEach, describe, expect, it } from "vitest";
+import type { MasterEvent } from "./master.js";
+
+afterEach(cleanup);
+
+async function withClient<T>(
+  address: string,
+  token: string | undefined,
+  fn: (c: ReturnType<typeof masterClient>) => Promise<T>,
+) {
+  const conn = connect({ address, token });
+  try {
+    return await fn(masterClient(conn));
+  } finally {
+    conn.close();
+  }
+}
+
+function register(
+  c: ReturnType<typeof masterClient>,
+  name: string,
+  labels: Record<string, string>,
+  secret = crypto.randomBytes(32),
+) {
+  return c.registerAgent({
+    name,
+    reportAddress: "127.0.0.1:1",
+    port: 1,
+    labels,
+    identitySecret: secret,
+    version: "t",
+  });
+}
+
+describe("master service", () => {
+  it("filters agents by labels (AND), name glob and status", async () => {
+    const m = await startTestMaster();
+    await withClient(m.address, m.token, async (c) => {
+      await register(c, "web-1", { role: "web", zone: "a" });
+      await register(c, "web-2", { role: "web", zone: "b" });
+      await register(c, "db-1", { role: "db", zone: "a" });
+      const names = async (req: Parameters<typeof c.listAgents>[0]) =>
+        (await c.listAgents(req)).agents.map((a) => a.name);
+      expect(await names({})).toEqual(["db-1", "web-1", "web-2"]);
+      expect(await names({ labels: { role: "web" } })).toEqual(["web-1", "web-2"]);
+      expect(await names({ labels: { role: "web", zone: "a" } })).toEqual(["web-1"]);
+      expect(await names({ nameGlob: "web-*" })).toEqual(["web-1", "web-2"]);
+      expect(await names({ nameGlob: "*-1", labels: { zone: "a" } })).toEqual(["db-1", "web-1"]);
+      expect(await names({ status: AgentStatus.UNREACHABLE })).toEqual(["db-1", "web-1", "web-2"]);
+      expect(await names({ status: AgentStatus.ACTIVE })).toEqual([]);
+    });
+  });
+
+  it("maps errors: unknown agent, held name, missing token", async () => {
+    const m = await startTestMaster();
+    await withClient(m.address, m.token, async (c) => {
+      const secret = crypto.randomBytes(32);
+      await register(c, "x", {}, secret);
+      const held = await register(c, "x", {}).catch((e: unknown) =>
+        fromConnectError(e, { kind: "master", address: m.address }),
+      );
+      expect(isSlothError(held, "SLOTH_AGENT_NAME_HELD")).toBe(true);
+      const missing = await c
+        .getAgent({ name: "ghost" })
+        .catch((e: unknown) => fromConnectError(e, { kind: "master", address: m.address }));
+      expect(isSlothError(missing, "SLOTH_AGENT_NOT_FOUND")).toBe(true);
+    });
+    await withClient(m.address, undefined, async (c) => {
+      const e = await c
+        .listAgents({})
+        .catch((err: unknown) => fromConnectError(err, { kind: "master", address: m.address }));
+      expect(isSlothError(e, "SLOTH_UNAUTHENTICATED")).toBe(true);
+      expect((e as Error).message).toBe(
+        `master at ${m.address} refused the request: missing token`,
+      );
+      expect((await c.health({})).version).toMatch(/\d+\.\d+\.\d+/);
+    });
+  });
+
+  it("streams registry events to embedding code", async () => {
+    const m = await startTestMaster();
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const done = (async () => {
+      for await (const e of m.master.events(ac.signal) as AsyncIterable<MasterEvent>) {
+        seen.push(`${e.type}:${e.agent.name}`);
+        if (e.type === "removed") ac.abort();
+      }
+    })();
+    await withClient(m.address, m.token, async (c) => {
+      await register(c, "ev", {});
+      await c.deleteAgent({ name: "ev" });
+    });
+    await done;
+    expect(seen).toEqual(["registered:ev", "removed:ev"]);
+  });
+
+  it("serves /metrics and Connect JSON over HTTP/1.1 on the same port", async () => {
+    const m = await startTestMaster();
+    await withClient(m.address, m.token, (c) => register(c, "metered", {}));
+    const metrics = await (await fetch(`http://${m.address}/metrics`)).text();
+    expect(metrics).toMatch(/sloth_master_agents\{status="unreachable"\} 1/);
+    expect(metrics).toMatch(/sloth_master_rpc_total\{method="RegisterAgent",code="OK"\} 1/);
+    expect(metrics).toMatch(/sloth_master_runs_in_flight 0/);
+    const res = await fetch(`http://${m.address}/sloth.master.v1.MasterService/ListAgents`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${m.token}` },
+      body: "{}",
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { agents: Array<{ name: string; status: string }> };
+    expect(body.agents.map((a) => [a.name, a.status])).toEqual([
+      ["metered", "AGENT_STATUS_UNREACHABLE"],
+    ]);
+    const denied = await fetch(`http://${m.address}/sloth.master.v1.MasterService/ListAgents`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(denied.status).toBe(401);
+  });
+});
