@@ -7,7 +7,7 @@ import { SourceIndex } from "./convert/source-index.js";
 import type { FnRef } from "./convert/values.js";
 import { convertFile, type RawFile } from "./convert/workflow.js";
 import { DslError, formatLocated, isSlothError, type SourceLocation } from "./errors.js";
-import { JobAborted, prewarm, runJob } from "./pool.js";
+import { JobAborted, prewarm, type RunJobOptions, runJob } from "./pool.js";
 import type { CallResult, JobError, SessionSpec } from "./protocol.js";
 import type { LoadedWorkflows, LoadOptions, LuaModuleSpec, ValidationResult } from "./types.js";
 
@@ -70,9 +70,14 @@ export async function loadWorkflowFile(
   const fnCount = raw.fncount;
   const caller: LuaCaller = {
     call: (ref: FnRef, args: Value[], opts): Promise<CallResult> =>
-      callLua(spec, fnCount, ref, args, opts.workdir ?? baseDir, opts.signal, (stream, t) => {
-        if (opts.log) opts.log.write(stream, t);
-        else logger?.info({ stream, file: shown }, t.replace(/\n$/, ""));
+      callLua(spec, fnCount, ref, args, {
+        workdir: opts.workdir ?? baseDir,
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs,
+        onLog: (stream, t) => {
+          if (opts.log) opts.log.write(stream, t);
+          else logger?.info({ stream, file: shown }, t.replace(/\n$/, ""));
+        },
       }),
   };
   const converted = convertFile(raw, {
@@ -135,15 +140,11 @@ async function callLua(
   fnCount: number,
   ref: FnRef,
   args: Value[],
-  workdir: string,
-  signal: AbortSignal | undefined,
-  onLog: (stream: "stdout" | "stderr" | "log", text: string) => void,
+  opts: RunJobOptions & { workdir: string },
 ): Promise<CallResult> {
   try {
-    const end = await runJob(
-      { type: "call", spec, fnId: ref.$fn, fnCount, args, workdir },
-      { signal, onLog },
-    );
+    const { workdir, ...run } = opts;
+    const end = await runJob({ type: "call", spec, fnId: ref.$fn, fnCount, args, workdir }, run);
     if (end.type === "called") return end.result;
     if (end.type === "failed") {
       const e = jobError(end.error, spec.baseDir);

@@ -19,6 +19,8 @@ export interface LuaCaller {
     opts: {
       signal?: AbortSignal | undefined;
       log?: TaskLog | undefined;
+      /** Fail the call (SLOTH_LUA_WORKER) after this long. */
+      timeoutMs?: number | undefined;
       workdir?: string | undefined;
     },
   ): Promise<CallResult>;
@@ -119,13 +121,16 @@ export function bindHook(ref: FnRef, caller: LuaCaller): TaskHook {
   };
 }
 
+/** How long a workflow hook may run: they have no timeout or signal of their own. */
+export const WORKFLOW_HOOK_TIMEOUT_MS = 300_000;
+
 /** A workflow hook: called with `args`, output to the load's logger. */
 export function bindWorkflowHook(
   ref: FnRef,
   caller: LuaCaller,
 ): (...args: Value[]) => Promise<void> {
   return async (...args) => {
-    const r = await caller.call(ref, args, {});
+    const r = await caller.call(ref, args, { timeoutMs: WORKFLOW_HOOK_TIMEOUT_MS });
     if (!r.ok) throw new DslError("SLOTH_LUA_RUNTIME", callFailure(r), { location: r.location });
   };
 }

@@ -1,0 +1,67 @@
+import { afterAll, expect, it } from "vitest";
+import { loadWorkflowFile, validate } from "./index.js";
+import { shutdownLuaWorkers } from "./pool.js";
+import { tempDir } from "./test-helpers.js";
+
+const tmp = tempDir();
+afterAll(async () => {
+  tmp.cleanup();
+  await shutdownLuaWorkers();
+});
+
+it("validate reports unknown dependencies and load errors without throwing", async () => {
+  const good = await validate(
+    tmp.write("good.sloth", `workflow.define("w"):tasks({ task("a"), task("b"):depends_on("a") })`),
+  );
+  expect(good).toMatchObject({ ok: true, problems: [], notices: [] });
+  expect(good.loaded?.workflows[0]?.tasks.map((t) => t.name)).toEqual(["a", "b"]);
+
+  const missing = await validate(
+    tmp.write("missing.sloth", `workflow.define("w"):tasks({\n  task("b"):depends_on("nope") })`),
+  );
+  expect(missing.ok).toBe(false);
+  expect(missing.problems).toEqual([
+    {
+      code: "SLOTH_DSL_INVALID",
+      message: expect.stringMatching(
+        /missing\.sloth:2: task 'b' depends on unknown task 'nope' in 'w'$/,
+      ),
+      file: expect.stringMatching(/missing\.sloth$/),
+      line: 2,
+    },
+  ]);
+
+  const broken = await validate(tmp.write("broken.sloth", "local = 1"));
+  expect(broken).toMatchObject({ ok: false, problems: [{ code: "SLOTH_LUA_SYNTAX", line: 1 }] });
+});
+
+it("sends top-level output, notices and workflow-hook output to the logger", async () => {
+  const seen: Array<[string, unknown, string | undefined]> = [];
+  const record = (level: string) => (obj: unknown, msg?: string) => {
+    seen.push([level, obj, msg]);
+  };
+  const logger = {
+    debug: record("debug"),
+    info: record("info"),
+    warn: record("warn"),
+    error: record("error"),
+  };
+  const file = tmp.write(
+    "logged.sloth",
+    `print("loading")
+Modern DSLs = { g = { tasks = {} } }
+workflow.define("w"):on_start(function() log.info("starting") end)`,
+  );
+  const loaded = await loadWorkflowFile(file, { logger });
+  await loaded.workflows[0]?.hooks.onStart?.();
+  expect(seen.map(([level, , msg]) => [level, msg])).toEqual([
+    ["info", "loading"],
+    [
+      "warn",
+      expect.stringMatching(
+        /logged\.sloth:2: 'Modern DSLs' is not valid Lua; read as TaskDefinitions/,
+      ),
+    ],
+    ["info", "INFO starting"],
+  ]);
+});
