@@ -45,6 +45,17 @@ describe("Agent.stop", () => {
     await agent.stop({ graceMs: 200 });
     expect((await running).exit).toMatchObject({ exitCode: -1, signal: "SIGTERM" });
   });
+
+  it("cuts the grace short when stopped again with grace 0", async () => {
+    t = await startTestAgent();
+    const agent = t.agent;
+    const running = runToEnd(t.client, "sleep 600");
+    await waitFor(() => agent.status().runningCommands === 1, 10_000, "the command to start");
+    const first = agent.stop({ graceMs: 600_000 });
+    await agent.stop({ graceMs: 0 });
+    await first;
+    expect((await running).exit).toMatchObject({ signal: "SIGTERM" });
+  });
 });
 
 describe("createAgent", () => {

@@ -131,7 +131,11 @@ export function createAgent(options: AgentOptions): Agent {
   };
 
   const stop = (reason: "stop" | "shutdown-rpc" | "fatal", graceMs?: number): Promise<void> => {
-    if (stopping) return stopping;
+    if (stopping) {
+      // A second, impatient stop (another Ctrl-C) cuts the grace short.
+      if (graceMs === 0) tracker.cancelAll();
+      return stopping;
+    }
     state.state = "stopping";
     emit({ type: "stopping", reason });
     logger.info({ reason }, "agent stopping");

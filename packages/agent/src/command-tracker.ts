@@ -52,8 +52,13 @@ export class CommandTracker {
   async drain(graceMs: number, killWaitMs: number): Promise<void> {
     this.closed = true;
     if (await this.waitIdle(graceMs)) return;
-    for (const run of this.runs) run.abort(new Error("agent is stopping"));
+    this.cancelAll();
     await this.waitIdle(killWaitMs);
+  }
+
+  /** Cancels every run now, such as on a second stop signal during a drain. */
+  cancelAll(): void {
+    for (const run of this.runs) run.abort(new Error("agent is stopping"));
   }
 
   private waitIdle(ms: number): Promise<boolean> {
