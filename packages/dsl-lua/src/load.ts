@@ -11,7 +11,7 @@ import { JobAborted, prewarm, type RunJobOptions, runJob } from "./pool.js";
 import type { CallResult, JobError, SessionSpec } from "./protocol.js";
 import type { LoadedWorkflows, LoadOptions, LuaModuleSpec, ValidationResult } from "./types.js";
 
-const MODERN_ALIAS = /^([ \t]*)Modern DSLs(\s*=)/m;
+const MODERN_ALIAS = /^([ \t]*)Modern DSLs(\s*=)/gm;
 
 /**
  * Loads a workflow file (`.sloth` or `.lua`) into workflow models. The file's
@@ -37,7 +37,7 @@ export async function loadWorkflowFile(
     });
   }
   const notices: string[] = [];
-  const alias = MODERN_ALIAS.exec(text);
+  const alias = new RegExp(MODERN_ALIAS.source, "m").exec(text);
   if (alias) {
     const line = text.slice(0, alias.index).split("\n").length;
     text = text.replace(

@@ -33,6 +33,10 @@ export class JobAborted extends Error {
 // Idle workers keep their compiled wasm; a few are enough on small machines.
 const MAX_IDLE = 4;
 const idle: Worker[] = [];
+// Each worker writes the process groups it has running into shared memory,
+// so a stop sees them even before their "child" messages arrive.
+const CHILD_SLOTS = 64;
+const childSlots = new WeakMap<Worker, Int32Array>();
 // Workers that have compiled the Lua wasm and can start a job at once.
 const ready = new WeakSet<Worker>();
 let nextId = 1;
@@ -58,10 +62,14 @@ export function runJob(req: JobInput, options: RunJobOptions = {}): Promise<JobE
       worker.off("error", onError);
       worker.off("exit", onExit);
     };
+    const killChildren = () => {
+      for (const pid of childSlots.get(worker) ?? []) if (pid > 0) children.add(pid);
+      for (const pid of children) killGroup(pid);
+    };
     const kill = () => {
       cleanup();
       void worker.terminate();
-      for (const pid of children) killGroup(pid);
+      killChildren();
     };
     const onAbort = () => {
       kill();
@@ -73,7 +81,7 @@ export function runJob(req: JobInput, options: RunJobOptions = {}): Promise<JobE
     };
     const onExit = (code: number) => {
       cleanup();
-      for (const pid of children) killGroup(pid);
+      killChildren();
       reject(new DslError("SLOTH_LUA_WORKER", `Lua worker exited with code ${code}`));
     };
     const onMessage = (m: JobMessage) => {
@@ -125,19 +133,33 @@ function takeIdle(): Worker | undefined {
 }
 
 function spawnWorker(): Worker {
-  const url = new URL("./worker/task-worker.js", import.meta.url);
+  const slots = new Int32Array(new SharedArrayBuffer(4 * CHILD_SLOTS));
+  const workerData = { children: slots.buffer };
   let worker: Worker;
   if (import.meta.url.endsWith(".ts")) {
     // Running from source (tests, tsx): load the TypeScript worker through tsx.
     const tsUrl = new URL("./worker/task-worker.ts", import.meta.url).href;
-    const api = createRequire(import.meta.url)
-      .resolve("tsx/esm/api")
-      .replace(/\.cjs$/, ".mjs");
+    let api: string;
+    try {
+      api = createRequire(import.meta.url)
+        .resolve("tsx/esm/api")
+        .replace(/\.cjs$/, ".mjs");
+    } catch (e) {
+      throw new DslError(
+        "SLOTH_LUA_WORKER",
+        "cannot start a Lua worker from source: tsx is not installed",
+        {
+          cause: e,
+          hint: "install tsx, or use the built package (dist/)",
+        },
+      );
+    }
     const boot = `import(${JSON.stringify(pathToFileURL(api).href)}).then((m) => { m.register(); return import(${JSON.stringify(tsUrl)}); })`;
-    worker = new Worker(boot, { eval: true });
+    worker = new Worker(boot, { eval: true, workerData });
   } else {
-    worker = new Worker(url);
+    worker = new Worker(new URL("./worker/task-worker.js", import.meta.url), { workerData });
   }
+  childSlots.set(worker, slots);
   worker.unref();
   worker.on("message", (m: JobMessage) => {
     if (m.type === "ready") ready.add(worker);

@@ -1,10 +1,10 @@
-import type { Delegation, TaskModel, Value, WorkflowConfig, WorkflowModel } from "@sloth/workflow";
+import type { Delegation, TaskModel, WorkflowModel } from "@sloth/workflow";
 import { bindWorkflowHook, type LuaCaller } from "./bind.js";
+import { convertConfig } from "./config.js";
 import { parseDelegateTo } from "./delegate.js";
-import { parseDuration } from "./duration.js";
 import type { SourceIndex } from "./source-index.js";
 import { convertTask } from "./task.js";
-import { type ConvertScope, invalid, isFnRef, isTable, luaType, plainValue } from "./values.js";
+import { type ConvertScope, invalid, isFnRef, isTable, luaType } from "./values.js";
 
 const GROUP_FIELDS = ["description", "version", "workdir", "delegate_to", "tasks", "config"];
 const WORKFLOW_FIELDS = [
@@ -17,12 +17,6 @@ const WORKFLOW_FIELDS = [
   "on_task_complete",
   "on_complete",
 ];
-const STACK_FLAGS = {
-  require_lock: "requireLock",
-  create_snapshot: "createSnapshot",
-  validate_before: "validateBefore",
-  detect_drift: "detectDrift",
-} as const;
 
 /** What the Lua extraction produced. */
 export interface RawFile {
@@ -273,50 +267,6 @@ function convertTasks(value: unknown, o: Owner, cx: ConvertContext): TaskModel[]
   };
   for (const e of entries) add(e);
   return tasks;
-}
-
-function convertConfig(
-  value: unknown,
-  owner: string,
-  cx: ConvertContext,
-  line: number | undefined,
-): WorkflowConfig {
-  const config: WorkflowConfig = { maxParallelTasks: 4, failFast: false, extra: {} };
-  if (value === undefined) return config;
-  if (!isTable(value) || Array.isArray(value))
-    throw invalid(cx.scope, line, `${owner}: config must be a table`);
-  const fail = (reason: string) => invalid(cx.scope, line, `${owner}: config ${reason}`);
-  for (const [k, v] of Object.entries(value)) {
-    if (k === "timeout") {
-      if (typeof v !== "number" && typeof v !== "string")
-        throw fail(`timeout must be seconds or a duration, got ${luaType(v)}`);
-      try {
-        config.timeoutMs = parseDuration(v, "s");
-      } catch {
-        throw fail(`timeout '${String(v)}' is not a duration`);
-      }
-    } else if (k === "max_parallel_tasks") {
-      if (typeof v !== "number" || !Number.isInteger(v) || v < 1)
-        throw fail(`max_parallel_tasks must be a whole number >= 1, got ${String(v)}`);
-      config.maxParallelTasks = v;
-    } else if (k === "fail_fast") {
-      if (typeof v !== "boolean") throw fail(`fail_fast must be a boolean, got ${luaType(v)}`);
-      config.failFast = v;
-    } else if (k in STACK_FLAGS) {
-      if (typeof v !== "boolean") throw fail(`${k} must be a boolean, got ${luaType(v)}`);
-      config[STACK_FLAGS[k as keyof typeof STACK_FLAGS]] = v;
-    } else if (k === "on_failure") {
-      if (v !== "rollback") throw fail(`on_failure must be "rollback", got ${JSON.stringify(v)}`);
-      config.onFailure = "rollback";
-    } else {
-      try {
-        config.extra[k] = plainValue(v, k) as Value;
-      } catch (e) {
-        throw fail((e as Error).message);
-      }
-    }
-  }
-  return config;
 }
 
 function text(

@@ -3,13 +3,20 @@
  * workflow file again, so tasks never see each other's globals; the worker
  * itself (and its compiled wasm) is reused by the pool.
  */
-import { parentPort } from "node:worker_threads";
+import { parentPort, workerData } from "node:worker_threads";
 import type { JobMessage, JobRequest } from "../protocol.js";
 import { LuaSession, warmUp } from "./session.js";
 
 const port = parentPort;
 if (!port) throw new Error("task-worker must run in a worker thread");
 const baseEnv = { ...process.env };
+// Shared with the pool: the process groups this worker has running.
+const slots = new Int32Array((workerData as { children: SharedArrayBuffer }).children);
+
+function trackChild(pid: number, alive: boolean): void {
+  const i = slots.indexOf(alive ? 0 : pid);
+  if (i >= 0) Atomics.store(slots, i, alive ? pid : 0);
+}
 // Jobs posted meanwhile wait in the queue; a failure here shows up in the first job.
 warmUp().then(
   () => post({ type: "ready" }),
@@ -41,7 +48,10 @@ async function handle(req: JobRequest): Promise<void> {
     log: (stream, text) => {
       if (!muted) post({ type: "log", id: req.id, stream, text });
     },
-    child: (pid, alive) => post({ type: "child", id: req.id, pid, alive }),
+    child: (pid, alive) => {
+      trackChild(pid, alive);
+      post({ type: "child", id: req.id, pid, alive });
+    },
   });
   try {
     const main = await session.runMain();
