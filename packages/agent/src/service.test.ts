@@ -222,6 +222,23 @@ describe("AgentService.RunCommand", () => {
     await waitFor(() => !processExists(pid), 10_000, "the command to die");
   });
 
+  it("keeps concurrent runs apart", async () => {
+    t = await startTestAgent();
+    const client = t.client;
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        run(client, {
+          command: `for j in 1 2 3; do echo run${i}-$j; echo err${i} >&2; done; exit ${i}`,
+        }),
+      ),
+    );
+    results.forEach((r, i) => {
+      expect(r.stdout.toString()).toBe(`run${i}-1\nrun${i}-2\nrun${i}-3\n`);
+      expect(r.stderr.toString()).toBe(`err${i}\n`.repeat(3));
+      expect(r.exit?.exitCode).toBe(i);
+    });
+  });
+
   it("reports a bad workdir as start_error", async () => {
     t = await startTestAgent();
     const r = await run(t.client, { command: "true", workdir: "/nonexistent/dir" });
