@@ -1,0 +1,155 @@
+// The registry at scale: a real master process (production 5 s heartbeat)
+// and simulated agents in a separate process over at most 16 HTTP/2
+// sessions. Times the registration of all of them (each probed by the master
+// through a shared Health endpoint in the simulator, so they are active),
+// then the master's CPU share at steady heartbeat. Goal: 10,000 agents at
+// ≤ 25 % of one core.
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { connect, masterClient } from "@sloth/client";
+import { cpuMs, mib, rssBytes, startMaster, teardown } from "./lib/cluster.js";
+import { printTable, QUICK, type Row, round, row, writeResult } from "./lib/report.js";
+
+const COUNT = Number(process.env.SLOTH_BENCH_AGENTS ?? (QUICK ? 1000 : 10_000));
+const SESSIONS = 16;
+const CONCURRENCY = 64;
+const INTERVAL_MS = 5000;
+const WINDOW_S = QUICK ? 5 : 10;
+const GOAL_AGENTS = 10_000;
+
+type Msg = Record<string, number> & { type: string; statuses?: Record<string, number> };
+
+async function main(): Promise<void> {
+  const master = await startMaster();
+  const sim = fork(fileURLToPath(new URL("./lib/registry-sim.ts", import.meta.url)), [], {
+    execArgv: ["--import", "tsx", "--conditions=source"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const conn = connect({ address: master.address, token: master.token });
+  const mc = masterClient(conn);
+  const messages: Msg[] = [];
+  const waiters: Array<(m: Msg) => void> = [];
+  sim.on("message", (m: Msg) => {
+    const w = waiters.shift();
+    if (w) w(m);
+    else messages.push(m);
+  });
+  const exited = new Promise<void>((r) => sim.once("exit", () => r()));
+  const nextMessage = () =>
+    new Promise<Msg>((resolve, reject) => {
+      const m = messages.shift();
+      if (m) return resolve(m);
+      waiters.push(resolve);
+      void exited.then(() => reject(new Error("the simulator exited")));
+    });
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleCpu0 = cpuMs(master.pid);
+    const idleT0 = performance.now();
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleShare = (cpuMs(master.pid) - idleCpu0) / (performance.now() - idleT0);
+    const rssBefore = rssBytes(master.pid);
+
+    const cpuReg0 = cpuMs(master.pid);
+    sim.send({
+      cmd: "start",
+      master: master.address,
+      token: master.token,
+      count: COUNT,
+      sessions: SESSIONS,
+      concurrency: CONCURRENCY,
+      intervalMs: INTERVAL_MS,
+    });
+    const reg = await nextMessage();
+    const regCpu = cpuMs(master.pid) - cpuReg0;
+    const health = await mc.health({});
+    const listed = (await mc.listAgents({})).agents.length;
+
+    // One full interval so every agent heartbeats, then the measured window.
+    await new Promise((r) => setTimeout(r, INTERVAL_MS));
+    sim.send({ cmd: "counters" });
+    const c0 = await nextMessage();
+    const cpu0 = cpuMs(master.pid);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, WINDOW_S * 1000));
+    const cpu1 = cpuMs(master.pid);
+    const wall = performance.now() - t0;
+    sim.send({ cmd: "counters" });
+    const c1 = await nextMessage();
+    const rssSteady = rssBytes(master.pid);
+    const after = await mc.health({});
+
+    const share = (cpu1 - cpu0) / wall;
+    const hbRate = ((c1.hbOk ?? 0) - (c0.hbOk ?? 0)) / (wall / 1000);
+    const hbErrors = (c1.hbErr ?? 0) - (c0.hbErr ?? 0);
+    const expectedRate = (COUNT * 1000) / INTERVAL_MS;
+    const simShare = ((c1.simCpuMs ?? 0) - (c0.simCpuMs ?? 0)) / wall;
+    const scale = GOAL_AGENTS / COUNT;
+    const regMs = reg.registerMs ?? Number.NaN;
+    const rows: Row[] = [
+      row({
+        measure: `register ${COUNT} agents (${SESSIONS} sessions, ${CONCURRENCY} in flight)`,
+        value: `${round(regMs / 1000)} s`,
+        reference: `${Math.round(COUNT / (regMs / 1000))} /s`,
+        note: `failures ${reg.regFailures}; HTTP statuses ${JSON.stringify(reg.statuses)}; Health probes answered by the simulator: ${reg.healthProbes}; master CPU ${Math.round(regCpu)} ms; listed ${listed}, active ${health.agentsActive}`,
+      }),
+      row({
+        measure: "master CPU, idle with no agents",
+        value: `${round(idleShare * 100, 1)} % of a core`,
+      }),
+      row({
+        measure: `heartbeats/s at ${INTERVAL_MS / 1000} s interval`,
+        value: `${Math.round(hbRate)} /s`,
+        reference: `expected ${Math.round(expectedRate)} /s`,
+        ratio: hbRate / expectedRate,
+        note: `errors ${hbErrors}; max in flight ${c1.maxInFlight}; simulator CPU ${round(simShare * 100, 1)} % of a core; active after the window ${after.agentsActive}`,
+      }),
+      row({
+        measure: `master CPU at steady heartbeat, ${COUNT} agents${scale === 1 ? "" : ` (×${round(scale, 1)} extrapolated linearly to ${GOAL_AGENTS})`}`,
+        value: `${round(share * 100, 1)} % of a core${scale === 1 ? "" : ` → ${round(share * scale * 100, 1)} %`}`,
+        reference: `over ${round(wall / 1000, 1)} s`,
+        ratio: share * scale,
+        goal: { kind: "max", limit: 0.25, text: "≤ 25 %" },
+      }),
+      row({
+        measure: "master RSS",
+        value: mib(rssSteady),
+        reference: `with no agents ${mib(rssBefore)}`,
+      }),
+    ];
+    if (after.agentsActive !== COUNT) {
+      rows[2]!.note += ` — only ${after.agentsActive} of ${COUNT} active`;
+    }
+    printTable(
+      `Registry: ${COUNT} simulated agents (${QUICK ? "quick" : "full"}); registered active: the simulator answers the master's Health probes`,
+      rows,
+    );
+    writeResult("cluster-registry", rows, {
+      count: COUNT,
+      sessions: SESSIONS,
+      concurrency: CONCURRENCY,
+      intervalMs: INTERVAL_MS,
+      windowMs: wall,
+      registration: reg,
+      registerMasterCpuMs: regCpu,
+      steady: {
+        masterCpuShare: share,
+        heartbeatsPerSecond: hbRate,
+        hbErrors,
+        simCpuShare: simShare,
+      },
+      agentsActive: { afterRegistration: health.agentsActive, afterWindow: after.agentsActive },
+      rss: { before: rssBefore, steady: rssSteady },
+    });
+  } finally {
+    conn.close();
+    if (sim.connected) sim.send({ cmd: "stop" });
+    const t = setTimeout(() => sim.kill("SIGKILL"), 3000);
+    await exited;
+    clearTimeout(t);
+    await master.stop();
+    teardown();
+  }
+}
+
+await main();
