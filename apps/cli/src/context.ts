@@ -122,11 +122,11 @@ export async function withMaster<T>(
 
 /** Parses repeated `K=V` options into a record; rejects entries without '='. */
 export function parseKeyValues(
-  values: readonly string[] | undefined,
+  values: string | readonly string[] | undefined,
   flag: string,
 ): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const item of values ?? []) {
+  for (const item of typeof values === "string" ? [values] : (values ?? [])) {
     const eq = item.indexOf("=");
     if (eq <= 0) {
       throw new CliError(`invalid ${flag} '${item}': expected KEY=VALUE`, {

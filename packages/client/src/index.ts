@@ -21,6 +21,14 @@ export {
   type SlothErrorOptions,
 } from "./errors.js";
 export {
+  type AgentRunResult,
+  LINK_FAILED_EXIT,
+  type RunOnAgentsOptions,
+  runOnAgent,
+  runOnAgents,
+  worstCode,
+} from "./fan-out.js";
+export {
   DEFAULT_MASTER_ADDRESS,
   type MasterSource,
   type ResolvedMaster,

@@ -24,6 +24,7 @@ const agents: TestProcess[] = [];
 beforeAll(async () => {
   master = await spawnMaster();
   tokenFile = path.join(master.dataDir, "master", "token");
+  const exits: Record<string, string> = { alpha: "0", beta: "3", gamma: "5" };
   for (const name of ["alpha", "beta", "gamma"]) {
     agents.push(
       await spawnAgent({
@@ -31,6 +32,7 @@ beforeAll(async () => {
         master: master.address,
         tokenFile,
         args: ["--label", `name=${name}`, "--label", "tier=test"],
+        env: { E2E_EXIT: exits[name] },
       }),
     );
   }
@@ -212,6 +214,55 @@ describe("a master with three agents", () => {
       intervalMs: 20,
       what: "the remote sleep to be killed",
     });
+  });
+
+  it("filters the list by label and name glob", async () => {
+    const byLabel = JSON.parse(
+      (await cli("agent", "list", "--json", "--label", "tier=test", "--label", "name=beta")).stdout,
+    );
+    expect(byLabel.map((a: { name: string }) => a.name)).toEqual(["beta"]);
+    const byGlob = JSON.parse((await cli("agent", "list", "--json", "--name", "*a")).stdout);
+    expect(byGlob.map((a: { name: string }) => a.name)).toEqual(["alpha", "beta", "gamma"]);
+    const none = await cli("agent", "list", "--name", "web-*");
+    expect(none.stdout).toBe("No agents match the selection\n");
+  });
+
+  it("fans a command out to every matching agent, prefixing lines and exiting with the worst code", async () => {
+    const r = await cli(
+      "agent",
+      "run",
+      "--label",
+      "tier=test",
+      "--parallel",
+      "2",
+      "echo one; echo two >&2; exit $E2E_EXIT",
+    );
+    expect(r.code).toBe(5);
+    const out = r.stdout.trim().split("\n").sort();
+    expect(out).toEqual(["alpha | one", "beta  | one", "gamma | one"]);
+    for (const n of ["alpha", "beta ", "gamma"]) expect(r.stderr).toContain(`${n} | two\n`);
+    expect(r.stderr).toMatch(/AGENT\s+EXIT\s+DURATION/);
+    expect(r.stderr).toMatch(/alpha\s+0\s+\S+\s+ok/);
+    expect(r.stderr).toMatch(/beta\s+3\s+\S+\s+failed/);
+    expect(r.stderr).toMatch(/3 agent\(s\), 1 succeeded, 2 failed/);
+  });
+
+  it("gives one JSON object per agent with --json", async () => {
+    const r = await cli("agent", "run", "--name", "[ab]*", "--json", "printf hi; exit $E2E_EXIT");
+    expect(r.code).toBe(3);
+    const results = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+    expect(results.map((x) => [x.agent, x.exitCode, x.stdout])).toEqual([
+      ["alpha", 0, "hi"],
+      ["beta", 3, "hi"],
+    ]);
+  });
+
+  it("refuses a selection that matches no active agent", async () => {
+    const r = await cli("agent", "run", "--label", "role=none", "true");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      "error: no active agent matches the selection; check `sloth-runner agent list` with the same --label and --name\n",
+    );
   });
 
   it("refuses an unknown agent with a clear error", async () => {

@@ -1,148 +1,267 @@
 import { once } from "node:events";
-import type { SlothError } from "@sloth/client";
+import type { AgentRunResult } from "@sloth/client";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
-import { eprintln, formatDuration, painter } from "../output.js";
+import { eprintln, formatDuration, type Painter, painter, printJson, table } from "../output.js";
 
 interface RunArgs extends GlobalArgs {
-  name: string;
+  target?: string;
   command: string[];
   timeout?: string;
   workdir?: string;
-  env?: string[];
+  env?: string | string[];
   quiet?: boolean;
+  label?: string | string[];
+  name?: string;
+  parallel?: number;
+  json?: boolean;
 }
-
-/** Exit code when the command could not start or the link failed, as ssh does. */
-export const LINK_FAILED = 255;
 
 async function write(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> {
   if (!stream.write(data)) await once(stream, "drain");
 }
 
-/** Runs one command on one agent through the master; returns the exit code. */
-export async function runOnAgent(argv: RunArgs): Promise<number> {
+function describeEnd(r: AgentRunResult, timeoutMs: number, c: Painter): string {
+  const took = formatDuration(r.durationMs);
+  if (r.error) return c.red(`✗ ${r.error}`);
+  if (r.signal) {
+    const why = r.timedOut
+      ? `timed out after ${formatDuration(timeoutMs)}, killed by ${r.signal}`
+      : `killed by ${r.signal}`;
+    return c.red(`✗ ${why} on ${r.agent} (${took})`);
+  }
+  return r.code === 0
+    ? c.green(`✓ exit 0 on ${r.agent} (${took})`)
+    : c.red(`✗ exit ${r.code} on ${r.agent} (${took})`);
+}
+
+/** Splits output into lines and prefixes each with the agent name. */
+class LinePrefixer {
+  readonly #pending = new Map<string, Buffer>();
+  constructor(readonly prefix: (agent: string) => string) {}
+
+  async push(agent: string, stream: "stdout" | "stderr", data: Uint8Array): Promise<void> {
+    const key = `${agent}\0${stream}`;
+    let buf = Buffer.concat([this.#pending.get(key) ?? Buffer.alloc(0), data]);
+    const out = stream === "stderr" ? process.stderr : process.stdout;
+    for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
+      await write(out, Buffer.concat([Buffer.from(this.prefix(agent)), buf.subarray(0, nl + 1)]));
+      buf = buf.subarray(nl + 1);
+    }
+    // Memory stays bounded for lines of any length: long partial lines go out as they are.
+    if (buf.length > 64 * 1024) {
+      await write(out, Buffer.concat([Buffer.from(this.prefix(agent)), buf, Buffer.from("\n")]));
+      buf = Buffer.alloc(0);
+    }
+    this.#pending.set(key, buf);
+  }
+
+  async flush(agent: string): Promise<void> {
+    for (const stream of ["stdout", "stderr"] as const) {
+      const key = `${agent}\0${stream}`;
+      const buf = this.#pending.get(key);
+      if (buf?.length) {
+        await write(
+          stream === "stderr" ? process.stderr : process.stdout,
+          Buffer.concat([Buffer.from(this.prefix(agent)), buf, Buffer.from("\n")]),
+        );
+      }
+      this.#pending.delete(key);
+    }
+  }
+}
+
+/** Runs a command on one agent, or on every agent a selector matches; returns the exit code. */
+export async function runAgentCommand(argv: RunArgs): Promise<number> {
+  const { parseDuration, runOnAgent, runOnAgents, worstCode } = await import("@sloth/client");
   const c = painter(process.stderr);
   const command = argv.command.join(" ");
   const env = parseKeyValues(argv.env, "--env");
-  const { parseDuration } = await import("@sloth/client");
+  const labels = parseKeyValues(argv.label, "--label");
   const timeoutMs = argv.timeout ? parseDuration(argv.timeout, "s") : 0;
+  const spec = { command, workdir: argv.workdir ?? "", env, timeoutMs: BigInt(timeoutMs) };
+  const fanOut = argv.name !== undefined || argv.label !== undefined;
   const controller = new AbortController();
   let interrupted = false;
-  const onSigint = () => {
+  const onSignal = () => {
     interrupted = true;
     controller.abort();
   };
-  process.on("SIGINT", onSigint);
-  process.on("SIGTERM", onSigint);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   const started = Date.now();
   try {
-    return await withMaster(argv, async ({ client, fail }) => {
-      if (!argv.quiet) {
-        eprintln(c.dim("╭─") + ` ${c.bold("Agent:")} ${c.cyan(argv.name)}`);
-        eprintln(`${c.dim("│")}  ${c.bold("Command:")} ${command}`);
-        eprintln(c.dim("╰─"));
-      }
-      let code = LINK_FAILED;
-      let footer = "";
-      try {
-        const stream = client.runOnAgent(
-          {
-            agentName: argv.name,
-            spec: { command, workdir: argv.workdir ?? "", env, timeoutMs: BigInt(timeoutMs) },
-          },
-          { signal: controller.signal },
-        );
-        for await (const res of stream) {
-          const ev = res.event?.event;
-          if (!ev) continue;
-          if (ev.case === "output") {
-            await write(ev.value.stream === 2 ? process.stderr : process.stdout, ev.value.data);
-          } else if (ev.case === "exit") {
-            const x = ev.value;
-            const took = formatDuration(Number(x.durationMs));
-            if (x.startError) {
-              code = LINK_FAILED;
-              footer = c.red(`✗ could not start: ${x.startError}`);
-            } else if (x.signalNumber > 0) {
-              code = 128 + x.signalNumber;
-              const why = x.timedOut
-                ? `timed out after ${formatDuration(timeoutMs)}, killed by ${x.signal}`
-                : `killed by ${x.signal}`;
-              footer = c.red(`✗ ${why} on ${argv.name} (${took})`);
-            } else {
-              code = x.exitCode;
-              footer =
-                code === 0
-                  ? c.green(`✓ exit 0 on ${argv.name} (${took})`)
-                  : c.red(`✗ exit ${code} on ${argv.name} (${took})`);
-            }
-          }
+    return await withMaster(argv, async ({ client, master }) => {
+      if (!fanOut) {
+        const agent = argv.target!;
+        if (!argv.quiet && !argv.json) {
+          eprintln(`${c.dim("╭─")} ${c.bold("Agent:")} ${c.cyan(agent)}`);
+          eprintln(`${c.dim("│")}  ${c.bold("Command:")} ${command}`);
+          eprintln(c.dim("╰─"));
         }
-      } catch (e) {
+        const r = await runOnAgent(agent, {
+          client,
+          masterAddress: master.address,
+          spec,
+          signal: controller.signal,
+          onOutput: (_a, stream, data) =>
+            write(stream === "stderr" ? process.stderr : process.stdout, data),
+        });
         if (interrupted) {
           eprintln(
             c.yellow(
-              `✗ interrupted: cancelled on ${argv.name} after ${formatDuration(Date.now() - started)}`,
+              `✗ interrupted: cancelled on ${agent} after ${formatDuration(Date.now() - started)}`,
             ),
           );
           return 130;
         }
-        const err: SlothError = fail(e);
-        eprintln(`${c.red("error:")} ${err.describe()}`);
-        return LINK_FAILED;
+        if (r.error && !r.error.startsWith("could not start"))
+          eprintln(`${c.red("error:")} ${r.error}`);
+        else if (!argv.quiet) eprintln(describeEnd(r, timeoutMs, c));
+        return r.code;
       }
-      if (!footer) footer = c.red(`✗ the link to ${argv.name} ended without an exit status`);
-      if (!argv.quiet) eprintln(footer);
-      return code;
+
+      const { agents } = await client.listAgents(
+        { labels, nameGlob: argv.name ?? "", status: 1 },
+        { timeoutMs: 15_000 },
+      );
+      if (agents.length === 0) {
+        throw new CliError("no active agent matches the selection", {
+          hint: "check `sloth-runner agent list` with the same --label and --name",
+        });
+      }
+      const names = agents.map((a) => a.name);
+      const width = Math.max(...names.map((n) => n.length));
+      const out = painter(process.stdout);
+      const prefixer = new LinePrefixer((a) => `${out.cyan(a.padEnd(width))} ${out.dim("|")} `);
+      const captured = new Map<string, { stdout: Buffer[]; stderr: Buffer[] }>(
+        names.map((n) => [n, { stdout: [], stderr: [] }]),
+      );
+      const results = await runOnAgents(names, {
+        client,
+        masterAddress: master.address,
+        spec,
+        parallel: argv.parallel,
+        signal: controller.signal,
+        onOutput: (a, stream, data) => {
+          if (argv.json) {
+            captured.get(a)?.[stream].push(Buffer.from(data));
+            return;
+          }
+          return prefixer.push(a, stream, data);
+        },
+        onExit: (r) => {
+          if (!argv.json) void prefixer.flush(r.agent);
+        },
+      });
+      if (argv.json) {
+        printJson(
+          results.map((r) => ({
+            agent: r.agent,
+            exitCode: r.code,
+            signal: r.signal ?? null,
+            timedOut: r.timedOut,
+            durationMs: r.durationMs,
+            error: r.error ?? null,
+            stdout: Buffer.concat(captured.get(r.agent)?.stdout ?? []).toString("utf8"),
+            stderr: Buffer.concat(captured.get(r.agent)?.stderr ?? []).toString("utf8"),
+          })),
+        );
+      } else if (!argv.quiet) {
+        const rows = [["AGENT", "EXIT", "DURATION", ""].map((h) => c.bold(h))];
+        for (const r of results) {
+          const state = r.error
+            ? c.red(r.error)
+            : r.signal
+              ? c.red(r.signal)
+              : r.code === 0
+                ? c.green("ok")
+                : c.red("failed");
+          rows.push([r.agent, String(r.code), formatDuration(r.durationMs), state]);
+        }
+        eprintln();
+        eprintln(table(rows));
+        const failed = results.filter((r) => r.code !== 0).length;
+        eprintln(
+          `${results.length} agent(s), ${results.length - failed} succeeded, ${failed} failed in ${formatDuration(Date.now() - started)}`,
+        );
+      }
+      if (interrupted) return 130;
+      return worstCode(results);
     });
   } finally {
-    process.off("SIGINT", onSigint);
-    process.off("SIGTERM", onSigint);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
 }
 
-/** `sloth-runner agent run <name> <command...>`. */
+/** `sloth-runner agent run <name> <command...>` and `agent run --label k=v <command...>`. */
 export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
-  command: "run <name> [command..]",
+  command: "run [target] [command..]",
   aliases: ["exec"],
-  describe: "Run a shell command on an agent, streaming its output",
+  describe:
+    "Run a shell command on an agent (or on every agent matching --label/--name), streaming its output",
   builder: (y) =>
     withMasterOptions(y)
-      .positional("name", { type: "string", demandOption: true, describe: "Agent name" })
-      .positional("command", {
+      .positional("target", {
         type: "string",
-        array: true,
-        demandOption: true,
-        describe: "Command, run with bash -c",
+        describe: "Agent name (omit with --label or --name)",
       })
+      .positional("command", { type: "string", array: true, describe: "Command, run with bash -c" })
       .option("timeout", {
         type: "string",
         describe: "Kill the command after this long (30s, 5m; a number is seconds)",
       })
       .option("workdir", { type: "string", describe: "Working directory on the agent" })
-      .option("env", {
+      .option("env", { type: "string", describe: "Environment variable K=V (repeatable)" })
+      .option("quiet", { alias: "q", type: "boolean", describe: "No header, footer or summary" })
+      .option("label", {
         type: "string",
-        array: true,
-        describe: "Environment variable K=V (repeatable)",
+        describe: "Run on every active agent with label K=V (repeatable, AND)",
       })
-      .option("quiet", { alias: "q", type: "boolean", describe: "No header and footer" })
+      .option("name", {
+        type: "string",
+        describe: "Run on every active agent whose name matches this glob ('web-*')",
+      })
+      .option("parallel", {
+        type: "number",
+        describe: "With --label/--name: at most N agents at once (default: all)",
+      })
+      .option("json", {
+        type: "boolean",
+        describe: "With --label/--name: print one JSON object per agent",
+      })
       .example("$0 agent run web-1 'uptime'", "")
+      .example("$0 agent run web-1 -- ls -la /tmp", "put -- before a command with options")
       .example(
-        "$0 agent run web-1 -- ls -la /tmp",
-        "put -- before a command with options",
+        "$0 agent run --label role=web 'systemctl is-active nginx'",
+        "every active web agent",
       ) as unknown as Argv<RunArgs>,
   handler: async (argv) => {
-    const command = [...(argv.command ?? []), ...((argv as { "--"?: string[] })["--"] ?? [])].map(
+    const fanOut = argv.name !== undefined || argv.label !== undefined;
+    const words = [...(argv.command ?? []), ...((argv as { "--"?: string[] })["--"] ?? [])].map(
       String,
     );
-    if (command.length === 0) {
+    if (fanOut && argv.target !== undefined) words.unshift(argv.target);
+    if (!fanOut && argv.target === undefined) {
+      throw new CliError("missing agent name", {
+        hint: "run `sloth-runner agent run NAME 'COMMAND'`, or select agents with --label/--name",
+        exitCode: 2,
+      });
+    }
+    if (words.length === 0) {
       throw new CliError("missing command", {
         hint: "run `sloth-runner agent run NAME 'COMMAND'`",
         exitCode: 2,
       });
     }
-    process.exitCode = await runOnAgent({ ...argv, command });
+    if (argv.parallel !== undefined && (!Number.isInteger(argv.parallel) || argv.parallel < 1)) {
+      throw new CliError(`invalid --parallel '${argv.parallel}'`, {
+        hint: "use a whole number of at least 1",
+        exitCode: 2,
+      });
+    }
+    process.exitCode = await runAgentCommand({ ...argv, command: words });
   },
 };

@@ -8,7 +8,7 @@ interface AgentStartArgs extends GlobalArgs {
   port?: number;
   bindAddress?: string;
   reportAddress?: string;
-  label?: string[];
+  label?: string | string[];
 }
 
 /** Options of `agent start` (also accepted by bare `agent`), the same as sloth-agentd's. */
@@ -30,7 +30,7 @@ export function startAgentOptions<T>(y: Argv<T>): Argv<T & AgentStartArgs> {
       type: "string",
       describe: "HOST:PORT the master should dial (NAT, containers)",
     })
-    .option("label", { type: "string", array: true, describe: "Label KEY=VALUE (repeatable)" })
+    .option("label", { type: "string", describe: "Label KEY=VALUE (repeatable)" })
     .option("token-file", {
       type: "string",
       describe: "Cluster token file (default: $SLOTH_RUNNER_TOKEN, else <data dir>/master/token)",
@@ -78,7 +78,7 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
       port: argv.port,
       bindAddress: argv.bindAddress,
       reportAddress: argv.reportAddress,
-      label: argv.label,
+      label: typeof argv.label === "string" ? [argv.label] : argv.label,
       tokenFile: argv.tokenFile,
       dataDir: argv.dataDir,
     },

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from "yargs";
-import { CliError, type GlobalArgs, withMaster } from "../context.js";
+import { CliError, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
 import { painter, printJson, println, table } from "../output.js";
 import { runCommand } from "./agent-run.js";
@@ -13,17 +13,37 @@ const jsonOption = { type: "boolean", describe: "Print JSON" } as const;
 // The view helpers load the protocol code: only when a command runs.
 const view = () => import("./agent-view.js");
 
-const list: CommandModule<GlobalArgs, JsonArgs> = {
+type ListArgs = JsonArgs & { label?: string | string[]; name?: string };
+
+const list: CommandModule<GlobalArgs, ListArgs> = {
   command: ["list", "ls"],
   describe: "List the agents registered with the master",
-  builder: (y) => withMasterOptions(y).option("json", jsonOption),
+  builder: (y) =>
+    withMasterOptions(y)
+      .option("json", jsonOption)
+      .option("label", {
+        type: "string",
+        describe: "Only agents with label K=V (repeatable, AND)",
+      })
+      .option("name", {
+        type: "string",
+        describe: "Only agents whose name matches this glob ('web-*')",
+      }),
   handler: (argv) =>
     withMaster(argv, async ({ client }) => {
       const { agentJson, ago, paintStatus } = await view();
-      const { agents } = await client.listAgents({}, { timeoutMs: 15_000 });
+      const labels = parseKeyValues(argv.label, "--label");
+      const { agents } = await client.listAgents(
+        { labels, nameGlob: argv.name ?? "" },
+        { timeoutMs: 15_000 },
+      );
       if (argv.json) return printJson(agents.map(agentJson));
       if (agents.length === 0) {
-        println("No agents registered; start one with `sloth-runner agent start --name NAME`");
+        println(
+          argv.label || argv.name
+            ? "No agents match the selection"
+            : "No agents registered; start one with `sloth-runner agent start --name NAME`",
+        );
         return;
       }
       const c = painter(process.stdout);
