@@ -145,7 +145,10 @@ async function callLua(
   try {
     const { workdir, ...run } = opts;
     const end = await runJob({ type: "call", spec, fnId: ref.$fn, fnCount, args, workdir }, run);
-    if (end.type === "called") return end.result;
+    if (end.type === "called") {
+      const r = end.result;
+      return r.ok || !r.location ? r : { ...r, location: relocate(r.location, spec.baseDir) };
+    }
     if (end.type === "failed") {
       const e = jobError(end.error, spec.baseDir);
       return { ok: false, reason: e.message };
@@ -157,13 +160,15 @@ async function callLua(
   }
 }
 
+// Worker locations are relative to the workflow's directory; messages show
+// paths relative to the current directory, like the load errors.
+function relocate(location: SourceLocation, baseDir: string): SourceLocation {
+  const file = isAbsolute(location.file) ? location.file : join(baseDir, location.file);
+  return { ...location, file: displayPath(file) };
+}
+
 function jobError(err: JobError, baseDir: string): DslError {
-  const location: SourceLocation | undefined = err.location && {
-    ...err.location,
-    file: displayPath(
-      isAbsolute(err.location.file) ? err.location.file : join(baseDir, err.location.file),
-    ),
-  };
+  const location = err.location && relocate(err.location, baseDir);
   return new DslError(err.code, formatLocated(err.reason, location), { location });
 }
 
