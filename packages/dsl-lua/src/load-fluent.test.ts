@@ -20,7 +20,7 @@ describe("fluent form", () => {
     const file = tmp.write(
       "all.sloth",
       `local a = task("a"):command("echo a")
-local t = task("t")
+local t = task("t" .. a.name)
   :description("D")
   :command(function(params, deps) return true end)
   :depends_on({ a, "b" })
@@ -48,7 +48,7 @@ workflow.define("w"):tasks({ a, t })
     const [w] = (await loadWorkflowFile(file)).workflows;
     const t = w!.tasks[1]!;
     expect(t).toMatchObject({
-      name: "t",
+      name: "ta",
       description: "D",
       dependsOn: ["a", "b", "c"],
       retries: 3,

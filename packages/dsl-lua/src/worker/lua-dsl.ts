@@ -95,6 +95,7 @@ local TASK_METHOD_LIST = names_of(TASK_METHODS) .. " (aliases: " .. names_of(TAS
 TASK_META.__index = function(self, key)
   local m = TASK_METHODS[TASK_ALIASES[key] or key]
   if m then return m end
+  if key == "name" then return DATA[self].name end
   error(string.format("unknown task method '%s' on task '%s'; valid methods: %s", tostring(key), DATA[self].name, TASK_METHOD_LIST), 2)
 end
 TASK_META.__newindex = function(self, key)
@@ -129,6 +130,7 @@ local WF_METHOD_LIST = names_of(WF_METHODS)
 WF_META.__index = function(self, key)
   local m = WF_METHODS[key]
   if m then return m end
+  if key == "name" then return DATA[self].name end
   error(string.format("unknown workflow method '%s' on workflow '%s'; valid methods: %s", tostring(key), DATA[self].name, WF_METHOD_LIST), 2)
 end
 WF_META.__newindex = function(self, key)
