@@ -94,7 +94,12 @@ export function createFileBackend(db: Database.Database, busyTimeoutMs: number):
     dropLock: db.prepare("DELETE FROM state_locks WHERE namespace = ? AND name = ?"),
     deleteExpiredLocks: db.prepare("DELETE FROM state_locks WHERE expires_at <= ?"),
   };
-  const run = <T>(fn: () => T) => retryBusy(fn, busyTimeoutMs);
+  const run = <T>(fn: () => T) => {
+    // Leases outlive a closed store; give them a clear error, not better-sqlite3's TypeError.
+    if (!db.open)
+      throw new StateError("SLOTH_STATE_CLOSED", "cannot use the state store: it is closed");
+    return retryBusy(fn, busyTimeoutMs);
+  };
   const immediate = <A extends unknown[], T>(fn: (...args: A) => T) => {
     const tx = db.transaction(fn);
     return (...args: A) => run(() => tx.immediate(...args));

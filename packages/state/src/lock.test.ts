@@ -187,6 +187,13 @@ describe("lock", () => {
     expect(await s.inspect("i")).toBeUndefined();
   });
 
+  it("fails a lease's release with SLOTH_STATE_CLOSED once its store is closed", async () => {
+    const own = await openState({ path: file });
+    const lease = await own.lock("closing", { autoRenew: true, ttl: 200 });
+    await own.close();
+    expect((await caught(lease.release())).code).toBe("SLOTH_STATE_CLOSED");
+  });
+
   it("gives exactly one of many concurrent contenders the lock", async () => {
     const s = fresh();
     const results = await Promise.allSettled(Array.from({ length: 10 }, () => s.lock("race")));
