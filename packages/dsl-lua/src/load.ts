@@ -72,6 +72,10 @@ export async function loadWorkflowFile(
     call: (ref: FnRef, args: Value[], opts): Promise<CallResult> =>
       callLua(spec, fnCount, ref, args, {
         workdir: opts.workdir ?? baseDir,
+        env: {
+          ...(opts.runId ? { SLOTH_RUN_ID: opts.runId } : {}),
+          ...(opts.taskName ? { SLOTH_TASK: opts.taskName } : {}),
+        },
         signal: opts.signal,
         timeoutMs: opts.timeoutMs,
         onLog: (stream, t) => {
@@ -140,11 +144,14 @@ async function callLua(
   fnCount: number,
   ref: FnRef,
   args: Value[],
-  opts: RunJobOptions & { workdir: string },
+  opts: RunJobOptions & { workdir: string; env: Record<string, string> },
 ): Promise<CallResult> {
   try {
-    const { workdir, ...run } = opts;
-    const end = await runJob({ type: "call", spec, fnId: ref.$fn, fnCount, args, workdir }, run);
+    const { workdir, env, ...run } = opts;
+    const end = await runJob(
+      { type: "call", spec, fnId: ref.$fn, fnCount, args, workdir, env },
+      run,
+    );
     if (end.type === "called") {
       const r = end.result;
       return r.ok || !r.location ? r : { ...r, location: relocate(r.location, spec.baseDir) };

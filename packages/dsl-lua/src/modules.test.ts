@@ -173,8 +173,8 @@ describe("modules", () => {
   it("env is per task, and visible to exec.run", async () => {
     const out = await run(`
       env.set("SLOTH_DSL_TEST", "v1")
-      return true, exec.run("echo $SLOTH_DSL_TEST").stdout, { d = env.get("SLOTH_DSL_NOPE", "dflt"), os = os.getenv("SLOTH_DSL_TEST") }`);
-    expect(out).toMatchObject({ message: "v1\n", output: { d: "dflt", os: "v1" } });
+      return true, exec.run("echo $SLOTH_DSL_TEST $SLOTH_TASK $SLOTH_RUN_ID").stdout, { d = env.get("SLOTH_DSL_NOPE", "dflt"), os = os.getenv("SLOTH_DSL_TEST") }`);
+    expect(out).toMatchObject({ message: "v1 t test\n", output: { d: "dflt", os: "v1" } });
     const next = await run(`return true, tostring(env.get("SLOTH_DSL_TEST"))`);
     expect(next.message).toBe("nil");
   });

@@ -27,6 +27,8 @@ export type JobRequest =
       fnCount: number;
       args: Value[];
       workdir: string;
+      /** Set in the worker's environment for this call. */
+      env: Record<string, string>;
     };
 
 /** An error that ended a job, located in Lua source when possible. */

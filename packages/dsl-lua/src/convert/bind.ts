@@ -19,6 +19,9 @@ export interface LuaCaller {
     opts: {
       signal?: AbortSignal | undefined;
       log?: TaskLog | undefined;
+      /** For the SLOTH_RUN_ID and SLOTH_TASK variables of `exec.run` commands. */
+      runId?: string | undefined;
+      taskName?: string | undefined;
       /** Fail the call (SLOTH_LUA_WORKER) after this long. */
       timeoutMs?: number | undefined;
       workdir?: string | undefined;

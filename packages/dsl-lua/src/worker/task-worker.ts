@@ -40,7 +40,7 @@ function post(m: JobMessage): void {
 async function handle(req: JobRequest): Promise<void> {
   // env.set in one task must not leak into the next job of this worker.
   for (const k of Object.keys(process.env)) if (!(k in baseEnv)) delete process.env[k];
-  Object.assign(process.env, baseEnv);
+  Object.assign(process.env, baseEnv, req.type === "call" ? req.env : {});
   // A call loads the file again: its top-level output was shown at load time.
   let muted = req.type === "call";
   const workdir = req.type === "call" ? req.workdir : req.spec.baseDir;
