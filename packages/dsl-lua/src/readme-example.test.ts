@@ -21,3 +21,23 @@ it("runs the README example", async () => {
   expect(result.tasks.map((t) => t.message)).toEqual(["hello world", "HELLO"]);
   expect(readme).toContain("// succeeded [ 'hello world', 'HELLO' ]");
 });
+
+it("loads the README's table and fluent form snippets", async () => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const section = readme.slice(
+    readme.indexOf("## The two forms"),
+    readme.indexOf("## Calling convention"),
+  );
+  const blocks = [...section.matchAll(/```lua\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+  expect(blocks).toHaveLength(2);
+  const table = await loadWorkflowFile(tmp.write("table.sloth", blocks[0] ?? ""));
+  expect(table.groups[0]?.tasks.map((t) => t.name)).toEqual(["compile", "test"]);
+  const prelude = 'local fn = function() end\nlocal lint, unit = task("lint"), task("unit")\n';
+  const fluent = await loadWorkflowFile(tmp.write("fluent.sloth", prelude + (blocks[1] ?? "")));
+  expect(fluent.workflows[0]?.tasks.map((t) => t.name)).toEqual(["build", "lint", "unit"]);
+  expect(fluent.workflows[0]?.config).toMatchObject({
+    timeoutMs: 1_800_000,
+    maxParallelTasks: 4,
+    failFast: true,
+  });
+});
