@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Value, WorkflowModel } from "@sloth/workflow";
+import { findCycle, type Value, type WorkflowModel } from "@sloth/workflow";
 import type { LuaCaller } from "./convert/bind.js";
 import { SourceIndex } from "./convert/source-index.js";
 import type { FnRef } from "./convert/values.js";
@@ -97,8 +97,8 @@ export async function loadWorkflowFile(
 }
 
 /**
- * Loads a file and reports problems instead of throwing: load errors, and
- * dependencies on tasks that do not exist in the same workflow.
+ * Loads a file and reports problems instead of throwing: load errors,
+ * dependencies on tasks that do not exist in the same workflow, and cycles.
  */
 export async function validate(path: string, options: LoadOptions = {}): Promise<ValidationResult> {
   let loaded: LoadedWorkflows;
@@ -128,6 +128,17 @@ export async function validate(path: string, options: LoadOptions = {}): Promise
           });
         }
       }
+    }
+    const cycle = findCycle(wf.tasks);
+    const first = cycle && wf.tasks.find((t) => t.name === cycle[0]);
+    if (cycle) {
+      const at = first?.source ? `${first.source.file}:${first.source.line}: ` : "";
+      problems.push({
+        code: "SLOTH_DSL_INVALID",
+        message: `${at}dependency cycle ${cycle.join(" -> ")} in '${wf.name}'`,
+        file: first?.source?.file,
+        line: first?.source?.line,
+      });
     }
   }
   return { ok: problems.length === 0, problems, notices: loaded.notices, loaded };

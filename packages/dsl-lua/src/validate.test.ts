@@ -31,6 +31,16 @@ it("validate reports unknown dependencies and load errors without throwing", asy
     },
   ]);
 
+  const cycle = await validate(
+    tmp.write(
+      "cycle.sloth",
+      `workflow.define("w"):tasks({\n  task("a"):depends_on("b"),\n  task("b"):depends_on("a") })`,
+    ),
+  );
+  expect(cycle.problems.map((p) => p.message)).toEqual([
+    expect.stringMatching(/cycle\.sloth:2: dependency cycle a -> b -> a in 'w'$/),
+  ]);
+
   const broken = await validate(tmp.write("broken.sloth", "local = 1"));
   expect(broken).toMatchObject({ ok: false, problems: [{ code: "SLOTH_LUA_SYNTAX", line: 1 }] });
 });
