@@ -202,7 +202,7 @@ describe("modules", () => {
       log.info("info", { a = 1 })
       log.warn("careful")
       local f = loadstring("return 1 + 1")
-      return true, values.env .. " " .. _G.params.mode, { slept = time.now() - t0 >= 0.19, shim = f() + unpack({ 1, 2 }), getn = table.getn({ 1, 2, 3 }) }`,
+      return true, values.env .. " " .. _G.params.mode, { slept = time.now() - t0 >= 0.19, shim = f() + unpack({ 1, 2 }), getn = table.getn({ 1, 2, 3 }), maxn = table.maxn({ [7] = 1 }), mod = math.mod(7, 3) }`,
       { values: { env: "prod" }, params: { mode: "fast" } },
     );
     expect(out).toMatchObject({

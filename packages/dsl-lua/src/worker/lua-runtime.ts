@@ -224,4 +224,13 @@ unpack = table.unpack
 loadstring = load
 table.getn = function(t) return #t end
 math.pow = function(a, b) return a ^ b end
+math.mod = math.fmod
+string.gfind = string.gmatch
+table.maxn = function(t)
+  local max = 0
+  for k in pairs(t) do
+    if type(k) == "number" and k > max then max = k end
+  end
+  return max
+end
 `;
