@@ -104,4 +104,27 @@ workflow.define("w"):tasks({
     expect((await runCommand(task)).message).toBe("1");
     expect((await runCommand(task)).message).toBe("1");
   });
+
+  it("finds each function by its task's name when a reload builds the lists in another order", async () => {
+    const counter = join(tmp.dir, "loads.txt");
+    const file = tmp.write(
+      "order.sloth",
+      `local n = tonumber(fs.exists("${counter}") and fs.read("${counter}") or "0") + 1
+fs.write("${counter}", tostring(n))
+local names = n % 2 == 1 and { "a", "b", "c" } or { "c", "b", "a" }
+if n >= 4 then names = { "a", "b" } end
+local tasks = {}
+for _, name in ipairs(names) do tasks[#tasks + 1] = task(name):command(function() return true, name end) end
+workflow.define("w"):tasks(tasks)`,
+    );
+    const [w] = (await loadWorkflowFile(file)).workflows;
+    const [a, , c] = w!.tasks;
+    expect((await runCommand(a!)).message).toBe("a");
+    expect((await runCommand(c!)).message).toBe("c");
+    const gone = await runCommand(c!);
+    expect(gone.ok).toBe(false);
+    expect(gone.message).toMatch(
+      /cannot find the function at workflow 'w'\.tasks\[c\]\.command when loading the file again/,
+    );
+  });
 });

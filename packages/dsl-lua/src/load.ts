@@ -66,11 +66,10 @@ export async function loadWorkflowFile(
   if (end.type === "failed") throw jobError(end.error, baseDir);
   if (end.type !== "loaded")
     throw new DslError("SLOTH_LUA_WORKER", `cannot load ${shown}: unexpected worker reply`);
-  const raw = JSON.parse(end.raw) as RawFile & { fncount: number };
-  const fnCount = raw.fncount;
+  const raw = JSON.parse(end.raw) as RawFile;
   const caller: LuaCaller = {
     call: (ref: FnRef, args: Value[], opts): Promise<CallResult> =>
-      callLua(spec, fnCount, ref, args, {
+      callLua(spec, ref, args, {
         workdir: opts.workdir ?? baseDir,
         env: {
           ...(opts.runId ? { SLOTH_RUN_ID: opts.runId } : {}),
@@ -152,17 +151,13 @@ function luaParallelism(wf: WorkflowModel): number {
 
 async function callLua(
   spec: SessionSpec,
-  fnCount: number,
   ref: FnRef,
   args: Value[],
   opts: RunJobOptions & { workdir: string; env: Record<string, string> },
 ): Promise<CallResult> {
   try {
     const { workdir, env, ...run } = opts;
-    const end = await runJob(
-      { type: "call", spec, fnId: ref.$fn, fnCount, args, workdir, env },
-      run,
-    );
+    const end = await runJob({ type: "call", spec, fnKey: ref.key, args, workdir, env }, run);
     if (end.type === "called") {
       const r = end.result;
       return r.ok || !r.location ? r : { ...r, location: relocate(r.location, spec.baseDir) };

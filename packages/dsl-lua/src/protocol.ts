@@ -22,9 +22,8 @@ export type JobRequest =
       type: "call";
       id: number;
       spec: SessionSpec;
-      /** Function id from the load's extraction, and how many there were. */
-      fnId: number;
-      fnCount: number;
+      /** Where the load's extraction found the function (names, not positions). */
+      fnKey: string;
       args: Value[];
       workdir: string;
       /** Set in the worker's environment for this call. */

@@ -4,6 +4,8 @@ import { DslError, formatLocated } from "../errors.js";
 /** A Lua function as the encoder hands it over. */
 export interface FnRef {
   $fn: number;
+  /** Its path in the declarations, by task names: stable across reloads. */
+  key: string;
   line: number;
 }
 

@@ -169,6 +169,20 @@ local function key_less(a, b)
 end
 
 local TAGS = { [TASK_META] = "$task", [WF_META] = "$workflow", [PAR_META] = "$parallel" }
+
+-- A list item's path names the task when it is one, so that a function's
+-- path stays the same when a reload builds a list in another order.
+local function item_path(path, item, i)
+  local name
+  if type(item) == "table" then
+    local mt = getmetatable(item)
+    if mt == TASK_META or mt == WF_META then name = DATA[item].name
+    elseif mt == nil then name = rawget(item, "name") end
+  end
+  if type(name) == "string" then return path .. "[" .. name .. "]" end
+  return path .. "[" .. i .. "]"
+end
+
 local function encode(v, opts, seen, path)
   local t = type(v)
   if t == "nil" then return "null"
@@ -182,7 +196,11 @@ local function encode(v, opts, seen, path)
     if not opts.fns then error("cannot encode a function at " .. path, 0) end
     local id = #S.fns + 1
     S.fns[id] = v
-    return '{"$fn":' .. id .. ',"line":' .. (debug.getinfo(v, "S").linedefined or 0) .. "}"
+    local key = path
+    local n = 1
+    while S.fn_keys[key] do n = n + 1; key = path .. "#" .. n end
+    S.fn_keys[key] = v
+    return '{"$fn":' .. id .. ',"key":' .. enc_string(key) .. ',"line":' .. (debug.getinfo(v, "S").linedefined or 0) .. "}"
   elseif t ~= "table" then
     error("cannot encode a " .. t .. " at " .. path, 0)
   end
@@ -205,7 +223,7 @@ local function encode(v, opts, seen, path)
   end
   local out = {}
   if #keys > 0 and seq and max == #keys then
-    for i = 1, max do out[i] = encode(v[i], opts, seen, path .. "[" .. i .. "]") end
+    for i = 1, max do out[i] = encode(v[i], opts, seen, item_path(path, v[i], i)) end
     seen[v] = nil
     return "[" .. table.concat(out, ",") .. "]"
   end
@@ -214,22 +232,25 @@ local function encode(v, opts, seen, path)
   for _, k in ipairs(keys) do
     local kt = type(k)
     if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then error("cannot encode a " .. kt .. " key at " .. path, 0) end
-    out[#out + 1] = enc_string(tostring(k)) .. ":" .. encode(v[k], opts, seen, path .. "." .. tostring(k))
+    local sub = kt == "number" and item_path(path, v[k], k) or path .. "." .. tostring(k)
+    out[#out + 1] = enc_string(tostring(k)) .. ":" .. encode(v[k], opts, seen, sub)
   end
   seen[v] = nil
   return "{" .. table.concat(out, ",") .. "}"
 end
 S.encode = function(v) return encode(v, {}, {}, "value") end
 
--- Everything the file declared, as JSON; functions become {"$fn": id}.
+-- Everything the file declared, as JSON; functions become
+-- {"$fn": id, "key": path}; calls find them again by path.
 function S.extract()
   S.fns = {}
+  S.fn_keys = {}
   local opts = { fns = true }
   local defs = rawget(_G, "TaskDefinitions")
   local wfs = {}
   for i, w in ipairs(S.workflows) do wfs[i] = encode(DATA[w], opts, {}, "workflow '" .. DATA[w].name .. "'") end
   local head = defs ~= nil and encode(defs, opts, {}, "TaskDefinitions") or "null"
-  return '{"defs":' .. head .. ',"workflows":[' .. table.concat(wfs, ",") .. '],"fncount":' .. #S.fns .. "}"
+  return '{"defs":' .. head .. ',"workflows":[' .. table.concat(wfs, ",") .. "]}"
 end
 
 local function where(level)
@@ -265,10 +286,12 @@ function S.run_main(src, name)
   return '{"ok":true}'
 end
 
--- Calls function #id with n args; returns JSON {"n": count, "r": [...]} or {"error": ...}.
-function S.call(id, args, n)
-  local f = S.fns[id]
-  if f == nil then error("function #" .. tostring(id) .. " is gone: the workflow file changed since it was loaded", 0) end
+-- Calls the function at path key with n args; returns JSON {"n": count, "r": [...]} or {"error": ...}.
+function S.call(key, args, n)
+  local f = S.fn_keys[key]
+  if f == nil then
+    return failure({ message = "cannot find the function at " .. key .. " when loading the file again; keep the top level deterministic" })
+  end
   local res = table.pack(xpcall(f, on_error, table.unpack(args, 1, n)))
   if not res[1] then return failure(res[2]) end
   local out = {}

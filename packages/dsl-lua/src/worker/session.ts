@@ -131,17 +131,15 @@ export class LuaSession {
   }
 
   /** Everything declared, as the JSON the DSL encoder produced. */
-  async extract(): Promise<{ raw: string; fnCount: number }> {
+  async extract(): Promise<string> {
     const [json] = await this.invoke("return __sloth.extract()", []);
-    const raw = String(json);
-    const m = /"fncount":(\d+)\}$/.exec(raw);
-    return { raw, fnCount: Number(m?.[1] ?? 0) };
+    return String(json);
   }
 
-  /** Calls function `fnId` (from {@link extract}) with `args`. */
-  async call(fnId: number, args: Value[]): Promise<CallResult> {
+  /** Calls the function found at `fnKey` by {@link extract} with `args`. */
+  async call(fnKey: string, args: Value[]): Promise<CallResult> {
     const [json] = await this.invoke("local id, args, n = ...; return __sloth.call(id, args, n)", [
-      fnId,
+      fnKey,
       args.map(toLua),
       args.length,
     ]);

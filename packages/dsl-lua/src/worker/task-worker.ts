@@ -64,9 +64,9 @@ async function handle(req: JobRequest): Promise<void> {
       });
       return;
     }
-    let extracted: { raw: string; fnCount: number };
+    let raw: string;
     try {
-      extracted = await session.extract();
+      raw = await session.extract();
     } catch (e) {
       post({
         type: "failed",
@@ -76,17 +76,11 @@ async function handle(req: JobRequest): Promise<void> {
       return;
     }
     if (req.type === "load") {
-      post({ type: "loaded", id: req.id, raw: extracted.raw });
-      return;
-    }
-    if (extracted.fnCount !== req.fnCount) {
-      const reason =
-        "the workflow declares different functions when loaded again; keep its top level deterministic";
-      post({ type: "failed", id: req.id, error: { code: "SLOTH_LUA_RUNTIME", reason } });
+      post({ type: "loaded", id: req.id, raw });
       return;
     }
     muted = false;
-    post({ type: "called", id: req.id, result: await session.call(req.fnId, req.args) });
+    post({ type: "called", id: req.id, result: await session.call(req.fnKey, req.args) });
   } finally {
     await session.close();
   }
