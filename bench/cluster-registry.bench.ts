@@ -82,6 +82,7 @@ async function main(): Promise<void> {
     const share = (cpu1 - cpu0) / wall;
     const hbRate = ((c1.hbOk ?? 0) - (c0.hbOk ?? 0)) / (wall / 1000);
     const hbErrors = (c1.hbErr ?? 0) - (c0.hbErr ?? 0);
+    const hbSkipped = (c1.hbSkipped ?? 0) - (c0.hbSkipped ?? 0);
     const expectedRate = (COUNT * 1000) / INTERVAL_MS;
     const simShare = ((c1.simCpuMs ?? 0) - (c0.simCpuMs ?? 0)) / wall;
     const scale = GOAL_AGENTS / COUNT;
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
         value: `${Math.round(hbRate)} /s`,
         reference: `expected ${Math.round(expectedRate)} /s`,
         ratio: hbRate / expectedRate,
-        note: `errors ${hbErrors}; max in flight ${c1.maxInFlight}; simulator CPU ${round(simShare * 100, 1)} % of a core; active after the window ${after.agentsActive}`,
+        note: `errors ${hbErrors}; not sent because 1,024 were already waiting ${hbSkipped}; max in flight ${c1.maxInFlight}; simulator CPU ${round(simShare * 100, 1)} % of a core; active after the window ${after.agentsActive}`,
       }),
       row({
         measure: `master CPU at steady heartbeat, ${COUNT} agents${scale === 1 ? "" : ` (×${round(scale, 1)} extrapolated linearly to ${GOAL_AGENTS})`}`,

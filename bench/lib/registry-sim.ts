@@ -111,6 +111,48 @@ async function run(o: Start): Promise<void> {
     };
   });
 
+  // Heartbeats: each registered agent once per interval, spread evenly over
+  // it, from its registration on (as real agents do).
+  let hbOk = 0;
+  let hbErr = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let hbSkipped = 0;
+  const MAX_IN_FLIGHT = 1024;
+  const TICK = 20;
+  const perTick = (agents.length * TICK) / o.intervalMs;
+  let cursor = 0;
+  let owed = 0;
+  let rr = 0;
+  const timer = setInterval(() => {
+    owed += perTick;
+    while (owed >= 1) {
+      owed--;
+      const a = agents[cursor]!;
+      cursor = (cursor + 1) % agents.length;
+      if (!a.registered) continue;
+      // A real agent's call times out; here a backlog is counted, not queued.
+      if (inFlight >= MAX_IN_FLIGHT) {
+        hbSkipped++;
+        continue;
+      }
+      const session = sessions[rr++ % sessions.length]!;
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      void unary(session, "/sloth.master.v1.MasterService/Heartbeat", o.token, a.hb).then(
+        (st) => {
+          inFlight--;
+          if (st === 200) hbOk++;
+          else hbErr++;
+        },
+        () => {
+          inFlight--;
+          hbErr++;
+        },
+      );
+    }
+  }, TICK);
+
   // Registration with `concurrency` calls in flight over the sessions.
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -149,39 +191,6 @@ async function run(o: Start): Promise<void> {
     simCpuMs: (c.user + c.system) / 1000,
   });
 
-  // Steady heartbeats: each agent once per interval, spread evenly over it.
-  let hbOk = 0;
-  let hbErr = 0;
-  let inFlight = 0;
-  let maxInFlight = 0;
-  const TICK = 20;
-  const perTick = (agents.length * TICK) / o.intervalMs;
-  let cursor = 0;
-  let owed = 0;
-  let rr = 0;
-  const timer = setInterval(() => {
-    owed += perTick;
-    while (owed >= 1) {
-      owed--;
-      const a = agents[cursor]!;
-      cursor = (cursor + 1) % agents.length;
-      const session = sessions[rr++ % sessions.length]!;
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      void unary(session, "/sloth.master.v1.MasterService/Heartbeat", o.token, a.hb).then(
-        (st) => {
-          inFlight--;
-          if (st === 200) hbOk++;
-          else hbErr++;
-        },
-        () => {
-          inFlight--;
-          hbErr++;
-        },
-      );
-    }
-  }, TICK);
-
   process.on("message", (m: { cmd: string }) => {
     if (m.cmd === "counters") {
       const u = process.cpuUsage();
@@ -189,6 +198,7 @@ async function run(o: Start): Promise<void> {
         type: "counters",
         hbOk,
         hbErr,
+        hbSkipped,
         inFlight,
         maxInFlight,
         simCpuMs: (u.user + u.system) / 1000,
