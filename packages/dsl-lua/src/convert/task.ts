@@ -1,4 +1,11 @@
-import type { Condition, Delegation, RetryBackoff, TaskModel, Value } from "@sloth/workflow";
+import type {
+  Condition,
+  Delegation,
+  RetryBackoff,
+  TaskCommand,
+  TaskModel,
+  Value,
+} from "@sloth/workflow";
 import { bindCommand, bindCondition, bindHook, type LuaCaller } from "./bind.js";
 import { parseDelegateTo } from "./delegate.js";
 import { parseDuration } from "./duration.js";
@@ -63,140 +70,186 @@ export interface TaskSite {
 /** Converts one encoded task table (table form or builder data) into a TaskModel. */
 export function convertTask(raw: Record<string, unknown>, site: TaskSite): TaskModel {
   const line = typeof raw.__line === "number" && raw.__line > 0 ? raw.__line : site.line;
+  const f = new TaskFields(canonicalFields(raw, site, line), site, line);
+  const task: TaskModel = {
+    name: f.name,
+    description: f.str("description"),
+    group: site.group,
+    command: f.command(),
+    dependsOn: f.strings("depends_on"),
+    retries: f.retries(),
+    retryBackoff: f.backoff(),
+    retryDelayMs: f.duration("retry_delay"),
+    timeoutMs: f.duration("timeout"),
+    delegateTo: f.delegateTo() ?? site.inherited.delegateTo,
+    workdir: f.str("workdir") ?? site.inherited.workdir,
+    params: f.params(),
+    tags: f.strings("tags"),
+    runIf: f.condition("run_if"),
+    abortIf: f.condition("abort_if"),
+    hooks: f.hooks(),
+    artifacts: f.strings("artifacts"),
+    consumes: f.strings("consumes"),
+    source: line !== undefined ? { file: site.scope.file, line } : undefined,
+  };
+  return task;
+}
+
+// Resolves aliases, rejects unknown fields and names a keyed task by its key.
+function canonicalFields(
+  raw: Record<string, unknown>,
+  site: TaskSite,
+  line: number | undefined,
+): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
-  const label = () => (typeof fields.name === "string" ? `task '${fields.name}'` : "task");
+  const who =
+    typeof raw.name === "string" ? `task '${raw.name}'` : site.key ? `task '${site.key}'` : "task";
   for (const [k, v] of Object.entries(raw)) {
     if (k.startsWith("__")) continue;
     const canonical = ALIASES[k] ?? k;
     if (!TASK_FIELDS.includes(canonical)) {
-      const named =
-        typeof raw.name === "string"
-          ? `task '${raw.name}'`
-          : site.key
-            ? `task '${site.key}'`
-            : "task";
-      throw invalid(
-        site.scope,
-        line,
-        `${named}: unknown field '${k}'; valid fields: ${TASK_FIELDS.join(", ")} (aliases: ${Object.keys(ALIASES).join(", ")})`,
-      );
+      const valid = `${TASK_FIELDS.join(", ")} (aliases: ${Object.keys(ALIASES).join(", ")})`;
+      throw invalid(site.scope, line, `${who}: unknown field '${k}'; valid fields: ${valid}`);
     }
-    if (canonical in fields)
-      throw invalid(site.scope, line, `${label()}: '${k}' and '${canonical}' both set; use one`);
+    if (canonical in fields) {
+      throw invalid(site.scope, line, `${who}: '${k}' and '${canonical}' both set; use one`);
+    }
     fields[canonical] = v;
   }
   if (site.key !== undefined) {
     if (fields.name !== undefined && fields.name !== site.key) {
+      const says = String(fields.name);
       throw invalid(
         site.scope,
         line,
-        `task '${site.key}': its name field says '${String(fields.name)}'; drop one`,
+        `task '${site.key}': its name field says '${says}'; drop one`,
       );
     }
     fields.name = site.key;
   }
-  const fail = (reason: string) => invalid(site.scope, line, `${label()}: ${reason}`);
-  const name = fields.name;
-  if (typeof name !== "string" || name === "")
-    throw fail(`needs a name (a non-empty string), got ${luaType(name)}`);
-  const str = (field: string): string | undefined => {
-    const v = fields[field];
+  return fields;
+}
+
+/** Reads one task's fields, each failing with the task's name and line. */
+class TaskFields {
+  readonly name: string;
+
+  constructor(
+    private readonly fields: Record<string, unknown>,
+    private readonly site: TaskSite,
+    private readonly line: number | undefined,
+  ) {
+    const name = fields.name;
+    if (typeof name !== "string" || name === "") {
+      throw this.fail(`needs a name (a non-empty string), got ${luaType(name)}`);
+    }
+    this.name = name;
+  }
+
+  fail(reason: string): Error {
+    const who = typeof this.fields.name === "string" ? `task '${this.fields.name}'` : "task";
+    return invalid(this.site.scope, this.line, `${who}: ${reason}`);
+  }
+
+  str(field: string): string | undefined {
+    const v = this.fields[field];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== "string") throw fail(`${field} must be a string, got ${luaType(v)}`);
+    if (typeof v !== "string") throw this.fail(`${field} must be a string, got ${luaType(v)}`);
     return v;
-  };
-  const strings = (field: string): string[] => {
-    const v = fields[field];
+  }
+
+  strings(field: string): string[] {
+    const v = this.fields[field];
     if (v === undefined) return [];
     const list = listOf(v, true);
-    if (!list || list.some((x) => typeof x !== "string"))
-      throw fail(`${field} must be a name or a list of names`);
+    if (!list || list.some((x) => typeof x !== "string")) {
+      throw this.fail(`${field} must be a name or a list of names`);
+    }
     return list as string[];
-  };
-  const duration = (field: string): number | undefined => {
-    const v = fields[field];
+  }
+
+  duration(field: string): number | undefined {
+    const v = this.fields[field];
     if (v === undefined) return undefined;
-    if (typeof v !== "number" && typeof v !== "string")
-      throw fail(`${field} must be seconds or a duration such as "30s", got ${luaType(v)}`);
+    if (typeof v !== "number" && typeof v !== "string") {
+      throw this.fail(`${field} must be seconds or a duration such as "30s", got ${luaType(v)}`);
+    }
     try {
       return parseDuration(v, "s");
     } catch {
-      throw fail(
-        `${field} '${String(v)}' is not a duration; use seconds or "500ms", "30s", "5m", "1h30m"`,
-      );
+      const forms = 'use seconds or "500ms", "30s", "5m", "1h30m"';
+      throw this.fail(`${field} '${String(v)}' is not a duration; ${forms}`);
     }
-  };
-  const condition = (field: string): Condition | undefined => {
-    const v = fields[field];
+  }
+
+  condition(field: string): Condition | undefined {
+    const v = this.fields[field];
     if (v === undefined) return undefined;
     if (typeof v === "string") return { kind: "shell", script: v };
     if (typeof v === "boolean") return { kind: "shell", script: v ? "true" : "false" };
-    if (isFnRef(v)) return { kind: "function", fn: bindCondition(v, site.caller) };
-    throw fail(`${field} must be a function, a shell command or a boolean, got ${luaType(v)}`);
-  };
-
-  const task: TaskModel = {
-    name,
-    description: str("description"),
-    group: site.group,
-    dependsOn: strings("depends_on"),
-    retries: 0,
-    retryBackoff: "exponential",
-    params: {},
-    tags: strings("tags"),
-    hooks: {},
-    artifacts: strings("artifacts"),
-    consumes: strings("consumes"),
-    source: line !== undefined ? { file: site.scope.file, line } : undefined,
-  };
-  const command = fields.command;
-  if (typeof command === "string") task.command = { kind: "shell", script: command };
-  else if (isFnRef(command))
-    task.command = { kind: "function", fn: bindCommand(command, site.caller) };
-  else if (command !== undefined)
-    throw fail(`command must be a function or a shell string, got ${luaType(command)}`);
-
-  const retries = fields.retries;
-  if (retries !== undefined) {
-    if (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0)
-      throw fail(`retries must be a whole number >= 0, got ${String(retries)}`);
-    task.retries = retries;
+    if (isFnRef(v)) return { kind: "function", fn: bindCondition(v, this.site.caller) };
+    throw this.fail(`${field} must be a function, a shell command or a boolean, got ${luaType(v)}`);
   }
-  const strategy = fields.retry_strategy;
-  if (strategy !== undefined && strategy !== null) {
-    if (strategy !== "exponential" && strategy !== "fixed")
-      throw fail(
-        `retry strategy must be "exponential" or "fixed", got ${JSON.stringify(strategy)}`,
-      );
-    task.retryBackoff = strategy as RetryBackoff;
+
+  command(): TaskCommand | undefined {
+    const v = this.fields.command;
+    if (v === undefined) return undefined;
+    if (typeof v === "string") return { kind: "shell", script: v };
+    if (isFnRef(v)) return { kind: "function", fn: bindCommand(v, this.site.caller) };
+    throw this.fail(`command must be a function or a shell string, got ${luaType(v)}`);
   }
-  task.retryDelayMs = duration("retry_delay");
-  task.timeoutMs = duration("timeout");
-  if (fields.delegate_to !== undefined) {
-    try {
-      task.delegateTo = parseDelegateTo(fields.delegate_to);
-    } catch (e) {
-      throw fail((e as Error).message);
+
+  retries(): number {
+    const v = this.fields.retries;
+    if (v === undefined) return 0;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+      throw this.fail(`retries must be a whole number >= 0, got ${String(v)}`);
     }
-  } else task.delegateTo = site.inherited.delegateTo;
-  task.workdir = str("workdir") ?? site.inherited.workdir;
-  if (fields.params !== undefined) {
-    const p = fields.params;
-    if (!isTable(p) || (Array.isArray(p) && p.length > 0))
-      throw fail(`params must be a table of name = value, got ${luaType(p)}`);
+    return v;
+  }
+
+  backoff(): RetryBackoff {
+    const v = this.fields.retry_strategy;
+    if (v === undefined || v === null) return "exponential";
+    if (v !== "exponential" && v !== "fixed") {
+      throw this.fail(`retry strategy must be "exponential" or "fixed", got ${JSON.stringify(v)}`);
+    }
+    return v;
+  }
+
+  delegateTo(): Delegation | undefined {
+    const v = this.fields.delegate_to;
+    if (v === undefined) return undefined;
     try {
-      task.params = Array.isArray(p) ? {} : (plainValue(p, "params") as Record<string, Value>);
+      return parseDelegateTo(v);
     } catch (e) {
-      throw fail((e as Error).message);
+      throw this.fail((e as Error).message);
     }
   }
-  task.runIf = condition("run_if");
-  task.abortIf = condition("abort_if");
-  for (const [field, slot] of Object.entries(HOOKS)) {
-    const v = fields[field];
-    if (v === undefined) continue;
-    if (!isFnRef(v)) throw fail(`${field} must be a function, got ${luaType(v)}`);
-    task.hooks[slot] = bindHook(v, site.caller);
+
+  params(): Record<string, Value> {
+    const v = this.fields.params;
+    if (v === undefined) return {};
+    // An empty Lua table arrives as an empty list.
+    if (Array.isArray(v) && v.length === 0) return {};
+    if (!isTable(v) || Array.isArray(v)) {
+      throw this.fail(`params must be a table of name = value, got ${luaType(v)}`);
+    }
+    try {
+      return plainValue(v, "params") as Record<string, Value>;
+    } catch (e) {
+      throw this.fail((e as Error).message);
+    }
   }
-  return task;
+
+  hooks(): TaskModel["hooks"] {
+    const hooks: TaskModel["hooks"] = {};
+    for (const [field, slot] of Object.entries(HOOKS)) {
+      const v = this.fields[field];
+      if (v === undefined) continue;
+      if (!isFnRef(v)) throw this.fail(`${field} must be a function, got ${luaType(v)}`);
+      hooks[slot] = bindHook(v, this.site.caller);
+    }
+    return hooks;
+  }
 }

@@ -53,35 +53,37 @@ async function handle(req: JobRequest): Promise<void> {
       post({ type: "child", id: req.id, pid, alive });
     },
   });
+  let end: JobMessage;
   try {
-    const main = await session.runMain();
-    if (!main.ok) {
-      const code = main.syntax ? "SLOTH_LUA_SYNTAX" : "SLOTH_LUA_RUNTIME";
-      post({
-        type: "failed",
-        id: req.id,
-        error: { code, reason: main.reason, location: main.location },
-      });
-      return;
-    }
-    let raw: string;
-    try {
-      raw = await session.extract();
-    } catch (e) {
-      post({
-        type: "failed",
-        id: req.id,
-        error: { code: "SLOTH_DSL_INVALID", reason: String((e as Error).message ?? e) },
-      });
-      return;
-    }
-    if (req.type === "load") {
-      post({ type: "loaded", id: req.id, raw });
-      return;
-    }
-    muted = false;
-    post({ type: "called", id: req.id, result: await session.call(req.fnKey, req.args) });
+    end = await run(req, session, () => {
+      muted = false;
+    });
   } finally {
+    // Modules release what the task held (locks) before the pool hears it ended.
     await session.close();
   }
+  post(end);
+}
+
+// Loads the file, then extracts (load) or calls (call); returns the final message.
+async function run(req: JobRequest, session: LuaSession, unmute: () => void): Promise<JobMessage> {
+  const main = await session.runMain();
+  if (!main.ok) {
+    const code = main.syntax ? "SLOTH_LUA_SYNTAX" : "SLOTH_LUA_RUNTIME";
+    return {
+      type: "failed",
+      id: req.id,
+      error: { code, reason: main.reason, location: main.location },
+    };
+  }
+  let raw: string;
+  try {
+    raw = await session.extract();
+  } catch (e) {
+    const reason = String((e as Error).message ?? e);
+    return { type: "failed", id: req.id, error: { code: "SLOTH_DSL_INVALID", reason } };
+  }
+  if (req.type === "load") return { type: "loaded", id: req.id, raw };
+  unmute();
+  return { type: "called", id: req.id, result: await session.call(req.fnKey, req.args) };
 }
