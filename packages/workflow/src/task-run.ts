@@ -231,7 +231,7 @@ async function callHook(
   try {
     await fn();
   } catch (err) {
-    env.logger?.warn({ task, hook: name, err }, "hook failed");
+    env.logger?.warn({ task, hook: name, error: errorMessage(err) }, "hook failed");
     env.emit({
       type: "task.log",
       task,

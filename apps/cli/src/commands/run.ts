@@ -8,9 +8,10 @@ export interface RunArgs extends GlobalArgs {
   file?: string | undefined;
   group?: string | undefined;
   workflow?: string | undefined;
-  task?: string[] | undefined;
+  // Not yargs arrays: those would swallow a following positional FILE.
+  task?: string | string[] | undefined;
   values?: string | undefined;
-  param?: string[] | undefined;
+  param?: string | string[] | undefined;
   maxParallel?: number | undefined;
   failFast?: boolean | undefined;
   dryRun?: boolean | undefined;
@@ -38,15 +39,10 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .option("task", {
         alias: "t",
         type: "string",
-        array: true,
-        describe: "Run only these tasks (and what they depend on)",
+        describe: "Run only these tasks and what they depend on (repeatable, or comma-separated)",
       })
       .option("values", { alias: "v", type: "string", describe: "Values file (YAML or JSON)" })
-      .option("param", {
-        type: "string",
-        array: true,
-        describe: "Task parameter KEY=VALUE (repeatable)",
-      })
+      .option("param", { type: "string", describe: "Task parameter KEY=VALUE (repeatable)" })
       .option("max-parallel", {
         type: "number",
         describe: "Tasks running at once (default: the workflow's, else 4)",
@@ -84,18 +80,28 @@ async function runFile(argv: RunArgs): Promise<number> {
       exitCode: 2,
     });
   }
-  const params = parseKeyValues(argv.param, "--param");
+  const params = parseKeyValues(list(argv.param), "--param");
+  const tasks = list(argv.task)
+    .flatMap((t) => t.split(","))
+    .filter((t) => t !== "");
   const values = await readValues(argv.values);
   const dataDir = await dataDirOf(argv);
   const { loadWorkflowFile, shutdownLuaWorkers } = await import("@sloth/dsl-lua");
   try {
-    const loaded = await loadWorkflowFile(target.file, { values, params, dataDir: dataDir.root });
+    const { lineLogger } = await import("../logger.js");
+    const logger = lineLogger(argv.debug);
+    const loaded = await loadWorkflowFile(target.file, {
+      values,
+      params,
+      dataDir: dataDir.root,
+      logger,
+    });
     for (const notice of loaded.notices) eprintln(`notice: ${notice}`);
     if (target.stack)
       eprintln(`notice: stack '${target.stack}' ignored: stacks are not available yet`);
     const { selectTasks, planRun } = await import("@sloth/workflow");
     let models = pickModels(loaded, { workflow: argv.workflow, group: argv.group });
-    if (argv.task?.length) models = selectSubset(models, argv.task, selectTasks);
+    if (tasks.length > 0) models = selectSubset(models, tasks, selectTasks);
     const json = argv.output === "json";
     if (argv.dryRun) {
       const plans = models.map((m) => planRun(m, { maxParallel, failFast: argv.failFast }));
@@ -111,10 +117,15 @@ async function runFile(argv: RunArgs): Promise<number> {
       maxParallel,
       failFast: argv.failFast,
       dataDir: dataDir.root,
+      logger,
     });
   } finally {
     await shutdownLuaWorkers();
   }
+}
+
+function list(value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
 }
 
 type Select = typeof import("@sloth/workflow").selectTasks;

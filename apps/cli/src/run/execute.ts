@@ -1,4 +1,4 @@
-import type { RunResult, Value, WorkflowModel } from "@sloth/workflow";
+import type { Logger, RunResult, Value, WorkflowModel } from "@sloth/workflow";
 import { eprintln, painter, println } from "../output.js";
 import { jsonDisplay, plainDisplay, type RunDisplay, summaryLines } from "./display.js";
 
@@ -10,6 +10,7 @@ export interface ExecuteOptions {
   maxParallel: number | undefined;
   failFast: boolean | undefined;
   dataDir: string;
+  logger: Logger;
 }
 
 /**
@@ -52,6 +53,7 @@ export async function executeRuns(
         maxParallel: options.maxParallel,
         failFast: options.failFast,
         dataDir: options.dataDir,
+        logger: options.logger,
         onEvent: (e) => display.event(e),
       });
       cancel = handle.cancel;
