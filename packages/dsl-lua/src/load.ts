@@ -91,7 +91,9 @@ export async function loadWorkflowFile(
     baseDir,
   });
   for (const n of notices) logger?.warn({ file: shown }, n);
-  prewarm(Math.max(0, ...[...converted.groups, ...converted.workflows].map(luaParallelism)));
+  if (options.prewarm !== false) {
+    prewarm(Math.max(0, ...[...converted.groups, ...converted.workflows].map(luaParallelism)));
+  }
   return { file, ...converted, notices };
 }
 
@@ -102,7 +104,7 @@ export async function loadWorkflowFile(
 export async function validate(path: string, options: LoadOptions = {}): Promise<ValidationResult> {
   let loaded: LoadedWorkflows;
   try {
-    loaded = await loadWorkflowFile(path, options);
+    loaded = await loadWorkflowFile(path, { prewarm: false, ...options });
   } catch (e) {
     if (!isSlothError(e)) throw e;
     const loc = (e as DslError).location;

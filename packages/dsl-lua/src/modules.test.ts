@@ -232,6 +232,16 @@ describe("modules", () => {
     expect(existsSync(join(tmp.dir, "lib", "util.lua"))).toBe(true);
   });
 
+  it("refuses slow calls inside a script's own coroutine", async () => {
+    const out = await run(`
+      local co = coroutine.wrap(function() local r = time.sleep(0.01); return r end)
+      local ok, err = pcall(co)
+      return true, tostring(err)`);
+    expect(out.message).toMatch(
+      /m\d+\.sloth:\d+: slow calls \(exec\.run, time\.sleep, http, \.\.\.\) cannot run inside a coroutine/,
+    );
+  });
+
   it("os.exit is an error; os.execute runs a command", async () => {
     const out = await run(`
       local ok, err = pcall(os.exit, 1)

@@ -57,6 +57,12 @@ export interface LoadOptions {
   statePath?: string | undefined;
   /** Extra Lua modules (see {@link LuaModuleSpec}). */
   modules?: LuaModuleSpec[] | undefined;
+  /**
+   * Start Lua workers for the workflows' first tasks right after loading, so
+   * a run does not wait for them to boot. Default true; commands that only
+   * inspect the file (list, show, validate) can turn it off.
+   */
+  prewarm?: boolean | undefined;
   /** Top-level code running longer than this fails the load. Default 30 000 ms. */
   loadTimeoutMs?: number | undefined;
   logger?: Logger | undefined;

@@ -279,6 +279,7 @@ end
 
 -- Runs the workflow file; returns JSON {"ok": true}, {"syntax": true, "error": ...} or {"error": ...}.
 function S.run_main(src, name)
+  S.host_thread = coroutine.running()
   local f, err = load(src, "@" .. name)
   if not f then return '{"syntax":true,"error":' .. enc_string(err) .. "}" end
   local ok, e = xpcall(f, on_error)
@@ -288,6 +289,7 @@ end
 
 -- Calls the function at path key with n args; returns JSON {"n": count, "r": [...]} or {"error": ...}.
 function S.call(key, args, n)
+  S.host_thread = coroutine.running()
   local f = S.fn_keys[key]
   if f == nil then
     return failure({ message = "cannot find the function at " .. key .. " when loading the file again; keep the top level deterministic" })

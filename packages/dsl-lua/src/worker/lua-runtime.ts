@@ -16,8 +16,13 @@ local function wrap(f)
     return table.unpack(r, 2, math.max(r.n, 2))
   end
 end
+-- Waiting yields the coroutine the host runs; inside a script's own
+-- coroutine the yield would go to the script instead, so refuse there.
 local function wrap_async(f)
   return function(...)
+    if coroutine.running() ~= S.host_thread then
+      error("slow calls (exec.run, time.sleep, http, ...) cannot run inside a coroutine of the script", 2)
+    end
     local ok, p = pcall(f, ...)
     if not ok then error(tostring(p), 2) end
     local ok2, v = pcall(p.await, p)
