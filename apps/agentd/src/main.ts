@@ -81,6 +81,9 @@ async function parse(argv: string[]): Promise<AgentStartFlags | undefined> {
     label: args.label,
     tokenFile: args.tokenFile,
     dataDir: args.dataDir,
+    tlsCert: args.tlsCert,
+    tlsKey: args.tlsKey,
+    tlsCa: args.tlsCa,
   };
 }
 

@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import type { Client } from "@connectrpc/connect";
 import type {
   DataDir,
@@ -20,6 +19,9 @@ export interface GlobalArgs {
   master?: string | undefined;
   tokenFile?: string | undefined;
   debug?: boolean | undefined;
+  tlsCa?: string | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
 }
 
 /**
@@ -74,12 +76,18 @@ export async function tokenFor(
   });
 }
 
-/** TLS material recorded for the selected master, if any. */
-export function tlsFor(master: ResolvedMaster): TlsMaterial | undefined {
-  const paths = master.record?.tls;
-  if (!paths?.ca && !paths?.cert) return undefined;
-  const read = (p: string | undefined) => (p ? fs.readFileSync(p) : undefined);
-  return { ca: read(paths.ca), cert: read(paths.cert), key: read(paths.key) };
+/** TLS material from --tls-* flags, else recorded for the selected master; undefined for plaintext. */
+export async function tlsFor(
+  argv: GlobalArgs,
+  master: ResolvedMaster,
+): Promise<TlsMaterial | undefined> {
+  const { loadTls } = await client();
+  const rec = master.record?.tls;
+  return loadTls({
+    ca: argv.tlsCa ?? rec?.ca,
+    cert: argv.tlsCert ?? rec?.cert,
+    key: argv.tlsKey ?? (argv.tlsCert ? undefined : rec?.key),
+  });
 }
 
 /** A connected master client for one command. */
@@ -107,7 +115,11 @@ export async function withMaster<T>(
       hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN (a local master keeps it in <data dir>/master/token)",
     });
   }
-  const conn = connect({ address: master.address, token: token.token, tls: tlsFor(master) });
+  const conn = connect({
+    address: master.address,
+    token: token.token,
+    tls: await tlsFor(argv, master),
+  });
   const fail = (e: unknown) =>
     fromConnectError(e, { kind: "master", address: master.address, name: master.record?.name });
   try {

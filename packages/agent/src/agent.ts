@@ -52,6 +52,19 @@ export interface AgentOptions {
   logger?: AgentLogger | undefined;
   /** Called for every {@link AgentEvent}; must not throw. */
   onEvent?: ((event: AgentEvent) => void) | undefined;
+  /**
+   * Serve TLS with this certificate, and present it to the master as client
+   * certificate. With `ca`, callers must present a certificate signed by it
+   * (mTLS) and the master's certificate is verified against it.
+   */
+  tls?: AgentTls | undefined;
+}
+
+/** TLS material of an agent, PEM. */
+export interface AgentTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca?: string | Buffer | undefined;
 }
 
 /** Where a started agent listens. */
@@ -175,7 +188,7 @@ export function createAgent(options: AgentOptions): Agent {
       });
       const auth = createAuthInterceptor({ token: options.token, publicMethods: ["Health"] });
       try {
-        server = await listenRpc(routes, [auth], o.bindAddress, o.port);
+        server = await listenRpc(routes, [auth], o.bindAddress, o.port, options.tls);
       } catch (e) {
         state.state = "stopped";
         settle.resolve();
@@ -204,6 +217,7 @@ export function createAgent(options: AgentOptions): Agent {
         {
           master: options.masterAddress,
           token: options.token,
+          tls: options.tls,
           name: o.name,
           secret: identity.secret,
           request: {
@@ -215,6 +229,7 @@ export function createAgent(options: AgentOptions): Agent {
             labels: { ...o.labels },
             facts: systemFacts(),
             identitySecret: identity.secret,
+            servesTls: options.tls !== undefined,
           },
           heartbeat: options.heartbeat ?? {},
           backoff: options.backoff ?? {},

@@ -1,4 +1,4 @@
-import { resolveDataDir, resolveMaster, resolveToken, SlothError } from "@sloth/client";
+import { loadTls, resolveDataDir, resolveMaster, resolveToken, SlothError } from "@sloth/client";
 import { type Agent, type AgentOptions, createAgent } from "./agent.js";
 import { parseLabels, validatePort } from "./options.js";
 
@@ -29,6 +29,17 @@ export const agentStartFlags = {
     describe:
       "File holding the cluster token (default: SLOTH_RUNNER_TOKEN, else <data dir>/master/token)",
   },
+  "tls-cert": {
+    type: "string",
+    describe:
+      "Serve TLS with this certificate (PEM); also the client certificate towards the master",
+  },
+  "tls-key": { type: "string", describe: "Private key of --tls-cert (PEM)" },
+  "tls-ca": {
+    type: "string",
+    describe:
+      "CA certificate (PEM): verifies the master and requires callers to present certificates it signed (mTLS)",
+  },
   "data-dir": {
     type: "string",
     describe: "Data directory (default: SLOTH_RUNNER_DATA_DIR, else ~/.sloth-runner)",
@@ -45,6 +56,9 @@ export interface AgentStartFlags {
   label?: readonly string[] | undefined;
   tokenFile?: string | undefined;
   dataDir?: string | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  tlsCa?: string | undefined;
 }
 
 /** What the embedding command adds to the flags. */
@@ -93,7 +107,19 @@ export function agentOptionsFromFlags(
     reportAddress: flags.reportAddress,
     labels,
     dataDir: dataDir.root,
+    tls: agentTlsFromFlags(flags),
   };
+}
+
+function agentTlsFromFlags(flags: AgentStartFlags): AgentOptions["tls"] {
+  const tls = loadTls({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsCa });
+  if (!tls) return undefined;
+  if (!tls.cert || !tls.key) {
+    throw new SlothError("SLOTH_TLS", "--tls-ca needs --tls-cert and --tls-key on an agent", {
+      hint: "issue the agent a certificate with `sloth-runner ca issue NAME --san ADDRESS`",
+    });
+  }
+  return { cert: tls.cert, key: tls.key, ca: tls.ca };
 }
 
 /**

@@ -7,6 +7,7 @@ export {
   type Agent,
   type AgentAddress,
   type AgentOptions,
+  type AgentTls,
   createAgent,
   type StopOptions,
 } from "./agent.js";

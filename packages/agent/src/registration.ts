@@ -6,6 +6,7 @@ import {
   masterClient,
   type SlothConnection,
   type SlothError,
+  type TlsMaterial,
 } from "@sloth/client";
 import type { RegisterAgentRequestSchema } from "@sloth/proto";
 import { type BackoffOptions, backoffDelay, jittered, sleep } from "./backoff.js";
@@ -25,6 +26,8 @@ export interface HeartbeatOptions {
 export interface RegistrationOptions {
   master: string;
   token: string;
+  /** Dial the master with TLS: our certificate as client certificate, `ca` to verify it. */
+  tls?: TlsMaterial | undefined;
   name: string;
   secret: Uint8Array;
   request: MessageInitShape<typeof RegisterAgentRequestSchema>;
@@ -52,10 +55,10 @@ const FORGOTTEN = new Set([Code.NotFound, Code.PermissionDenied, Code.AlreadyExi
  * {@link AgentNameHeldError}, which retrying cannot fix.
  */
 export async function runRegistration(o: RegistrationOptions, signal: AbortSignal): Promise<void> {
-  let conn: SlothConnection = connect({ address: o.master, token: o.token });
+  let conn: SlothConnection = connect({ address: o.master, token: o.token, tls: o.tls });
   const reconnect = () => {
     conn.close();
-    conn = connect({ address: o.master, token: o.token });
+    conn = connect({ address: o.master, token: o.token, tls: o.tls });
   };
   const call = { signal, timeoutMs: o.rpcTimeoutMs };
   let again = false;

@@ -25,17 +25,30 @@ export async function listenRpc(
   interceptors: Interceptor[],
   host: string,
   port: number,
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer | undefined },
 ): Promise<RpcServer> {
-  const server = http2.createServer(
-    connectNodeAdapter({
-      routes,
-      interceptors,
-      // Never compress responses: command output streams at pipe speed, and
-      // gzip costs far more CPU than it saves on the links agents use.
-      // Compressed requests are still accepted.
-      compressMinBytes: Number.MAX_SAFE_INTEGER,
-    }),
-  );
+  const handler = connectNodeAdapter({
+    routes,
+    interceptors,
+    // Never compress responses: command output streams at pipe speed, and
+    // gzip costs far more CPU than it saves on the links agents use.
+    // Compressed requests are still accepted.
+    compressMinBytes: Number.MAX_SAFE_INTEGER,
+  });
+  const server: http2.Http2Server | http2.Http2SecureServer = tls
+    ? http2.createSecureServer(
+        {
+          cert: tls.cert,
+          key: tls.key,
+          ca: tls.ca,
+          // With a CA, callers must present a certificate it signed (mTLS).
+          requestCert: tls.ca !== undefined,
+          rejectUnauthorized: tls.ca !== undefined,
+          allowHTTP1: true,
+        },
+        handler,
+      )
+    : http2.createServer(handler);
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     sessions.add(session);

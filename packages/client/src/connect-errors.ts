@@ -65,12 +65,19 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
     });
   }
   const where = describeTarget(target);
+  const tls = tlsProblem(ce.rawMessage, target);
+  if (tls)
+    return new SlothError("SLOTH_TLS", `cannot reach ${where}: ${tls.reason}`, {
+      cause: e,
+      hint: tls.hint,
+    });
   switch (ce.code) {
     case Code.Unavailable:
       return new SlothError("SLOTH_UNREACHABLE", `cannot reach ${where}: ${reason(ce)}`, {
         cause: e,
-        hint:
-          target.kind === "master"
+        hint: /ECONNRESET|Protocol error|closed|GOAWAY/i.test(ce.rawMessage)
+          ? `check the address; if the ${target.kind} uses TLS, pass --tls-ca (and --tls-cert/--tls-key for mTLS)`
+          : target.kind === "master"
             ? "check that the master runs (`sloth-runner master start`) or choose another with --master"
             : "check that the agent runs and its address is reachable",
         details: { address: target.address },
@@ -92,6 +99,19 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
         retryable: true,
       });
     case Code.Canceled:
+      // A stream reset the caller did not ask for: typically a cleartext
+      // client talking to a TLS server, which drops the connection.
+      if (/stream closed|RST_STREAM|NGHTTP2|session/i.test(ce.rawMessage)) {
+        return new SlothError(
+          "SLOTH_UNREACHABLE",
+          `cannot reach ${where}: the connection was closed`,
+          {
+            cause: e,
+            hint: `if the ${target.kind} uses TLS, pass --tls-ca (and --tls-cert/--tls-key for mTLS)`,
+            retryable: true,
+          },
+        );
+      }
       return new SlothError("SLOTH_CANCELLED", `call to ${where} was cancelled`, { cause: e });
     case Code.Unimplemented:
       return new SlothError(
@@ -105,6 +125,42 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
     default:
       return new SlothError("SLOTH_REMOTE", `${where} failed: ${ce.rawMessage}`, { cause: e });
   }
+}
+
+function tlsProblem(raw: string, t: ErrorTarget): { reason: string; hint: string } | undefined {
+  // OpenSSL messages run over several lines: keep the first.
+  const m = raw.split("\n", 1)[0]!.trim();
+  if (/altnames|ERR_TLS_CERT_ALTNAME_INVALID/.test(m)) {
+    return {
+      reason: `its certificate does not cover the address ${t.address} (${m.replace(/^\[\w+\]\s*/, "")})`,
+      hint: `issue a certificate with that address as a SAN: \`sloth-runner ca issue NAME --san ${t.address.replace(/:\d+$/, "").replace(/^\[|\]$/g, "")}\``,
+    };
+  }
+  if (
+    /self[- ]signed|unable to verify|unable to get local issuer|certificate signature failure|CERT_UNTRUSTED/i.test(
+      m,
+    )
+  ) {
+    return {
+      reason: `its certificate is not trusted (${m.replace(/^\[\w+\]\s*/, "")})`,
+      hint: "pass the cluster CA with --tls-ca (or record it with `sloth-runner master update NAME --tls-ca FILE`)",
+    };
+  }
+  if (
+    /certificate required|alert number 116|bad certificate|alert number 42|sslv3 alert/i.test(m)
+  ) {
+    return {
+      reason: "it requires a client certificate signed by its CA",
+      hint: "pass --tls-cert and --tls-key issued by the cluster CA",
+    };
+  }
+  if (/wrong version number|packet length too long|http\/1\.1|ERR_SSL/i.test(m)) {
+    return {
+      reason: `TLS handshake failed (${m.replace(/^\[\w+\]\s*/, "")})`,
+      hint: "the server may not use TLS: drop --tls-* for it, or start it with --tls-cert/--tls-key",
+    };
+  }
+  return undefined;
 }
 
 function reason(ce: ConnectError): string {

@@ -46,6 +46,17 @@ export {
 } from "./masters/store.js";
 export { type Durability, type OpenSqliteOptions, openSqlite, writeTransaction } from "./sqlite.js";
 export {
+  type CertificatePair,
+  type CreateCaOptions,
+  createCertificateAuthority,
+  type IssueOptions,
+  issueCertificate,
+  readCertificatePair,
+  readPem,
+  writeCertificatePair,
+} from "./tls/ca.js";
+export { loadTls, type TlsPaths } from "./tls/load.js";
+export {
   ensureTokenFile,
   generateToken,
   type ResolvedToken,

@@ -34,6 +34,15 @@ export function startAgentOptions<T>(y: Argv<T>): Argv<T & AgentStartArgs> {
     .option("token-file", {
       type: "string",
       describe: "Cluster token file (default: $SLOTH_RUNNER_TOKEN, else <data dir>/master/token)",
+    })
+    .option("tls-cert", {
+      type: "string",
+      describe: "Serve TLS with this certificate (PEM); also the client certificate",
+    })
+    .option("tls-key", { type: "string", describe: "Private key of --tls-cert (PEM)" })
+    .option("tls-ca", {
+      type: "string",
+      describe: "CA certificate (PEM): verifies the master, requires callers' certificates (mTLS)",
     }) as unknown as Argv<T & AgentStartArgs>;
 }
 
@@ -81,6 +90,9 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
       label: typeof argv.label === "string" ? [argv.label] : argv.label,
       tokenFile: argv.tokenFile,
       dataDir: argv.dataDir,
+      tlsCert: argv.tlsCert,
+      tlsKey: argv.tlsKey,
+      tlsCa: argv.tlsCa,
     },
     {
       onEvent: (e) => {
@@ -89,6 +101,14 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
       },
     },
   );
+  const { isLoopbackHost } = await import("@sloth/client");
+  if (!argv.tlsCert && !isLoopbackHost(argv.bindAddress ?? "0.0.0.0")) {
+    eprintln(
+      painter(process.stderr).yellow(
+        `warning: listening on ${argv.bindAddress ?? "0.0.0.0"} without TLS: tokens and output cross the network in clear text`,
+      ),
+    );
+  }
   const off = stopOnSignals(agent);
   try {
     await agent.wait();

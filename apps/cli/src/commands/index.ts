@@ -1,5 +1,6 @@
 import type { CommandModule } from "yargs";
 import { agentCommand } from "./agent.js";
+import { caCommand } from "./ca.js";
 import { masterCommand } from "./master.js";
 import { runCommand } from "./run.js";
 import { stateCommand } from "./state.js";
@@ -14,6 +15,7 @@ import { workflowCommand } from "./workflow.js";
 export const commands: CommandModule<any, any>[] = [
   masterCommand,
   agentCommand,
+  caCommand,
   runCommand,
   workflowCommand,
   stateCommand,

@@ -22,6 +22,16 @@ export function startOptions<T>(y: Argv<T>): Argv<T & StartArgs> {
       describe:
         "Cluster token file (default: $SLOTH_RUNNER_TOKEN, else <data dir>/master/token, created if missing)",
     })
+    .option("tls-cert", {
+      type: "string",
+      describe: "Serve TLS with this certificate (PEM); also used to dial agents",
+    })
+    .option("tls-key", { type: "string", describe: "Private key of --tls-cert (PEM)" })
+    .option("tls-ca", {
+      type: "string",
+      describe:
+        "CA certificate (PEM): clients and agents must present certificates it signed (mTLS); verifies agents",
+    })
     .option("heartbeat-interval", {
       type: "string",
       default: "5s",
@@ -43,9 +53,14 @@ export function startOptions<T>(y: Argv<T>): Argv<T & StartArgs> {
 /** Starts a master in the foreground until SIGINT or SIGTERM. */
 export async function runMaster(argv: StartArgs): Promise<void> {
   const { createMaster } = await import("@sloth/master");
-  const { ensureTokenFile, readTokenFile, isLoopbackHost, parseDuration } = await import(
-    "@sloth/client"
-  );
+  const { ensureTokenFile, readTokenFile, isLoopbackHost, parseDuration, loadTls, SlothError } =
+    await import("@sloth/client");
+  const tls = loadTls({ cert: argv.tlsCert, key: argv.tlsKey, ca: argv.tlsCa });
+  if (tls && (!tls.cert || !tls.key)) {
+    throw new SlothError("SLOTH_TLS", "--tls-ca needs --tls-cert and --tls-key on the master", {
+      hint: "issue the master a certificate with `sloth-runner ca issue master --san ADDRESS`",
+    });
+  }
   const dir = await dataDirOf(argv, true);
   if (!Number.isInteger(argv.port) || argv.port < 0 || argv.port > 65535) {
     throw new CliError(`invalid port '${argv.port}'`, {
@@ -79,6 +94,8 @@ export async function runMaster(argv: StartArgs): Promise<void> {
     agentTtlMs: parseDuration(argv.agentTtl),
     agentGraceMs: parseDuration(argv.agentGrace),
     shutdownTimeoutMs: parseDuration(argv.shutdownTimeout),
+    tls: tls?.cert && tls.key ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
+    agentTls: tls,
     logger: log,
   });
   let listening: { address: string; port: number };
@@ -88,7 +105,7 @@ export async function runMaster(argv: StartArgs): Promise<void> {
     await master.stop();
     throw e;
   }
-  if (!isLoopbackHost(argv.bind)) {
+  if (!tls && !isLoopbackHost(argv.bind)) {
     log.warn(
       { bind: argv.bind },
       "listening on a non-loopback address without TLS: tokens and output cross the network in clear text",

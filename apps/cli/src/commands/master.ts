@@ -12,6 +12,22 @@ interface AddArgs extends GlobalArgs {
   tokenFile?: string;
 }
 
+const tlsOptions = {
+  "tls-ca": { type: "string", describe: "CA certificate to verify this master (path is stored)" },
+  "tls-cert": {
+    type: "string",
+    describe: "Client certificate for mTLS with this master (path is stored)",
+  },
+  "tls-key": { type: "string", describe: "Private key of --tls-cert (path is stored)" },
+} as const;
+
+async function tlsPaths(argv: GlobalArgs) {
+  const path = await import("node:path");
+  const abs = (p: string | undefined) =>
+    p === undefined ? undefined : p === "" ? "" : path.resolve(p);
+  return { ca: abs(argv.tlsCa), cert: abs(argv.tlsCert), key: abs(argv.tlsKey) };
+}
+
 async function store(argv: GlobalArgs) {
   const { openMastersStore } = await import("@sloth/client");
   return openMastersStore((await dataDirOf(argv, true)).mastersDb);
@@ -37,6 +53,8 @@ function printMaster(m: MasterRecord, detailed: boolean): void {
   println(`   Address: ${m.address}`);
   if (m.description) println(`   Description: ${m.description}`);
   if (detailed && m.tokenFile) println(`   Token file: ${m.tokenFile}`);
+  if (detailed && m.tls.ca) println(`   TLS CA: ${m.tls.ca}`);
+  if (detailed && m.tls.cert) println(`   TLS certificate: ${m.tls.cert}`);
   println(`   Created: ${formatLocalTime(m.createdAt)}`);
   if (detailed) println(`   Updated: ${formatLocalTime(m.updatedAt)}`);
 }
@@ -54,7 +72,8 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
       .positional("name", { type: "string", demandOption: true, describe: "Unique name (no ':')" })
       .positional("address", { type: "string", demandOption: true, describe: "HOST:PORT" })
       .option("description", { alias: "d", type: "string", describe: "Description" })
-      .option("token-file", tokenFileOption) as unknown as Argv<AddArgs>,
+      .option("token-file", tokenFileOption)
+      .options(tlsOptions) as unknown as Argv<AddArgs>,
   handler: async (argv) => {
     const s = await store(argv);
     try {
@@ -63,6 +82,7 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
         address: argv.address,
         description: argv.description,
         tokenFile: argv.tokenFile ? (await import("node:path")).resolve(argv.tokenFile) : undefined,
+        tls: await tlsPaths(argv),
       });
       println(`Master '${m.name}' added (${m.address})${m.isDefault ? " and set as default" : ""}`);
     } finally {
@@ -166,6 +186,7 @@ const update: CommandModule<GlobalArgs, AddArgs> = {
         address: argv.address,
         description: argv.description,
         tokenFile: argv.tokenFile ? (await import("node:path")).resolve(argv.tokenFile) : undefined,
+        tls: await tlsPaths(argv),
       });
       println(`Master '${m.name}' updated (${m.address})`);
     } finally {
