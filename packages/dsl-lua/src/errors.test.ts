@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { type DslError, isSlothError, loadWorkflowFile } from "./index.js";
+import { type DslError, isSlothError } from "./index.js";
 import { shutdownLuaWorkers } from "./pool.js";
-import { runCommand, tempDir } from "./test-helpers.js";
+import { loadFile, runCommand, tempDir } from "./test-helpers.js";
 
 const tmp = tempDir();
 afterAll(async () => {
@@ -10,7 +10,7 @@ afterAll(async () => {
 });
 
 async function loadError(text: string, name = "bad.sloth"): Promise<DslError> {
-  const err = await loadWorkflowFile(tmp.write(name, text)).catch((e: unknown) => e);
+  const err = await loadFile(tmp.write(name, text)).catch((e: unknown) => e);
   if (!isSlothError(err)) throw new Error(`expected a Sloth error, got ${String(err)}`);
   return err as DslError;
 }
@@ -20,7 +20,7 @@ async function commandOf(body: string) {
     "cmd.sloth",
     `workflow.define("w"):tasks({\n  task("t"):command(function(params, deps)\n${body}\n  end)\n})\n`,
   );
-  const [w] = (await loadWorkflowFile(file)).workflows;
+  const [w] = (await loadFile(file)).workflows;
   return runCommand(w!.tasks[0]!);
 }
 
@@ -49,18 +49,14 @@ describe("load errors", () => {
   });
 
   it("reports a missing file", async () => {
-    const err = await loadWorkflowFile(`${tmp.dir}/nope.sloth`).catch(
-      (e: unknown) => e as DslError,
-    );
+    const err = (await loadFile(`${tmp.dir}/nope.sloth`).catch((e: unknown) => e)) as DslError;
     expect(err.code).toBe("SLOTH_DSL_FILE");
     expect(err.message).toMatch(/cannot read workflow file .*nope\.sloth: no such file/);
   });
 
   it("stops a top level that never ends", async () => {
     const file = tmp.write("spin.sloth", "while true do end");
-    const err = await loadWorkflowFile(file, { loadTimeoutMs: 500 }).catch(
-      (e: unknown) => e as DslError,
-    );
+    const err = (await loadFile(file, { loadTimeoutMs: 500 }).catch((e: unknown) => e)) as DslError;
     expect(err.code).toBe("SLOTH_LUA_WORKER");
     expect(err.message).toBe("Lua did not finish within 500 ms");
   });
@@ -141,7 +137,7 @@ describe("calling convention", () => {
   return true, params.task_name .. " " .. params.a .. " " .. params.extra .. " " .. deps.up.v
 end) })`,
     );
-    const t = (await loadWorkflowFile(file)).workflows[0]!.tasks[0]!;
+    const t = (await loadFile(file)).workflows[0]!.tasks[0]!;
     const out = await runCommand(t, {
       params: { a: 1, extra: "x" },
       deps: { up: { v: "y", nothing: null } },

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { isSlothError, loadWorkflowFile } from "./index.js";
+import { isSlothError } from "./index.js";
 import { shutdownLuaWorkers } from "./pool.js";
-import { context, tempDir } from "./test-helpers.js";
+import { context, loadFile, tempDir } from "./test-helpers.js";
 
 const tmp = tempDir();
 afterAll(async () => {
@@ -10,7 +10,7 @@ afterAll(async () => {
 });
 
 async function loadError(text: string): Promise<Error & { code: string }> {
-  const err = await loadWorkflowFile(tmp.write("bad.sloth", text)).catch((e: unknown) => e);
+  const err = await loadFile(tmp.write("bad.sloth", text)).catch((e: unknown) => e);
   if (!isSlothError(err)) throw new Error(`expected a Sloth error, got ${String(err)}`);
   return err;
 }
@@ -45,7 +45,7 @@ local t = task("t" .. a.name)
 workflow.define("w"):tasks({ a, t })
 `,
     );
-    const [w] = (await loadWorkflowFile(file)).workflows;
+    const [w] = (await loadFile(file)).workflows;
     const t = w!.tasks[1]!;
     expect(t).toMatchObject({
       name: "ta",
@@ -99,7 +99,7 @@ workflow.define("full")
   :on_complete(function(success, results) end)
 `,
     );
-    const r = await loadWorkflowFile(file);
+    const r = await loadFile(file);
     expect(r.workflows.map((w) => w.name)).toEqual(["plain", "full"]);
     const full = r.workflows[1]!;
     expect(full).toMatchObject({
@@ -128,7 +128,7 @@ workflow.define("w"):tasks({ t })
   :on_task_complete(function(name, success, output) mark("complete " .. name .. " " .. tostring(success) .. " " .. output.v) end)
 `,
     );
-    const [w] = (await loadWorkflowFile(file)).workflows;
+    const [w] = (await loadFile(file)).workflows;
     const t = w!.tasks[0]!;
     const yes = context(t, { params: { go: "yes" } });
     if (t.runIf?.kind !== "function") throw new Error("expected a function condition");

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { runWorkflow } from "@sloth/workflow";
 import { afterAll, describe, expect, it } from "vitest";
-import { isSlothError, loadWorkflowFile } from "./index.js";
+import { isSlothError } from "./index.js";
 import { shutdownLuaWorkers } from "./pool.js";
-import { runCommand, tempDir } from "./test-helpers.js";
+import { loadFile, runCommand, tempDir } from "./test-helpers.js";
 
 const tmp = tempDir();
 afterAll(async () => {
@@ -15,7 +15,7 @@ const fixture = (name: string) =>
   readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
 
 async function loadError(name: string, text: string): Promise<Error & { code: string }> {
-  const err = await loadWorkflowFile(tmp.write(name, text)).catch((e: unknown) => e);
+  const err = await loadFile(tmp.write(name, text)).catch((e: unknown) => e);
   if (!isSlothError(err)) throw new Error(`expected a Sloth error, got ${String(err)}`);
   return err;
 }
@@ -23,7 +23,7 @@ async function loadError(name: string, text: string): Promise<Error & { code: st
 describe("seed 004 examples, verbatim", () => {
   it("example 1: group-level delegate_to is inherited, with the Modern DSLs notice", async () => {
     const file = tmp.write("seed1.sloth", fixture("seed-004-example-1.sloth"));
-    const r = await loadWorkflowFile(file);
+    const r = await loadFile(file);
     expect(r.notices).toHaveLength(1);
     expect(r.notices[0]).toMatch(
       /seed1\.sloth:1: 'Modern DSLs' is not valid Lua; read as TaskDefinitions$/,
@@ -47,7 +47,7 @@ describe("seed 004 examples, verbatim", () => {
 
   it("example 2: a task-level delegate_to and a local shell task that runs", async () => {
     const file = tmp.write("seed2.sloth", fixture("seed-004-example-2.sloth"));
-    const r = await loadWorkflowFile(file);
+    const r = await loadFile(file);
     const [remote, local] = r.groups[0]!.tasks;
     expect(remote?.delegateTo).toEqual({
       target: { kind: "address", address: "192.168.1.100:50051" },
@@ -91,7 +91,7 @@ TaskDefinitions = {
 }
 `,
     );
-    const r = await loadWorkflowFile(file);
+    const r = await loadFile(file);
     expect(r.groups.map((g) => g.name)).toEqual(["zeta", "alpha"]);
     const zeta = r.groups[0]!;
     expect(zeta.tasks.map((t) => [t.name, t.source?.line])).toEqual([
@@ -127,7 +127,7 @@ TaskDefinitions = {
   { name = "a", run_if = false },
 } } }`,
     );
-    const g = (await loadWorkflowFile(file)).groups[0]!;
+    const g = (await loadFile(file)).groups[0]!;
     expect(g).toMatchObject({
       description: "G",
       version: "2",
@@ -177,7 +177,7 @@ workflow.define("second", {
 })
 `,
     );
-    const r = await loadWorkflowFile(file);
+    const r = await loadFile(file);
     expect(r.workflows.map((w) => w.name)).toEqual(["first", "second"]);
     expect(r.workflows[0]!.tasks.map((t) => t.name)).toEqual(["a", "built"]);
     expect(r.workflows[1]!.tasks.map((t) => t.name)).toEqual(["later", "early"]);
@@ -269,7 +269,7 @@ workflow.define("second", {
   detect_drift = true, on_failure = "rollback", region = "eu", max_parallel_tasks = 2,
 })`,
     );
-    const [w] = (await loadWorkflowFile(file)).workflows;
+    const [w] = (await loadFile(file)).workflows;
     expect(w?.config).toEqual({
       timeoutMs: 1_800_000,
       maxParallelTasks: 2,

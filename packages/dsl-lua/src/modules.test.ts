@@ -3,9 +3,9 @@ import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import type { Value } from "@sloth/workflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWorkflowFile } from "./index.js";
+
 import { shutdownLuaWorkers } from "./pool.js";
-import { runCommand, tempDir } from "./test-helpers.js";
+import { loadFile, runCommand, tempDir } from "./test-helpers.js";
 
 const tmp = tempDir();
 let server: Server;
@@ -48,7 +48,7 @@ async function run(
     `m${n++}.sloth`,
     `workflow.define("w"):tasks({ task("t"):command(function(params, deps)\n${body}\nend) })\n`,
   );
-  const [w] = (await loadWorkflowFile(file, opts)).workflows;
+  const [w] = (await loadFile(file, opts)).workflows;
   return runCommand(w!.tasks[0]!, { workdir: tmp.dir });
 }
 

@@ -1,9 +1,9 @@
 import { join } from "node:path";
 import { openState } from "@sloth/state";
 import { afterAll, expect, it } from "vitest";
-import { loadWorkflowFile } from "./index.js";
+
 import { shutdownLuaWorkers } from "./pool.js";
-import { runCommand, tempDir } from "./test-helpers.js";
+import { loadFile, runCommand, tempDir } from "./test-helpers.js";
 
 const tmp = tempDir();
 afterAll(async () => {
@@ -36,7 +36,7 @@ end), task("holder"):command(function()
   return true, tostring(state.try_lock("held", 30))
 end) })`,
   );
-  const [w] = (await loadWorkflowFile(file, { statePath })).workflows;
+  const [w] = (await loadFile(file, { statePath })).workflows;
   const out = await runCommand(w!.tasks[0]!);
   expect(out).toMatchObject({
     ok: true,

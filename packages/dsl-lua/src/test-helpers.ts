@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskContext, TaskLog, TaskModel, TaskOutcome, Value } from "@sloth/workflow";
+import { loadWorkflowFile } from "./load.js";
+import type { LoadedWorkflows, LoadOptions } from "./types.js";
 
 /** A temp directory for one test file's workflows; `cleanup()` removes it. */
 export function tempDir(): {
@@ -53,4 +55,12 @@ export async function runCommand(
   const ctx = context(task, over);
   const outcome = await task.command.fn(ctx);
   return { ...outcome, log: ctx.lines.map(([, t]) => t).join("") };
+}
+
+/**
+ * Loads without prewarming workers: most tests call one or two functions, and
+ * booting extra TypeScript workers would only slow the suite down.
+ */
+export function loadFile(path: string, options: LoadOptions = {}): Promise<LoadedWorkflows> {
+  return loadWorkflowFile(path, { prewarm: false, ...options });
 }
