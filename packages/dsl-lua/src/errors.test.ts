@@ -48,6 +48,15 @@ describe("load errors", () => {
     expect(err.message).toMatch(/broken\.lua:2: broken module\n {4}2 \| error\("broken module"\)/);
   });
 
+  it("reports a syntax error in a required file at its own line", async () => {
+    tmp.write("badsyntax.lua", `local M = {}\nM.x = = 1\nreturn M\n`);
+    const err = await loadError(`local m = require("badsyntax")\n`);
+    expect(err.code).toBe("SLOTH_LUA_RUNTIME");
+    expect(err.message).toMatch(
+      /badsyntax\.lua:2: unexpected symbol near '='\n {4}2 \| M\.x = = 1/,
+    );
+  });
+
   it("reports a missing file", async () => {
     const err = (await loadFile(`${tmp.dir}/nope.sloth`).catch((e: unknown) => e)) as DslError;
     expect(err.code).toBe("SLOTH_DSL_FILE");

@@ -194,16 +194,18 @@ end
 local function load_path(path)
   local full = path:sub(1, 1) == "/" and path or S.base_dir .. "/" .. path
   local ok, src = pcall(fs.read, full)
-  if not ok then return nil, tostring(src) end
+  if not ok then return nil, tostring(src), "read" end
   return load(src, "@" .. H.display_name(full))
 end
+-- A syntax error already names the loaded file and line; a read error does not.
+local function level_of(how) return how == "read" and 2 or 0 end
 function loadfile(path)
   return load_path(path)
 end
 function dofile(path)
   if path == nil then error("dofile() without a file reads standard input, which tasks do not have", 2) end
-  local f, err = load_path(path)
-  if not f then error(err, 2) end
+  local f, err, how = load_path(path)
+  if not f then error(err, level_of(how)) end
   return f()
 end
 function require(name)
@@ -214,8 +216,8 @@ function require(name)
     local path = S.base_dir .. "/" .. pattern:gsub("%?", rel)
     tried[#tried + 1] = path
     if fs.is_file(path) then
-      local f, err = load_path(path)
-      if not f then error(err, 2) end
+      local f, err, how = load_path(path)
+      if not f then error(err, level_of(how)) end
       local result = f(name, path)
       if result == nil then result = true end
       package.loaded[name] = result
