@@ -121,8 +121,9 @@ const validate: CommandModule<GlobalArgs, FileArgs> = {
       } catch (e) {
         if (!isWorkflowError(e)) throw e;
         if (e.code === "SLOTH_WORKFLOW_NEEDS_STACKS") warnings.push(e.message);
-        else if (!problems.some((p) => p.message === e.message))
-          problems.push({ code: e.code, message: e.message });
+        // The loader reports graph problems itself, with their line: only
+        // add what it did not see.
+        else if (result.problems.length === 0) problems.push({ code: e.code, message: e.message });
       }
     }
     const ok = problems.length === 0;
