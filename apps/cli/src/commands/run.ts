@@ -99,7 +99,7 @@ async function runFile(argv: RunArgs): Promise<number> {
     for (const notice of loaded.notices) eprintln(`notice: ${notice}`);
     if (target.stack)
       eprintln(`notice: stack '${target.stack}' ignored: stacks are not available yet`);
-    const { selectTasks, planRun } = await import("@sloth/workflow");
+    const { selectTasks, planRun, validateWorkflow } = await import("@sloth/workflow");
     let models = pickModels(loaded, { workflow: argv.workflow, group: argv.group });
     if (tasks.length > 0) models = selectSubset(models, tasks, selectTasks);
     const json = argv.output === "json";
@@ -109,6 +109,8 @@ async function runFile(argv: RunArgs): Promise<number> {
       printPlans(plans, json);
       return 0;
     }
+    // Check every group before the first one starts.
+    for (const model of models) validateWorkflow(model);
     const { executeRuns } = await import("../run/execute.js");
     return await executeRuns(models, {
       json,
