@@ -201,6 +201,8 @@ describe("modules", () => {
       print("p", 1, nil)
       log.info("info", { a = 1 })
       log.warn("careful")
+      warn("@on")
+      warn("odd ", "thing")
       local f = loadstring("return 1 + 1")
       return true, values.env .. " " .. _G.params.mode, { slept = time.now() - t0 >= 0.19, shim = f() + unpack({ 1, 2 }), getn = table.getn({ 1, 2, 3 }), maxn = table.maxn({ [7] = 1 }), mod = math.mod(7, 3) }`,
       { values: { env: "prod" }, params: { mode: "fast" } },
@@ -210,7 +212,7 @@ describe("modules", () => {
       message: "prod fast",
       output: { slept: true, shim: 3, getn: 3 },
     });
-    expect(out.log).toBe('p\t1\tnil\nINFO info {"a":1}\nWARN careful\n');
+    expect(out.log).toBe('p\t1\tnil\nINFO info {"a":1}\nWARN careful\nLua warning: odd thing\n');
   });
 
   it("require, dofile and loadfile resolve against the workflow file", async () => {

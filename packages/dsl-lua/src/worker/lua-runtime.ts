@@ -65,6 +65,14 @@ function print(...)
   H.log("stdout", table.concat(parts, "\t") .. "\n")
 end
 
+-- Lua's own warn() would write to the process's stderr.
+function warn(first, ...)
+  if select("#", ...) == 0 and type(first) == "string" and first:sub(1, 1) == "@" then return end
+  local parts = { tostring(first) }
+  for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+  H.log("stderr", "Lua warning: " .. table.concat(parts) .. "\n")
+end
+
 log = {}
 for _, level in ipairs({ "debug", "info", "warn", "error" }) do
   log[level] = function(...) H.log("log", level:upper() .. " " .. text_of(...) .. "\n") end
