@@ -25,8 +25,10 @@ describe("hooks", () => {
     const calls: string[] = [];
     const hook =
       (name: string): TaskHook =>
-      async (_ctx, outcome) => {
-        calls.push(outcome ? `${name}(${outcome.ok})` : name);
+      async (ctx, outcome) => {
+        // Hooks after a timeout still get a live signal (Lua hooks honour it).
+        const dead = ctx.signal.aborted ? " with an aborted signal" : "";
+        calls.push(`${outcome ? `${name}(${outcome.ok})` : name}${dead}`);
       };
     const taskHooks = {
       pre: hook("pre"),

@@ -116,11 +116,14 @@ export async function runTask(
     env.runSignal.removeEventListener("abort", onRunStop);
 
     if (ended.kind === "stopped") return cancelled(attempt);
+    // The attempt's signal may be aborted (timeout); hooks after it get the
+    // run's signal, or a Lua hook would be stopped before it starts.
+    const after = makeCtx(env.runSignal, attempt);
     let outcome: TaskOutcome;
     if (ended.kind === "timeout") {
       env.emit({ type: "task.timed_out", task: task.name, attempt, timeoutMs: ended.timeoutMs });
       outcome = { ok: false, message: `timed out after ${formatMs(ended.timeoutMs)}` };
-      await callTaskHook(env, task, "on_timeout", task.hooks.onTimeout, ctx, outcome);
+      await callTaskHook(env, task, "on_timeout", task.hooks.onTimeout, after, outcome);
     } else outcome = ended.outcome;
 
     if (outcome.ok) {
@@ -128,21 +131,21 @@ export async function runTask(
         if (task.artifacts.length > 0) {
           await saveArtifacts(
             task.artifacts,
-            ctx.workdir,
+            after.workdir,
             artifactDir(env.artifactRoot, task.name),
           );
         }
       } catch (err) {
-        return finish(task, ctx, env, result, attempt, {
+        return finish(task, after, env, result, attempt, {
           ...outcome,
           ok: false,
           message: errorMessage(err),
         });
       }
-      return finish(task, ctx, env, result, attempt, outcome);
+      return finish(task, after, env, result, attempt, outcome);
     }
     if (attempt > task.retries || outcome.retryable === false) {
-      return finish(task, ctx, env, result, attempt, outcome);
+      return finish(task, after, env, result, attempt, outcome);
     }
     const delayMs = retryDelay(attempt - 1, task.retryBackoff, task.retryDelayMs, env.random);
     env.emit({
