@@ -127,4 +127,19 @@ workflow.define("w"):tasks(tasks)`,
       /cannot find the function at workflow 'w'\.tasks\[c\]\.command when loading the file again/,
     );
   });
+
+  it("a runner timeout stops the Lua and leaves no exec.run process behind", async () => {
+    const pidFile = join(tmp.dir, "timeout-pid.txt");
+    const file = tmp.write(
+      "timeout.sloth",
+      `workflow.define("w"):tasks({ task("t"):timeout("2s"):command(function()
+  exec.run("sleep 30 & echo $! > ${pidFile}; wait")
+end) })`,
+    );
+    const [w] = (await loadWorkflowFile(file)).workflows;
+    const result = await runWorkflow(w!).result;
+    expect(result.tasks[0]).toMatchObject({ status: "failed" });
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    await until(() => !alive(pid), 5000);
+  });
 });
