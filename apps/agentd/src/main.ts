@@ -24,6 +24,14 @@ class UsageError extends Error {}
  */
 export async function main(argv: string[]): Promise<void> {
   const debug = argv.includes("--debug");
+  if (argv[0] === "install-service") {
+    try {
+      await installService(argv.slice(1));
+    } catch (e) {
+      process.exitCode = report(e, debug);
+    }
+    return;
+  }
   try {
     const flags = await parse(argv);
     if (!flags) return;
@@ -105,4 +113,53 @@ function report(e: unknown, debug: boolean): number {
   );
   if (debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
   return 70;
+}
+
+/**
+ * `sloth-agentd install-service [agent flags] [--print] [--unit-dir DIR] [--user U]`:
+ * writes a systemd unit running this agent with the given flags.
+ */
+async function installService(argv: string[]): Promise<void> {
+  const { serviceArgs, serviceUnitFor, writeServiceUnit } = await import("@sloth/client");
+  const args = await yargs(argv)
+    .scriptName("sloth-agentd install-service")
+    .options({
+      ...agentStartFlags,
+      print: { type: "boolean", describe: "Print the unit instead of writing it" },
+      "unit-dir": {
+        type: "string",
+        default: "/etc/systemd/system",
+        describe: "Where to write the unit",
+      },
+      user: { type: "string", default: "root", describe: "User the service runs as" },
+      debug: { type: "boolean" },
+    })
+    .strict()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg ?? "invalid arguments");
+    })
+    .parseAsync();
+  const name = args.name ?? (await import("node:os")).hostname();
+  if (!args.tokenFile) {
+    process.stderr.write(
+      "warning: no --token-file: the service reads <data dir>/master/token of its user; pass --token-file to be explicit\n",
+    );
+  }
+  const unitName = `sloth-runner-agent-${name}`;
+  const unit = serviceUnitFor({
+    unitName,
+    description: `Sloth Runner Agent - ${name}`,
+    script: process.argv[1] ?? "sloth-agentd",
+    args: serviceArgs(argv, []),
+    user: args.user,
+  });
+  if (args.print) {
+    process.stdout.write(unit);
+    return;
+  }
+  const file = writeServiceUnit(args.unitDir, unitName, unit);
+  process.stdout.write(
+    `Wrote ${file}\nEnable it with: systemctl daemon-reload && systemctl enable --now ${unitName}\n`,
+  );
 }

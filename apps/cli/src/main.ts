@@ -47,7 +47,21 @@ export async function main(argv: string[]): Promise<void> {
     await cli.parseAsync();
   } catch (e) {
     process.exitCode = await report(e, debug);
+    const { isDaemonChild, notifyParent } = await import("./daemon.js");
+    if (isDaemonChild()) notifyParent({ type: "error", message: lastErrorLine });
   }
+}
+
+let lastErrorLine = "";
+
+/** The last error line printed, for a daemon child to pass to its parent. */
+export function lastError(): string {
+  return lastErrorLine;
+}
+
+function printError(red: (s: string) => string, line: string): void {
+  lastErrorLine = line;
+  eprintln(`${red("error:")} ${line}`);
 }
 
 /** Prints an error as one line (stack only with --debug) and returns the exit code. */
@@ -55,23 +69,24 @@ export async function report(e: unknown, debug: boolean): Promise<number> {
   if (e instanceof ExitCode) return e.code;
   const red = painter(process.stderr).red;
   if (e instanceof CliError) {
-    eprintln(`${red("error:")} ${e.hint ? `${e.message}; ${e.hint}` : e.message}`);
+    printError(red, e.hint ? `${e.message}; ${e.hint}` : e.message);
     if (debug && e.cause instanceof Error) eprintln(e.cause.stack);
     return e.exitCode;
   }
   const { isSlothError } = await import("@sloth/client");
   if (isSlothError(e)) {
-    eprintln(`${red("error:")} ${e.describe()}`);
+    printError(red, e.describe());
     if (debug) eprintln(e.stack);
     return 1;
   }
   if (e instanceof Error && e.name === "YError") {
-    eprintln(`${red("error:")} ${e.message}; run with --help to see the usage`);
+    printError(red, `${e.message}; run with --help to see the usage`);
     return 2;
   }
   const message = e instanceof Error ? e.message : String(e);
-  eprintln(
-    `${red("error:")} unexpected failure: ${message}. This is a bug: please report it with this line and ` +
+  printError(
+    red,
+    `unexpected failure: ${message}. This is a bug: please report it with this line and ` +
       `sloth-runner ${VERSION}, node ${process.version}, ${process.platform}-${process.arch}`,
   );
   if (debug && e instanceof Error) eprintln(e.stack);

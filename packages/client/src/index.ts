@@ -44,6 +44,22 @@ export {
   type UpdateMasterInput,
   validateMasterName,
 } from "./masters/store.js";
+export {
+  type ServiceUnitFor,
+  serviceArgs,
+  serviceUnitFor,
+  writeServiceUnit,
+} from "./service/install.js";
+export {
+  claimPidFile,
+  type PidFileState,
+  processAlive,
+  readPidFile,
+  releasePidFile,
+  type StopOutcome,
+  stopPidFile,
+} from "./service/pid-file.js";
+export { renderSystemdUnit, type SystemdUnitOptions } from "./service/systemd.js";
 export { type Durability, type OpenSqliteOptions, openSqlite, writeTransaction } from "./sqlite.js";
 export {
   type CertificatePair,

@@ -1,9 +1,13 @@
 import type { AgentEvent } from "@sloth/agent";
 import type { Argv, CommandModule } from "yargs";
-import { CliError, type GlobalArgs } from "../context.js";
-import { eprintln, formatDuration, painter } from "../output.js";
+import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
+import { isDaemonChild, notifyParent } from "../daemon.js";
+import { daemonLogger, type LogFormat } from "../logger-factory.js";
+import { eprintln, formatDuration, painter, println } from "../output.js";
 
 interface AgentStartArgs extends GlobalArgs {
+  daemon?: boolean;
+  logFormat?: LogFormat;
   name?: string;
   port?: number;
   bindAddress?: string;
@@ -34,6 +38,14 @@ export function startAgentOptions<T>(y: Argv<T>): Argv<T & AgentStartArgs> {
     .option("token-file", {
       type: "string",
       describe: "Cluster token file (default: $SLOTH_RUNNER_TOKEN, else <data dir>/master/token)",
+    })
+    .option("daemon", {
+      type: "boolean",
+      describe: "Run in the background (pid and log in <data dir>/agents/NAME/)",
+    })
+    .option("log-format", {
+      choices: ["text", "json"] as const,
+      describe: "Log as readable lines or JSON (default: text; JSON with --daemon)",
     })
     .option("tls-cert", {
       type: "string",
@@ -80,6 +92,24 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
   const { isSlothError } = await import("@sloth/client");
   const os = await import("node:os");
   const name = argv.name ?? os.hostname();
+  const dir = (await dataDirOf(argv, true)).agent(name);
+  if (argv.daemon) {
+    const { startDaemon, argsWithoutDaemon } = await import("../daemon.js");
+    const { pid, address } = await startDaemon({
+      args: argsWithoutDaemon(),
+      logFile: dir.log,
+      pidFile: dir.pid,
+      what: `agent '${name}'`,
+    });
+    println(`Agent '${name}' started in the background (pid ${pid}), listening on ${address}`);
+    println(`Log: ${dir.log}; stop it with \`sloth-runner agent stop ${name} --local\``);
+    return;
+  }
+  const { claimPidFile, releasePidFile } = await import("@sloth/client");
+  claimPidFile(dir.pid, process.pid, `agent '${name}'`);
+  process.once("exit", () => releasePidFile(dir.pid, process.pid));
+  const json = (argv.logFormat ?? (isDaemonChild() ? "json" : "text")) === "json";
+  const logger = json ? await daemonLogger("json", argv.debug) : undefined;
   const agent = await startAgentFromFlags(
     {
       name: argv.name,
@@ -95,7 +125,10 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
       tlsCa: argv.tlsCa,
     },
     {
+      logger,
       onEvent: (e) => {
+        if (e.type === "listening") notifyParent({ type: "ready", address: e.address });
+        if (json) return;
         const line = describeAgentEvent(name, e);
         if (line) eprintln(line);
       },

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from "yargs";
-import { CliError, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
+import { CliError, dataDirOf, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
 import { painter, printJson, println, table } from "../output.js";
 import { runCommand } from "./agent-run.js";
@@ -109,15 +109,43 @@ const del: CommandModule<GlobalArgs, NameArgs> = {
     }),
 };
 
-const stop: CommandModule<GlobalArgs, NameArgs> = {
+const stop: CommandModule<GlobalArgs, NameArgs & { local?: boolean }> = {
   command: "stop <name>",
-  describe: "Ask an agent to shut down",
-  builder: (y) => withMasterOptions(y).positional("name", { type: "string", demandOption: true }),
-  handler: (argv) =>
-    withMaster(argv, async ({ client }) => {
+  describe: "Ask an agent to shut down (through the master, or with --local by its pid file here)",
+  builder: (y) =>
+    withMasterOptions(y)
+      .positional("name", { type: "string", demandOption: true })
+      .option("local", {
+        type: "boolean",
+        describe: "Stop the agent started from this data dir: SIGTERM, then SIGKILL after 10 s",
+      }),
+  handler: async (argv) => {
+    if (argv.local) {
+      const { stopPidFile } = await import("@sloth/client");
+      const dir = (await dataDirOf(argv)).agent(argv.name);
+      const r = await stopPidFile(dir.pid);
+      if (r.outcome === "not-running") {
+        throw new CliError(`no agent '${argv.name}' is running from this data dir`, {
+          hint: `there is no ${dir.pid}`,
+        });
+      }
+      if (r.outcome === "stale") {
+        throw new CliError(
+          `agent '${argv.name}' is not running (removed a stale pid file naming pid ${r.pid})`,
+        );
+      }
+      println(
+        r.outcome === "stopped"
+          ? `Agent '${argv.name}' stopped (pid ${r.pid})`
+          : `Agent '${argv.name}' killed after 10s (pid ${r.pid})`,
+      );
+      return;
+    }
+    await withMaster(argv, async ({ client }) => {
       await client.stopAgent({ name: argv.name }, { timeoutMs: 15_000 });
       println(`Agent '${argv.name}' is stopping`);
-    }),
+    });
+  },
 };
 
 const metrics: CommandModule<GlobalArgs, NameArgs> = {

@@ -1,9 +1,12 @@
 import type { Argv, CommandModule } from "yargs";
 import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
-import { lineLogger } from "../logger.js";
-import { eprintln } from "../output.js";
+import { isDaemonChild, notifyParent } from "../daemon.js";
+import { daemonLogger, type LogFormat } from "../logger-factory.js";
+import { eprintln, println } from "../output.js";
 
 interface StartArgs extends GlobalArgs {
+  daemon?: boolean;
+  logFormat?: LogFormat;
   port: number;
   bind: string;
   heartbeatInterval: string;
@@ -32,6 +35,14 @@ export function startOptions<T>(y: Argv<T>): Argv<T & StartArgs> {
       describe:
         "CA certificate (PEM): clients and agents must present certificates it signed (mTLS); verifies agents",
     })
+    .option("daemon", {
+      type: "boolean",
+      describe: "Run in the background (pid and log in <data dir>/master/)",
+    })
+    .option("log-format", {
+      choices: ["text", "json"] as const,
+      describe: "Log lines as text or JSON (default: text; JSON with --daemon)",
+    })
     .option("heartbeat-interval", {
       type: "string",
       default: "5s",
@@ -48,6 +59,20 @@ export function startOptions<T>(y: Argv<T>): Argv<T & StartArgs> {
       default: "30s",
       describe: "On SIGTERM/SIGINT, let runs finish this long before cancelling them",
     }) as unknown as Argv<T & StartArgs>;
+}
+
+/** Reads (creating if needed) the master's token file, telling the operator when it was created. */
+function announceToken(
+  file: string,
+  ensure: (f: string) => { token: string; created: boolean },
+): string {
+  const t = ensure(file);
+  if (t.created) {
+    eprintln(`Created the cluster token in ${file} (mode 0600).`);
+    eprintln("Agents and the CLI on this machine read it from there; elsewhere, copy the file and");
+    eprintln(`pass --token-file FILE (or set SLOTH_RUNNER_TOKEN). Show it with: cat ${file}`);
+  }
+  return t.token;
 }
 
 /** Starts a master in the foreground until SIGINT or SIGTERM. */
@@ -68,23 +93,29 @@ export async function runMaster(argv: StartArgs): Promise<void> {
       exitCode: 2,
     });
   }
+  if (argv.daemon) {
+    const { startDaemon, argsWithoutDaemon } = await import("../daemon.js");
+    // Create the token before forking, so the operator sees where it is.
+    if (!argv.tokenFile && !process.env.SLOTH_RUNNER_TOKEN?.trim())
+      announceToken(dir.master.token, ensureTokenFile);
+    const { pid, address } = await startDaemon({
+      args: argsWithoutDaemon(),
+      logFile: dir.master.log,
+      pidFile: dir.master.pid,
+      what: "master",
+    });
+    println(`Master started in the background (pid ${pid}), listening on ${address}`);
+    println(`Log: ${dir.master.log}; stop it with \`sloth-runner master stop\``);
+    return;
+  }
+  const { claimPidFile, releasePidFile } = await import("@sloth/client");
+  claimPidFile(dir.master.pid, process.pid, "master");
+  process.once("exit", () => releasePidFile(dir.master.pid, process.pid));
   let token: string;
   if (argv.tokenFile) token = readTokenFile(argv.tokenFile);
   else if (process.env.SLOTH_RUNNER_TOKEN?.trim()) token = process.env.SLOTH_RUNNER_TOKEN.trim();
-  else {
-    const t = ensureTokenFile(dir.master.token);
-    token = t.token;
-    if (t.created) {
-      eprintln(`Created the cluster token in ${dir.master.token} (mode 0600).`);
-      eprintln(
-        `Agents and the CLI on this machine read it from there; elsewhere, copy the file and`,
-      );
-      eprintln(
-        `pass --token-file FILE (or set SLOTH_RUNNER_TOKEN). Show it with: cat ${dir.master.token}`,
-      );
-    }
-  }
-  const log = lineLogger(argv.debug);
+  else token = announceToken(dir.master.token, ensureTokenFile);
+  const log = await daemonLogger(argv.logFormat, argv.debug);
   const master = createMaster({
     registryPath: dir.master.registryDb,
     token,
@@ -111,7 +142,10 @@ export async function runMaster(argv: StartArgs): Promise<void> {
       "listening on a non-loopback address without TLS: tokens and output cross the network in clear text",
     );
   }
-  eprintln(`Master listening on ${listening.address} (data dir ${dir.root})`);
+  if ((argv.logFormat ?? (isDaemonChild() ? "json" : "text")) === "text") {
+    eprintln(`Master listening on ${listening.address} (data dir ${dir.root})`);
+  }
+  notifyParent({ type: "ready", address: listening.address });
   await new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -127,6 +161,74 @@ export async function runMaster(argv: StartArgs): Promise<void> {
     process.on("SIGTERM", onSignal);
   });
 }
+
+/** `sloth-runner master stop`: stops the master started from this data dir (its pid file). */
+export const stopCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: "stop",
+  describe: "Stop the master running from this data dir (SIGTERM, then SIGKILL after 10 s)",
+  handler: async (argv) => {
+    const { stopPidFile } = await import("@sloth/client");
+    const dir = await dataDirOf(argv);
+    const r = await stopPidFile(dir.master.pid);
+    if (r.outcome === "not-running") {
+      throw new CliError("no master is running from this data dir", {
+        hint: `there is no ${dir.master.pid}`,
+      });
+    }
+    if (r.outcome === "stale") {
+      throw new CliError(`no master is running (removed a stale pid file naming pid ${r.pid})`);
+    }
+    println(
+      r.outcome === "stopped"
+        ? `Master stopped (pid ${r.pid})`
+        : `Master killed after 10s (pid ${r.pid})`,
+    );
+  },
+};
+
+/** `sloth-runner master install-service`: a systemd unit running `master start` with these flags. */
+export const installServiceCommand: CommandModule<
+  GlobalArgs,
+  StartArgs & { print?: boolean; unitDir: string; user: string }
+> = {
+  command: "install-service",
+  describe: "Write a systemd unit that runs this master (`--print` shows it)",
+  builder: (y) =>
+    startOptions(y)
+      .option("print", { type: "boolean", describe: "Print the unit instead of writing it" })
+      .option("unit-dir", {
+        type: "string",
+        default: "/etc/systemd/system",
+        describe: "Where to write the unit",
+      })
+      .option("user", {
+        type: "string",
+        default: "root",
+        describe: "User the service runs as",
+      }) as unknown as Argv<StartArgs & { print?: boolean; unitDir: string; user: string }>,
+  handler: async (argv) => {
+    const { serviceArgs, serviceUnitFor, writeServiceUnit } = await import("@sloth/client");
+    const raw = process.argv.slice(2);
+    const at = raw.indexOf("install-service");
+    const globalArgs = raw.slice(0, Math.max(0, raw.indexOf("master")));
+    const unit = serviceUnitFor({
+      unitName: "sloth-runner-master",
+      description: "Sloth Runner Master",
+      script: process.argv[1] ?? "sloth-runner",
+      args: [...globalArgs, "master", "start", ...serviceArgs(raw.slice(at + 1), [])],
+      user: argv.user,
+    });
+    if (argv.print) {
+      process.stdout.write(unit);
+      return;
+    }
+    const file = writeServiceUnit(argv.unitDir, "sloth-runner-master", unit);
+    println(`Wrote ${file}`);
+    println(
+      "Enable it with: systemctl daemon-reload && systemctl enable --now sloth-runner-master",
+    );
+  },
+};
 
 /** `sloth-runner master start`. */
 export const startCommand: CommandModule<GlobalArgs, StartArgs> = {

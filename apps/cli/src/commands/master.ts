@@ -3,7 +3,13 @@ import type { Argv, CommandModule } from "yargs";
 import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
 import { formatLocalTime, painter, printJson, println } from "../output.js";
 import { confirm } from "../prompt.js";
-import { runMaster, startCommand, startOptions } from "./master-start.js";
+import {
+  installServiceCommand,
+  runMaster,
+  startCommand,
+  startOptions,
+  stopCommand,
+} from "./master-start.js";
 
 interface AddArgs extends GlobalArgs {
   name: string;
@@ -251,6 +257,8 @@ export const masterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(show)
       .command(update)
       .command(remove)
-      .command(startCommand) as unknown as Argv<GlobalArgs>,
+      .command(startCommand)
+      .command(stopCommand)
+      .command(installServiceCommand) as unknown as Argv<GlobalArgs>,
   handler: (argv) => runMaster(argv as unknown as Parameters<typeof runMaster>[0]),
 };

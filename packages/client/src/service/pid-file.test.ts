@@ -1,0 +1,34 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { claimPidFile, processAlive, readPidFile, stopPidFile } from "./pid-file.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe("pid files", () => {
+  it("kills a process that ignores SIGTERM after the grace period", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-pid-"));
+    dirs.push(dir);
+    const child = spawn("bash", ["-c", "trap '' TERM; echo ready; sleep 60 & wait"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    await new Promise((r) => child.stdout.once("data", r));
+    const file = path.join(dir, "x.pid");
+    claimPidFile(file, child.pid!, "test");
+    expect(() => claimPidFile(file, process.pid, "test")).toThrow(
+      `test is already running (pid ${child.pid})`,
+    );
+    const t0 = Date.now();
+    const r = await stopPidFile(file, 300);
+    expect(r).toEqual({ outcome: "killed", pid: child.pid });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    await new Promise((res) => child.once("exit", res));
+    expect(processAlive(child.pid!)).toBe(false);
+    expect(readPidFile(file)).toBeUndefined();
+  });
+});

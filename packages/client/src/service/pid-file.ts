@@ -1,0 +1,94 @@
+import fs from "node:fs";
+import path from "node:path";
+import { SlothError } from "../errors.js";
+
+/** True when a process with `pid` exists (and may be signalled). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** What a pid file says. */
+export interface PidFileState {
+  pid: number;
+  /** False when the process is gone: the file is stale. */
+  alive: boolean;
+}
+
+/** Reads a pid file; undefined when it is missing or unreadable. */
+export function readPidFile(file: string): PidFileState | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  const pid = Number.parseInt(text.trim(), 10);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return { pid, alive: processAlive(pid) };
+}
+
+/**
+ * Writes `pid` to `file` (0600). Refuses when the file names a live process;
+ * a stale file (its process is gone) is replaced. Returns the stale pid, if any.
+ */
+export function claimPidFile(file: string, pid: number, what: string): number | undefined {
+  const existing = readPidFile(file);
+  if (existing?.alive && existing.pid !== pid) {
+    throw new SlothError(
+      "SLOTH_INVALID_ARGUMENT",
+      `${what} is already running (pid ${existing.pid})`,
+      {
+        hint: `stop it first, or remove ${file} if that process is not ${what}`,
+        details: { pid: existing.pid },
+      },
+    );
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(file, `${pid}\n`, { mode: 0o600 });
+  return existing && !existing.alive ? existing.pid : undefined;
+}
+
+/** Removes `file` if it still names `pid`. */
+export function releasePidFile(file: string, pid: number): void {
+  if (readPidFile(file)?.pid === pid) fs.rmSync(file, { force: true });
+}
+
+/** How {@link stopPidFile} ended. */
+export type StopOutcome = "stopped" | "killed" | "not-running" | "stale";
+
+/**
+ * Stops the process named in `file`: SIGTERM, wait up to `graceMs`
+ * (default 10 s), then SIGKILL. Removes the pid file.
+ */
+export async function stopPidFile(
+  file: string,
+  graceMs = 10_000,
+): Promise<{ outcome: StopOutcome; pid?: number }> {
+  const state = readPidFile(file);
+  if (!state) return { outcome: "not-running" };
+  if (!state.alive) {
+    fs.rmSync(file, { force: true });
+    return { outcome: "stale", pid: state.pid };
+  }
+  process.kill(state.pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!processAlive(state.pid)) {
+      fs.rmSync(file, { force: true });
+      return { outcome: "stopped", pid: state.pid };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    process.kill(state.pid, "SIGKILL");
+  } catch {
+    // It exited just now.
+  }
+  fs.rmSync(file, { force: true });
+  return { outcome: "killed", pid: state.pid };
+}
