@@ -45,3 +45,13 @@ export {
   type SystemFacts,
   SystemFactsSchema,
 } from "./gen/sloth/master/v1/master_pb.js";
+export {
+  type Entry as StateEntryMessage,
+  EntrySchema as StateEntryMessageSchema,
+  file_sloth_state_v1_state,
+  type LockHolder as StateLockHolder,
+  LockHolderSchema as StateLockHolderSchema,
+  type StateErrorDetail,
+  StateErrorDetailSchema,
+  StateService,
+} from "./gen/sloth/state/v1/state_pb.js";
