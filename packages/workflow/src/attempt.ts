@@ -85,7 +85,7 @@ export async function evaluateCondition(
   }
   const result = await runShell(condition.script, {
     cwd: ctx.workdir,
-    env: env.env,
+    env: { ...env.env, SLOTH_TASK: ctx.taskName },
     signal: ctx.signal,
     outputLimit: 64 * 1024,
     killGraceMs: env.killGraceMs,

@@ -45,10 +45,31 @@ export class Scheduler {
 
   /** Runs every task to an end state. */
   async run(): Promise<void> {
+    this.#reuse();
     for (;;) {
       this.#schedule();
       if (this.#running.size === 0) return;
       await Promise.race(this.#running.values());
+    }
+  }
+
+  /** Settles the tasks of `options.completed` without running them. */
+  #reuse(): void {
+    const done = this.options.completed ?? {};
+    for (const task of this.model.tasks) {
+      if (!Object.hasOwn(done, task.name)) continue;
+      const result = {
+        name: task.name,
+        status: "succeeded",
+        attempts: 0,
+        durationMs: 0,
+        message: "done in an earlier run",
+        output: done[task.name],
+      } as const;
+      const { attempts, durationMs, message, output } = result;
+      this.env.emit({ type: "task.succeeded", task: task.name, attempts, durationMs, message, output });
+      this.#settle(task, result);
+      this.#pending.splice(this.#pending.indexOf(task), 1);
     }
   }
 

@@ -44,6 +44,13 @@ export interface RunOptions {
   outputLimit?: number | undefined;
   /** Grace between SIGTERM and SIGKILL when killing a task (default 2000 ms). */
   killGraceMs?: number | undefined;
+  /**
+   * Tasks already done, for resuming a run: each maps to its output
+   * (undefined when it succeeded without one). They do not run; each is
+   * reported as `task.succeeded` with 0 attempts, and its output reaches
+   * dependents as if it had just run. Names not in the model are ignored.
+   */
+  completed?: Record<string, TaskOutput | undefined> | undefined;
   /** Source of jitter for retry delays (default Math.random). */
   random?: (() => number) | undefined;
   logger?: Logger | undefined;
