@@ -67,7 +67,14 @@ export class Scheduler {
         output: done[task.name],
       } as const;
       const { attempts, durationMs, message, output } = result;
-      this.env.emit({ type: "task.succeeded", task: task.name, attempts, durationMs, message, output });
+      this.env.emit({
+        type: "task.succeeded",
+        task: task.name,
+        attempts,
+        durationMs,
+        message,
+        output,
+      });
       this.#settle(task, result);
       this.#pending.splice(this.#pending.indexOf(task), 1);
     }
