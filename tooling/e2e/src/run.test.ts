@@ -277,6 +277,11 @@ describe("run: bad inputs", () => {
           "error: 'prod' is not a file, so it names a stack, and no workflow file was given; run `sloth-runner run prod -f FILE`\n",
       },
       {
+        args: ["run", "prod", "-f", example("hello.sloth")],
+        code: 0,
+        stderr: "notice: stack 'prod' ignored: stacks are not available yet\n",
+      },
+      {
         args: ["run", example("hello.sloth"), "--param", "novalue"],
         code: 1,
         stderr:
