@@ -73,6 +73,12 @@ export interface Master {
    * `/metrics`), to pass to your own `http2.createSecureServer(opts, handler)`.
    */
   readonly handler: ReturnType<typeof connectNodeAdapter>;
+  /**
+   * Context values for a request, for frameworks that take a
+   * `contextValues(req)` option (such as @connectrpc/connect-fastify): the
+   * master learns the caller's IP, its fallback for reaching agents.
+   */
+  contextValues(req: { socket?: { remoteAddress?: string | undefined } | null }): ReturnType<typeof createContextValues>;
   /** Prometheus text of the master's metrics. */
   metrics(): Promise<string>;
   /** Registry changes as an async iterator; ends when `signal` aborts or the master stops. */
@@ -141,6 +147,10 @@ export function createMaster(options: MasterOptions): Master {
   const handler = connectNodeAdapter({
     routes,
     interceptors,
+    // Never compress responses, as agents do not: relayed command output
+    // would be gzipped here and gunzipped by the client, costing far more CPU
+    // than it saves on the links masters use. Compressed requests are accepted.
+    compressMinBytes: Number.MAX_SAFE_INTEGER,
     contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
     fallback: (req, res) => {
       if (req.method === "GET" && (req.url === "/metrics" || req.url?.startsWith("/metrics?"))) {
@@ -207,6 +217,7 @@ export function createMaster(options: MasterOptions): Master {
     interceptors,
     handler,
     metrics: () => metrics.registry.metrics(),
+    contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
     events: (signal) =>
       masterEvents(registry, AbortSignal.any([shutdown.signal, ...(signal ? [signal] : [])])),
     runsInFlight: () => deps.runs.inFlight,
