@@ -357,6 +357,25 @@ describe("run: bad inputs", () => {
   });
 });
 
+describe("run: SIGTERM", () => {
+  it("kills exec.run children of Lua tasks and exits 143", async () => {
+    const pidFile = path.join(dir, "lua.pid");
+    const f = file(
+      "lua-exec.sloth",
+      `workflow.define("w"):tasks({ task("lua"):command(function() exec.run("echo $$ > ${pidFile}; sleep 30") return true end) })\n`,
+    );
+    const p = spawnNode(CLI_BIN, ["run", f], { env: env(), cwd: REPO_ROOT });
+    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim() !== "", {
+      what: "the exec.run pid file",
+    });
+    p.kill("SIGTERM");
+    expect(await p.exited).toBe(143);
+    expect(p.stdout()).toContain("lua: cancelled: interrupted by SIGTERM\n");
+    const pid = Number(fs.readFileSync(pidFile, "utf8"));
+    await waitFor(() => !running(pid), { what: `process ${pid} to end` });
+  });
+});
+
 describe("workflow list|show|validate", () => {
   it("list, show and validate, as text and JSON", async () => {
     const [list, listJson, show, valid, invalid] = await Promise.all([
