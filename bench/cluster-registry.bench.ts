@@ -8,7 +8,7 @@ import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { connect, masterClient } from "@sloth/client";
 import { cpuMs, mib, rssBytes, startMaster, teardown } from "./lib/cluster.js";
-import { printTable, QUICK, type Row, round, row, writeResult } from "./lib/report.js";
+import { ms, printTable, QUICK, type Row, round, row, writeResult } from "./lib/report.js";
 
 const COUNT = Number(process.env.SLOTH_BENCH_AGENTS ?? (QUICK ? 1000 : 10_000));
 const SESSIONS = 16;
@@ -87,12 +87,16 @@ async function main(): Promise<void> {
     const simShare = ((c1.simCpuMs ?? 0) - (c0.simCpuMs ?? 0)) / wall;
     const scale = GOAL_AGENTS / COUNT;
     const regMs = reg.registerMs ?? Number.NaN;
+    const perHb = (cpu1 - cpu0) / Math.max(1, hbRate * (wall / 1000));
+    // When the master falls behind, the share it used understates what the
+    // full heartbeat rate needs: judge the goal at the full rate.
+    const goalShare = share * scale * Math.max(1, expectedRate / hbRate);
     const rows: Row[] = [
       row({
         measure: `register ${COUNT} agents (${SESSIONS} sessions, ${CONCURRENCY} in flight)`,
         value: `${round(regMs / 1000)} s`,
         reference: `${Math.round(COUNT / (regMs / 1000))} /s`,
-        note: `failures ${reg.regFailures}; HTTP statuses ${JSON.stringify(reg.statuses)}; Health probes answered by the simulator: ${reg.healthProbes}; master CPU ${Math.round(regCpu)} ms; listed ${listed}, active ${health.agentsActive}`,
+        note: `failures ${reg.regFailures}; HTTP statuses ${JSON.stringify(reg.statuses)}; Health probes answered by the simulator: ${reg.healthProbes}${(reg.healthProbes ?? 0) > COUNT ? " (more than agents: some probes exceeded the master's 3 s probe timeout and were repeated by its re-probe loop)" : ""}; master CPU ${Math.round(regCpu)} ms; listed ${listed}, active ${health.agentsActive}`,
       }),
       row({
         measure: "master CPU, idle with no agents",
@@ -106,11 +110,20 @@ async function main(): Promise<void> {
         note: `errors ${hbErrors}; not sent because 1,024 were already waiting ${hbSkipped}; max in flight ${c1.maxInFlight}; simulator CPU ${round(simShare * 100, 1)} % of a core; active after the window ${after.agentsActive}`,
       }),
       row({
+        measure: "master CPU per heartbeat",
+        value: ms(perHb),
+        reference: `at ${Math.round(expectedRate)} /s: ${round(perHb * expectedRate * 0.1, 1)} % of a core`,
+      }),
+      row({
         measure: `master CPU at steady heartbeat, ${COUNT} agents${scale === 1 ? "" : ` (×${round(scale, 1)} extrapolated linearly to ${GOAL_AGENTS})`}`,
         value: `${round(share * 100, 1)} % of a core${scale === 1 ? "" : ` → ${round(share * scale * 100, 1)} %`}`,
         reference: `over ${round(wall / 1000, 1)} s`,
-        ratio: share * scale,
+        ratio: goalShare,
         goal: { kind: "max", limit: 0.25, text: "≤ 25 %" },
+        note:
+          hbRate < 0.95 * expectedRate
+            ? `the master answered only ${Math.round(hbRate)} of ${Math.round(expectedRate)} heartbeats/s: the ratio is the share needed at the full rate (measured share × ${round(expectedRate / hbRate)})`
+            : undefined,
       }),
       row({
         measure: "master RSS",
