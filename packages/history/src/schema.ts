@@ -1,0 +1,61 @@
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/**
+ * One row per run of one workflow. `status` is what the runner last wrote:
+ * a run left `running` by a process that died is reported `interrupted` on
+ * read (and rewritten so), since nothing else will ever end it.
+ */
+export const runs = sqliteTable(
+  "history_runs",
+  {
+    id: text("id").primaryKey(),
+    workflow: text("workflow").notNull(),
+    /** Absolute path of the workflow file; null for models built in code. */
+    file: text("file"),
+    /** sha256 (hex) of the file's bytes when the run started. */
+    fileHash: text("file_hash"),
+    /** JSON of the run's values and params. */
+    values: text("values").notNull(),
+    params: text("params").notNull(),
+    status: text("status").notNull(),
+    message: text("message"),
+    startedAt: integer("started_at").notNull(),
+    endedAt: integer("ended_at"),
+    durationMs: integer("duration_ms"),
+    pid: integer("pid").notNull(),
+    host: text("host").notNull(),
+    resumedFrom: text("resumed_from"),
+  },
+  (t) => [
+    index("history_runs_started").on(t.startedAt),
+    index("history_runs_workflow").on(t.workflow, t.startedAt),
+  ],
+);
+
+/**
+ * Each task of a run, in declaration order (`position`). `log` keeps the
+ * last bytes of the task's output; `log_size` counts everything it wrote.
+ */
+export const runTasks = sqliteTable(
+  "history_tasks",
+  {
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    position: integer("position").notNull(),
+    status: text("status").notNull(),
+    attempts: integer("attempts").notNull(),
+    startedAt: integer("started_at"),
+    endedAt: integer("ended_at"),
+    durationMs: integer("duration_ms"),
+    message: text("message"),
+    /** JSON of the output table, when the task produced one. */
+    output: text("output"),
+    /** True when the output was taken from the run this one resumes. */
+    reused: integer("reused", { mode: "boolean" }).notNull(),
+    log: text("log").notNull(),
+    logSize: integer("log_size").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.name] })],
+);
