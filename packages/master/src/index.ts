@@ -12,7 +12,6 @@ export {
   type MasterOptions,
   type ServerTls,
 } from "./master.js";
-export { type AgentSelector, matchAgents } from "./selector.js";
 export {
   type AgentEntry,
   AgentRegistry,
@@ -20,5 +19,6 @@ export {
   type LivenessOptions,
   type RegistryEvents,
 } from "./registry.js";
+export { type AgentSelector, matchAgents } from "./selector.js";
 export { dialAddress } from "./service.js";
 export { VERSION } from "./version.js";

@@ -1,14 +1,17 @@
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAuthInterceptor, formatHostPort, SlothError, type TlsMaterial } from "@sloth/client";
-import { MasterService } from "@sloth/proto";
+import { MasterService, StateService } from "@sloth/proto";
+import { openStateBackend, type StateBackend } from "@sloth/state";
 import { AgentPool } from "./agent-pool.js";
 import { createDualServer, type DualServer } from "./listener.js";
 import { createMasterMetrics } from "./metrics.js";
 import { type AgentEntry, AgentRegistry, type AgentState } from "./registry.js";
 import { createMasterService, probe, remoteAddressKey, type ServiceDeps } from "./service.js";
+import { createStateService } from "./state-service.js";
 import { VERSION } from "./version.js";
 
 /** A pino-compatible logger; the master never prints on its own. */
@@ -31,6 +34,11 @@ export interface ServerTls {
 export interface MasterOptions {
   /** Path of the registry database (`<data dir>/master/registry.db`). */
   registryPath: string;
+  /**
+   * Path of the state store served by the StateService (default: `state.db`
+   * beside the registry, `<data dir>/master/state.db`). Opened on first use.
+   */
+  statePath?: string | undefined;
   /** The cluster token every caller and agent must present. */
   token: string;
   /** Port to listen on (default 50053; 0 picks a free one). */
@@ -78,7 +86,9 @@ export interface Master {
    * `contextValues(req)` option (such as @connectrpc/connect-fastify): the
    * master learns the caller's IP, its fallback for reaching agents.
    */
-  contextValues(req: { socket?: { remoteAddress?: string | undefined } | null }): ReturnType<typeof createContextValues>;
+  contextValues(req: {
+    socket?: { remoteAddress?: string | undefined } | null;
+  }): ReturnType<typeof createContextValues>;
   /** Prometheus text of the master's metrics. */
   metrics(): Promise<string>;
   /** Registry changes as an async iterator; ends when `signal` aborts or the master stops. */
@@ -136,8 +146,21 @@ export function createMaster(options: MasterOptions): Master {
   registry.on("removed", (a) => log.info({ agent: a.name }, "agent removed"));
 
   const service = createMasterService(deps);
+  // The master is the one process writing this file; opened on the first state call.
+  let state: Promise<StateBackend> | undefined;
+  const openStore = () => {
+    state ??= openStateBackend({
+      path: options.statePath ?? path.join(path.dirname(options.registryPath), "state.db"),
+    }).catch((e: unknown) => {
+      state = undefined;
+      throw e;
+    });
+    return state;
+  };
+  const stateService = createStateService(openStore, shutdown.signal);
   const routes = (router: ConnectRouter) => {
     router.service(MasterService, service);
+    router.service(StateService, stateService);
   };
   const metrics = createMasterMetrics(registry, () => deps.runs.inFlight);
   const interceptors = [
@@ -278,6 +301,7 @@ export function createMaster(options: MasterOptions): Master {
       for (const s of secureSessions) s.destroy();
       pool.closeAll();
       registry.close();
+      await (await state?.catch(() => undefined))?.close();
       log.info({}, "master stopped");
     },
   };

@@ -1,0 +1,26 @@
+// Embedding the Sloth Runner master in a fastify app with
+// @connectrpc/connect-fastify, next to your own routes.
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import { createMaster } from "@sloth/master";
+import Fastify from "fastify";
+
+/** Starts a fastify app over HTTPS/HTTP2 serving the master's RPCs and `/healthz`. */
+export async function startFastifyMaster({ cert, key, ca, token, registryPath, port = 0 }) {
+  const master = createMaster({ registryPath, token, agentTls: { ca, cert, key } });
+  const app = Fastify({ http2: true, https: { cert, key, allowHTTP1: true } });
+  await app.register(fastifyConnectPlugin, {
+    routes: master.routes,
+    interceptors: master.interceptors,
+    contextValues: (req) => master.contextValues(req),
+  });
+  app.get("/healthz", async () => "ok\n");
+  await app.listen({ port, host: "127.0.0.1" });
+  return {
+    master,
+    port: app.server.address().port,
+    async close() {
+      await master.stop();
+      await app.close();
+    },
+  };
+}

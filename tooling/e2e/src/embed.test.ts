@@ -1,0 +1,105 @@
+import path from "node:path";
+import { createAgent } from "@sloth/agent";
+import {
+  connect,
+  createCertificateAuthority,
+  generateToken,
+  issueCertificate,
+  masterClient,
+} from "@sloth/client";
+import { cleanup, onCleanup, REPO_ROOT, tempDir, waitFor } from "@sloth/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+afterAll(cleanup);
+
+type Started = {
+  port: number;
+  close(): Promise<void>;
+  master: { registry: { list(): Array<{ name: string; status: string }> } };
+};
+type Starter = (o: Record<string, unknown>) => Promise<Started>;
+
+let pki: {
+  ca: string;
+  server: { cert: string; key: string };
+  agent: { cert: string; key: string };
+};
+
+beforeAll(async () => {
+  const ca = await createCertificateAuthority();
+  pki = {
+    ca: ca.cert,
+    server: await issueCertificate({ ca, name: "embedded", sans: ["127.0.0.1", "localhost"] }),
+    agent: await issueCertificate({ ca, name: "agent", sans: ["127.0.0.1"] }),
+  };
+}, 60_000);
+
+async function exercise(start: Starter, label: string) {
+  const token = generateToken();
+  const events: string[] = [];
+  const running = await start({
+    cert: pki.server.cert,
+    key: pki.server.key,
+    ca: pki.ca,
+    token,
+    registryPath: path.join(tempDir(), "registry.db"),
+    onEvent: (e: { type: string; agent: { name: string } }) =>
+      events.push(`${e.type}:${e.agent.name}`),
+  });
+  onCleanup(() => running.close());
+  const address = `127.0.0.1:${running.port}`;
+
+  const agent = createAgent({
+    name: `${label}-agent`,
+    masterAddress: address,
+    token,
+    port: 0,
+    bindAddress: "127.0.0.1",
+    dataDir: tempDir(),
+    tls: { cert: pki.agent.cert, key: pki.agent.key, ca: pki.ca },
+  });
+  onCleanup(() => agent.stop({ graceMs: 0 }));
+  await agent.start();
+  await agent.registered();
+  await waitFor(() => running.master.registry.list().some((a) => a.status === "active"));
+
+  const conn = connect({ address, token, tls: { ca: pki.ca } });
+  onCleanup(() => conn.close());
+  const client = masterClient(conn);
+  const { agents } = await client.listAgents({});
+  expect(agents.map((a) => [a.name, a.tls])).toEqual([[`${label}-agent`, true]]);
+  let out = "";
+  let exit = -1;
+  for await (const res of client.runOnAgent({
+    agentName: `${label}-agent`,
+    spec: { command: "echo embedded; exit 4" },
+  })) {
+    const ev = res.event?.event;
+    if (ev?.case === "output") out += Buffer.from(ev.value.data).toString();
+    if (ev?.case === "exit") exit = ev.value.exitCode;
+  }
+  expect(out).toBe("embedded\n");
+  expect(exit).toBe(4);
+  return { events };
+}
+
+describe("embedding @sloth/master", () => {
+  it("mounts into a node:http2 server with the caller's TLS", async () => {
+    const { startEmbeddedMaster } = (await import(
+      path.join(REPO_ROOT, "examples/embed-master/http2-server.mjs")
+    )) as {
+      startEmbeddedMaster: Starter;
+    };
+    const { events } = await exercise(startEmbeddedMaster, "h2");
+    await waitFor(() => events.includes("registered:h2-agent"));
+  });
+
+  it("mounts into fastify with @connectrpc/connect-fastify", async () => {
+    const { startFastifyMaster } = (await import(
+      path.join(REPO_ROOT, "examples/embed-master/fastify-app.mjs")
+    )) as {
+      startFastifyMaster: Starter;
+    };
+    await exercise(startFastifyMaster, "fastify");
+  });
+});
