@@ -10,11 +10,12 @@ export type {
   StoredEntry,
   StoredLock,
 } from "./backend.js";
+export { type ConnectStateOptions, connectState, type StateTls } from "./connect-state.js";
 export { type Duration, parseDuration, parseTtl } from "./duration.js";
 export { isStateError, StateError, type StateErrorCode, type StateErrorOptions } from "./errors.js";
 export type { JsonValue } from "./json.js";
 export { acquireLease, defaultOwner } from "./lease.js";
-export { type OpenStateOptions, openState } from "./open.js";
+export { type OpenStateOptions, openState, openStateBackend } from "./open.js";
 export type { Durability } from "./sqlite.js";
 export { createStateStore } from "./store.js";
 export type {

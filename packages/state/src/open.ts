@@ -1,4 +1,6 @@
 import type Database from "better-sqlite3";
+import type { StateBackend } from "./backend.js";
+import { checkedBackend } from "./checked-backend.js";
 import { createFileBackend } from "./file-backend.js";
 import { type Durability, openStateDatabase } from "./sqlite.js";
 import { createStateStore, validateName } from "./store.js";
@@ -26,6 +28,26 @@ export async function openState(options: OpenStateOptions): Promise<StateStore> 
     throw new TypeError("cannot open state: `path` must be a non-empty string");
   }
   const namespace = validateName(options.namespace ?? "default", "namespace");
+  return createStateStore(await openFileBackend(options), namespace);
+}
+
+/**
+ * Opens the file store's primitive {@link StateBackend}, with every
+ * argument checked, for a server that forwards its callers' operations
+ * (the master's StateService). Applications use {@link openState}.
+ */
+export async function openStateBackend(
+  options: Omit<OpenStateOptions, "namespace">,
+): Promise<StateBackend> {
+  if (typeof options?.path !== "string" || options.path.length === 0) {
+    throw new TypeError("cannot open state: `path` must be a non-empty string");
+  }
+  return checkedBackend(await openFileBackend(options));
+}
+
+async function openFileBackend(
+  options: Omit<OpenStateOptions, "namespace">,
+): Promise<StateBackend> {
   const durability = options.durability ?? "full";
   if (durability !== "full" && durability !== "normal") {
     throw new TypeError(
@@ -37,5 +59,5 @@ export async function openState(options: OpenStateOptions): Promise<StateStore> 
     durability,
     busyTimeoutMs,
   });
-  return createStateStore(createFileBackend(db, busyTimeoutMs), namespace);
+  return createFileBackend(db, busyTimeoutMs);
 }
