@@ -92,6 +92,7 @@ async function parse(argv: string[]): Promise<AgentStartFlags | undefined> {
     tlsCert: args.tlsCert,
     tlsKey: args.tlsKey,
     tlsCa: args.tlsCa,
+    metricsPort: args.metricsPort,
   };
 }
 

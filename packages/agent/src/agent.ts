@@ -12,6 +12,7 @@ import { type AgentIdentity, loadOrCreateIdentity } from "./identity.js";
 import { type AgentLogger, silentLogger } from "./logger.js";
 import { CpuSampler } from "./metrics.js";
 import { validateAgentOptions } from "./options.js";
+import { createAgentPrometheus, serveMetrics } from "./prometheus.js";
 import { type HeartbeatOptions, runRegistration } from "./registration.js";
 import { listenRpc, type RpcServer } from "./server.js";
 import { agentRoutes } from "./service.js";
@@ -58,6 +59,8 @@ export interface AgentOptions {
    * (mTLS) and the master's certificate is verified against it.
    */
   tls?: AgentTls | undefined;
+  /** Serve Prometheus `/metrics` over HTTP on this port (0 picks one); off when undefined. */
+  metricsPort?: number | undefined;
 }
 
 /** TLS material of an agent, PEM. */
@@ -72,6 +75,8 @@ export interface AgentAddress {
   /** `HOST:PORT` listened on (the bind address and actual port). */
   address: string;
   port: number;
+  /** Port of the Prometheus `/metrics` endpoint, when `metricsPort` was set. */
+  metricsPort?: number | undefined;
 }
 
 /** Options of {@link Agent.stop}. */
@@ -125,6 +130,9 @@ export function createAgent(options: AgentOptions): Agent {
     state: "new",
   };
   let server: RpcServer | undefined;
+  let metricsServer: { port: number; close(): Promise<void> } | undefined;
+  const prometheus =
+    options.metricsPort === undefined ? undefined : createAgentPrometheus(() => tracker.running);
   let registration: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
   let fatal: SlothError | undefined;
@@ -157,6 +165,7 @@ export function createAgent(options: AgentOptions): Agent {
       await registration?.catch(() => {});
       await tracker.drain(graceMs ?? o.shutdownGraceMs, o.killGraceMs + 3000);
       await server?.close(1000);
+      await metricsServer?.close();
       sampler.stop();
       state.state = "stopped";
       state.registered = false;
@@ -185,6 +194,7 @@ export function createAgent(options: AgentOptions): Agent {
         runOptions: { killGraceMs: o.killGraceMs },
         logger,
         onShutdown: (grace) => void stop("shutdown-rpc", grace),
+        prometheus,
       });
       const auth = createAuthInterceptor({ token: options.token, publicMethods: ["Health"] });
       try {
@@ -213,6 +223,17 @@ export function createAgent(options: AgentOptions): Agent {
         `agent listening on ${address}`,
       );
       emit({ type: "listening", address, port: server.port });
+      if (prometheus && options.metricsPort !== undefined) {
+        try {
+          metricsServer = await serveMetrics(prometheus, o.bindAddress, options.metricsPort);
+          logger.info(
+            { port: metricsServer.port },
+            `metrics on http://${formatHostPort(o.bindAddress, metricsServer.port)}/metrics`,
+          );
+        } catch (e) {
+          logger.error({ err: String(e) }, "cannot serve metrics");
+        }
+      }
       registration = runRegistration(
         {
           master: options.masterAddress,
@@ -262,7 +283,7 @@ export function createAgent(options: AgentOptions): Agent {
         logger.error({ err: fatal.message }, fatal.describe());
         void stop("fatal");
       });
-      return { address, port: server.port };
+      return { address, port: server.port, metricsPort: metricsServer?.port };
     },
     stop: (stopOptions) => stop("stop", stopOptions?.graceMs),
     status: () => ({ ...state, runningCommands: tracker.running }),

@@ -40,6 +40,7 @@ export const agentStartFlags = {
     describe:
       "CA certificate (PEM): verifies the master and requires callers to present certificates it signed (mTLS)",
   },
+  "metrics-port": { type: "number", describe: "Serve Prometheus /metrics over HTTP on this port" },
   "data-dir": {
     type: "string",
     describe: "Data directory (default: SLOTH_RUNNER_DATA_DIR, else ~/.sloth-runner)",
@@ -59,6 +60,7 @@ export interface AgentStartFlags {
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   tlsCa?: string | undefined;
+  metricsPort?: number | undefined;
 }
 
 /** What the embedding command adds to the flags. */
@@ -108,6 +110,7 @@ export function agentOptionsFromFlags(
     labels,
     dataDir: dataDir.root,
     tls: agentTlsFromFlags(flags),
+    metricsPort: flags.metricsPort,
   };
 }
 

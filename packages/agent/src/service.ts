@@ -11,6 +11,7 @@ import {
 import type { CommandTracker } from "./command-tracker.js";
 import type { AgentLogger } from "./logger.js";
 import { type CpuSampler, collectMetrics } from "./metrics.js";
+import type { AgentPrometheus } from "./prometheus.js";
 import { type CommandEvent, type RunCommandOptions, runCommand } from "./run-command.js";
 
 /** What the AgentService handlers need from the agent. */
@@ -25,6 +26,8 @@ export interface ServiceContext {
   logger: AgentLogger;
   /** Called by the Shutdown RPC, after its reply is sent. */
   onShutdown(graceMs: number | undefined): void;
+  /** Prometheus metrics, when the agent serves them. */
+  prometheus?: AgentPrometheus | undefined;
 }
 
 type EventInit = MessageInitShape<typeof CommandEventSchema>;
@@ -88,7 +91,20 @@ async function* runCommandHandler(
     for await (const event of events) {
       const wire = toWire(event);
       if (wire.event?.case === "started") wire.event.value.agentName = ctx.name;
+      if (event.type === "output") ctx.prometheus?.output(event.stream, event.data.length);
       if (event.type === "exit") {
+        ctx.prometheus?.commandFinished(
+          event.startError
+            ? "start-error"
+            : event.timedOut
+              ? "timeout"
+              : event.signal
+                ? "signal"
+                : event.exitCode === 0
+                  ? "ok"
+                  : "failed",
+          event.durationMs,
+        );
         ctx.logger.info(
           {
             ...log,

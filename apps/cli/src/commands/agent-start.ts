@@ -13,6 +13,7 @@ interface AgentStartArgs extends GlobalArgs {
   bindAddress?: string;
   reportAddress?: string;
   label?: string | string[];
+  metricsPort?: number;
 }
 
 /** Options of `agent start` (also accepted by bare `agent`), the same as sloth-agentd's. */
@@ -38,6 +39,10 @@ export function startAgentOptions<T>(y: Argv<T>): Argv<T & AgentStartArgs> {
     .option("token-file", {
       type: "string",
       describe: "Cluster token file (default: $SLOTH_RUNNER_TOKEN, else <data dir>/master/token)",
+    })
+    .option("metrics-port", {
+      type: "number",
+      describe: "Serve Prometheus /metrics over HTTP on this port",
     })
     .option("daemon", {
       type: "boolean",
@@ -123,6 +128,7 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
       tlsCert: argv.tlsCert,
       tlsKey: argv.tlsKey,
       tlsCa: argv.tlsCa,
+      metricsPort: argv.metricsPort,
     },
     {
       logger,
