@@ -148,6 +148,38 @@ describe("ordering and outputs", () => {
     expect(result.message).toBe("tasks 'throws', 'says-no' failed");
   });
 
+  test("completed tasks (resuming a run) are not run and feed their outputs to dependents", async () => {
+    let ran = false;
+    const { result, events } = await run(
+      {
+        name: "resume",
+        tasks: [
+          { name: "a", command: async () => {
+            ran = true;
+            return { ok: true };
+          } },
+          {
+            name: "b",
+            dependsOn: ["a"],
+            command: async (ctx) => ({ ok: true, output: { got: String(ctx.deps.a?.v) } }),
+          },
+        ],
+      },
+      { completed: { a: { v: "earlier" } } },
+    );
+    expect(ran).toBe(false);
+    expect(result.tasks[0]).toMatchObject({
+      status: "succeeded",
+      attempts: 0,
+      message: "done in an earlier run",
+    });
+    expect(result.tasks[1]?.output).toEqual({ got: "earlier" });
+    expect(events.find((e) => e.type === "task.succeeded")).toMatchObject({
+      task: "a",
+      attempts: 0,
+    });
+  });
+
   test("a delegated task fails at once, naming the task and its target", async () => {
     const started = Date.now();
     const { result } = await run({
