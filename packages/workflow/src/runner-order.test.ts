@@ -154,10 +154,13 @@ describe("ordering and outputs", () => {
       {
         name: "resume",
         tasks: [
-          { name: "a", command: async () => {
-            ran = true;
-            return { ok: true };
-          } },
+          {
+            name: "a",
+            command: async () => {
+              ran = true;
+              return { ok: true };
+            },
+          },
           {
             name: "b",
             dependsOn: ["a"],
