@@ -17,7 +17,10 @@ afterAll(cleanup);
 
 const env = () => ({ SLOTH_RUNNER_DATA_DIR: dataDir, CI: "" });
 const sloth = (...args: string[]) => runCli(args, { env: env() });
-const norm = (s: string) => s.replace(/\b\d+(\.\d+)?(ms|s)\b|\b\d+m\d\ds\b/g, "<t>");
+const norm = (s: string) =>
+  s
+    .replace(/\b\d{8}T\d{6}-[0-9a-f]{6}\b/g, "<id>")
+    .replace(/\b\d+(\.\d+)?(ms|s)\b|\b\d+m\d\ds\b/g, "<t>");
 const example = (name: string) => path.join("examples", name);
 function file(name: string, lua: string): string {
   const p = path.join(dir, name);
@@ -46,6 +49,7 @@ describe("run: examples", () => {
         "shell | hello from bash",
         "shell: succeeded in <t>",
         "workflow 'hello' succeeded in <t>: 2 succeeded, 0 failed, 0 skipped",
+        "run id: <id>",
         "",
       ].join("\n"),
     );
@@ -93,7 +97,7 @@ describe("run: examples", () => {
   it("-t runs a subset with its dependencies", async () => {
     const r = await sloth("run", example("diamond.sloth"), "-t", "build_linux");
     expect(r.code).toBe(0);
-    expect(norm(r.stdout).trim().split("\n").at(-1)).toBe(
+    expect(norm(r.stdout).trim().split("\n").at(-2)).toBe(
       "workflow 'diamond' succeeded in <t>: 2 succeeded, 0 failed, 0 skipped",
     );
     expect(r.stdout).not.toContain("release");
@@ -121,9 +125,10 @@ describe("run: examples", () => {
     expect(norm(ok.stdout)).toContain("deploy: succeeded in <t> (deployed locally)\n");
     const aborted = await sloth("run", example("conditions.sloth"), "--param", "freeze=yes");
     expect(aborted.code).toBe(1);
-    expect(norm(aborted.stdout).split("\n").slice(-3)).toEqual([
+    expect(norm(aborted.stdout).split("\n").slice(-4)).toEqual([
       "workflow 'conditions' aborted in <t>: 1 succeeded, 0 failed, 2 skipped, 1 cancelled",
       "  task 'freeze_gate' aborted the run: abort_if is true",
+      "run id: <id>",
       "",
     ]);
   });
@@ -227,6 +232,7 @@ describe("run: bad inputs", () => {
           "a: failed in <t>: command returned table, expected boolean",
           "workflow 'w' failed in <t>: 0 succeeded, 1 failed, 0 skipped",
           "  ✗ a: command returned table, expected boolean",
+          "run id: <id>",
           "",
         ].join("\n"),
       },
@@ -344,10 +350,11 @@ describe("run: bad inputs", () => {
     });
     p.kill("SIGINT");
     expect(await p.exited).toBe(130);
-    expect(norm(p.stdout()).split("\n").slice(-4)).toEqual([
+    expect(norm(p.stdout()).split("\n").slice(-5)).toEqual([
       "long: cancelled: interrupted by SIGINT",
       "workflow 'w' interrupted in <t>: 0 succeeded, 0 failed, 0 skipped, 1 cancelled",
       "  interrupted by SIGINT",
+      "run id: <id>",
       "",
     ]);
     for (const pidFile of ["long.pid", "long.child"]) {

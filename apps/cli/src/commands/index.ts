@@ -3,6 +3,7 @@ import { agentCommand } from "./agent.js";
 import { caCommand } from "./ca.js";
 import { masterCommand } from "./master.js";
 import { runCommand } from "./run.js";
+import { runsCommand } from "./runs.js";
 import { stateCommand } from "./state.js";
 import { workflowCommand } from "./workflow.js";
 
@@ -17,6 +18,7 @@ export const commands: CommandModule<any, any>[] = [
   agentCommand,
   caCommand,
   runCommand,
+  runsCommand,
   workflowCommand,
   stateCommand,
 ];

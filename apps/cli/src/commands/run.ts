@@ -16,6 +16,9 @@ export interface RunArgs extends GlobalArgs {
   failFast?: boolean | undefined;
   dryRun?: boolean | undefined;
   output?: "text" | "json" | undefined;
+  history?: boolean | undefined;
+  resume?: string | undefined;
+  force?: boolean | undefined;
 }
 
 /** `sloth-runner run FILE` / `run [stack] -f FILE`: runs a workflow file. */
@@ -64,6 +67,20 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .option("master", {
         type: "string",
         describe: "Master for delegated tasks (delegation is not available yet)",
+      })
+      .option("history", {
+        type: "boolean",
+        default: true,
+        describe: "Record the run in <data dir>/history.db (--no-history: do not)",
+      })
+      .option("resume", {
+        type: "string",
+        describe:
+          "Re-run what did not succeed in this recorded run, reusing the outputs of the rest",
+      })
+      .option("force", {
+        type: "boolean",
+        describe: "With --resume: resume even though the workflow file changed",
       }),
   handler: async (argv) => {
     const code = await runFile(argv);
@@ -73,18 +90,29 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
 
 async function runFile(argv: RunArgs): Promise<number> {
   const { resolveRunTarget, readValues, pickModels } = await import("../run/load.js");
-  const target = resolveRunTarget(argv.target, argv.file);
+  const resume =
+    argv.resume === undefined
+      ? undefined
+      : await (await import("../run/record.js")).loadResume(
+          (await dataDirOf(argv)).historyDb,
+          argv.resume,
+          { force: argv.force ?? false, file: argv.file ?? argv.target },
+        );
+  const target = resume
+    ? { file: resume.file, stack: undefined }
+    : resolveRunTarget(argv.target, argv.file);
   const maxParallel = argv.maxParallel;
   if (maxParallel !== undefined && (!Number.isInteger(maxParallel) || maxParallel < 1)) {
     throw new CliError(`invalid --max-parallel '${maxParallel}': expected an integer >= 1`, {
       exitCode: 2,
     });
   }
-  const params = parseKeyValues(list(argv.param), "--param");
+  // A resumed run keeps the earlier run's params and values; given ones win.
+  const params = { ...resume?.run.params, ...parseKeyValues(list(argv.param), "--param") };
   const tasks = list(argv.task)
     .flatMap((t) => t.split(","))
     .filter((t) => t !== "");
-  const values = await readValues(argv.values);
+  const values = argv.values || !resume ? await readValues(argv.values) : resume.run.values;
   const dataDir = await dataDirOf(argv);
   const { loadWorkflowFile, shutdownLuaWorkers } = await import("@sloth/dsl-lua");
   try {
@@ -100,7 +128,9 @@ async function runFile(argv: RunArgs): Promise<number> {
     if (target.stack)
       eprintln(`notice: stack '${target.stack}' ignored: stacks are not available yet`);
     const { selectTasks, planRun, validateWorkflow } = await import("@sloth/workflow");
-    let models = pickModels(loaded, { workflow: argv.workflow, group: argv.group });
+    let models = resume
+      ? [(await import("../run/record.js")).resumeModel(loaded, resume.run, selectTasks)]
+      : pickModels(loaded, { workflow: argv.workflow, group: argv.group });
     if (tasks.length > 0) models = selectSubset(models, tasks, selectTasks);
     const json = argv.output === "json";
     if (argv.dryRun) {
@@ -112,15 +142,31 @@ async function runFile(argv: RunArgs): Promise<number> {
     // Check every group before the first one starts.
     for (const model of models) validateWorkflow(model);
     const { executeRuns } = await import("../run/execute.js");
-    return await executeRuns(models, {
-      json,
-      params,
-      values,
-      maxParallel,
-      failFast: argv.failFast,
-      dataDir: dataDir.root,
-      logger,
-    });
+    const { openRunHistory } = await import("../run/record.js");
+    const history = argv.history
+      ? await openRunHistory(dataDir.historyDb, {
+          file: target.file,
+          values,
+          params,
+          resumedFrom: resume?.run.id,
+          reused: Object.keys(resume?.completed ?? {}),
+        })
+      : undefined;
+    try {
+      return await executeRuns(models, {
+        history,
+        completed: resume?.completed,
+        json,
+        params,
+        values,
+        maxParallel,
+        failFast: argv.failFast,
+        dataDir: dataDir.root,
+        logger,
+      });
+    } finally {
+      history?.close();
+    }
   } finally {
     await shutdownLuaWorkers();
   }

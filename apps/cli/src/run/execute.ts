@@ -1,6 +1,7 @@
-import type { Logger, RunResult, Value, WorkflowModel } from "@sloth/workflow";
+import type { Logger, RunResult, TaskOutput, Value, WorkflowModel } from "@sloth/workflow";
 import { eprintln, painter, println } from "../output.js";
 import { jsonDisplay, plainDisplay, type RunDisplay, summaryLines } from "./display.js";
+import type { Recording, RunHistory } from "./record.js";
 
 /** Options of {@link executeRuns}. */
 export interface ExecuteOptions {
@@ -11,6 +12,10 @@ export interface ExecuteOptions {
   failFast: boolean | undefined;
   dataDir: string;
   logger: Logger;
+  /** Records each run in history.db; absent with --no-history. */
+  history?: RunHistory | undefined;
+  /** Tasks done in the resumed run, with their outputs (`run --resume`). */
+  completed?: Record<string, TaskOutput | undefined> | undefined;
 }
 
 /**
@@ -47,6 +52,7 @@ export async function executeRuns(
     for (const model of models) {
       if (signal) break;
       const display = await makeDisplay(options.json, c);
+      let recording: Recording | undefined;
       const handle = runWorkflow(model, {
         params: options.params,
         values: options.values,
@@ -54,13 +60,21 @@ export async function executeRuns(
         failFast: options.failFast,
         dataDir: options.dataDir,
         logger: options.logger,
-        onEvent: (e) => display.event(e),
+        completed: options.completed,
+        onEvent: (e) => {
+          display.event(e);
+          recording?.event(e);
+        },
       });
+      // The run starts on the next macrotask, so no event is missed.
+      recording = options.history?.begin(model, handle.runId);
       cancel = handle.cancel;
       const result = await handle.result;
+      recording?.finish(result);
       display.stop();
       results.push(result);
       if (!options.json) for (const line of summaryLines(result, c)) println(line);
+      if (!options.json && recording) println(`run id: ${result.runId}`);
       if (result.status !== "succeeded") break;
     }
   } finally {
