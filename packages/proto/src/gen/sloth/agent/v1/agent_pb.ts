@@ -12,7 +12,345 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sloth/agent/v1/agent.proto.
  */
 export const file_sloth_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChpzbG90aC9hZ2VudC92MS9hZ2VudC5wcm90bxIOc2xvdGguYWdlbnQudjEiogEKC0NvbW1hbmRTcGVjEg8KB2NvbW1hbmQYASABKAkSDwoHd29ya2RpchgCIAEoCRIxCgNlbnYYAyADKAsyJC5zbG90aC5hZ2VudC52MS5Db21tYW5kU3BlYy5FbnZFbnRyeRISCgp0aW1lb3V0X21zGAQgASgEGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPgoRUnVuQ29tbWFuZFJlcXVlc3QSKQoEc3BlYxgBIAEoCzIbLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRTcGVjIjEKDkNvbW1hbmRTdGFydGVkEgsKA3BpZBgBIAEoBRISCgphZ2VudF9uYW1lGAIgASgJIkkKC091dHB1dENodW5rEiwKBnN0cmVhbRgBIAEoDjIcLnNsb3RoLmFnZW50LnYxLk91dHB1dFN0cmVhbRIMCgRkYXRhGAIgASgMIoQBCgtDb21tYW5kRXhpdBIRCglleGl0X2NvZGUYASABKAUSDgoGc2lnbmFsGAIgASgJEhUKDXNpZ25hbF9udW1iZXIYAyABKAUSEwoLZHVyYXRpb25fbXMYBCABKAQSEQoJdGltZWRfb3V0GAUgASgIEhMKC3N0YXJ0X2Vycm9yGAYgASgJIqYBCgxDb21tYW5kRXZlbnQSMQoHc3RhcnRlZBgBIAEoCzIeLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRTdGFydGVkSAASLQoGb3V0cHV0GAIgASgLMhsuc2xvdGguYWdlbnQudjEuT3V0cHV0Q2h1bmtIABIrCgRleGl0GAMgASgLMhsuc2xvdGguYWdlbnQudjEuQ29tbWFuZEV4aXRIAEIHCgVldmVudCJBChJSdW5Db21tYW5kUmVzcG9uc2USKwoFZXZlbnQYASABKAsyHC5zbG90aC5hZ2VudC52MS5Db21tYW5kRXZlbnQiEwoRR2V0TWV0cmljc1JlcXVlc3QijwMKB01ldHJpY3MSEwoLY3B1X3BlcmNlbnQYASABKAESEQoJY3B1X2NvdW50GAIgASgNEhoKEm1lbW9yeV90b3RhbF9ieXRlcxgDIAEoBBIZChFtZW1vcnlfdXNlZF9ieXRlcxgEIAEoBBIRCglkaXNrX3BhdGgYBSABKAkSGAoQZGlza190b3RhbF9ieXRlcxgGIAEoBBIXCg9kaXNrX3VzZWRfYnl0ZXMYByABKAQSDgoGbG9hZF8xGAggASgBEg4KBmxvYWRfNRgJIAEoARIPCgdsb2FkXzE1GAogASgBEhYKDnVwdGltZV9zZWNvbmRzGAsgASgEEh4KFnByb2Nlc3NfdXB0aW1lX3NlY29uZHMYDCABKAQSDwoHdmVyc2lvbhgNIAEoCRIYChBydW5uaW5nX2NvbW1hbmRzGA4gASgNEhkKEXByb2Nlc3NfcnNzX2J5dGVzGA8gASgEEjAKDGNvbGxlY3RlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPgoSR2V0TWV0cmljc1Jlc3BvbnNlEigKB21ldHJpY3MYASABKAsyFy5zbG90aC5hZ2VudC52MS5NZXRyaWNzIg8KDUhlYWx0aFJlcXVlc3QiSQoOSGVhbHRoUmVzcG9uc2USDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhgKEHJ1bm5pbmdfY29tbWFuZHMYAyABKA0iIwoPU2h1dGRvd25SZXF1ZXN0EhAKCGdyYWNlX21zGAEgASgEIhIKEFNodXRkb3duUmVzcG9uc2UqYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIy0gIKDEFnZW50U2VydmljZRJVCgpSdW5Db21tYW5kEiEuc2xvdGguYWdlbnQudjEuUnVuQ29tbWFuZFJlcXVlc3QaIi5zbG90aC5hZ2VudC52MS5SdW5Db21tYW5kUmVzcG9uc2UwARJTCgpHZXRNZXRyaWNzEiEuc2xvdGguYWdlbnQudjEuR2V0TWV0cmljc1JlcXVlc3QaIi5zbG90aC5hZ2VudC52MS5HZXRNZXRyaWNzUmVzcG9uc2USRwoGSGVhbHRoEh0uc2xvdGguYWdlbnQudjEuSGVhbHRoUmVxdWVzdBoeLnNsb3RoLmFnZW50LnYxLkhlYWx0aFJlc3BvbnNlEk0KCFNodXRkb3duEh8uc2xvdGguYWdlbnQudjEuU2h1dGRvd25SZXF1ZXN0GiAuc2xvdGguYWdlbnQudjEuU2h1dGRvd25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChpzbG90aC9hZ2VudC92MS9hZ2VudC5wcm90bxIOc2xvdGguYWdlbnQudjEiMAoXUHJlcGFyZVdvcmtzcGFjZVJlcXVlc3QSFQoNbWFuaWZlc3RfanNvbhgBIAEoCSIrChhQcmVwYXJlV29ya3NwYWNlUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoCSIxChJVcGxvYWRCbG9ic1JlcXVlc3QSDQoFY2h1bmsYASABKAwSDAoEZ3ppcBgCIAEoCCIzChNVcGxvYWRCbG9ic1Jlc3BvbnNlEg0KBWJsb2JzGAEgASgEEg0KBWJ5dGVzGAIgASgEIisKClNvdXJjZUZpbGUSDAoEcGF0aBgBIAEoCRIPCgdjb250ZW50GAIgASgMIqsCCg5SdW5UYXNrUmVxdWVzdBIVCg13b3JrZmxvd19maWxlGAEgASgJEisKB3NvdXJjZXMYAiADKAsyGi5zbG90aC5hZ2VudC52MS5Tb3VyY2VGaWxlEhAKCHdvcmtmbG93GAMgASgJEgwKBHRhc2sYBCABKAkSEwoLcGFyYW1zX2pzb24YBSABKAkSEwoLdmFsdWVzX2pzb24YBiABKAkSEQoJZGVwc19qc29uGAcgASgJEg4KBnJ1bl9pZBgIIAEoCRIPCgdhdHRlbXB0GAkgASgNEhIKCnRpbWVvdXRfbXMYCiABKAQSFQoNbWFuaWZlc3RfanNvbhgLIAEoCRIWCg5yZXR1cm5fY2hhbmdlcxgMIAEoCBIUCgxzdGF0ZV9tYXN0ZXIYDSABKAkiJwoHVGFza0xvZxIOCgZzdHJlYW0YASABKAkSDAoEdGV4dBgCIAEoCSJmCgpUYXNrUmVzdWx0EgoKAm9rGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSEwoLb3V0cHV0X2pzb24YAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIEhMKC2R1cmF0aW9uX21zGAUgASgEIiYKE1dvcmtzcGFjZUNoYW5nZXNFbmQSDwoHZGVsZXRlZBgBIAMoCSK/AQoPUnVuVGFza1Jlc3BvbnNlEiYKA2xvZxgBIAEoCzIXLnNsb3RoLmFnZW50LnYxLlRhc2tMb2dIABIsCgZyZXN1bHQYAiABKAsyGi5zbG90aC5hZ2VudC52MS5UYXNrUmVzdWx0SAASEQoHY2hhbmdlcxgDIAEoDEgAEjoKC2NoYW5nZXNfZW5kGAQgASgLMiMuc2xvdGguYWdlbnQudjEuV29ya3NwYWNlQ2hhbmdlc0VuZEgAQgcKBWV2ZW50IqIBCgtDb21tYW5kU3BlYxIPCgdjb21tYW5kGAEgASgJEg8KB3dvcmtkaXIYAiABKAkSMQoDZW52GAMgAygLMiQuc2xvdGguYWdlbnQudjEuQ29tbWFuZFNwZWMuRW52RW50cnkSEgoKdGltZW91dF9tcxgEIAEoBBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEVJ1bkNvbW1hbmRSZXF1ZXN0EikKBHNwZWMYASABKAsyGy5zbG90aC5hZ2VudC52MS5Db21tYW5kU3BlYyIxCg5Db21tYW5kU3RhcnRlZBILCgNwaWQYASABKAUSEgoKYWdlbnRfbmFtZRgCIAEoCSJJCgtPdXRwdXRDaHVuaxIsCgZzdHJlYW0YASABKA4yHC5zbG90aC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgCIAEoDCKEAQoLQ29tbWFuZEV4aXQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCRIVCg1zaWduYWxfbnVtYmVyGAMgASgFEhMKC2R1cmF0aW9uX21zGAQgASgEEhEKCXRpbWVkX291dBgFIAEoCBITCgtzdGFydF9lcnJvchgGIAEoCSKmAQoMQ29tbWFuZEV2ZW50EjEKB3N0YXJ0ZWQYASABKAsyHi5zbG90aC5hZ2VudC52MS5Db21tYW5kU3RhcnRlZEgAEi0KBm91dHB1dBgCIAEoCzIbLnNsb3RoLmFnZW50LnYxLk91dHB1dENodW5rSAASKwoEZXhpdBgDIAEoCzIbLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRFeGl0SABCBwoFZXZlbnQiQQoSUnVuQ29tbWFuZFJlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwuc2xvdGguYWdlbnQudjEuQ29tbWFuZEV2ZW50IhMKEUdldE1ldHJpY3NSZXF1ZXN0Io8DCgdNZXRyaWNzEhMKC2NwdV9wZXJjZW50GAEgASgBEhEKCWNwdV9jb3VudBgCIAEoDRIaChJtZW1vcnlfdG90YWxfYnl0ZXMYAyABKAQSGQoRbWVtb3J5X3VzZWRfYnl0ZXMYBCABKAQSEQoJZGlza19wYXRoGAUgASgJEhgKEGRpc2tfdG90YWxfYnl0ZXMYBiABKAQSFwoPZGlza191c2VkX2J5dGVzGAcgASgEEg4KBmxvYWRfMRgIIAEoARIOCgZsb2FkXzUYCSABKAESDwoHbG9hZF8xNRgKIAEoARIWCg51cHRpbWVfc2Vjb25kcxgLIAEoBBIeChZwcm9jZXNzX3VwdGltZV9zZWNvbmRzGAwgASgEEg8KB3ZlcnNpb24YDSABKAkSGAoQcnVubmluZ19jb21tYW5kcxgOIAEoDRIZChFwcm9jZXNzX3Jzc19ieXRlcxgPIAEoBBIwCgxjb2xsZWN0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj4KEkdldE1ldHJpY3NSZXNwb25zZRIoCgdtZXRyaWNzGAEgASgLMhcuc2xvdGguYWdlbnQudjEuTWV0cmljcyIPCg1IZWFsdGhSZXF1ZXN0IkkKDkhlYWx0aFJlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIYChBydW5uaW5nX2NvbW1hbmRzGAMgASgNIiMKD1NodXRkb3duUmVxdWVzdBIQCghncmFjZV9tcxgBIAEoBCISChBTaHV0ZG93blJlc3BvbnNlKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACMuEECgxBZ2VudFNlcnZpY2USVQoKUnVuQ29tbWFuZBIhLnNsb3RoLmFnZW50LnYxLlJ1bkNvbW1hbmRSZXF1ZXN0GiIuc2xvdGguYWdlbnQudjEuUnVuQ29tbWFuZFJlc3BvbnNlMAESUwoKR2V0TWV0cmljcxIhLnNsb3RoLmFnZW50LnYxLkdldE1ldHJpY3NSZXF1ZXN0GiIuc2xvdGguYWdlbnQudjEuR2V0TWV0cmljc1Jlc3BvbnNlEkcKBkhlYWx0aBIdLnNsb3RoLmFnZW50LnYxLkhlYWx0aFJlcXVlc3QaHi5zbG90aC5hZ2VudC52MS5IZWFsdGhSZXNwb25zZRJNCghTaHV0ZG93bhIfLnNsb3RoLmFnZW50LnYxLlNodXRkb3duUmVxdWVzdBogLnNsb3RoLmFnZW50LnYxLlNodXRkb3duUmVzcG9uc2USZQoQUHJlcGFyZVdvcmtzcGFjZRInLnNsb3RoLmFnZW50LnYxLlByZXBhcmVXb3Jrc3BhY2VSZXF1ZXN0Giguc2xvdGguYWdlbnQudjEuUHJlcGFyZVdvcmtzcGFjZVJlc3BvbnNlElgKC1VwbG9hZEJsb2JzEiIuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXF1ZXN0GiMuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXNwb25zZSgBEkwKB1J1blRhc2sSHi5zbG90aC5hZ2VudC52MS5SdW5UYXNrUmVxdWVzdBofLnNsb3RoLmFnZW50LnYxLlJ1blRhc2tSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message sloth.agent.v1.PrepareWorkspaceRequest
+ */
+export type PrepareWorkspaceRequest = Message<"sloth.agent.v1.PrepareWorkspaceRequest"> & {
+  /**
+   * The workspace manifest (@sloth/workspace), JSON.
+   *
+   * @generated from field: string manifest_json = 1;
+   */
+  manifestJson: string;
+};
+
+/**
+ * Describes the message sloth.agent.v1.PrepareWorkspaceRequest.
+ * Use `create(PrepareWorkspaceRequestSchema)` to create a new message.
+ */
+export const PrepareWorkspaceRequestSchema: GenMessage<PrepareWorkspaceRequest> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 0);
+
+/**
+ * @generated from message sloth.agent.v1.PrepareWorkspaceResponse
+ */
+export type PrepareWorkspaceResponse = Message<"sloth.agent.v1.PrepareWorkspaceResponse"> & {
+  /**
+   * SHA-256 hashes of file contents to upload.
+   *
+   * @generated from field: repeated string missing = 1;
+   */
+  missing: string[];
+};
+
+/**
+ * Describes the message sloth.agent.v1.PrepareWorkspaceResponse.
+ * Use `create(PrepareWorkspaceResponseSchema)` to create a new message.
+ */
+export const PrepareWorkspaceResponseSchema: GenMessage<PrepareWorkspaceResponse> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 1);
+
+/**
+ * @generated from message sloth.agent.v1.UploadBlobsRequest
+ */
+export type UploadBlobsRequest = Message<"sloth.agent.v1.UploadBlobsRequest"> & {
+  /**
+   * A chunk of the tar stream.
+   *
+   * @generated from field: bytes chunk = 1;
+   */
+  chunk: Uint8Array;
+
+  /**
+   * Set on the first message when the stream is gzip-compressed.
+   *
+   * @generated from field: bool gzip = 2;
+   */
+  gzip: boolean;
+};
+
+/**
+ * Describes the message sloth.agent.v1.UploadBlobsRequest.
+ * Use `create(UploadBlobsRequestSchema)` to create a new message.
+ */
+export const UploadBlobsRequestSchema: GenMessage<UploadBlobsRequest> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 2);
+
+/**
+ * @generated from message sloth.agent.v1.UploadBlobsResponse
+ */
+export type UploadBlobsResponse = Message<"sloth.agent.v1.UploadBlobsResponse"> & {
+  /**
+   * @generated from field: uint64 blobs = 1;
+   */
+  blobs: bigint;
+
+  /**
+   * @generated from field: uint64 bytes = 2;
+   */
+  bytes: bigint;
+};
+
+/**
+ * Describes the message sloth.agent.v1.UploadBlobsResponse.
+ * Use `create(UploadBlobsResponseSchema)` to create a new message.
+ */
+export const UploadBlobsResponseSchema: GenMessage<UploadBlobsResponse> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 3);
+
+/**
+ * A workflow source file shipped with a task (the workflow and what it requires).
+ *
+ * @generated from message sloth.agent.v1.SourceFile
+ */
+export type SourceFile = Message<"sloth.agent.v1.SourceFile"> & {
+  /**
+   * Path relative to the workflow's folder.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: bytes content = 2;
+   */
+  content: Uint8Array;
+};
+
+/**
+ * Describes the message sloth.agent.v1.SourceFile.
+ * Use `create(SourceFileSchema)` to create a new message.
+ */
+export const SourceFileSchema: GenMessage<SourceFile> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 4);
+
+/**
+ * @generated from message sloth.agent.v1.RunTaskRequest
+ */
+export type RunTaskRequest = Message<"sloth.agent.v1.RunTaskRequest"> & {
+  /**
+   * The workflow file, relative to the sources' root.
+   *
+   * @generated from field: string workflow_file = 1;
+   */
+  workflowFile: string;
+
+  /**
+   * @generated from field: repeated sloth.agent.v1.SourceFile sources = 2;
+   */
+  sources: SourceFile[];
+
+  /**
+   * The workflow.define name or TaskDefinitions group holding the task.
+   *
+   * @generated from field: string workflow = 3;
+   */
+  workflow: string;
+
+  /**
+   * @generated from field: string task = 4;
+   */
+  task: string;
+
+  /**
+   * JSON objects: the task's params (with --param values), the run's values,
+   * and the outputs of its dependencies by task name.
+   *
+   * @generated from field: string params_json = 5;
+   */
+  paramsJson: string;
+
+  /**
+   * @generated from field: string values_json = 6;
+   */
+  valuesJson: string;
+
+  /**
+   * @generated from field: string deps_json = 7;
+   */
+  depsJson: string;
+
+  /**
+   * @generated from field: string run_id = 8;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: uint32 attempt = 9;
+   */
+  attempt: number;
+
+  /**
+   * Kill the task after this long; 0 means no limit.
+   *
+   * @generated from field: uint64 timeout_ms = 10;
+   */
+  timeoutMs: bigint;
+
+  /**
+   * The workspace manifest to materialise as the task's working directory;
+   * empty runs in a fresh empty directory.
+   *
+   * @generated from field: string manifest_json = 11;
+   */
+  manifestJson: string;
+
+  /**
+   * Send back the changes the task made to its working directory.
+   *
+   * @generated from field: bool return_changes = 12;
+   */
+  returnChanges: boolean;
+
+  /**
+   * Where the task's Lua `state` module points: empty for the agent's master.
+   *
+   * @generated from field: string state_master = 13;
+   */
+  stateMaster: string;
+};
+
+/**
+ * Describes the message sloth.agent.v1.RunTaskRequest.
+ * Use `create(RunTaskRequestSchema)` to create a new message.
+ */
+export const RunTaskRequestSchema: GenMessage<RunTaskRequest> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 5);
+
+/**
+ * One line or chunk of a task's log.
+ *
+ * @generated from message sloth.agent.v1.TaskLog
+ */
+export type TaskLog = Message<"sloth.agent.v1.TaskLog"> & {
+  /**
+   * "stdout", "stderr" or "log".
+   *
+   * @generated from field: string stream = 1;
+   */
+  stream: string;
+
+  /**
+   * @generated from field: string text = 2;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message sloth.agent.v1.TaskLog.
+ * Use `create(TaskLogSchema)` to create a new message.
+ */
+export const TaskLogSchema: GenMessage<TaskLog> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 6);
+
+/**
+ * How the task ended.
+ *
+ * @generated from message sloth.agent.v1.TaskResult
+ */
+export type TaskResult = Message<"sloth.agent.v1.TaskResult"> & {
+  /**
+   * @generated from field: bool ok = 1;
+   */
+  ok: boolean;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The task's output table, JSON; empty for none.
+   *
+   * @generated from field: string output_json = 3;
+   */
+  outputJson: string;
+
+  /**
+   * False when retrying cannot help.
+   *
+   * @generated from field: bool retryable = 4;
+   */
+  retryable: boolean;
+
+  /**
+   * @generated from field: uint64 duration_ms = 5;
+   */
+  durationMs: bigint;
+};
+
+/**
+ * Describes the message sloth.agent.v1.TaskResult.
+ * Use `create(TaskResultSchema)` to create a new message.
+ */
+export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 7);
+
+/**
+ * The end of the changes archive.
+ *
+ * @generated from message sloth.agent.v1.WorkspaceChangesEnd
+ */
+export type WorkspaceChangesEnd = Message<"sloth.agent.v1.WorkspaceChangesEnd"> & {
+  /**
+   * Paths the task deleted, relative to the working directory.
+   *
+   * @generated from field: repeated string deleted = 1;
+   */
+  deleted: string[];
+};
+
+/**
+ * Describes the message sloth.agent.v1.WorkspaceChangesEnd.
+ * Use `create(WorkspaceChangesEndSchema)` to create a new message.
+ */
+export const WorkspaceChangesEndSchema: GenMessage<WorkspaceChangesEnd> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 8);
+
+/**
+ * @generated from message sloth.agent.v1.RunTaskResponse
+ */
+export type RunTaskResponse = Message<"sloth.agent.v1.RunTaskResponse"> & {
+  /**
+   * @generated from oneof sloth.agent.v1.RunTaskResponse.event
+   */
+  event: {
+    /**
+     * @generated from field: sloth.agent.v1.TaskLog log = 1;
+     */
+    value: TaskLog;
+    case: "log";
+  } | {
+    /**
+     * @generated from field: sloth.agent.v1.TaskResult result = 2;
+     */
+    value: TaskResult;
+    case: "result";
+  } | {
+    /**
+     * A chunk of the tar of changed entries (after `result`).
+     *
+     * @generated from field: bytes changes = 3;
+     */
+    value: Uint8Array;
+    case: "changes";
+  } | {
+    /**
+     * @generated from field: sloth.agent.v1.WorkspaceChangesEnd changes_end = 4;
+     */
+    value: WorkspaceChangesEnd;
+    case: "changesEnd";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sloth.agent.v1.RunTaskResponse.
+ * Use `create(RunTaskResponseSchema)` to create a new message.
+ */
+export const RunTaskResponseSchema: GenMessage<RunTaskResponse> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 9);
 
 /**
  * CommandSpec describes one shell command to run.
@@ -54,7 +392,7 @@ export type CommandSpec = Message<"sloth.agent.v1.CommandSpec"> & {
  * Use `create(CommandSpecSchema)` to create a new message.
  */
 export const CommandSpecSchema: GenMessage<CommandSpec> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 0);
+  messageDesc(file_sloth_agent_v1_agent, 10);
 
 /**
  * @generated from message sloth.agent.v1.RunCommandRequest
@@ -71,7 +409,7 @@ export type RunCommandRequest = Message<"sloth.agent.v1.RunCommandRequest"> & {
  * Use `create(RunCommandRequestSchema)` to create a new message.
  */
 export const RunCommandRequestSchema: GenMessage<RunCommandRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 1);
+  messageDesc(file_sloth_agent_v1_agent, 11);
 
 /**
  * CommandStarted is the first event of a run.
@@ -99,7 +437,7 @@ export type CommandStarted = Message<"sloth.agent.v1.CommandStarted"> & {
  * Use `create(CommandStartedSchema)` to create a new message.
  */
 export const CommandStartedSchema: GenMessage<CommandStarted> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 2);
+  messageDesc(file_sloth_agent_v1_agent, 12);
 
 /**
  * OutputChunk carries bytes exactly as read from the child, never decoded or
@@ -124,7 +462,7 @@ export type OutputChunk = Message<"sloth.agent.v1.OutputChunk"> & {
  * Use `create(OutputChunkSchema)` to create a new message.
  */
 export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 3);
+  messageDesc(file_sloth_agent_v1_agent, 13);
 
 /**
  * CommandExit is the last event of a run.
@@ -181,7 +519,7 @@ export type CommandExit = Message<"sloth.agent.v1.CommandExit"> & {
  * Use `create(CommandExitSchema)` to create a new message.
  */
 export const CommandExitSchema: GenMessage<CommandExit> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 4);
+  messageDesc(file_sloth_agent_v1_agent, 14);
 
 /**
  * CommandEvent is one event of a command's stream.
@@ -218,7 +556,7 @@ export type CommandEvent = Message<"sloth.agent.v1.CommandEvent"> & {
  * Use `create(CommandEventSchema)` to create a new message.
  */
 export const CommandEventSchema: GenMessage<CommandEvent> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 5);
+  messageDesc(file_sloth_agent_v1_agent, 15);
 
 /**
  * @generated from message sloth.agent.v1.RunCommandResponse
@@ -235,7 +573,7 @@ export type RunCommandResponse = Message<"sloth.agent.v1.RunCommandResponse"> & 
  * Use `create(RunCommandResponseSchema)` to create a new message.
  */
 export const RunCommandResponseSchema: GenMessage<RunCommandResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 6);
+  messageDesc(file_sloth_agent_v1_agent, 16);
 
 /**
  * @generated from message sloth.agent.v1.GetMetricsRequest
@@ -248,7 +586,7 @@ export type GetMetricsRequest = Message<"sloth.agent.v1.GetMetricsRequest"> & {
  * Use `create(GetMetricsRequestSchema)` to create a new message.
  */
 export const GetMetricsRequestSchema: GenMessage<GetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 7);
+  messageDesc(file_sloth_agent_v1_agent, 17);
 
 /**
  * Metrics describes the agent host and process.
@@ -356,7 +694,7 @@ export type Metrics = Message<"sloth.agent.v1.Metrics"> & {
  * Use `create(MetricsSchema)` to create a new message.
  */
 export const MetricsSchema: GenMessage<Metrics> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 8);
+  messageDesc(file_sloth_agent_v1_agent, 18);
 
 /**
  * @generated from message sloth.agent.v1.GetMetricsResponse
@@ -373,7 +711,7 @@ export type GetMetricsResponse = Message<"sloth.agent.v1.GetMetricsResponse"> & 
  * Use `create(GetMetricsResponseSchema)` to create a new message.
  */
 export const GetMetricsResponseSchema: GenMessage<GetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 9);
+  messageDesc(file_sloth_agent_v1_agent, 19);
 
 /**
  * @generated from message sloth.agent.v1.HealthRequest
@@ -386,7 +724,7 @@ export type HealthRequest = Message<"sloth.agent.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 10);
+  messageDesc(file_sloth_agent_v1_agent, 20);
 
 /**
  * @generated from message sloth.agent.v1.HealthResponse
@@ -417,7 +755,7 @@ export type HealthResponse = Message<"sloth.agent.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 11);
+  messageDesc(file_sloth_agent_v1_agent, 21);
 
 /**
  * @generated from message sloth.agent.v1.ShutdownRequest
@@ -437,7 +775,7 @@ export type ShutdownRequest = Message<"sloth.agent.v1.ShutdownRequest"> & {
  * Use `create(ShutdownRequestSchema)` to create a new message.
  */
 export const ShutdownRequestSchema: GenMessage<ShutdownRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 12);
+  messageDesc(file_sloth_agent_v1_agent, 22);
 
 /**
  * @generated from message sloth.agent.v1.ShutdownResponse
@@ -450,7 +788,7 @@ export type ShutdownResponse = Message<"sloth.agent.v1.ShutdownResponse"> & {
  * Use `create(ShutdownResponseSchema)` to create a new message.
  */
 export const ShutdownResponseSchema: GenMessage<ShutdownResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 13);
+  messageDesc(file_sloth_agent_v1_agent, 23);
 
 /**
  * Which standard stream a chunk was read from.
@@ -529,6 +867,40 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof ShutdownRequestSchema;
     output: typeof ShutdownResponseSchema;
+  },
+  /**
+   * PrepareWorkspace tells which file contents of a workspace manifest the
+   * agent's content-addressed cache lacks.
+   *
+   * @generated from rpc sloth.agent.v1.AgentService.PrepareWorkspace
+   */
+  prepareWorkspace: {
+    methodKind: "unary";
+    input: typeof PrepareWorkspaceRequestSchema;
+    output: typeof PrepareWorkspaceResponseSchema;
+  },
+  /**
+   * UploadBlobs streams a tar of file contents (named by their SHA-256) into
+   * the agent's cache.
+   *
+   * @generated from rpc sloth.agent.v1.AgentService.UploadBlobs
+   */
+  uploadBlobs: {
+    methodKind: "client_streaming";
+    input: typeof UploadBlobsRequestSchema;
+    output: typeof UploadBlobsResponseSchema;
+  },
+  /**
+   * RunTask runs one workflow task with the same engine as a local run, in a
+   * fresh copy of the workspace, streaming its log, then its result, then the
+   * workspace changes. Cancelling the call cancels the task.
+   *
+   * @generated from rpc sloth.agent.v1.AgentService.RunTask
+   */
+  runTask: {
+    methodKind: "server_streaming";
+    input: typeof RunTaskRequestSchema;
+    output: typeof RunTaskResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sloth_agent_v1_agent, 0);

@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { CommandEvent, CommandSpec, Metrics } from "../../agent/v1/agent_pb.js";
+import type { CommandEvent, CommandSpec, Metrics, PrepareWorkspaceRequest, PrepareWorkspaceResponse, RunTaskRequest, RunTaskResponse, UploadBlobsRequest, UploadBlobsResponse } from "../../agent/v1/agent_pb.js";
 import { file_sloth_agent_v1_agent } from "../../agent/v1/agent_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,126 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sloth/master/v1/master.proto.
  */
 export const file_sloth_master_v1_master: GenFile = /*@__PURE__*/
-  fileDesc("ChxzbG90aC9tYXN0ZXIvdjEvbWFzdGVyLnByb3RvEg9zbG90aC5tYXN0ZXIudjEigwEKC1N5c3RlbUZhY3RzEhAKCGhvc3RuYW1lGAEgASgJEgoKAm9zGAIgASgJEgwKBGFyY2gYAyABKAkSDgoGa2VybmVsGAQgASgJEgwKBGNwdXMYBSABKA0SFAoMbWVtb3J5X2J5dGVzGAYgASgEEhQKDG5vZGVfdmVyc2lvbhgHIAEoCSKVAwoFQWdlbnQSDAoEbmFtZRgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEiwKBnN0YXR1cxgDIAEoDjIcLnNsb3RoLm1hc3Rlci52MS5BZ2VudFN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAQgASgJEg8KB3ZlcnNpb24YBSABKAkSMgoGbGFiZWxzGAYgAygLMiIuc2xvdGgubWFzdGVyLnYxLkFnZW50LkxhYmVsc0VudHJ5EisKBWZhY3RzGAcgASgLMhwuc2xvdGgubWFzdGVyLnYxLlN5c3RlbUZhY3RzEi0KCWxhc3Rfc2VlbhgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNcmVnaXN0ZXJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDdGxzGAogASgIEhgKEHJ1bm5pbmdfY29tbWFuZHMYCyABKA0aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK9AgoUUmVnaXN0ZXJBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIWCg5yZXBvcnRfYWRkcmVzcxgCIAEoCRIUCgxiaW5kX2FkZHJlc3MYAyABKAkSDAoEcG9ydBgEIAEoDRIPCgd2ZXJzaW9uGAUgASgJEkEKBmxhYmVscxgGIAMoCzIxLnNsb3RoLm1hc3Rlci52MS5SZWdpc3RlckFnZW50UmVxdWVzdC5MYWJlbHNFbnRyeRIrCgVmYWN0cxgHIAEoCzIcLnNsb3RoLm1hc3Rlci52MS5TeXN0ZW1GYWN0cxIXCg9pZGVudGl0eV9zZWNyZXQYCCABKAwSEgoKc2VydmVzX3RscxgJIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIn8KFVJlZ2lzdGVyQWdlbnRSZXNwb25zZRIlCgVhZ2VudBgBIAEoCzIWLnNsb3RoLm1hc3Rlci52MS5BZ2VudBIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKAQSIAoYaGVhcnRiZWF0X2ppdHRlcl9wZXJjZW50GAMgASgNIlMKEEhlYXJ0YmVhdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIXCg9pZGVudGl0eV9zZWNyZXQYAiABKAwSGAoQcnVubmluZ19jb21tYW5kcxgDIAEoDSIyChFIZWFydGJlYXRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKAQiwwEKEUxpc3RBZ2VudHNSZXF1ZXN0Ej4KBmxhYmVscxgBIAMoCzIuLnNsb3RoLm1hc3Rlci52MS5MaXN0QWdlbnRzUmVxdWVzdC5MYWJlbHNFbnRyeRIRCgluYW1lX2dsb2IYAiABKAkSLAoGc3RhdHVzGAMgASgOMhwuc2xvdGgubWFzdGVyLnYxLkFnZW50U3RhdHVzGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoSTGlzdEFnZW50c1Jlc3BvbnNlEiYKBmFnZW50cxgBIAMoCzIWLnNsb3RoLm1hc3Rlci52MS5BZ2VudCIfCg9HZXRBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCSI5ChBHZXRBZ2VudFJlc3BvbnNlEiUKBWFnZW50GAEgASgLMhYuc2xvdGgubWFzdGVyLnYxLkFnZW50IiIKEkRlbGV0ZUFnZW50UmVxdWVzdBIMCgRuYW1lGAEgASgJIhUKE0RlbGV0ZUFnZW50UmVzcG9uc2UiIAoQU3RvcEFnZW50UmVxdWVzdBIMCgRuYW1lGAEgASgJIhMKEVN0b3BBZ2VudFJlc3BvbnNlIlIKEVJ1bk9uQWdlbnRSZXF1ZXN0EhIKCmFnZW50X25hbWUYASABKAkSKQoEc3BlYxgCIAEoCzIbLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRTcGVjIkEKElJ1bk9uQWdlbnRSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRFdmVudCImChZHZXRBZ2VudE1ldHJpY3NSZXF1ZXN0EgwKBG5hbWUYASABKAkiQwoXR2V0QWdlbnRNZXRyaWNzUmVzcG9uc2USKAoHbWV0cmljcxgBIAEoCzIXLnNsb3RoLmFnZW50LnYxLk1ldHJpY3MiDwoNSGVhbHRoUmVxdWVzdCJQCg5IZWFsdGhSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhUKDWFnZW50c19hY3RpdmUYAiABKA0SFgoOcnVuc19pbl9mbGlnaHQYAyABKA0qfQoLQWdlbnRTdGF0dXMSHAoYQUdFTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQUdFTlRfU1RBVFVTX0FDVElWRRABEhkKFUFHRU5UX1NUQVRVU19JTkFDVElWRRACEhwKGEFHRU5UX1NUQVRVU19VTlJFQUNIQUJMRRADMqMGCg1NYXN0ZXJTZXJ2aWNlEl4KDVJlZ2lzdGVyQWdlbnQSJS5zbG90aC5tYXN0ZXIudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QaJi5zbG90aC5tYXN0ZXIudjEuUmVnaXN0ZXJBZ2VudFJlc3BvbnNlElIKCUhlYXJ0YmVhdBIhLnNsb3RoLm1hc3Rlci52MS5IZWFydGJlYXRSZXF1ZXN0GiIuc2xvdGgubWFzdGVyLnYxLkhlYXJ0YmVhdFJlc3BvbnNlElUKCkxpc3RBZ2VudHMSIi5zbG90aC5tYXN0ZXIudjEuTGlzdEFnZW50c1JlcXVlc3QaIy5zbG90aC5tYXN0ZXIudjEuTGlzdEFnZW50c1Jlc3BvbnNlEk8KCEdldEFnZW50EiAuc2xvdGgubWFzdGVyLnYxLkdldEFnZW50UmVxdWVzdBohLnNsb3RoLm1hc3Rlci52MS5HZXRBZ2VudFJlc3BvbnNlElgKC0RlbGV0ZUFnZW50EiMuc2xvdGgubWFzdGVyLnYxLkRlbGV0ZUFnZW50UmVxdWVzdBokLnNsb3RoLm1hc3Rlci52MS5EZWxldGVBZ2VudFJlc3BvbnNlElIKCVN0b3BBZ2VudBIhLnNsb3RoLm1hc3Rlci52MS5TdG9wQWdlbnRSZXF1ZXN0GiIuc2xvdGgubWFzdGVyLnYxLlN0b3BBZ2VudFJlc3BvbnNlElcKClJ1bk9uQWdlbnQSIi5zbG90aC5tYXN0ZXIudjEuUnVuT25BZ2VudFJlcXVlc3QaIy5zbG90aC5tYXN0ZXIudjEuUnVuT25BZ2VudFJlc3BvbnNlMAESZAoPR2V0QWdlbnRNZXRyaWNzEicuc2xvdGgubWFzdGVyLnYxLkdldEFnZW50TWV0cmljc1JlcXVlc3QaKC5zbG90aC5tYXN0ZXIudjEuR2V0QWdlbnRNZXRyaWNzUmVzcG9uc2USSQoGSGVhbHRoEh4uc2xvdGgubWFzdGVyLnYxLkhlYWx0aFJlcXVlc3QaHy5zbG90aC5tYXN0ZXIudjEuSGVhbHRoUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_sloth_agent_v1_agent]);
+  fileDesc("ChxzbG90aC9tYXN0ZXIvdjEvbWFzdGVyLnByb3RvEg9zbG90aC5tYXN0ZXIudjEibgoeUHJlcGFyZVdvcmtzcGFjZU9uQWdlbnRSZXF1ZXN0EhIKCmFnZW50X25hbWUYASABKAkSOAoHcmVxdWVzdBgCIAEoCzInLnNsb3RoLmFnZW50LnYxLlByZXBhcmVXb3Jrc3BhY2VSZXF1ZXN0Il0KH1ByZXBhcmVXb3Jrc3BhY2VPbkFnZW50UmVzcG9uc2USOgoIcmVzcG9uc2UYASABKAsyKC5zbG90aC5hZ2VudC52MS5QcmVwYXJlV29ya3NwYWNlUmVzcG9uc2UiZAoZVXBsb2FkQmxvYnNUb0FnZW50UmVxdWVzdBISCgphZ2VudF9uYW1lGAEgASgJEjMKB3JlcXVlc3QYAiABKAsyIi5zbG90aC5hZ2VudC52MS5VcGxvYWRCbG9ic1JlcXVlc3QiUwoaVXBsb2FkQmxvYnNUb0FnZW50UmVzcG9uc2USNQoIcmVzcG9uc2UYASABKAsyIy5zbG90aC5hZ2VudC52MS5VcGxvYWRCbG9ic1Jlc3BvbnNlIlwKFVJ1blRhc2tPbkFnZW50UmVxdWVzdBISCgphZ2VudF9uYW1lGAEgASgJEi8KB3JlcXVlc3QYAiABKAsyHi5zbG90aC5hZ2VudC52MS5SdW5UYXNrUmVxdWVzdCJLChZSdW5UYXNrT25BZ2VudFJlc3BvbnNlEjEKCHJlc3BvbnNlGAEgASgLMh8uc2xvdGguYWdlbnQudjEuUnVuVGFza1Jlc3BvbnNlIoMBCgtTeXN0ZW1GYWN0cxIQCghob3N0bmFtZRgBIAEoCRIKCgJvcxgCIAEoCRIMCgRhcmNoGAMgASgJEg4KBmtlcm5lbBgEIAEoCRIMCgRjcHVzGAUgASgNEhQKDG1lbW9yeV9ieXRlcxgGIAEoBBIUCgxub2RlX3ZlcnNpb24YByABKAkilQMKBUFnZW50EgwKBG5hbWUYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIsCgZzdGF0dXMYAyABKA4yHC5zbG90aC5tYXN0ZXIudjEuQWdlbnRTdGF0dXMSFQoNc3RhdHVzX3JlYXNvbhgEIAEoCRIPCgd2ZXJzaW9uGAUgASgJEjIKBmxhYmVscxgGIAMoCzIiLnNsb3RoLm1hc3Rlci52MS5BZ2VudC5MYWJlbHNFbnRyeRIrCgVmYWN0cxgHIAEoCzIcLnNsb3RoLm1hc3Rlci52MS5TeXN0ZW1GYWN0cxItCglsYXN0X3NlZW4YCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlZ2lzdGVyZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3RscxgKIAEoCBIYChBydW5uaW5nX2NvbW1hbmRzGAsgASgNGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEivQIKFFJlZ2lzdGVyQWdlbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSFgoOcmVwb3J0X2FkZHJlc3MYAiABKAkSFAoMYmluZF9hZGRyZXNzGAMgASgJEgwKBHBvcnQYBCABKA0SDwoHdmVyc2lvbhgFIAEoCRJBCgZsYWJlbHMYBiADKAsyMS5zbG90aC5tYXN0ZXIudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QuTGFiZWxzRW50cnkSKwoFZmFjdHMYByABKAsyHC5zbG90aC5tYXN0ZXIudjEuU3lzdGVtRmFjdHMSFwoPaWRlbnRpdHlfc2VjcmV0GAggASgMEhIKCnNlcnZlc190bHMYCSABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ/ChVSZWdpc3RlckFnZW50UmVzcG9uc2USJQoFYWdlbnQYASABKAsyFi5zbG90aC5tYXN0ZXIudjEuQWdlbnQSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgEEiAKGGhlYXJ0YmVhdF9qaXR0ZXJfcGVyY2VudBgDIAEoDSJTChBIZWFydGJlYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkSFwoPaWRlbnRpdHlfc2VjcmV0GAIgASgMEhgKEHJ1bm5pbmdfY29tbWFuZHMYAyABKA0iMgoRSGVhcnRiZWF0UmVzcG9uc2USHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAEgASgEIsMBChFMaXN0QWdlbnRzUmVxdWVzdBI+CgZsYWJlbHMYASADKAsyLi5zbG90aC5tYXN0ZXIudjEuTGlzdEFnZW50c1JlcXVlc3QuTGFiZWxzRW50cnkSEQoJbmFtZV9nbG9iGAIgASgJEiwKBnN0YXR1cxgDIAEoDjIcLnNsb3RoLm1hc3Rlci52MS5BZ2VudFN0YXR1cxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjwKEkxpc3RBZ2VudHNSZXNwb25zZRImCgZhZ2VudHMYASADKAsyFi5zbG90aC5tYXN0ZXIudjEuQWdlbnQiHwoPR2V0QWdlbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkiOQoQR2V0QWdlbnRSZXNwb25zZRIlCgVhZ2VudBgBIAEoCzIWLnNsb3RoLm1hc3Rlci52MS5BZ2VudCIiChJEZWxldGVBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCSIVChNEZWxldGVBZ2VudFJlc3BvbnNlIiAKEFN0b3BBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCSITChFTdG9wQWdlbnRSZXNwb25zZSJSChFSdW5PbkFnZW50UmVxdWVzdBISCgphZ2VudF9uYW1lGAEgASgJEikKBHNwZWMYAiABKAsyGy5zbG90aC5hZ2VudC52MS5Db21tYW5kU3BlYyJBChJSdW5PbkFnZW50UmVzcG9uc2USKwoFZXZlbnQYASABKAsyHC5zbG90aC5hZ2VudC52MS5Db21tYW5kRXZlbnQiJgoWR2V0QWdlbnRNZXRyaWNzUmVxdWVzdBIMCgRuYW1lGAEgASgJIkMKF0dldEFnZW50TWV0cmljc1Jlc3BvbnNlEigKB21ldHJpY3MYASABKAsyFy5zbG90aC5hZ2VudC52MS5NZXRyaWNzIg8KDUhlYWx0aFJlcXVlc3QiUAoOSGVhbHRoUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIVCg1hZ2VudHNfYWN0aXZlGAIgASgNEhYKDnJ1bnNfaW5fZmxpZ2h0GAMgASgNKn0KC0FnZW50U3RhdHVzEhwKGEFHRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0FHRU5UX1NUQVRVU19BQ1RJVkUQARIZChVBR0VOVF9TVEFUVVNfSU5BQ1RJVkUQAhIcChhBR0VOVF9TVEFUVVNfVU5SRUFDSEFCTEUQAzL3CAoNTWFzdGVyU2VydmljZRJeCg1SZWdpc3RlckFnZW50EiUuc2xvdGgubWFzdGVyLnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0GiYuc2xvdGgubWFzdGVyLnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZRJSCglIZWFydGJlYXQSIS5zbG90aC5tYXN0ZXIudjEuSGVhcnRiZWF0UmVxdWVzdBoiLnNsb3RoLm1hc3Rlci52MS5IZWFydGJlYXRSZXNwb25zZRJVCgpMaXN0QWdlbnRzEiIuc2xvdGgubWFzdGVyLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiMuc2xvdGgubWFzdGVyLnYxLkxpc3RBZ2VudHNSZXNwb25zZRJPCghHZXRBZ2VudBIgLnNsb3RoLm1hc3Rlci52MS5HZXRBZ2VudFJlcXVlc3QaIS5zbG90aC5tYXN0ZXIudjEuR2V0QWdlbnRSZXNwb25zZRJYCgtEZWxldGVBZ2VudBIjLnNsb3RoLm1hc3Rlci52MS5EZWxldGVBZ2VudFJlcXVlc3QaJC5zbG90aC5tYXN0ZXIudjEuRGVsZXRlQWdlbnRSZXNwb25zZRJSCglTdG9wQWdlbnQSIS5zbG90aC5tYXN0ZXIudjEuU3RvcEFnZW50UmVxdWVzdBoiLnNsb3RoLm1hc3Rlci52MS5TdG9wQWdlbnRSZXNwb25zZRJXCgpSdW5PbkFnZW50EiIuc2xvdGgubWFzdGVyLnYxLlJ1bk9uQWdlbnRSZXF1ZXN0GiMuc2xvdGgubWFzdGVyLnYxLlJ1bk9uQWdlbnRSZXNwb25zZTABEmQKD0dldEFnZW50TWV0cmljcxInLnNsb3RoLm1hc3Rlci52MS5HZXRBZ2VudE1ldHJpY3NSZXF1ZXN0Giguc2xvdGgubWFzdGVyLnYxLkdldEFnZW50TWV0cmljc1Jlc3BvbnNlEkkKBkhlYWx0aBIeLnNsb3RoLm1hc3Rlci52MS5IZWFsdGhSZXF1ZXN0Gh8uc2xvdGgubWFzdGVyLnYxLkhlYWx0aFJlc3BvbnNlEnwKF1ByZXBhcmVXb3Jrc3BhY2VPbkFnZW50Ei8uc2xvdGgubWFzdGVyLnYxLlByZXBhcmVXb3Jrc3BhY2VPbkFnZW50UmVxdWVzdBowLnNsb3RoLm1hc3Rlci52MS5QcmVwYXJlV29ya3NwYWNlT25BZ2VudFJlc3BvbnNlEm8KElVwbG9hZEJsb2JzVG9BZ2VudBIqLnNsb3RoLm1hc3Rlci52MS5VcGxvYWRCbG9ic1RvQWdlbnRSZXF1ZXN0Gisuc2xvdGgubWFzdGVyLnYxLlVwbG9hZEJsb2JzVG9BZ2VudFJlc3BvbnNlKAESYwoOUnVuVGFza09uQWdlbnQSJi5zbG90aC5tYXN0ZXIudjEuUnVuVGFza09uQWdlbnRSZXF1ZXN0Gicuc2xvdGgubWFzdGVyLnYxLlJ1blRhc2tPbkFnZW50UmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_sloth_agent_v1_agent]);
+
+/**
+ * @generated from message sloth.master.v1.PrepareWorkspaceOnAgentRequest
+ */
+export type PrepareWorkspaceOnAgentRequest = Message<"sloth.master.v1.PrepareWorkspaceOnAgentRequest"> & {
+  /**
+   * @generated from field: string agent_name = 1;
+   */
+  agentName: string;
+
+  /**
+   * @generated from field: sloth.agent.v1.PrepareWorkspaceRequest request = 2;
+   */
+  request?: PrepareWorkspaceRequest | undefined;
+};
+
+/**
+ * Describes the message sloth.master.v1.PrepareWorkspaceOnAgentRequest.
+ * Use `create(PrepareWorkspaceOnAgentRequestSchema)` to create a new message.
+ */
+export const PrepareWorkspaceOnAgentRequestSchema: GenMessage<PrepareWorkspaceOnAgentRequest> = /*@__PURE__*/
+  messageDesc(file_sloth_master_v1_master, 0);
+
+/**
+ * @generated from message sloth.master.v1.PrepareWorkspaceOnAgentResponse
+ */
+export type PrepareWorkspaceOnAgentResponse = Message<"sloth.master.v1.PrepareWorkspaceOnAgentResponse"> & {
+  /**
+   * @generated from field: sloth.agent.v1.PrepareWorkspaceResponse response = 1;
+   */
+  response?: PrepareWorkspaceResponse | undefined;
+};
+
+/**
+ * Describes the message sloth.master.v1.PrepareWorkspaceOnAgentResponse.
+ * Use `create(PrepareWorkspaceOnAgentResponseSchema)` to create a new message.
+ */
+export const PrepareWorkspaceOnAgentResponseSchema: GenMessage<PrepareWorkspaceOnAgentResponse> = /*@__PURE__*/
+  messageDesc(file_sloth_master_v1_master, 1);
+
+/**
+ * @generated from message sloth.master.v1.UploadBlobsToAgentRequest
+ */
+export type UploadBlobsToAgentRequest = Message<"sloth.master.v1.UploadBlobsToAgentRequest"> & {
+  /**
+   * Required on the first message.
+   *
+   * @generated from field: string agent_name = 1;
+   */
+  agentName: string;
+
+  /**
+   * @generated from field: sloth.agent.v1.UploadBlobsRequest request = 2;
+   */
+  request?: UploadBlobsRequest | undefined;
+};
+
+/**
+ * Describes the message sloth.master.v1.UploadBlobsToAgentRequest.
+ * Use `create(UploadBlobsToAgentRequestSchema)` to create a new message.
+ */
+export const UploadBlobsToAgentRequestSchema: GenMessage<UploadBlobsToAgentRequest> = /*@__PURE__*/
+  messageDesc(file_sloth_master_v1_master, 2);
+
+/**
+ * @generated from message sloth.master.v1.UploadBlobsToAgentResponse
+ */
+export type UploadBlobsToAgentResponse = Message<"sloth.master.v1.UploadBlobsToAgentResponse"> & {
+  /**
+   * @generated from field: sloth.agent.v1.UploadBlobsResponse response = 1;
+   */
+  response?: UploadBlobsResponse | undefined;
+};
+
+/**
+ * Describes the message sloth.master.v1.UploadBlobsToAgentResponse.
+ * Use `create(UploadBlobsToAgentResponseSchema)` to create a new message.
+ */
+export const UploadBlobsToAgentResponseSchema: GenMessage<UploadBlobsToAgentResponse> = /*@__PURE__*/
+  messageDesc(file_sloth_master_v1_master, 3);
+
+/**
+ * @generated from message sloth.master.v1.RunTaskOnAgentRequest
+ */
+export type RunTaskOnAgentRequest = Message<"sloth.master.v1.RunTaskOnAgentRequest"> & {
+  /**
+   * @generated from field: string agent_name = 1;
+   */
+  agentName: string;
+
+  /**
+   * @generated from field: sloth.agent.v1.RunTaskRequest request = 2;
+   */
+  request?: RunTaskRequest | undefined;
+};
+
+/**
+ * Describes the message sloth.master.v1.RunTaskOnAgentRequest.
+ * Use `create(RunTaskOnAgentRequestSchema)` to create a new message.
+ */
+export const RunTaskOnAgentRequestSchema: GenMessage<RunTaskOnAgentRequest> = /*@__PURE__*/
+  messageDesc(file_sloth_master_v1_master, 4);
+
+/**
+ * @generated from message sloth.master.v1.RunTaskOnAgentResponse
+ */
+export type RunTaskOnAgentResponse = Message<"sloth.master.v1.RunTaskOnAgentResponse"> & {
+  /**
+   * @generated from field: sloth.agent.v1.RunTaskResponse response = 1;
+   */
+  response?: RunTaskResponse | undefined;
+};
+
+/**
+ * Describes the message sloth.master.v1.RunTaskOnAgentResponse.
+ * Use `create(RunTaskOnAgentResponseSchema)` to create a new message.
+ */
+export const RunTaskOnAgentResponseSchema: GenMessage<RunTaskOnAgentResponse> = /*@__PURE__*/
+  messageDesc(file_sloth_master_v1_master, 5);
 
 /**
  * SystemFacts describes the host an agent runs on.
@@ -63,7 +182,7 @@ export type SystemFacts = Message<"sloth.master.v1.SystemFacts"> & {
  * Use `create(SystemFactsSchema)` to create a new message.
  */
 export const SystemFactsSchema: GenMessage<SystemFacts> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 0);
+  messageDesc(file_sloth_master_v1_master, 6);
 
 /**
  * Agent is one registry entry. It never carries the identity secret.
@@ -140,7 +259,7 @@ export type Agent = Message<"sloth.master.v1.Agent"> & {
  * Use `create(AgentSchema)` to create a new message.
  */
 export const AgentSchema: GenMessage<Agent> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 1);
+  messageDesc(file_sloth_master_v1_master, 7);
 
 /**
  * @generated from message sloth.master.v1.RegisterAgentRequest
@@ -207,7 +326,7 @@ export type RegisterAgentRequest = Message<"sloth.master.v1.RegisterAgentRequest
  * Use `create(RegisterAgentRequestSchema)` to create a new message.
  */
 export const RegisterAgentRequestSchema: GenMessage<RegisterAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 2);
+  messageDesc(file_sloth_master_v1_master, 8);
 
 /**
  * @generated from message sloth.master.v1.RegisterAgentResponse
@@ -238,7 +357,7 @@ export type RegisterAgentResponse = Message<"sloth.master.v1.RegisterAgentRespon
  * Use `create(RegisterAgentResponseSchema)` to create a new message.
  */
 export const RegisterAgentResponseSchema: GenMessage<RegisterAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 3);
+  messageDesc(file_sloth_master_v1_master, 9);
 
 /**
  * @generated from message sloth.master.v1.HeartbeatRequest
@@ -267,7 +386,7 @@ export type HeartbeatRequest = Message<"sloth.master.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 4);
+  messageDesc(file_sloth_master_v1_master, 10);
 
 /**
  * @generated from message sloth.master.v1.HeartbeatResponse
@@ -284,7 +403,7 @@ export type HeartbeatResponse = Message<"sloth.master.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 5);
+  messageDesc(file_sloth_master_v1_master, 11);
 
 /**
  * @generated from message sloth.master.v1.ListAgentsRequest
@@ -317,7 +436,7 @@ export type ListAgentsRequest = Message<"sloth.master.v1.ListAgentsRequest"> & {
  * Use `create(ListAgentsRequestSchema)` to create a new message.
  */
 export const ListAgentsRequestSchema: GenMessage<ListAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 6);
+  messageDesc(file_sloth_master_v1_master, 12);
 
 /**
  * @generated from message sloth.master.v1.ListAgentsResponse
@@ -334,7 +453,7 @@ export type ListAgentsResponse = Message<"sloth.master.v1.ListAgentsResponse"> &
  * Use `create(ListAgentsResponseSchema)` to create a new message.
  */
 export const ListAgentsResponseSchema: GenMessage<ListAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 7);
+  messageDesc(file_sloth_master_v1_master, 13);
 
 /**
  * @generated from message sloth.master.v1.GetAgentRequest
@@ -351,7 +470,7 @@ export type GetAgentRequest = Message<"sloth.master.v1.GetAgentRequest"> & {
  * Use `create(GetAgentRequestSchema)` to create a new message.
  */
 export const GetAgentRequestSchema: GenMessage<GetAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 8);
+  messageDesc(file_sloth_master_v1_master, 14);
 
 /**
  * @generated from message sloth.master.v1.GetAgentResponse
@@ -368,7 +487,7 @@ export type GetAgentResponse = Message<"sloth.master.v1.GetAgentResponse"> & {
  * Use `create(GetAgentResponseSchema)` to create a new message.
  */
 export const GetAgentResponseSchema: GenMessage<GetAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 9);
+  messageDesc(file_sloth_master_v1_master, 15);
 
 /**
  * @generated from message sloth.master.v1.DeleteAgentRequest
@@ -385,7 +504,7 @@ export type DeleteAgentRequest = Message<"sloth.master.v1.DeleteAgentRequest"> &
  * Use `create(DeleteAgentRequestSchema)` to create a new message.
  */
 export const DeleteAgentRequestSchema: GenMessage<DeleteAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 10);
+  messageDesc(file_sloth_master_v1_master, 16);
 
 /**
  * @generated from message sloth.master.v1.DeleteAgentResponse
@@ -398,7 +517,7 @@ export type DeleteAgentResponse = Message<"sloth.master.v1.DeleteAgentResponse">
  * Use `create(DeleteAgentResponseSchema)` to create a new message.
  */
 export const DeleteAgentResponseSchema: GenMessage<DeleteAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 11);
+  messageDesc(file_sloth_master_v1_master, 17);
 
 /**
  * @generated from message sloth.master.v1.StopAgentRequest
@@ -415,7 +534,7 @@ export type StopAgentRequest = Message<"sloth.master.v1.StopAgentRequest"> & {
  * Use `create(StopAgentRequestSchema)` to create a new message.
  */
 export const StopAgentRequestSchema: GenMessage<StopAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 12);
+  messageDesc(file_sloth_master_v1_master, 18);
 
 /**
  * @generated from message sloth.master.v1.StopAgentResponse
@@ -428,7 +547,7 @@ export type StopAgentResponse = Message<"sloth.master.v1.StopAgentResponse"> & {
  * Use `create(StopAgentResponseSchema)` to create a new message.
  */
 export const StopAgentResponseSchema: GenMessage<StopAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 13);
+  messageDesc(file_sloth_master_v1_master, 19);
 
 /**
  * @generated from message sloth.master.v1.RunOnAgentRequest
@@ -450,7 +569,7 @@ export type RunOnAgentRequest = Message<"sloth.master.v1.RunOnAgentRequest"> & {
  * Use `create(RunOnAgentRequestSchema)` to create a new message.
  */
 export const RunOnAgentRequestSchema: GenMessage<RunOnAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 14);
+  messageDesc(file_sloth_master_v1_master, 20);
 
 /**
  * @generated from message sloth.master.v1.RunOnAgentResponse
@@ -467,7 +586,7 @@ export type RunOnAgentResponse = Message<"sloth.master.v1.RunOnAgentResponse"> &
  * Use `create(RunOnAgentResponseSchema)` to create a new message.
  */
 export const RunOnAgentResponseSchema: GenMessage<RunOnAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 15);
+  messageDesc(file_sloth_master_v1_master, 21);
 
 /**
  * @generated from message sloth.master.v1.GetAgentMetricsRequest
@@ -484,7 +603,7 @@ export type GetAgentMetricsRequest = Message<"sloth.master.v1.GetAgentMetricsReq
  * Use `create(GetAgentMetricsRequestSchema)` to create a new message.
  */
 export const GetAgentMetricsRequestSchema: GenMessage<GetAgentMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 16);
+  messageDesc(file_sloth_master_v1_master, 22);
 
 /**
  * @generated from message sloth.master.v1.GetAgentMetricsResponse
@@ -501,7 +620,7 @@ export type GetAgentMetricsResponse = Message<"sloth.master.v1.GetAgentMetricsRe
  * Use `create(GetAgentMetricsResponseSchema)` to create a new message.
  */
 export const GetAgentMetricsResponseSchema: GenMessage<GetAgentMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 17);
+  messageDesc(file_sloth_master_v1_master, 23);
 
 /**
  * @generated from message sloth.master.v1.HealthRequest
@@ -514,7 +633,7 @@ export type HealthRequest = Message<"sloth.master.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 18);
+  messageDesc(file_sloth_master_v1_master, 24);
 
 /**
  * @generated from message sloth.master.v1.HealthResponse
@@ -541,7 +660,7 @@ export type HealthResponse = Message<"sloth.master.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 19);
+  messageDesc(file_sloth_master_v1_master, 25);
 
 /**
  * @generated from enum sloth.master.v1.AgentStatus
@@ -673,6 +792,32 @@ export const MasterService: GenService<{
     methodKind: "unary";
     input: typeof HealthRequestSchema;
     output: typeof HealthResponseSchema;
+  },
+  /**
+   * The delegation calls of AgentService, relayed to the named agent.
+   *
+   * @generated from rpc sloth.master.v1.MasterService.PrepareWorkspaceOnAgent
+   */
+  prepareWorkspaceOnAgent: {
+    methodKind: "unary";
+    input: typeof PrepareWorkspaceOnAgentRequestSchema;
+    output: typeof PrepareWorkspaceOnAgentResponseSchema;
+  },
+  /**
+   * @generated from rpc sloth.master.v1.MasterService.UploadBlobsToAgent
+   */
+  uploadBlobsToAgent: {
+    methodKind: "client_streaming";
+    input: typeof UploadBlobsToAgentRequestSchema;
+    output: typeof UploadBlobsToAgentResponseSchema;
+  },
+  /**
+   * @generated from rpc sloth.master.v1.MasterService.RunTaskOnAgent
+   */
+  runTaskOnAgent: {
+    methodKind: "server_streaming";
+    input: typeof RunTaskOnAgentRequestSchema;
+    output: typeof RunTaskOnAgentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sloth_master_v1_master, 0);
