@@ -17,6 +17,8 @@ export interface DataDir {
   master: {
     dir: string;
     registryDb: string;
+    /** The state store the master serves to `--master` clients and remote runs. */
+    stateDb: string;
     token: string;
     pid: string;
     log: string;
@@ -55,6 +57,7 @@ export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.e
     master: {
       dir: masterDir,
       registryDb: path.join(masterDir, "registry.db"),
+      stateDb: path.join(masterDir, "state.db"),
       token: path.join(masterDir, "token"),
       pid: path.join(masterDir, "master.pid"),
       log: path.join(masterDir, "master.log"),

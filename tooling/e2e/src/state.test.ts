@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { CLI_BIN, cleanup, runCli, spawnNode, tempDir } from "@sloth/testkit";
+import { CLI_BIN, cleanup, runCli, spawnMaster, spawnNode, tempDir } from "@sloth/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 
 afterEach(cleanup);
@@ -167,6 +167,94 @@ describe("sloth-runner state lock/inspect/unlock", () => {
     expect(holder.stdout()).toBe("started\ngot TERM\n");
     expect(holder.stderr()).toMatch(
       /^error: lost lock 'job' while 'sh' ran; the command was sent SIGTERM; /,
+    );
+  });
+});
+
+describe("sloth-runner state --master", () => {
+  it("uses the master's store, not the local file, with the master's token", async () => {
+    const m = await spawnMaster();
+    const local = tempDir();
+    const token = path.join(m.dataDir, "master", "token");
+    const remote = (...args: string[]) =>
+      runCli(["--data-dir", local, "state", ...args, "--master", m.address, "--token-file", token]);
+    expect(await remote("set", "cfg", '{"replicas":3}', "--json-value", "--ttl", "1h")).toEqual({
+      code: 0,
+      stdout: "",
+      stderr: "",
+    });
+    expect((await remote("get", "cfg")).stdout).toBe('{"replicas":3}\n');
+    expect(await remote("set", "only-there", "x", "--namespace", "ops")).toMatchObject({ code: 0 });
+    const listed = await remote("list", "--json", "--namespace", "ops");
+    expect((JSON.parse(listed.stdout) as { key: string }[]).map((e) => e.key)).toEqual([
+      "only-there",
+    ]);
+    // The local file knows nothing of it; the master keeps its own file.
+    expect((await cliIn(local)("get", "cfg")).code).toBe(1);
+    expect(fs.existsSync(path.join(m.dataDir, "master", "state.db"))).toBe(true);
+    expect(await remote("get", "nope")).toEqual({
+      code: 1,
+      stdout: "",
+      stderr:
+        "error: key 'nope' not found in namespace 'default'; run `sloth-runner state list --namespace default` to see its keys\n",
+    });
+    expect(await remote("delete", "cfg")).toMatchObject({ code: 0, stderr: "" });
+  });
+
+  it("shares locks and fencing tokens through the master", async () => {
+    const m = await spawnMaster();
+    const token = path.join(m.dataDir, "master", "token");
+    const flags = ["--master", m.address, "--token-file", token];
+    const lock = (dir: string, ...cmd: string[]) =>
+      runCli(["--data-dir", dir, "state", "lock", "deploy", ...flags, "--", ...cmd]);
+    const show = ["sh", "-c", 'echo "token $SLOTH_FENCING_TOKEN"'];
+    // Two different data dirs: only the master links them.
+    expect(await lock(tempDir(), ...show)).toEqual({ code: 0, stdout: "token 1\n", stderr: "" });
+    expect(await lock(tempDir(), ...show)).toEqual({ code: 0, stdout: "token 2\n", stderr: "" });
+    const dir = tempDir();
+    const go = path.join(dir, "go");
+    const holder = spawnNode(CLI_BIN, [
+      ...["--data-dir", dir, "state", "lock", "db", "--owner", "migrator", ...flags, "--"],
+      ...["sh", "-c", `echo holding; while [ ! -f '${go}' ]; do sleep 0.05; done`],
+    ]);
+    await holder.waitForOutput("holding");
+    // Flags go before `--`, after which everything belongs to the command.
+    const other = (sub: string, ...args: string[]) =>
+      runCli(["--data-dir", tempDir(), "state", sub, ...flags, ...args]);
+    expect(JSON.parse((await other("inspect", "db", "--json")).stdout)).toMatchObject({
+      holder: "migrator",
+      fencingToken: 1,
+    });
+    expect(await other("lock", "db", "--no-wait", "--", "true")).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: "error: cannot lock 'db': held by 'migrator'; wait for it with --wait DUR\n",
+    });
+    fs.writeFileSync(go, "");
+    expect(await holder.exited).toBe(0);
+    expect((await other("inspect", "db")).stdout).toBe(
+      "Lock 'db' is free in namespace 'default'\n",
+    );
+  });
+
+  it("fails clearly on a wrong token and an unreachable master", async () => {
+    const m = await spawnMaster();
+    const dir = tempDir();
+    const bad = path.join(dir, "bad-token");
+    fs.writeFileSync(bad, "wrong\n", { mode: 0o600 });
+    const denied = await runCli([
+      ...["--data-dir", dir, "state", "get", "k", "--master", m.address, "--token-file", bad],
+    ]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(
+      /^error: master at 127\.0\.0\.1:\d+ refused the request: invalid token; pass the cluster token/,
+    );
+    const down = await runCli([
+      ...["--data-dir", dir, "state", "get", "k", "--master", "127.0.0.1:1", "--token-file", bad],
+    ]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(
+      /^error: cannot reach master at 127\.0\.0\.1:1: connection refused; /,
     );
   });
 });

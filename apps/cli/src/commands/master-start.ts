@@ -118,6 +118,7 @@ export async function runMaster(argv: StartArgs): Promise<void> {
   const log = await daemonLogger(argv.logFormat, argv.debug);
   const master = createMaster({
     registryPath: dir.master.registryDb,
+    statePath: dir.master.stateDb,
     token,
     port: argv.port,
     bind: argv.bind,

@@ -1,6 +1,15 @@
 import type { StateEntry, StateStore } from "@sloth/state";
 import type { Argv, CommandModule } from "yargs";
-import { CliError, dataDirOf, ExitCode, type GlobalArgs } from "../context.js";
+import {
+  CliError,
+  dataDirOf,
+  ExitCode,
+  type GlobalArgs,
+  masterOf,
+  tlsFor,
+  tokenFor,
+} from "../context.js";
+import { withMasterOptions } from "../master-options.js";
 import { formatLocalTime, painter, printJson, println, table } from "../output.js";
 
 interface StateArgs extends GlobalArgs {
@@ -15,8 +24,27 @@ const LEASE_LOST_EXIT = 75;
 
 // @sloth/state loads better-sqlite3 and drizzle: only when a state command runs.
 async function open(argv: StateArgs): Promise<StateStore> {
+  if (argv.master !== undefined) return openRemote(argv);
   const { openState } = await import("@sloth/state");
   return openState({ path: (await dataDirOf(argv, true)).stateDb, namespace: argv.namespace });
+}
+
+/** Only an explicit --master selects the master's store: the local file stays the default. */
+async function openRemote(argv: StateArgs): Promise<StateStore> {
+  const master = await masterOf(argv);
+  const token = await tokenFor(argv, master);
+  if (!token) {
+    throw new CliError(`no cluster token for master at ${master.address}`, {
+      hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN (a local master keeps it in <data dir>/master/token)",
+    });
+  }
+  const { connectState } = await import("@sloth/state");
+  return connectState({
+    master: master.address,
+    token: token.token,
+    tls: await tlsFor(argv, master),
+    namespace: argv.namespace,
+  });
 }
 
 async function withStore<T>(argv: StateArgs, fn: (s: StateStore) => Promise<T>): Promise<T> {
@@ -302,12 +330,16 @@ async function runLocked(argv: LockArgs): Promise<void> {
   }
 }
 
-/** `sloth-runner state ...`: keys and locks in `<data dir>/state.db`. */
+/** `sloth-runner state ...`: keys and locks in `<data dir>/state.db`, or the master's with `--master`. */
 export const stateCommand: CommandModule<GlobalArgs, StateArgs> = {
   command: "state <command>",
   describe: "Shared state: keys with TTLs, and locks with fencing tokens",
   builder: (y) =>
-    y
+    withMasterOptions(y)
+      .option("master", {
+        type: "string",
+        describe: "Use this master's store (name or HOST:PORT) instead of <data dir>/state.db",
+      })
       .option("namespace", {
         type: "string",
         default: "default",
