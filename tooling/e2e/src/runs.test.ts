@@ -1,0 +1,243 @@
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { CLI_BIN, cleanup, runCli, spawnNode, tempDir, waitFor } from "@sloth/testkit";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+
+// Run history, `runs` commands and `run --resume`, against the built binary.
+// Ids, times and durations vary: they are replaced by <id>, <when>, <t>.
+let dataDir: string;
+let dir: string;
+beforeEach(() => {
+  dataDir = tempDir("sloth-runs-data-");
+  dir = tempDir("sloth-runs-files-");
+});
+afterEach(cleanup);
+afterAll(cleanup);
+
+const sloth = (...args: string[]) => runCli(["--data-dir", dataDir, ...args], { env: { CI: "" } });
+const norm = (s: string) =>
+  s
+    .replace(/\b\d{8}T\d{6}-[0-9a-f]{6}\b/g, "<id>")
+    .replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/g, "<when>")
+    .replace(/\b\d+(\.\d+)?(ms|s)\b|\b\d+m\d\ds\b/g, "<t>")
+    .replace(/ +\n/g, "\n")
+    // Column widths follow the values replaced above.
+    .replace(/ {2,}/g, "  ");
+const idOf = (stdout: string) => /run id: (\S+)/.exec(stdout)?.[1] ?? "";
+
+type Task = { name: string; status: string; attempts: number; output?: unknown; reused: boolean };
+type Run = { id: string; status: string; resumedFrom?: string; message?: string; tasks: Task[] };
+const showJson = async (id: string) =>
+  JSON.parse((await sloth("runs", "show", id, "--json")).stdout) as Run;
+
+// a → b → c; b fails while the file `fail-b` exists. Every task appends what
+// it ran with to ran.log, so tests see exactly which tasks ran, with what.
+function chain(): string {
+  const f = path.join(dir, "chain.sloth");
+  fs.writeFileSync(
+    f,
+    `local log = "${dir}/ran.log"
+local a = task("a"):command(function(params, deps)
+  fs.append(log, "a\\n")
+  print("a says hi")
+  return true, "a done", { n = 1 }
+end)
+local b = task("b"):depends_on({ a }):command(function(params, deps)
+  fs.append(log, "b:" .. deps.a.n .. "\\n")
+  if fs.exists("${dir}/fail-b") then return false, "b broke" end
+  return true, "b done", { n = deps.a.n + 1 }
+end)
+local c = task("c"):depends_on({ b }):command(function(params, deps)
+  fs.append(log, "c:" .. deps.b.n .. "\\n")
+  return true, "c done", { n = deps.b.n + 1 }
+end)
+workflow.define("chain"):tasks({ a, b, c })
+`,
+  );
+  return f;
+}
+const ran = () => fs.readFileSync(path.join(dir, "ran.log"), "utf8").trim().split("\n");
+
+describe("history of runs", () => {
+  it("records a success: list, show, logs, as text and JSON", async () => {
+    const f = chain();
+    const r = await sloth("run", f);
+    expect(r.code).toBe(0);
+    const id = idOf(r.stdout);
+    expect(norm(r.stdout).split("\n").slice(-2)).toEqual(["run id: <id>", ""]);
+    const [list, show, logs, logsA, json] = await Promise.all([
+      sloth("runs", "list"),
+      sloth("runs", "show", id.slice(0, 18)),
+      sloth("runs", "logs", id),
+      sloth("runs", "logs", id, "a"),
+      sloth("runs", "list", "--json"),
+    ]);
+    expect({ code: list.code, stderr: list.stderr, stdout: norm(list.stdout) }).toEqual({
+      code: 0,
+      stderr: "",
+      stdout: "ID  WORKFLOW  STATUS  STARTED  DURATION\n<id>  chain  succeeded  <when>  <t>\n",
+    });
+    expect(show.code).toBe(0);
+    expect(norm(show.stdout)).toBe(
+      [
+        "run <id>: workflow 'chain' succeeded",
+        `file:  ${f} (sha256 ${hash12(f)})`,
+        "started:  <when>, took <t>",
+        "",
+        "TASK  STATUS  ATTEMPTS  DURATION  MESSAGE",
+        "a  succeeded  1  <t>  a done",
+        "b  succeeded  1  <t>  b done",
+        "c  succeeded  1  <t>  c done",
+        "",
+        "outputs:",
+        '  a: {"n":1}',
+        '  b: {"n":2}',
+        '  c: {"n":3}',
+        "",
+      ].join("\n"),
+    );
+    expect(logs.stdout).toBe("== a\na says hi\n");
+    expect(logsA).toEqual({ code: 0, stderr: "", stdout: "a says hi\n" });
+    const runs = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({
+      id,
+      workflow: "chain",
+      file: f,
+      status: "succeeded",
+      values: {},
+      params: {},
+      pid: expect.any(Number),
+    });
+    expect(runs[0]).not.toHaveProperty("resumedFrom");
+    expect(typeof runs[0]?.startedAt).toBe("string");
+  });
+
+  it("records a failure, then --resume runs only what did not succeed, with the stored outputs", async () => {
+    const f = chain();
+    fs.writeFileSync(path.join(dir, "fail-b"), "");
+    const first = await sloth("run", f, "--param", "who=me");
+    expect(first.code).toBe(1);
+    const id = idOf(first.stdout);
+    const failed = await showJson(id);
+    expect(failed).toMatchObject({ status: "failed", message: "task 'b' failed" });
+    expect(failed.tasks.map((t) => [t.name, t.status, t.attempts])).toEqual([
+      ["a", "succeeded", 1],
+      ["b", "failed", 1],
+      ["c", "skipped", 0],
+    ]);
+    expect(ran()).toEqual(["a", "b:1"]);
+
+    fs.rmSync(path.join(dir, "fail-b"));
+    const second = await sloth("run", "--resume", id);
+    expect(second.stderr).toBe("");
+    expect(second.code).toBe(0);
+    expect(norm(second.stdout)).toContain("a: succeeded in <t> (done in an earlier run)\n");
+    expect(ran()).toEqual(["a", "b:1", "b:1", "c:2"]);
+    const resumed = await showJson(idOf(second.stdout));
+    expect(resumed).toMatchObject({ status: "succeeded", resumedFrom: id, params: { who: "me" } });
+    expect(resumed.tasks.map((t) => [t.name, t.status, t.attempts, t.reused, t.output])).toEqual([
+      ["a", "succeeded", 0, true, { n: 1 }],
+      ["b", "succeeded", 1, false, { n: 2 }],
+      ["c", "succeeded", 1, false, { n: 3 }],
+    ]);
+    const list = await sloth("runs", "list", "--status", "succeeded");
+    expect(norm(list.stdout).split("\n")[1]).toBe(
+      "<id>  chain  succeeded  <when>  <t>  resumes <id>",
+    );
+  });
+
+  it("refuses to resume a changed file unless --force; names unknown runs", async () => {
+    const f = chain();
+    fs.writeFileSync(path.join(dir, "fail-b"), "");
+    const id = idOf((await sloth("run", f)).stdout);
+    fs.appendFileSync(f, "-- edited\n");
+    const [refused, unknown, badAge] = await Promise.all([
+      sloth("run", "--resume", id),
+      sloth("runs", "show", "nope"),
+      sloth("runs", "prune", "--older-than", "soon"),
+    ]);
+    expect(refused).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: `error: cannot resume run ${id}: '${f}' changed since that run; pass --force to resume it anyway, or run the workflow anew\n`,
+    });
+    expect(unknown).toEqual({
+      code: 1,
+      stdout: "",
+      stderr:
+        "error: run 'nope' not found; run `sloth-runner runs list` to see the recorded runs\n",
+    });
+    expect(badAge).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "error: invalid --older-than 'soon'; use a duration such as 30d, 12h or 90m\n",
+    });
+    const forced = await sloth("run", "--resume", id, "--force");
+    expect(forced.code).toBe(1); // b still fails
+    expect(ran()).toEqual(["a", "b:1", "b:1"]);
+  });
+
+  it("records an aborted run; --no-history records nothing; prune deletes finished runs", async () => {
+    const aborted = await sloth("run", "examples/conditions.sloth", "--param", "freeze=yes");
+    expect(aborted.code).toBe(1);
+    const run = await showJson(idOf(aborted.stdout));
+    expect(run.status).toBe("aborted");
+    expect(run.message).toBe("task 'freeze_gate' aborted the run: abort_if is true");
+    expect(run.tasks.map((t) => t.status)).toContain("cancelled");
+    await sloth("run", "examples/hello.sloth", "--no-history");
+    expect((await sloth("runs", "list", "--json")).stdout).toContain('"workflow": "conditions"');
+    expect(JSON.parse((await sloth("runs", "list", "--json", "-w", "hello")).stdout)).toEqual([]);
+    const [keep, all] = [
+      await sloth("runs", "prune", "--older-than", "30d"),
+      await sloth("runs", "prune", "--older-than", "0s", "--json"),
+    ];
+    expect(keep.stdout).toBe("pruned 0 runs\n");
+    expect(JSON.parse(all.stdout)).toEqual({ pruned: [run.id] });
+    expect(await sloth("runs", "list")).toEqual({
+      code: 0,
+      stderr: "",
+      stdout: "no runs recorded\n",
+    });
+  });
+
+  it("shows a run whose runner was killed with SIGKILL as interrupted", async () => {
+    const pidFile = path.join(dir, "sleep.pid");
+    const f = path.join(dir, "long.sloth");
+    fs.writeFileSync(
+      f,
+      `workflow.define("long"):tasks({ task("quick"):command("true"), task("wait"):depends_on("quick"):command("echo $$ > ${pidFile}; exec sleep 30") })\n`,
+    );
+    const p = spawnNode(CLI_BIN, ["--data-dir", dataDir, "run", f]);
+    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim() !== "", {
+      what: "the task's pid file",
+    });
+    const sleeper = Number(fs.readFileSync(pidFile, "utf8"));
+    try {
+      // The task started, so its batch is written by the next tick.
+      await waitFor(async () =>
+        (await sloth("runs", "list", "--json")).stdout.includes('"running"'),
+      );
+      p.kill("SIGKILL");
+      await p.exited;
+    } finally {
+      process.kill(sleeper, "SIGKILL");
+    }
+    const list = await sloth("runs", "list", "--json");
+    const [run] = JSON.parse(list.stdout) as Run[];
+    expect(run).toMatchObject({
+      status: "interrupted",
+      message: `the runner (pid ${p.child.pid}) stopped before the run ended`,
+    });
+    const shown = await showJson(run?.id ?? "");
+    expect(shown.tasks.map((t) => [t.name, t.status])).toEqual([
+      ["quick", "succeeded"],
+      ["wait", "interrupted"],
+    ]);
+  });
+});
+
+function hash12(file: string): string {
+  return createHash("sha256").update(fs.readFileSync(file)).digest("hex").slice(0, 12);
+}
