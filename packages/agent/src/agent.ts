@@ -17,6 +17,7 @@ import { type HeartbeatOptions, runRegistration } from "./registration.js";
 import { listenRpc, type RpcServer } from "./server.js";
 import { agentRoutes } from "./service.js";
 import { systemFacts } from "./system-facts.js";
+import { defaultScratchDir } from "./task-runner.js";
 import { AGENT_VERSION } from "./version.js";
 
 /** Options of {@link createAgent}. */
@@ -195,6 +196,12 @@ export function createAgent(options: AgentOptions): Agent {
         logger,
         onShutdown: (grace) => void stop("shutdown-rpc", grace),
         prometheus,
+        tasks: {
+          name: o.name,
+          scratchDir: defaultScratchDir(dataDir.root, o.name),
+          logger,
+          loadOptions: { dataDir: dataDir.root },
+        },
       });
       const auth = createAuthInterceptor({ token: options.token, publicMethods: ["Health"] });
       try {

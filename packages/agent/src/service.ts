@@ -1,6 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import type { RunTaskRequest } from "@sloth/proto";
 import {
   AgentService,
   type CommandEventSchema,
@@ -13,6 +14,7 @@ import type { AgentLogger } from "./logger.js";
 import { type CpuSampler, collectMetrics } from "./metrics.js";
 import type { AgentPrometheus } from "./prometheus.js";
 import { type CommandEvent, type RunCommandOptions, runCommand } from "./run-command.js";
+import { runDelegatedTask, type TaskRunnerContext } from "./task-runner.js";
 
 /** What the AgentService handlers need from the agent. */
 export interface ServiceContext {
@@ -28,6 +30,19 @@ export interface ServiceContext {
   onShutdown(graceMs: number | undefined): void;
   /** Prometheus metrics, when the agent serves them. */
   prometheus?: AgentPrometheus | undefined;
+  /** Runs delegated workflow tasks. */
+  tasks: TaskRunnerContext;
+  /** The content-addressed workspace cache. */
+  workspace?: WorkspaceSupport | undefined;
+}
+
+/** The agent's side of workspace shipping. */
+export interface WorkspaceSupport {
+  missing(manifestJson: string): Promise<string[]>;
+  ingest(
+    chunks: AsyncIterable<Uint8Array>,
+    gzip: boolean,
+  ): Promise<{ blobs: number; bytes: number }>;
 }
 
 type EventInit = MessageInitShape<typeof CommandEventSchema>;
@@ -125,11 +140,66 @@ async function* runCommandHandler(
   }
 }
 
+async function* runTaskHandler(ctx: ServiceContext, req: RunTaskRequest, call: HandlerContext) {
+  if (!req.task) throw new ConnectError("cannot run task: no task name", Code.InvalidArgument);
+  if (!ctx.tracker.accepting)
+    throw new ConnectError(`agent '${ctx.name}' is shutting down`, Code.Unavailable);
+  const run = ctx.tracker.track(call.signal);
+  ctx.logger.info(
+    { task: req.task, workflow: req.workflow, run: req.runId || undefined },
+    "task starting",
+  );
+  try {
+    for await (const response of runDelegatedTask(req, ctx.tasks, run.signal)) {
+      if (response.event?.case === "result") {
+        ctx.logger.info(
+          {
+            task: req.task,
+            ok: response.event.value.ok,
+            message: response.event.value.message || undefined,
+          },
+          "task finished",
+        );
+      }
+      yield response;
+    }
+  } finally {
+    run.release();
+  }
+}
+
 /** Registers the AgentService handlers on a Connect router. */
 export function agentRoutes(ctx: ServiceContext): (router: ConnectRouter) => void {
   return (router) => {
     router.service(AgentService, {
       runCommand: (req, call) => runCommandHandler(ctx, req, call),
+      async prepareWorkspace(req) {
+        if (!ctx.workspace)
+          throw new ConnectError("this agent cannot receive workspaces", Code.Unimplemented);
+        return { missing: await ctx.workspace.missing(req.manifestJson) };
+      },
+      async uploadBlobs(requests) {
+        if (!ctx.workspace)
+          throw new ConnectError("this agent cannot receive workspaces", Code.Unimplemented);
+        let gzip = false;
+        let first = true;
+        async function* chunks() {
+          for await (const r of requests) {
+            if (first) gzip = r.gzip;
+            first = false;
+            yield r.chunk;
+          }
+        }
+        const it = chunks();
+        const head = await it.next();
+        async function* all() {
+          if (!head.done) yield head.value;
+          yield* it;
+        }
+        const r = await ctx.workspace.ingest(all(), gzip);
+        return { blobs: BigInt(r.blobs), bytes: BigInt(r.bytes) };
+      },
+      runTask: (req, call) => runTaskHandler(ctx, req, call),
       getMetrics() {
         const m = collectMetrics(ctx.sampler, ctx.workdir);
         return {

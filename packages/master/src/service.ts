@@ -17,6 +17,7 @@ import type { AgentPool } from "./agent-pool.js";
 import { factsFromMessage, stateFromStatus, toAgentMessage } from "./convert.js";
 import type { AgentEntry, AgentRegistry, AgentState } from "./registry.js";
 import { matchAgents } from "./selector.js";
+import { taskRelay } from "./task-relay.js";
 
 /** The caller's IP address, set per request by the server. */
 export const remoteAddressKey = createContextKey<string | undefined>(undefined, {
@@ -235,6 +236,7 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
       runsInFlight: deps.runs.inFlight,
     }),
     runOnAgent: (req, ctx) => relay(deps, req.agentName, req.spec, ctx),
+    ...taskRelay(deps),
   };
 }
 

@@ -1,49 +1,24 @@
 /**
  * Generated protobuf messages and Connect service descriptors of the Sloth
  * Runner protocol. Regenerate with `pnpm generate`; never edit `src/gen`.
+ *
+ * The agent's and the master's `HealthRequest`/`HealthResponse` share a
+ * name: the bare names are the agent's; the master's are exported as
+ * `MasterHealthRequest` and `MasterHealthResponse`.
  */
 export * from "./gen/sloth/agent/v1/agent_pb.js";
 export {
-  type Agent,
-  AgentSchema,
-  AgentStatus,
-  AgentStatusSchema,
-  type DeleteAgentRequest,
-  DeleteAgentRequestSchema,
-  file_sloth_master_v1_master,
-  type GetAgentMetricsRequest,
-  GetAgentMetricsRequestSchema,
-  type GetAgentMetricsResponse,
-  GetAgentMetricsResponseSchema,
-  type GetAgentRequest,
-  GetAgentRequestSchema,
-  type GetAgentResponse,
-  GetAgentResponseSchema,
+  type HealthRequest,
+  HealthRequestSchema,
+  type HealthResponse,
+  HealthResponseSchema,
+} from "./gen/sloth/agent/v1/agent_pb.js";
+export * from "./gen/sloth/master/v1/master_pb.js";
+export {
   type HealthRequest as MasterHealthRequest,
   HealthRequestSchema as MasterHealthRequestSchema,
   type HealthResponse as MasterHealthResponse,
   HealthResponseSchema as MasterHealthResponseSchema,
-  type HeartbeatRequest,
-  HeartbeatRequestSchema,
-  type HeartbeatResponse,
-  HeartbeatResponseSchema,
-  type ListAgentsRequest,
-  ListAgentsRequestSchema,
-  type ListAgentsResponse,
-  ListAgentsResponseSchema,
-  MasterService,
-  type RegisterAgentRequest,
-  RegisterAgentRequestSchema,
-  type RegisterAgentResponse,
-  RegisterAgentResponseSchema,
-  type RunOnAgentRequest,
-  RunOnAgentRequestSchema,
-  type RunOnAgentResponse,
-  RunOnAgentResponseSchema,
-  type StopAgentRequest,
-  StopAgentRequestSchema,
-  type SystemFacts,
-  SystemFactsSchema,
 } from "./gen/sloth/master/v1/master_pb.js";
 export {
   type Entry as StateEntryMessage,

@@ -43,8 +43,11 @@ export async function runAttempt(
 
 async function execute(task: TaskModel, ctx: TaskContext, env: AttemptEnv): Promise<TaskOutcome> {
   if (task.delegateTo) {
-    if (env.delegate) return env.delegate(task, ctx);
-    if (task.delegateTo.fallback !== "local") {
+    if (env.delegate) {
+      // undefined: no target is available and the task falls back to local.
+      const outcome = await env.delegate(task, ctx);
+      if (outcome !== undefined) return outcome;
+    } else if (task.delegateTo.fallback !== "local") {
       return {
         ok: false,
         retryable: false,

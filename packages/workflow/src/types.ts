@@ -10,10 +10,15 @@ export interface Logger {
 }
 
 /**
- * Runs a delegated task somewhere else (on an agent). Until delegation
- * exists, the runner fails such tasks with a clear message.
+ * Runs a delegated task somewhere else (on an agent). It resolves to
+ * undefined when no target is available and the task's `fallback` is
+ * "local": the runner then runs it here. Without an executor, delegated tasks
+ * fail with a clear message.
  */
-export type DelegateExecutor = (task: TaskModel, ctx: TaskContext) => Promise<TaskOutcome>;
+export type DelegateExecutor = (
+  task: TaskModel,
+  ctx: TaskContext,
+) => Promise<TaskOutcome | undefined>;
 
 /** Options of {@link runWorkflow}. Every field is optional. */
 export interface RunOptions {

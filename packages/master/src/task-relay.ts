@@ -1,0 +1,116 @@
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { SlothError, toConnectError } from "@sloth/client";
+import type { MasterService, UploadBlobsToAgentRequest } from "@sloth/proto";
+import type { AgentEntry } from "./registry.js";
+import type { ServiceDeps } from "./service.js";
+
+type Impl = ServiceImpl<typeof MasterService>;
+
+function usableAgent(deps: ServiceDeps, name: string): AgentEntry {
+  const a = deps.registry.get(name);
+  if (!a) {
+    throw new SlothError("SLOTH_AGENT_NOT_FOUND", `agent '${name}' not found`, {
+      hint: "run `sloth-runner agent list` to see the registered agents",
+    });
+  }
+  if (a.status === "inactive") {
+    throw new SlothError("SLOTH_AGENT_UNAVAILABLE", `agent '${name}' is inactive`, {
+      hint: "start the agent again, or run `sloth-runner agent list` to pick an active one",
+    });
+  }
+  return a;
+}
+
+function lost(a: AgentEntry, e: unknown): ConnectError {
+  if (e instanceof ConnectError && e.code !== Code.Unavailable && e.code !== Code.Unknown) return e;
+  const msg = e instanceof ConnectError ? e.rawMessage : String(e);
+  return toConnectError(
+    new SlothError(
+      "SLOTH_AGENT_UNAVAILABLE",
+      `agent lost: cannot reach agent '${a.name}' at ${a.address}: ${msg}`,
+      {
+        retryable: true,
+      },
+    ),
+  );
+}
+
+/** Relays the delegation calls (workspace and task) to the named agent. */
+export function taskRelay(
+  deps: ServiceDeps,
+): Pick<Impl, "prepareWorkspaceOnAgent" | "uploadBlobsToAgent" | "runTaskOnAgent"> {
+  return {
+    async prepareWorkspaceOnAgent(req, ctx) {
+      let a: AgentEntry;
+      try {
+        a = usableAgent(deps, req.agentName);
+      } catch (e) {
+        throw toConnectError(e);
+      }
+      try {
+        const response = await deps.pool
+          .client(a.address, a.tls)
+          .prepareWorkspace(req.request ?? {}, { signal: ctx.signal });
+        return { response };
+      } catch (e) {
+        throw lost(a, e);
+      }
+    },
+    async uploadBlobsToAgent(
+      requests: AsyncIterable<UploadBlobsToAgentRequest>,
+      ctx: HandlerContext,
+    ) {
+      const it = requests[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.done)
+        throw new ConnectError("cannot upload: the stream is empty", Code.InvalidArgument);
+      let a: AgentEntry;
+      try {
+        a = usableAgent(deps, first.value.agentName);
+      } catch (e) {
+        throw toConnectError(e);
+      }
+      async function* chunks() {
+        if (first.value?.request) yield first.value.request;
+        for (let r = await it.next(); !r.done; r = await it.next()) {
+          if (r.value.request) yield r.value.request;
+        }
+      }
+      deps.runs.inFlight++;
+      try {
+        const response = await deps.pool
+          .client(a.address, a.tls)
+          .uploadBlobs(chunks(), { signal: ctx.signal });
+        return { response };
+      } catch (e) {
+        throw lost(a, e);
+      } finally {
+        deps.runs.inFlight--;
+      }
+    },
+    async *runTaskOnAgent(req, ctx) {
+      if (deps.shutdownSignal.aborted)
+        throw new ConnectError("master is shutting down", Code.Unavailable);
+      let a: AgentEntry;
+      try {
+        a = usableAgent(deps, req.agentName);
+      } catch (e) {
+        throw toConnectError(e);
+      }
+      const signal = AbortSignal.any([ctx.signal, deps.cancelSignal]);
+      deps.runs.inFlight++;
+      try {
+        for await (const response of deps.pool
+          .client(a.address, a.tls)
+          .runTask(req.request ?? {}, { signal })) {
+          yield { response };
+        }
+      } catch (e) {
+        if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
+        throw lost(a, e);
+      } finally {
+        deps.runs.inFlight--;
+      }
+    },
+  };
+}
