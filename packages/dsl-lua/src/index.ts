@@ -22,6 +22,7 @@ export type {
   LuaModuleDefinition,
   LuaModuleHost,
   LuaModuleSpec,
+  StateTarget,
   ValidationProblem,
   ValidationResult,
 } from "./types.js";

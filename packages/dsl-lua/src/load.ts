@@ -195,13 +195,15 @@ function displayPath(file: string): string {
 
 function modulesOf(options: LoadOptions): LuaModuleSpec[] {
   const modules = [...(options.modules ?? [])];
-  if (options.statePath !== undefined && !modules.some((m) => m.name === "state")) {
+  const state =
+    options.state ?? (options.statePath === undefined ? undefined : { path: options.statePath });
+  if (state !== undefined && !modules.some((m) => m.name === "state")) {
     const url = new URL(
       `./modules/state.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`,
       import.meta.url,
     );
     if (existsSync(url))
-      modules.push({ name: "state", url: url.href, options: { path: options.statePath } });
+      modules.push({ name: "state", url: url.href, options: state as LuaModuleSpec["options"] });
   }
   return modules.map((m) => ({
     ...m,

@@ -55,6 +55,12 @@ export interface LoadOptions {
   dataDir?: string | undefined;
   /** A state database file; when set (and @sloth/state is present) the `state` module is enabled. */
   statePath?: string | undefined;
+  /**
+   * The store of the `state` module: a file, or a master's StateService
+   * (so every task of a run shares the master's keys and locks). Takes
+   * precedence over `statePath`.
+   */
+  state?: StateTarget | undefined;
   /** Extra Lua modules (see {@link LuaModuleSpec}). */
   modules?: LuaModuleSpec[] | undefined;
   /**
@@ -67,6 +73,20 @@ export interface LoadOptions {
   loadTimeoutMs?: number | undefined;
   logger?: Logger | undefined;
 }
+
+/**
+ * Where the Lua `state` module keeps its data: a SQLite file, or a master
+ * (`HOST:PORT`, the cluster token, PEM text for TLS). Handed to Lua workers
+ * as module options, so it must stay structured-clone-able.
+ */
+export type StateTarget =
+  | { path: string; namespace?: string | undefined }
+  | {
+      master: string;
+      token: string;
+      tls?: { ca?: string; cert?: string; key?: string } | undefined;
+      namespace?: string | undefined;
+    };
 
 /** What a workflow file declares. */
 export interface LoadedWorkflows {

@@ -1,15 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { threadId } from "node:worker_threads";
-import { isStateError, type JsonValue, type Lease, openState, type StateStore } from "@sloth/state";
-import type { LuaModuleDefinition } from "../types.js";
+import {
+  connectState,
+  isStateError,
+  type JsonValue,
+  type Lease,
+  openState,
+  type StateStore,
+} from "@sloth/state";
+import type { LuaModuleDefinition, StateTarget } from "../types.js";
 import { toLua } from "../worker/to-lua.js";
 
-/** Options of the `state` module: the state database file. */
-export interface StateModuleOptions {
-  path: string;
-  namespace?: string | undefined;
-}
+/** Options of the `state` module: a state database file, or a master serving one. */
+export type StateModuleOptions = StateTarget;
 
 // Lua numbers are seconds; strings are durations ("30s") and pass through.
 const ttlOf = (v: unknown): number | string | undefined =>
@@ -38,7 +42,7 @@ end
 export function createLuaModule(options: StateModuleOptions): LuaModuleDefinition {
   let store: Promise<StateStore> | undefined;
   const open = () => {
-    store ??= openState({ path: options.path, namespace: options.namespace });
+    store ??= "master" in options ? connectState(options) : openState(options);
     return store;
   };
   const owner = `lua/${hostname()}/${process.pid}/${threadId}/${randomUUID()}`;
