@@ -19,6 +19,7 @@ export interface RunArgs extends GlobalArgs {
   history?: boolean | undefined;
   resume?: string | undefined;
   force?: boolean | undefined;
+  delegateTo?: string | string[] | undefined;
 }
 
 /** `sloth-runner run FILE` / `run [stack] -f FILE`: runs a workflow file. */
@@ -66,8 +67,20 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       })
       .option("master", {
         type: "string",
-        describe: "Master for delegated tasks (delegation is not available yet)",
+        describe:
+          "Master for delegated tasks (default: $SLOTH_RUNNER_MASTER_ADDR, the selected master, localhost:50053)",
       })
+      .option("delegate-to", {
+        type: "string",
+        describe: "Run every task without its own delegate_to on this agent (repeatable: on each)",
+      })
+      .option("token-file", { type: "string", describe: "Cluster token file for delegated tasks" })
+      .option("tls-ca", {
+        type: "string",
+        describe: "CA certificate to verify the master and agents",
+      })
+      .option("tls-cert", { type: "string", describe: "Client certificate for mTLS" })
+      .option("tls-key", { type: "string", describe: "Private key of --tls-cert" })
       .option("history", {
         type: "boolean",
         default: true,
@@ -118,10 +131,12 @@ async function runFile(argv: RunArgs): Promise<number> {
   try {
     const { lineLogger } = await import("../logger.js");
     const logger = lineLogger(argv.debug);
+    const { stateTargetOf } = await import("../run/state-target.js");
     const loaded = await loadWorkflowFile(target.file, {
       values,
       params,
       dataDir: dataDir.root,
+      state: await stateTargetOf(argv, dataDir),
       logger,
     });
     for (const notice of loaded.notices) eprintln(`notice: ${notice}`);
@@ -142,6 +157,8 @@ async function runFile(argv: RunArgs): Promise<number> {
     // Check every group before the first one starts.
     for (const model of models) validateWorkflow(model);
     const { executeRuns } = await import("../run/execute.js");
+    const { prepareDelegation } = await import("../run/delegation.js");
+    const delegation = await prepareDelegation(argv, target.file, models, list(argv.delegateTo));
     const { openRunHistory } = await import("../run/record.js");
     const history = argv.history
       ? await openRunHistory(dataDir.historyDb, {
@@ -163,9 +180,11 @@ async function runFile(argv: RunArgs): Promise<number> {
         failFast: argv.failFast,
         dataDir: dataDir.root,
         logger,
+        delegateFor: delegation?.delegateFor,
       });
     } finally {
       history?.close();
+      delegation?.close();
     }
   } finally {
     await shutdownLuaWorkers();

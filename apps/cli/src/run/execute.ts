@@ -1,4 +1,11 @@
-import type { Logger, RunResult, TaskOutput, Value, WorkflowModel } from "@sloth/workflow";
+import type {
+  DelegateExecutor,
+  Logger,
+  RunResult,
+  TaskOutput,
+  Value,
+  WorkflowModel,
+} from "@sloth/workflow";
 import { eprintln, painter, println } from "../output.js";
 import { jsonDisplay, plainDisplay, type RunDisplay, summaryLines } from "./display.js";
 import type { Recording, RunHistory } from "./record.js";
@@ -16,6 +23,8 @@ export interface ExecuteOptions {
   history?: RunHistory | undefined;
   /** Tasks done in the resumed run, with their outputs (`run --resume`). */
   completed?: Record<string, TaskOutput | undefined> | undefined;
+  /** Runs delegated tasks on agents; absent when no task is delegated. */
+  delegateFor?: ((model: WorkflowModel) => DelegateExecutor) | undefined;
 }
 
 /**
@@ -61,6 +70,7 @@ export async function executeRuns(
         dataDir: options.dataDir,
         logger: options.logger,
         completed: options.completed,
+        delegate: options.delegateFor?.(model),
         onEvent: (e) => {
           display.event(e);
           recording?.event(e);

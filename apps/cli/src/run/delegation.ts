@@ -1,0 +1,72 @@
+import type { Delegate } from "@sloth/delegation";
+import type { DelegateExecutor, WorkflowModel } from "@sloth/workflow";
+import { CliError, type GlobalArgs, masterOf, tlsFor, tokenFor } from "../context.js";
+
+/** Delegate executors for a run, and the connections they hold. */
+export interface RunDelegation {
+  delegateFor(model: WorkflowModel): DelegateExecutor;
+  close(): void;
+}
+
+/**
+ * Applies `--delegate-to` to tasks without a target of their own, and, when
+ * any task is delegated, connects what delegation needs: the master for
+ * names and labels, the cluster token (and TLS) for every agent.
+ */
+export async function prepareDelegation(
+  argv: GlobalArgs,
+  file: string,
+  models: WorkflowModel[],
+  delegateTo: string[],
+): Promise<RunDelegation | undefined> {
+  if (delegateTo.length > 0) {
+    const target =
+      delegateTo.length === 1
+        ? { kind: "agent" as const, name: delegateTo[0]! }
+        : { kind: "agents" as const, names: delegateTo };
+    for (const m of models) for (const t of m.tasks) t.delegateTo ??= { target };
+  }
+  const targets = models.flatMap((m) =>
+    m.tasks.flatMap((t) => (t.delegateTo ? [t.delegateTo.target] : [])),
+  );
+  if (targets.length === 0) return undefined;
+  const { connect, masterClient } = await import("@sloth/client");
+  const { createDelegate } = await import("@sloth/delegation");
+  const master = await masterOf(argv);
+  const token = await tokenFor(argv, master);
+  if (!token) {
+    throw new CliError("delegated tasks need the cluster token", {
+      hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN (a local master keeps it in <data dir>/master/token)",
+    });
+  }
+  const tls = await tlsFor(argv, master);
+  const needsMaster = targets.some((t) => t.kind !== "address");
+  const conn = needsMaster
+    ? connect({ address: master.address, token: token.token, tls })
+    : undefined;
+  const client = conn ? masterClient(conn) : undefined;
+  const workspace = await loadShipper();
+  const delegates: Delegate[] = [];
+  return {
+    delegateFor(model) {
+      const d = createDelegate({
+        master: client ? { client, address: master.address } : undefined,
+        token: token.token,
+        tls,
+        workflowFile: file,
+        workflow: model.name,
+        workspace,
+      });
+      delegates.push(d);
+      return d.delegate;
+    },
+    close() {
+      for (const d of delegates) d.close();
+      conn?.close();
+    },
+  };
+}
+
+async function loadShipper() {
+  return undefined;
+}

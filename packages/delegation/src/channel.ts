@@ -1,0 +1,88 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import { agentClient, connect, type SlothConnection, type TlsMaterial } from "@sloth/client";
+import type { MasterService, RunTaskRequestSchema, RunTaskResponse } from "@sloth/proto";
+
+/** The delegation calls to one agent, through the master or dialled directly. */
+export interface TaskChannel {
+  /** The agent's name, or its address when dialled directly. */
+  readonly agent: string;
+  /** "agent 'web-1'" or "agent at 10.0.0.7:50051", for messages. */
+  readonly label: string;
+  /** The master's address when relayed, else the agent's; for error messages. */
+  readonly address: string;
+  readonly via: "master" | "agent";
+  prepare(manifestJson: string, signal: AbortSignal): Promise<string[]>;
+  upload(chunks: AsyncIterable<Uint8Array>, gzip: boolean, signal: AbortSignal): Promise<void>;
+  runTask(
+    req: MessageInitShape<typeof RunTaskRequestSchema>,
+    signal: AbortSignal,
+  ): AsyncIterable<RunTaskResponse>;
+}
+
+/** A channel to the agent named `name`, relayed by the master. */
+export function masterChannel(
+  client: Client<typeof MasterService>,
+  masterAddress: string,
+  name: string,
+): TaskChannel {
+  return {
+    agent: name,
+    label: `agent '${name}'`,
+    address: masterAddress,
+    via: "master",
+    async prepare(manifestJson, signal) {
+      const r = await client.prepareWorkspaceOnAgent(
+        { agentName: name, request: { manifestJson } },
+        { signal },
+      );
+      return r.response?.missing ?? [];
+    },
+    async upload(chunks, gzip, signal) {
+      async function* requests() {
+        let first = true;
+        for await (const chunk of chunks) {
+          yield { agentName: first ? name : "", request: { chunk, gzip: first && gzip } };
+          first = false;
+        }
+      }
+      await client.uploadBlobsToAgent(requests(), { signal });
+    },
+    async *runTask(req, signal) {
+      for await (const r of client.runTaskOnAgent({ agentName: name, request: req }, { signal })) {
+        if (r.response) yield r.response;
+      }
+    },
+  };
+}
+
+/** A channel to the agent at `address`, dialled with the cluster token (and TLS). */
+export function directChannel(
+  address: string,
+  token: string,
+  tls: TlsMaterial | undefined,
+): TaskChannel & { close(): void } {
+  const conn: SlothConnection = connect({ address, token, tls });
+  const client = agentClient(conn);
+  return {
+    agent: address,
+    label: `agent at ${address}`,
+    address,
+    via: "agent",
+    async prepare(manifestJson, signal) {
+      return (await client.prepareWorkspace({ manifestJson }, { signal })).missing;
+    },
+    async upload(chunks, gzip, signal) {
+      async function* requests() {
+        let first = true;
+        for await (const chunk of chunks) {
+          yield { chunk, gzip: first && gzip };
+          first = false;
+        }
+      }
+      await client.uploadBlobs(requests(), { signal });
+    },
+    runTask: (req, signal) => client.runTask(req, { signal }),
+    close: () => conn.close(),
+  };
+}

@@ -1,0 +1,271 @@
+import path from "node:path";
+import type { Client } from "@connectrpc/connect";
+import { fromConnectError, isSlothError, SlothError, type TlsMaterial } from "@sloth/client";
+import { AgentStatus, type MasterService } from "@sloth/proto";
+import type {
+  DelegateExecutor,
+  DelegateTarget,
+  TaskContext,
+  TaskModel,
+  TaskOutcome,
+  TaskOutput,
+  Value,
+} from "@sloth/workflow";
+import { directChannel, masterChannel, type TaskChannel } from "./channel.js";
+import { collectSources, type SourceFile } from "./sources.js";
+import type { WorkspaceShipper } from "./workspace.js";
+
+/** Options of {@link createDelegate}. */
+export interface DelegateOptions {
+  /** The master, for agent names and labels; without it only addresses work. */
+  master?: { client: Client<typeof MasterService>; address: string } | undefined;
+  /** The cluster token, to dial agents directly (`{ address = ... }`). */
+  token?: string | undefined;
+  /** TLS material to dial agents directly. */
+  tls?: TlsMaterial | undefined;
+  /** The workflow file, shipped (with the Lua files beside it) to agents. */
+  workflowFile: string;
+  /** The workflow (or TaskDefinitions group) the tasks belong to. */
+  workflow: string;
+  /** Ships the task's working directory and brings changes back; none ships nothing. */
+  workspace?: WorkspaceShipper | undefined;
+}
+
+/** A delegate executor and what it holds open. */
+export interface Delegate {
+  delegate: DelegateExecutor;
+  /** Closes direct connections to agents. */
+  close(): void;
+}
+
+type Resolved = { channels: TaskChannel[] } | { none: string };
+
+/** Creates the executor `runWorkflow` calls for tasks with `delegateTo`. */
+export function createDelegate(options: DelegateOptions): Delegate {
+  const direct = new Map<string, ReturnType<typeof directChannel>>();
+  let sources: SourceFile[] | undefined;
+  let sourcesRoot = "";
+
+  const needMaster = (what: string) => {
+    if (!options.master) {
+      throw new SlothError(
+        "SLOTH_INVALID_ARGUMENT",
+        `cannot delegate to ${what}: no master to resolve it`,
+        {
+          hint: 'pass --master (or select one with `sloth-runner master select`), or use delegate_to = { address = "host:port" }',
+        },
+      );
+    }
+    return options.master;
+  };
+
+  async function resolve(target: DelegateTarget, signal: AbortSignal): Promise<Resolved> {
+    switch (target.kind) {
+      case "address": {
+        if (!options.token) {
+          throw new SlothError(
+            "SLOTH_TOKEN_MISSING",
+            `cannot dial agent at ${target.address}: no cluster token`,
+            {
+              hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN",
+            },
+          );
+        }
+        let ch = direct.get(target.address);
+        if (!ch) {
+          ch = directChannel(target.address, options.token, options.tls);
+          direct.set(target.address, ch);
+        }
+        return { channels: [ch] };
+      }
+      case "agent":
+      case "agents": {
+        const m = needMaster(target.kind === "agent" ? `agent '${target.name}'` : "agents by name");
+        const names = target.kind === "agent" ? [target.name] : target.names;
+        const { agents } = await m.client.listAgents({}, { signal, timeoutMs: 15_000 });
+        const byName = new Map(agents.map((a) => [a.name, a]));
+        const down = names.filter((n) => byName.get(n)?.status !== AgentStatus.ACTIVE);
+        if (down.length) {
+          const why = down
+            .map((n) =>
+              byName.has(n)
+                ? `agent '${n}' is ${statusWord(byName.get(n)!.status)}`
+                : `agent '${n}' is not registered`,
+            )
+            .join("; ");
+          return { none: why };
+        }
+        return { channels: names.map((n) => masterChannel(m.client, m.address, n)) };
+      }
+      case "labels": {
+        const m = needMaster("agents by label");
+        const { agents } = await m.client.listAgents(
+          { labels: target.labels, status: AgentStatus.ACTIVE },
+          { signal, timeoutMs: 15_000 },
+        );
+        const labels = Object.entries(target.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(",");
+        if (agents.length === 0) return { none: `no active agent has labels ${labels}` };
+        // Least loaded first: fewest commands running at the last heartbeat.
+        const sorted = [...agents].sort(
+          (a, b) => a.runningCommands - b.runningCommands || a.name.localeCompare(b.name),
+        );
+        const picked = target.all ? sorted : sorted.slice(0, 1);
+        return { channels: picked.map((a) => masterChannel(m.client, m.address, a.name)) };
+      }
+    }
+  }
+
+  async function runOn(
+    ch: TaskChannel,
+    task: TaskModel,
+    ctx: TaskContext,
+    prefix: string,
+  ): Promise<TaskOutcome> {
+    if (!sources) {
+      const collected = collectSources(options.workflowFile);
+      sources = collected.files;
+      sourcesRoot = collected.root;
+    }
+    const write = (stream: "stdout" | "stderr" | "log", text: string) =>
+      ctx.log.write(stream, prefix ? text.replace(/^(?=.)/gm, prefix) : text);
+    try {
+      let manifestJson = "";
+      if (options.workspace) {
+        const shipped = await options.workspace.send(ch, ctx.workdir, ctx.signal);
+        manifestJson = shipped.manifestJson;
+      }
+      const deps: Record<string, TaskOutput> = ctx.deps;
+      let outcome: TaskOutcome | undefined;
+      const changes =
+        options.workspace && manifestJson ? options.workspace.receiver(ctx.workdir) : undefined;
+      const stream = ch.runTask(
+        {
+          workflowFile: path
+            .relative(sourcesRoot, path.resolve(options.workflowFile))
+            .split(path.sep)
+            .join("/"),
+          sources,
+          workflow: options.workflow,
+          task: task.name,
+          paramsJson: JSON.stringify(ctx.params),
+          valuesJson: JSON.stringify(ctx.values),
+          depsJson: JSON.stringify(deps),
+          runId: ctx.runId,
+          attempt: ctx.attempt,
+          timeoutMs: BigInt(task.timeoutMs ?? 0),
+          manifestJson,
+          returnChanges: changes !== undefined,
+        },
+        ctx.signal,
+      );
+      for await (const r of stream) {
+        const ev = r.event;
+        if (ev.case === "log") write(ev.value.stream as "stdout" | "stderr" | "log", ev.value.text);
+        else if (ev.case === "result") {
+          const v = ev.value;
+          outcome = {
+            ok: v.ok,
+            message: v.message || undefined,
+            output: v.outputJson ? (JSON.parse(v.outputJson) as TaskOutput) : undefined,
+            retryable: v.retryable,
+          };
+        } else if (ev.case === "changes") await changes?.chunk(ev.value);
+        else if (ev.case === "changesEnd") await changes?.end(ev.value.deleted);
+      }
+      if (!outcome) {
+        return {
+          ok: false,
+          message: `agent lost: ${ch.label} ended the task without a result`,
+          retryable: true,
+        };
+      }
+      return outcome;
+    } catch (e) {
+      if (ctx.signal.aborted) return { ok: false, message: "cancelled", retryable: false };
+      const err = isSlothError(e)
+        ? e
+        : fromConnectError(e, {
+            kind: ch.via === "master" ? "master" : "agent",
+            address: ch.address,
+          });
+      const lostLink =
+        err.code === "SLOTH_UNREACHABLE" ||
+        err.code === "SLOTH_AGENT_UNAVAILABLE" ||
+        err.code === "SLOTH_REMOTE";
+      return {
+        ok: false,
+        message:
+          lostLink && !err.message.startsWith("agent lost")
+            ? `agent lost: ${ch.label}: ${err.describe()}`
+            : err.describe(),
+        retryable: err.retryable || lostLink,
+      };
+    }
+  }
+
+  const delegate: DelegateExecutor = async (task, ctx) => {
+    const target = task.delegateTo?.target;
+    if (!target) return undefined;
+    let resolved: Resolved;
+    try {
+      resolved = await resolve(target, ctx.signal);
+    } catch (e) {
+      const err = isSlothError(e)
+        ? e
+        : fromConnectError(e, { kind: "master", address: options.master?.address ?? "" });
+      if (task.delegateTo?.fallback === "local") return undefined;
+      return {
+        ok: false,
+        message: `task '${task.name}': ${err.describe()}`,
+        retryable: err.retryable,
+      };
+    }
+    if ("none" in resolved) {
+      if (task.delegateTo?.fallback === "local") {
+        ctx.log.write("log", `no target available (${resolved.none}): running locally\n`);
+        return undefined;
+      }
+      return {
+        ok: false,
+        message: `task '${task.name}' has no target: ${resolved.none}`,
+        retryable: true,
+      };
+    }
+    const channels = resolved.channels;
+    if (channels.length === 1) return runOn(channels[0]!, task, ctx, "");
+    const outcomes = await Promise.all(
+      channels.map((ch) => runOn(ch, task, ctx, `[${ch.agent}] `)),
+    );
+    const output: Record<string, Value> = {};
+    channels.forEach((ch, i) => {
+      output[ch.agent] = (outcomes[i]?.output ?? null) as Value;
+    });
+    const failed = channels.filter((_, i) => !outcomes[i]?.ok);
+    return {
+      ok: failed.length === 0,
+      message: failed.length
+        ? `failed on ${failed.map((c) => c.label).join(", ")}: ${failed.map((c) => outcomes[channels.indexOf(c)]?.message).join("; ")}`
+        : `succeeded on ${channels.length} agents`,
+      output,
+      retryable: outcomes.some((o) => !o.ok && o.retryable !== false),
+    };
+  };
+
+  return {
+    delegate,
+    close() {
+      for (const ch of direct.values()) ch.close();
+      direct.clear();
+    },
+  };
+}
+
+function statusWord(s: AgentStatus): string {
+  return s === AgentStatus.INACTIVE
+    ? "inactive"
+    : s === AgentStatus.UNREACHABLE
+      ? "unreachable"
+      : "not active";
+}
