@@ -258,3 +258,38 @@ describe("sloth-runner state --master", () => {
     );
   });
 });
+
+describe("the Lua state module in sloth-runner run", () => {
+  const flow = (dir: string) => {
+    const file = path.join(dir, "count.sloth");
+    fs.writeFileSync(
+      file,
+      `workflow.define("count"):tasks({ task("bump"):command(function()
+  local n = state.with_lock("count", function() return state.increment("runs") end, 30)
+  local swapped = state.cas("last", state.get("last"), n)
+  return swapped, "run " .. n
+end) })
+`,
+    );
+    return file;
+  };
+
+  it("uses <data dir>/state.db without --master, and the master's store with it", async () => {
+    const dir = tempDir();
+    const file = flow(dir);
+    const run = (...args: string[]) => runCli(["--data-dir", dir, "run", file, ...args]);
+    expect((await run()).code).toBe(0);
+    expect((await run()).code).toBe(0);
+    expect((await cliIn(dir)("get", "runs")).stdout).toBe("2\n");
+
+    const m = await spawnMaster();
+    const flags = ["--master", m.address, "--token-file", path.join(m.dataDir, "master", "token")];
+    const remote = await run(...flags);
+    expect(remote).toMatchObject({ code: 0 });
+    const get = (key: string) => runCli(["--data-dir", tempDir(), "state", "get", key, ...flags]);
+    expect((await get("runs")).stdout).toBe("1\n");
+    expect((await get("last")).stdout).toBe("1\n");
+    // The local file was not touched by the run against the master.
+    expect((await cliIn(dir)("get", "runs")).stdout).toBe("2\n");
+  });
+});
