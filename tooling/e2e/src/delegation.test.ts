@@ -1,0 +1,213 @@
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import {
+  cleanup,
+  runCli,
+  spawnAgent,
+  spawnMaster,
+  type TestProcess,
+  tempDir,
+  waitFor,
+} from "@sloth/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+// One master and three agents (two labelled web, one db) for the file.
+let master: TestProcess;
+let tokenFile: string;
+const agents: Record<string, TestProcess> = {};
+
+beforeAll(async () => {
+  master = await spawnMaster();
+  tokenFile = path.join(master.dataDir, "master", "token");
+  for (const [name, role] of [
+    ["web-1", "web"],
+    ["web-2", "web"],
+    ["db-1", "db"],
+  ] as const) {
+    agents[name] = await spawnAgent({
+      name,
+      master: master.address,
+      tokenFile,
+      args: ["--label", `role=${role}`],
+    });
+  }
+}, 90_000);
+
+afterAll(cleanup);
+
+function flow(text: string): string {
+  const dir = tempDir();
+  const file = path.join(dir, "flow.sloth");
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+const run = (file: string, ...args: string[]) =>
+  runCli(
+    [
+      "--data-dir",
+      master.dataDir,
+      "run",
+      file,
+      "--master",
+      master.address,
+      "--no-history",
+      ...args,
+    ],
+    {
+      timeoutMs: 90_000,
+    },
+  );
+
+describe("delegate_to", () => {
+  it("runs seed 004's group-level and task-level examples on local agents", async () => {
+    const group = flow(`
+Modern DSLs = {
+  my_distributed_group = {
+    description = "A task group with distributed tasks.",
+    delegate_to = { address = "${agents["web-1"]!.address}" },
+    tasks = {
+      {
+        name = "remote_hello",
+        description = "Runs a hello world task on a remote agent.",
+        command = function(params)
+          log.info("Hello from remote agent!")
+          return true, "Remote task executed."
+        end
+      }
+    }
+  }
+}
+`);
+    const r1 = await run(group);
+    expect(r1.code, r1.stderr + r1.stdout).toBe(0);
+    expect(r1.stderr).toContain("'Modern DSLs' is not valid Lua; read as TaskDefinitions");
+    expect(r1.stdout).toContain("remote_hello | INFO Hello from remote agent!");
+    expect(r1.stdout).toMatch(/remote_hello: succeeded in .*\(Remote task executed\.\)/);
+
+    const task = flow(`
+Modern DSLs = {
+  my_group = {
+    description = "A task group with a specific remote task.",
+    tasks = {
+      {
+        name = "specific_remote_task",
+        description = "Runs this task on a specific remote agent.",
+        delegate_to = { address = "${agents["web-2"]!.address}" },
+        command = function(params)
+          log.info("Hello from a specific remote agent!")
+          return true, "Specific remote task executed."
+        end
+      },
+      {
+        name = "local_task",
+        description = "This task runs locally.",
+        command = "echo 'Hello from local machine!'"
+      }
+    }
+  }
+}
+`);
+    const r2 = await run(task);
+    expect(r2.code, r2.stderr + r2.stdout).toBe(0);
+    expect(r2.stdout).toContain("specific_remote_task | INFO Hello from a specific remote agent!");
+    expect(r2.stdout).toContain("local_task | Hello from local machine!");
+  });
+
+  it("passes outputs both ways in a diamond with one remote branch", async () => {
+    const file = flow(`
+local top = task("top"):command(function() return true, "ok", { base = 20 } end)
+local left = task("left"):depends_on({ top }):delegate_to("db-1")
+  :command(function(params, deps) return true, "remote", { value = deps.top.base * 2, task = params.task_name } end)
+local right = task("right"):depends_on({ top }):command("echo right")
+local bottom = task("bottom"):depends_on({ left, right })
+  :command(function(params, deps)
+    log.info("sum " .. (deps.left.value + 2) .. " from " .. deps.left.task .. " and " .. deps.right.stdout)
+    return true
+  end)
+workflow.define("diamond"):tasks({ top, left, right, bottom })
+`);
+    const r = await run(file);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toContain("bottom | INFO sum 42 from left and right");
+  });
+
+  it("runs on every agent of a list, and on one or all agents with labels", async () => {
+    const file = flow(`
+local each = task("each"):delegate_to({ "web-1", "db-1" })
+  :command(function() return true, "hi", { n = 1 } end)
+local one = task("one_web"):delegate_to({ labels = { role = "web" } })
+  :command(function() log.info("on a web agent"); return true end)
+local all = task("all_web"):delegate_to({ labels = { role = "web" }, all = true })
+  :command("echo every-web")
+local check = task("check"):depends_on({ each })
+  :command(function(params, deps)
+    log.info("agents " .. deps.each["web-1"].n + deps.each["db-1"].n)
+    return true
+  end)
+workflow.define("targets"):tasks({ each, one, all, check })
+`);
+    const r = await run(file);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toContain("check | INFO agents 2");
+    expect(r.stdout.match(/all_web \| \[web-[12]\] every-web/g)?.length).toBe(2);
+    expect(r.stdout).toContain("one_web | INFO on a web agent");
+  });
+
+  it("falls back to local when no target is available, and fails naming the target otherwise", async () => {
+    const file = flow(`
+local fb = task("fb"):delegate_to({ labels = { role = "gpu" }, fallback = "local" }):command("echo ran-locally")
+local strict = task("strict"):delegate_to("nobody"):command("echo never")
+workflow.define("fallback"):tasks({ fb, strict })
+`);
+    const r = await run(file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("fb | ran-locally");
+    expect(r.stdout).toMatch(/strict: failed .*agent 'nobody' is not registered/);
+  });
+
+  it("runs every task on --delegate-to agents", async () => {
+    const file = flow(`
+local a = task("a"):command("echo on-agent")
+workflow.define("flag"):tasks({ a })
+`);
+    const r = await run(file, "--delegate-to", "db-1");
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toContain("a | on-agent");
+  });
+
+  it("kills the remote process at the task's timeout", async () => {
+    const marker = `31.${Date.now() % 1e6}`;
+    const file = flow(`
+local slow = task("slow"):delegate_to("web-2"):timeout("1s"):command("sleep ${marker}")
+workflow.define("slow"):tasks({ slow })
+`);
+    const r = await run(file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/slow: (timed out|failed)/);
+    await waitFor(() => spawnSync("pgrep", ["-f", `^sleep ${marker}$`]).status !== 0, {
+      timeoutMs: 10_000,
+      what: "the remote sleep to be killed",
+    });
+  });
+});
+
+describe("an agent lost mid-task", () => {
+  it("fails the task with 'agent lost'", async () => {
+    const victim = await spawnAgent({ name: "doomed", master: master.address, tokenFile });
+    const marker = `32.${Date.now() % 1e6}`;
+    const file = flow(`
+local t = task("remote"):delegate_to("doomed"):command("sleep ${marker}")
+workflow.define("lost"):tasks({ t })
+`);
+    const pending = run(file);
+    await waitFor(() => spawnSync("pgrep", ["-f", `^sleep ${marker}$`]).status === 0, {
+      what: "the task to start",
+    });
+    victim.proc.kill("SIGKILL", true);
+    const r = await pending;
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/remote: failed .*agent lost/);
+  });
+});
