@@ -200,7 +200,19 @@ export function createAgent(options: AgentOptions): Agent {
           name: o.name,
           scratchDir: defaultScratchDir(dataDir.root, o.name),
           logger,
-          loadOptions: { dataDir: dataDir.root },
+          loadOptions: {
+            dataDir: dataDir.root,
+            // Delegated Lua tasks share the master's keys and locks with the rest of their run.
+            state: {
+              master: options.masterAddress,
+              token: options.token,
+              tls: options.tls && {
+                ca: options.tls.ca?.toString(),
+                cert: options.tls.cert.toString(),
+                key: options.tls.key.toString(),
+              },
+            },
+          },
         },
       });
       const auth = createAuthInterceptor({ token: options.token, publicMethods: ["Health"] });

@@ -1,6 +1,14 @@
 import fs from "node:fs";
 import path from "node:path";
-import { CLI_BIN, cleanup, runCli, spawnMaster, spawnNode, tempDir } from "@sloth/testkit";
+import {
+  CLI_BIN,
+  cleanup,
+  runCli,
+  spawnAgent,
+  spawnMaster,
+  spawnNode,
+  tempDir,
+} from "@sloth/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 
 afterEach(cleanup);
@@ -291,5 +299,34 @@ end) })
     expect((await get("last")).stdout).toBe("1\n");
     // The local file was not touched by the run against the master.
     expect((await cliIn(dir)("get", "runs")).stdout).toBe("2\n");
+  });
+});
+
+describe("the Lua state module in delegated tasks", () => {
+  it("gives a task run on an agent the same master store as the local tasks", async () => {
+    const m = await spawnMaster();
+    const tokenFile = path.join(m.dataDir, "master", "token");
+    await spawnAgent({ name: "state-agent", master: m.address, tokenFile });
+    const dir = tempDir();
+    const file = path.join(dir, "shared.sloth");
+    fs.writeFileSync(
+      file,
+      `local here = task("here"):command(function()
+  return true, "here " .. state.increment("hits")
+end)
+local there = task("there"):depends_on({ here }):delegate_to("state-agent"):command(function()
+  local n = state.with_lock("hits", function() return state.increment("hits") end, 30)
+  return true, "there " .. n
+end)
+workflow.define("shared"):tasks({ here, there })
+`,
+    );
+    const flags = ["--master", m.address, "--token-file", tokenFile];
+    const r = await runCli(["--data-dir", dir, "run", file, "--no-history", ...flags], {
+      timeoutMs: 90_000,
+    });
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const get = await runCli(["--data-dir", tempDir(), "state", "get", "hits", ...flags]);
+    expect(get.stdout).toBe("2\n");
   });
 });
