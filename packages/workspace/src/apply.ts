@@ -1,0 +1,162 @@
+import fs from "node:fs";
+import path from "node:path";
+import { unsafe, WorkspaceError } from "./errors.js";
+import { createExcluder } from "./exclude.js";
+import { checkPath, checkSymlinkTarget, lstatOrUndefined, SafeTree } from "./paths.js";
+import { type ReadOptions, readTar, type TarHeader } from "./tar-read.js";
+import type { Manifest, ScanOptions } from "./types.js";
+
+/** Options of {@link applyChanges}. */
+export interface ApplyOptions
+  extends ReadOptions,
+    Pick<ScanOptions, "exclude" | "ignoreFile" | "includeGit"> {
+  /**
+   * The manifest that was sent: deletions of paths it does not list are
+   * refused (the agent never saw them). Strongly recommended.
+   */
+  base?: Manifest;
+}
+
+const O_CREATE_NEW =
+  fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+/**
+ * Runner side: applies a {@link packChanges} archive and a deleted list to
+ * `targetDir`, never writing or deleting outside it or through a symlink,
+ * and never touching excluded paths (`.git` by default: a hostile agent
+ * must not plant hooks). Entries are applied as they arrive: a rejected
+ * archive leaves the entries before the bad one applied.
+ */
+export async function applyChanges(
+  targetDir: string,
+  stream: AsyncIterable<Uint8Array>,
+  deleted: string[],
+  options: ApplyOptions = {},
+): Promise<{ written: number; deleted: number }> {
+  const root = path.resolve(targetDir);
+  if (!fs.statSync(root).isDirectory())
+    throw new WorkspaceError(
+      "SLOTH_INVALID_ARGUMENT",
+      `cannot apply to ${targetDir}: not a directory`,
+    );
+  const excluded = createExcluder(root, options);
+  const sent = options.base ? new Set(options.base.entries.map((e) => e.path)) : undefined;
+  const check = (p: unknown, isDir: boolean): string => {
+    const rel = checkPath(p);
+    if (excluded(rel, isDir)) throw unsafe(rel, "excluded path");
+    return rel;
+  };
+  if (!Array.isArray(deleted)) throw unsafe(String(deleted), "deleted list is not an array");
+  // Everything is validated before the first deletion.
+  for (const p of deleted) {
+    check(p, false);
+    if (sent && !sent.has(p)) throw unsafe(p, "deletion of a path that was not sent");
+  }
+  const tree = new SafeTree(root);
+  let removed = 0;
+  for (const rel of deleted) if (remove(tree, rel)) removed++;
+  const dirs: { abs: string; mode: number }[] = [];
+  let written = 0;
+  let seq = 0;
+  await readTar(stream, options, (h: TarHeader) => {
+    if (h.type === "directory") {
+      const rel = check(h.name.endsWith("/") ? h.name.slice(0, -1) : h.name, true);
+      tree.parents(rel, true);
+      const abs = tree.abs(rel);
+      const st = lstatOrUndefined(abs);
+      if (st === undefined || !st.isDirectory()) {
+        if (st !== undefined) clear(tree, rel);
+        fs.mkdirSync(abs, { mode: 0o700 });
+      }
+      tree.remember(rel);
+      dirs.push({ abs, mode: h.mode & 0o777 });
+      written++;
+      return undefined;
+    }
+    const rel = check(h.name, false);
+    if (h.type === "symlink") {
+      const target = checkSymlinkTarget(rel, h.linkname);
+      tree.parents(rel, true);
+      clear(tree, rel);
+      fs.symlinkSync(target, tree.abs(rel));
+      written++;
+      return undefined;
+    }
+    if (h.type === "link") throw unsafe(rel, "hard links are not accepted");
+    if (h.type !== "file") throw unsafe(rel, `${h.type} entries are not accepted`);
+    tree.parents(rel, true);
+    // Written beside the target and renamed over it: the old file stays whole
+    // if the archive breaks, and an inode shared with a file elsewhere (a
+    // hard link) is replaced, never written into.
+    const abs = tree.abs(rel);
+    const tmp = `${abs}.sloth-${process.pid}-${++seq}.tmp`;
+    let fd: number | undefined = fs.openSync(tmp, O_CREATE_NEW, 0o600);
+    const close = () => {
+      if (fd !== undefined) fs.closeSync(fd);
+      fd = undefined;
+    };
+    return {
+      write(chunk) {
+        let off = 0;
+        while (off < chunk.length) off += fs.writeSync(fd as number, chunk, off);
+      },
+      end() {
+        fs.fchmodSync(fd as number, h.mode & 0o777);
+        close();
+        const st = lstatOrUndefined(abs);
+        if (st?.isDirectory()) clear(tree, rel);
+        fs.renameSync(tmp, abs);
+        written++;
+      },
+      abort() {
+        close();
+        fs.rmSync(tmp, { force: true });
+      },
+    };
+  });
+  for (const d of dirs.reverse()) fs.chmodSync(d.abs, d.mode);
+  return { written, deleted: removed };
+}
+
+/** Deletes one entry (a directory only when empty); false when it was not there. */
+function remove(tree: SafeTree, rel: string): boolean {
+  if (!tree.parents(rel, false)) return false;
+  const abs = tree.abs(rel);
+  const st = lstatOrUndefined(abs);
+  if (st === undefined) return false;
+  if (!st.isDirectory()) {
+    fs.unlinkSync(abs);
+    return true;
+  }
+  try {
+    fs.rmdirSync(abs);
+    tree.forget();
+    return true;
+  } catch (e) {
+    // It holds files the sender never saw (excluded ones): keep them.
+    if ((e as NodeJS.ErrnoException).code === "ENOTEMPTY") return false;
+    throw e;
+  }
+}
+
+/** Makes room for a new entry at `rel`; a non-empty directory in the way is a conflict. */
+function clear(tree: SafeTree, rel: string): void {
+  const abs = tree.abs(rel);
+  const st = lstatOrUndefined(abs);
+  if (st === undefined) return;
+  if (!st.isDirectory()) {
+    fs.unlinkSync(abs);
+    return;
+  }
+  try {
+    fs.rmdirSync(abs);
+    tree.forget();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOTEMPTY") throw e;
+    throw new WorkspaceError(
+      "SLOTH_WORKSPACE_CONFLICT",
+      `cannot replace directory ${rel}: it holds files that were not sent`,
+      { cause: e, details: { entry: rel } },
+    );
+  }
+}

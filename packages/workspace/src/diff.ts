@@ -1,0 +1,42 @@
+import { scanSync } from "./scan.js";
+import type { Changes, Manifest, ManifestEntry, ScanOptions } from "./types.js";
+
+function same(a: ManifestEntry, b: ManifestEntry): boolean {
+  if (a.type === "file" && b.type === "file") return a.hash === b.hash && a.mode === b.mode;
+  if (a.type === "dir" && b.type === "dir") return a.mode === b.mode;
+  if (a.type === "symlink" && b.type === "symlink") return a.target === b.target;
+  return false;
+}
+
+/**
+ * What changed in `dir` since `base` was taken: added or modified entries
+ * (content, mode, symlink target, type) and deleted paths, children before
+ * their parents. Files whose size and mtime match the base are not read.
+ * Pass the same exclusions as for the base scan.
+ */
+export async function diffWorkspace(
+  dir: string,
+  base: Manifest,
+  options: ScanOptions = {},
+): Promise<Changes> {
+  const now = scanSync(dir, { ...options, reuse: base });
+  return compareManifests(base, now);
+}
+
+/** The changes that turn `base` into `next`. */
+export function compareManifests(base: Manifest, next: Manifest): Changes {
+  const before = new Map<string, ManifestEntry>();
+  for (const e of base.entries) before.set(e.path, e);
+  const changed: ManifestEntry[] = [];
+  const present = new Set<string>();
+  for (const e of next.entries) {
+    present.add(e.path);
+    const b = before.get(e.path);
+    if (b === undefined || !same(b, e)) changed.push(e);
+  }
+  const deleted: string[] = [];
+  for (const e of base.entries) if (!present.has(e.path)) deleted.push(e.path);
+  // Manifests list parents first; deleting goes the other way.
+  deleted.sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  return { changed, deleted };
+}

@@ -1,0 +1,27 @@
+export { type ApplyOptions, applyChanges } from "./apply.js";
+export {
+  BlobCache,
+  type BlobCacheOptions,
+  type IngestOptions,
+  type MaterializeOptions,
+} from "./blob-cache.js";
+export { compareManifests, diffWorkspace } from "./diff.js";
+export {
+  isWorkspaceError,
+  WorkspaceError,
+  type WorkspaceErrorCode,
+  type WorkspaceErrorOptions,
+} from "./errors.js";
+export { checkManifest } from "./manifest.js";
+export { type PackOptions, packBlobs, packChanges } from "./pack.js";
+export { scanWorkspace } from "./scan.js";
+export type { ReadOptions } from "./tar-read.js";
+export type {
+  Changes,
+  DirEntry,
+  FileEntry,
+  Manifest,
+  ManifestEntry,
+  ScanOptions,
+  SymlinkEntry,
+} from "./types.js";

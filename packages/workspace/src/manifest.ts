@@ -1,0 +1,58 @@
+import { unsafe, WorkspaceError } from "./errors.js";
+import { checkMode, checkPath, checkSymlinkTarget } from "./paths.js";
+import type { FileEntry, Manifest, ManifestEntry } from "./types.js";
+
+const HASH = /^[0-9a-f]{64}$/;
+
+/** True when `s` is a lowercase sha256 hex digest. */
+export function isHash(s: unknown): s is string {
+  return typeof s === "string" && HASH.test(s);
+}
+
+/**
+ * Checks a manifest from the other side before anything is written: paths,
+ * unique entries, modes, sizes, hashes, symlink targets, and that no entry
+ * sits under a file or a symlink. Returns the entries.
+ */
+export function checkManifest(m: Manifest): ManifestEntry[] {
+  if (typeof m !== "object" || m === null || !Array.isArray(m.entries))
+    throw new WorkspaceError("SLOTH_INVALID_ARGUMENT", "cannot use the manifest: no entries list");
+  const types = new Map<string, ManifestEntry["type"]>();
+  for (const e of m.entries) {
+    const p = checkPath(e?.path);
+    if (types.has(p)) throw unsafe(p, "listed twice");
+    switch (e.type) {
+      case "dir":
+        checkMode(p, e.mode);
+        break;
+      case "file":
+        checkMode(p, e.mode);
+        if (!Number.isSafeInteger(e.size) || e.size < 0) throw unsafe(p, "bad size");
+        if (!isHash(e.hash)) throw unsafe(p, "bad hash");
+        break;
+      case "symlink":
+        checkSymlinkTarget(p, e.target);
+        break;
+      default:
+        throw unsafe(p, `unknown entry type ${JSON.stringify((e as { type: unknown }).type)}`);
+    }
+    types.set(p, e.type);
+  }
+  for (const e of m.entries) {
+    let i = e.path.indexOf("/");
+    while (i !== -1) {
+      const parent = e.path.slice(0, i);
+      const t = types.get(parent);
+      if (t !== undefined && t !== "dir") throw unsafe(e.path, `parent ${parent} is a ${t}`);
+      i = e.path.indexOf("/", i + 1);
+    }
+  }
+  return m.entries;
+}
+
+/** The first file of the manifest holding each hash. */
+export function filesByHash(m: Manifest): Map<string, FileEntry> {
+  const out = new Map<string, FileEntry>();
+  for (const e of m.entries) if (e.type === "file" && !out.has(e.hash)) out.set(e.hash, e);
+  return out;
+}

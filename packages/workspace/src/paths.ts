@@ -1,0 +1,135 @@
+// Validation of paths, modes and symlink targets coming from the other side,
+// and directory creation that never follows a symlink. Both directions use
+// these: the runner distrusts the agent's archives and the agent the runner's.
+import fs from "node:fs";
+import path from "node:path";
+import { unsafe, WorkspaceError } from "./errors.js";
+
+const MAX_PATH = 4096;
+
+/** Checks a relative POSIX entry path; returns it. Throws SLOTH_ARCHIVE_UNSAFE naming it. */
+export function checkPath(p: unknown): string {
+  if (typeof p !== "string" || p.length === 0) throw unsafe(String(p), "empty path");
+  if (p.length > MAX_PATH) throw unsafe(p.slice(0, 200), "path too long");
+  if (p.includes("\0")) throw unsafe(p, "path contains a NUL byte");
+  if (p.startsWith("/")) throw unsafe(p, "absolute path");
+  for (const seg of p.split("/")) {
+    if (seg === "..") throw unsafe(p, "path contains '..'");
+    if (seg === "" || seg === ".") throw unsafe(p, "path is not normalised");
+  }
+  return p;
+}
+
+/**
+ * Checks a symlink target: relative, normalised, with `..` only as leading
+ * segments and no more of them than the link's depth. With every link of the
+ * tree obeying this, no chain of links resolves outside it, because a `..`
+ * never follows a link (a lexical check of `a/../b` would be fooled when `a`
+ * is itself a link).
+ */
+export function checkSymlinkTarget(linkPath: string, target: unknown): string {
+  if (typeof target !== "string" || target.length === 0)
+    throw unsafe(linkPath, "symlink without a target");
+  if (target.includes("\0")) throw unsafe(linkPath, "symlink target contains a NUL byte");
+  if (target.startsWith("/")) throw unsafe(linkPath, `symlink to an absolute path (${target})`);
+  if (path.posix.normalize(target) !== target || target.endsWith("/"))
+    throw unsafe(linkPath, `symlink target ${JSON.stringify(target)} is not normalised`);
+  const segs = target.split("/");
+  let up = 0;
+  while (segs[up] === "..") up++;
+  const depth = linkPath.split("/").length - 1;
+  if (up > depth) throw unsafe(linkPath, `symlink points outside the tree (${target})`);
+  return target;
+}
+
+/** A symlink target as read from disk, normalised; undefined when it leaves the tree. */
+export function normaliseTarget(linkPath: string, raw: string): string | undefined {
+  if (raw.startsWith("/")) return undefined;
+  let t = path.posix.normalize(raw);
+  while (t.length > 1 && t.endsWith("/")) t = t.slice(0, -1);
+  try {
+    return checkSymlinkTarget(linkPath, t);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks permission bits; setuid, setgid and sticky bits never travel. */
+export function checkMode(entry: string, mode: unknown): number {
+  if (typeof mode !== "number" || !Number.isInteger(mode) || mode < 0)
+    throw new WorkspaceError("SLOTH_INVALID_ARGUMENT", `cannot accept entry ${entry}: bad mode`, {
+      details: { entry },
+    });
+  return mode & 0o777;
+}
+
+/** The parent directories of a relative path, outermost first: "a/b/c" → ["a", "a/b"]. */
+function parents(rel: string): string[] {
+  const out: string[] = [];
+  let i = rel.indexOf("/");
+  while (i !== -1) {
+    out.push(rel.slice(0, i));
+    i = rel.indexOf("/", i + 1);
+  }
+  return out;
+}
+
+/**
+ * A target directory written without ever following a symlink: every parent
+ * of an entry is checked with lstat (and remembered, so a deep tree costs one
+ * lstat per directory, not per file).
+ */
+export class SafeTree {
+  private readonly known = new Set<string>();
+  /** Directories created here, so their final modes can be set afterwards. */
+  readonly created: string[] = [];
+
+  constructor(readonly root: string) {}
+
+  abs(rel: string): string {
+    return path.join(this.root, rel);
+  }
+
+  /**
+   * Makes sure every parent of `rel` is a real directory inside the root,
+   * creating missing ones when `create`; false when one is missing and not
+   * created. A symlink or a file as a parent throws, naming the entry.
+   */
+  parents(rel: string, create: boolean): boolean {
+    for (const dir of parents(rel)) {
+      if (this.known.has(dir)) continue;
+      const st = lstatOrUndefined(this.abs(dir));
+      if (st === undefined) {
+        if (!create) return false;
+        fs.mkdirSync(this.abs(dir), { mode: 0o755 });
+        this.created.push(dir);
+      } else if (st.isSymbolicLink()) {
+        throw unsafe(rel, `parent ${JSON.stringify(dir)} is a symlink`);
+      } else if (!st.isDirectory()) {
+        throw unsafe(rel, `parent ${JSON.stringify(dir)} is not a directory`);
+      }
+      this.known.add(dir);
+    }
+    return true;
+  }
+
+  /** Marks `rel` as a directory known to be real (just created or checked). */
+  remember(rel: string): void {
+    this.known.add(rel);
+  }
+
+  /** Forgets checked directories after something was replaced or removed. */
+  forget(): void {
+    this.known.clear();
+  }
+}
+
+/** lstat that returns undefined for a missing path. */
+export function lstatOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}

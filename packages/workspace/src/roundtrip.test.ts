@@ -1,0 +1,176 @@
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  chunks,
+  cleanupTemp,
+  collect,
+  describeTree,
+  tempDir,
+  writeTree,
+} from "../test-support/helpers.js";
+import {
+  applyChanges,
+  BlobCache,
+  diffWorkspace,
+  packBlobs,
+  packChanges,
+  scanWorkspace,
+} from "./index.js";
+
+afterAll(cleanupTemp);
+
+/** Runner → agent: scan, ask the cache what is missing, pack, ingest, materialize. */
+async function send(src: string, cache: BlobCache, gzip = false) {
+  const manifest = await scanWorkspace(src);
+  const missing = cache.missing(manifest);
+  const archive = await collect(packBlobs(src, manifest, missing, { gzip }));
+  const got = await cache.ingest(chunks(archive), { gzip, expect: missing });
+  const work = path.join(tempDir(), "work");
+  await cache.materialize(manifest, work);
+  return { manifest, missing, archive, got, work };
+}
+
+describe("round trip", () => {
+  it("rebuilds files, modes, empty dirs, symlinks, unicode names, empty and large files", async () => {
+    const src = tempDir();
+    const big = Buffer.alloc(9 * 1024 * 1024 + 123);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE((i * 2654435761) >>> 0, i);
+    writeTree(src, {
+      "a.txt": "hello",
+      "empty.txt": "",
+      "bin/run.sh": { mode: 0o755, content: "#!/bin/sh\necho hi\n" },
+      "secret.txt": { mode: 0o600, content: "s" },
+      "empty-dir": null,
+      "deep/er/still/file.md": "deep",
+      "héllo wörld/日本語.txt": "unicode",
+      [`${"long-name-".repeat(12)}/x`]: "long path",
+      "big.bin": big,
+      "link-to-a": { link: "a.txt" },
+      "deep/er/up": { link: "../../bin/run.sh" },
+      "dir-link": { link: "deep" },
+      dangling: { link: "nowhere" },
+    });
+    fs.chmodSync(path.join(src, "empty-dir"), 0o750);
+    for (const gzip of [false, true]) {
+      const cache = new BlobCache(tempDir());
+      const { work, got, manifest } = await send(src, cache, gzip);
+      expect(describeTree(work)).toEqual(describeTree(src));
+      expect(got.blobs).toBe(
+        new Set(manifest.entries.flatMap((e) => (e.type === "file" ? [e.hash] : []))).size,
+      );
+      expect(fs.readFileSync(path.join(work, "big.bin")).equals(big)).toBe(true);
+    }
+  });
+
+  it("excludes .git by default, exclude globs and .slothignore", async () => {
+    const src = tempDir();
+    writeTree(src, {
+      ".git/config": "x",
+      "sub/.git": "gitdir: elsewhere",
+      ".slothignore": "*.log\n/build/\n",
+      "keep.txt": "k",
+      "a.log": "l",
+      "build/out.o": "o",
+      "src/build/kept.c": "c",
+      "node_modules/m/index.js": "m",
+      "tmp/x": "t",
+    });
+    const m = await scanWorkspace(src, { exclude: ["node_modules/", "tmp"] });
+    expect(m.entries.map((e) => e.path)).toEqual([
+      ".slothignore",
+      "keep.txt",
+      "src",
+      "src/build",
+      "src/build/kept.c",
+      "sub",
+    ]);
+    const withGit = await scanWorkspace(src, { includeGit: true, ignoreFile: "none" });
+    expect(withGit.entries.map((e) => e.path)).toContain(".git/config");
+    expect(withGit.entries.map((e) => e.path)).toContain("a.log");
+  });
+
+  it("sends nothing on an unchanged second sync and one blob for one changed file", async () => {
+    const src = tempDir();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 50; i++) files[`d${i % 5}/f${i}.txt`] = `content ${i}`;
+    files["dup-1"] = "same";
+    files["dup-2"] = "same";
+    writeTree(src, files);
+    const cache = new BlobCache(tempDir());
+    const first = await send(src, cache);
+    expect(first.got.blobs).toBe(51);
+    const second = await send(src, cache);
+    expect(second.missing).toEqual([]);
+    expect(second.got).toEqual({ blobs: 0, bytes: 0 });
+    expect(second.archive.length).toBe(1024); // the end-of-archive marker only
+    fs.writeFileSync(path.join(src, "d1/f1.txt"), "changed");
+    const third = await send(src, cache);
+    expect(third.missing).toHaveLength(1);
+    expect(third.got).toEqual({ blobs: 1, bytes: 7 });
+    expect(describeTree(third.work)).toEqual(describeTree(src));
+  });
+
+  it("brings the agent's changes back: added, modified, deleted, mode, symlink, type change", async () => {
+    const src = tempDir();
+    writeTree(src, {
+      "keep.txt": "k",
+      "mod.txt": "old",
+      "gone.txt": "bye",
+      "gone-dir/x": "x",
+      "script.sh": "echo",
+      link: { link: "keep.txt" },
+      "becomes-dir": "file",
+      ".git/HEAD": "ref",
+    });
+    const cache = new BlobCache(tempDir());
+    const { work, manifest } = await send(src, cache);
+    // The task, on the agent:
+    fs.writeFileSync(path.join(work, "mod.txt"), "new content");
+    fs.writeFileSync(path.join(work, "added.txt"), "added");
+    fs.mkdirSync(path.join(work, "new-dir/empty"), { recursive: true });
+    fs.rmSync(path.join(work, "gone.txt"));
+    fs.rmSync(path.join(work, "gone-dir"), { recursive: true });
+    fs.chmodSync(path.join(work, "script.sh"), 0o755);
+    fs.rmSync(path.join(work, "link"));
+    fs.symlinkSync("mod.txt", path.join(work, "link"));
+    fs.rmSync(path.join(work, "becomes-dir"));
+    fs.mkdirSync(path.join(work, "becomes-dir"));
+    fs.writeFileSync(path.join(work, "becomes-dir/inner"), "in");
+    const changes = await diffWorkspace(work, manifest);
+    expect(changes.changed.map((e) => e.path).sort()).toEqual([
+      "added.txt",
+      "becomes-dir",
+      "becomes-dir/inner",
+      "link",
+      "mod.txt",
+      "new-dir",
+      "new-dir/empty",
+      "script.sh",
+    ]);
+    expect(changes.deleted).toEqual(["gone.txt", "gone-dir/x", "gone-dir"]);
+    const archive = await collect(packChanges(work, changes));
+    const r = await applyChanges(src, chunks(archive), changes.deleted, { base: manifest });
+    expect(r).toEqual({ written: 8, deleted: 3 });
+    const expected = describeTree(work);
+    expected[".git"] = "dir 755";
+    expected[".git/HEAD"] = "file 644 ref";
+    expect(describeTree(src)).toEqual(expected);
+  });
+
+  it("diff trusts size and mtime from the base and re-reads the rest", async () => {
+    const src = tempDir();
+    writeTree(src, { "a.txt": "aaaa", "b.txt": "bbbb" });
+    const old = new Date(Date.now() - 60_000);
+    for (const f of ["a.txt", "b.txt"]) fs.utimesSync(path.join(src, f), old, old);
+    const base = await scanWorkspace(src);
+    expect(base.entries.every((e) => e.type !== "file" || e.mtimeMs !== undefined)).toBe(true);
+    // Same size, same mtime, other content: trusted (the cost of not reading).
+    fs.writeFileSync(path.join(src, "a.txt"), "AAAA");
+    fs.utimesSync(path.join(src, "a.txt"), old, old);
+    // Same size, new mtime: read and found changed.
+    fs.writeFileSync(path.join(src, "b.txt"), "BBBB");
+    const changes = await diffWorkspace(src, base);
+    expect(changes.changed.map((e) => e.path)).toEqual(["b.txt"]);
+  });
+});

@@ -1,0 +1,102 @@
+import fs from "node:fs";
+import path from "node:path";
+import { tooLarge, WorkspaceError } from "./errors.js";
+import { createExcluder, type Excluder } from "./exclude.js";
+import { hashFile } from "./hash.js";
+import { normaliseTarget } from "./paths.js";
+import type { FileEntry, Manifest, ManifestEntry, ScanOptions } from "./types.js";
+
+// A file modified this close to the scan could change again within the same
+// clock tick without its mtime moving; such files get no mtime and are
+// re-hashed next time instead of trusted.
+const RACY_MS = 100;
+
+interface Walk {
+  root: string;
+  excluded: Excluder;
+  options: ScanOptions;
+  reuse: Map<string, FileEntry>;
+  startMs: number;
+  entries: ManifestEntry[];
+  totalBytes: number;
+}
+
+/** Code-unit order, so manifests are identical whatever the locale. */
+const byName = (a: fs.Dirent, b: fs.Dirent) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/**
+ * Lists a workspace: directories, files with their sha256, and symlinks that
+ * stay inside it; `.git` and the exclusions left out; sockets, fifos and
+ * devices skipped. Reads synchronously: one await per file would dominate.
+ */
+export async function scanWorkspace(dir: string, options: ScanOptions = {}): Promise<Manifest> {
+  return scanSync(dir, options);
+}
+
+/** {@link scanWorkspace} without the promise, for callers already off the event loop's hot path. */
+export function scanSync(dir: string, options: ScanOptions = {}): Manifest {
+  const root = path.resolve(dir);
+  if (!fs.statSync(root).isDirectory())
+    throw new WorkspaceError("SLOTH_INVALID_ARGUMENT", `cannot scan ${dir}: not a directory`);
+  const reuse = new Map<string, FileEntry>();
+  for (const e of options.reuse?.entries ?? []) if (e.type === "file") reuse.set(e.path, e);
+  const w: Walk = {
+    root,
+    excluded: createExcluder(root, options),
+    options,
+    reuse,
+    startMs: Date.now(),
+    entries: [],
+    totalBytes: 0,
+  };
+  walk(w, "");
+  return { entries: w.entries, totalBytes: w.totalBytes };
+}
+
+function walk(w: Walk, relDir: string): void {
+  const dirents = fs.readdirSync(path.join(w.root, relDir), { withFileTypes: true }).sort(byName);
+  for (const d of dirents) {
+    const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
+    if (w.excluded(rel, d.isDirectory())) continue;
+    const abs = path.join(w.root, rel);
+    const st = fs.lstatSync(abs);
+    if (st.isDirectory()) {
+      w.entries.push({ path: rel, type: "dir", mode: st.mode & 0o777 });
+      walk(w, rel);
+    } else if (st.isFile()) {
+      w.entries.push(fileEntry(w, rel, abs, st));
+    } else if (st.isSymbolicLink()) {
+      const raw = fs.readlinkSync(abs);
+      const target = normaliseTarget(rel, raw);
+      if (target !== undefined) w.entries.push({ path: rel, type: "symlink", target });
+      else if (w.options.outsideSymlinks !== "skip")
+        throw new WorkspaceError(
+          "SLOTH_ARCHIVE_UNSAFE",
+          `cannot send symlink ${JSON.stringify(rel)}: it points outside the workspace (${raw})`,
+          {
+            details: { entry: rel, target: raw },
+            hint: 'exclude it, or pass outsideSymlinks: "skip"',
+          },
+        );
+    }
+    // Sockets, fifos and devices cannot be meaningfully copied: skipped.
+  }
+}
+
+function fileEntry(w: Walk, rel: string, abs: string, st: fs.Stats): FileEntry {
+  w.totalBytes += st.size;
+  const max = w.options.maxBytes;
+  if (max !== undefined && w.totalBytes > max) throw tooLarge("the workspace", w.totalBytes, max);
+  const mode = st.mode & 0o777;
+  const mtimeMs = Math.floor(st.mtimeMs);
+  const trusted = mtimeMs < w.startMs - RACY_MS;
+  const prev = w.reuse.get(rel);
+  if (prev && trusted && prev.mtimeMs === mtimeMs && prev.size === st.size)
+    return { path: rel, type: "file", mode, size: st.size, hash: prev.hash, mtimeMs };
+  const { hash, size } = hashFile(abs, st.size);
+  // The file grew or shrank while read: the bytes hashed are what counts.
+  w.totalBytes += size - st.size;
+  const e: FileEntry = { path: rel, type: "file", mode, size, hash };
+  if (trusted && size === st.size) e.mtimeMs = mtimeMs;
+  return e;
+}

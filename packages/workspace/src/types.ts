@@ -1,0 +1,71 @@
+/** A regular file of a workspace. */
+export interface FileEntry {
+  path: string;
+  type: "file";
+  /** Permission bits (`mode & 0o777`). */
+  mode: number;
+  size: number;
+  /** sha256 of the content, lowercase hex. */
+  hash: string;
+  /**
+   * Modification time in whole milliseconds, when it can be trusted to detect
+   * a later change (absent for files modified just before the scan, which a
+   * second write in the same clock tick could change unnoticed).
+   */
+  mtimeMs?: number;
+}
+
+/** A directory of a workspace (listed so empty directories and modes travel). */
+export interface DirEntry {
+  path: string;
+  type: "dir";
+  mode: number;
+}
+
+/** A symbolic link whose target resolves inside the workspace. */
+export interface SymlinkEntry {
+  path: string;
+  type: "symlink";
+  /** Relative, normalised POSIX target; `..` only as leading segments. */
+  target: string;
+}
+
+/** One entry of a workspace; paths are POSIX, relative, never "..", never absolute. */
+export type ManifestEntry = FileEntry | DirEntry | SymlinkEntry;
+
+/** The entries of a workspace, parents before children, sorted by path. */
+export interface Manifest {
+  entries: ManifestEntry[];
+  /** Sum of the file sizes. */
+  totalBytes: number;
+}
+
+/** What {@link scanWorkspace} and {@link diffWorkspace} include. */
+export interface ScanOptions {
+  /** Extra exclusions in gitignore syntax (`"node_modules/"`, `"*.log"`, `"/build"`). */
+  exclude?: string[];
+  /** Ignore file read from the workspace root, gitignore syntax. Default ".slothignore". */
+  ignoreFile?: string;
+  /** Also send `.git` (excluded by default). Default false. */
+  includeGit?: boolean;
+  /** Refuse a workspace whose files add up to more than this many bytes. Default: no limit. */
+  maxBytes?: number;
+  /**
+   * A symlink pointing outside the workspace (or absolute): "error" (default)
+   * refuses the scan naming it; "skip" leaves it out.
+   */
+  outsideSymlinks?: "error" | "skip";
+  /**
+   * A previous manifest of the same directory: files whose size and mtime
+   * match keep its hash instead of being read again.
+   */
+  reuse?: Manifest;
+}
+
+/** After a task: what changed relative to a base manifest. */
+export interface Changes {
+  /** Added or modified entries (content, mode, symlink target, type). */
+  changed: ManifestEntry[];
+  /** Paths of the base that are gone, children before their parents. */
+  deleted: string[];
+}
