@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { connect, isSlothError } from "@sloth/client";
+import { connect, createCertificateAuthority, isSlothError, issueCertificate } from "@sloth/client";
 import { StateService } from "@sloth/proto";
 import {
   connectState,
@@ -148,6 +148,9 @@ describe.each([
     const o = await s.lock("o", { owner: "alice" });
     const wrong = await caught(s.unlock("o", { owner: "bob" }));
     expect(wrong.code).toBe("SLOTH_LOCK_HELD");
+    expect(wrong.message).toBe("cannot unlock 'o': it is held by 'alice'");
+    expect(wrong.details).toMatchObject({ holder: "alice", name: "o" });
+    expect(wrong.hint).toBe("only its owner can release it; break it with force");
     await o.release();
     expect(
       await s.withLock("wl", async (signal, l) => (signal.aborted ? -1 : l.fencingToken)),
@@ -238,6 +241,28 @@ describe("StateService on the master", () => {
     expect(seen).toEqual([...seen].sort((x, y) => x - y));
     expect(new Set(seen).size).toBe(30);
     expect(await a.get("counter")).toBe(30);
+  });
+
+  it("works over mTLS, and a client without a certificate is refused", async () => {
+    const ca = await createCertificateAuthority();
+    const server = await issueCertificate({ ca, name: "master", sans: ["127.0.0.1"] });
+    const client = await issueCertificate({ ca, name: "ci", sans: ["127.0.0.1"] });
+    const secure = await startTestMaster({ tls: { ...server, ca: ca.cert } });
+    const s = await connectState({
+      master: secure.address,
+      token: secure.token,
+      tls: { ca: ca.cert, ...client },
+    });
+    opened.push(s);
+    await s.set("k", "over tls");
+    expect(await s.get("k")).toBe("over tls");
+    const anonymous = await connectState({
+      master: secure.address,
+      token: secure.token,
+      tls: { ca: ca.cert },
+    });
+    opened.push(anonymous);
+    expect((await caught(anonymous.get("k"))).code).toBe("SLOTH_TLS");
   });
 
   it("reports an unreachable master as SLOTH_UNREACHABLE", async () => {

@@ -737,6 +737,8 @@ export const PurgeExpiredResponseSchema: GenMessage<PurgeExpiredResponse> = /*@_
  */
 export const StateService: GenService<{
   /**
+   * Get returns a live entry; clients answer `has` with it too.
+   *
    * @generated from rpc sloth.state.v1.StateService.Get
    */
   get: {
