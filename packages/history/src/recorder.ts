@@ -26,6 +26,8 @@ export interface RunRecorder {
 export interface RecorderLimits {
   /** Bytes of each task's log kept (its tail). */
   logLimit: number;
+  /** Least time between two writes of queued events. */
+  flushIntervalMs: number;
 }
 
 interface TaskRow {
@@ -105,7 +107,11 @@ export function startRecorder(
   const dirty = new Set<TaskRow>();
   let end: RunEnd | undefined;
   let sawEnd = false;
-  let scheduled = false;
+  // Exactly one of these is pending at a time; clearing one with the other's
+  // function corrupts Node's immediate queue, so they are kept apart.
+  let immediate: NodeJS.Immediate | undefined;
+  let timeout: NodeJS.Timeout | undefined;
+  let lastFlush = 0;
   let error: Error | undefined;
   let finished = false;
 
@@ -120,7 +126,11 @@ export function startRecorder(
   };
 
   const flush = (): void => {
-    scheduled = false;
+    if (immediate) clearImmediate(immediate);
+    if (timeout) clearTimeout(timeout);
+    immediate = undefined;
+    timeout = undefined;
+    lastFlush = performance.now();
     if (dirty.size === 0 && !end) return;
     try {
       writeTransaction(db, () => {
@@ -203,11 +213,13 @@ export function startRecorder(
     event(e) {
       if (finished) return;
       apply(e);
-      if (!scheduled) {
-        scheduled = true;
-        // Everything the scheduler emits in this turn goes in one transaction.
-        setImmediate(flush);
-      }
+      if (immediate || timeout) return;
+      // Everything the scheduler emits in this turn goes in one transaction,
+      // and a fast run (a chain of quick tasks is a tick per task) writes at
+      // most every flushIntervalMs, so history stays cheap.
+      const wait = lastFlush + limits.flushIntervalMs - performance.now();
+      if (wait <= 0) immediate = setImmediate(flush);
+      else timeout = setTimeout(flush, wait);
     },
     flush,
     finish(result) {

@@ -32,6 +32,12 @@ export interface HistoryOptions {
   durability?: Durability | undefined;
   /** Bytes of each task's log kept, its tail (default 64 KiB). */
   logLimit?: number | undefined;
+  /**
+   * Least time between two writes of a run's queued events (default 20 ms):
+   * events of one scheduler tick always go in one transaction, and a burst
+   * of ticks is written together. A crash loses at most this much.
+   */
+  flushIntervalMs?: number | undefined;
 }
 
 /** The run history: written by recorders, read by the `runs` commands. */
@@ -61,7 +67,10 @@ export function openHistory(options: HistoryOptions): HistoryStore {
   });
   const db: BetterSQLite3Database = drizzle(sqlite);
   migrate(db, { migrationsFolder: MIGRATIONS });
-  const logLimit = options.logLimit ?? DEFAULT_LOG_LIMIT;
+  const limits = {
+    logLimit: options.logLimit ?? DEFAULT_LOG_LIMIT,
+    flushIntervalMs: options.flushIntervalMs ?? 20,
+  };
 
   /** Ends runs whose runner died: nothing else ever will. */
   const reconcile = (): void => {
@@ -112,7 +121,7 @@ export function openHistory(options: HistoryOptions): HistoryStore {
   };
 
   return {
-    record: (start) => startRecorder(sqlite, start, { logLimit }),
+    record: (start) => startRecorder(sqlite, start, limits),
     listRuns(filter = {}) {
       reconcile();
       const where = and(
