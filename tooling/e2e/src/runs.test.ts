@@ -215,10 +215,11 @@ describe("history of runs", () => {
     });
     const sleeper = Number(fs.readFileSync(pidFile, "utf8"));
     try {
-      // The task started, so its batch is written by the next tick.
-      await waitFor(async () =>
-        (await sloth("runs", "list", "--json")).stdout.includes('"running"'),
-      );
+      // Its start is written within a flush interval of the task starting.
+      await waitFor(async () => {
+        const [run] = JSON.parse((await sloth("runs", "list", "--json")).stdout) as Run[];
+        return run && (await showJson(run.id)).tasks[1]?.status === "running";
+      });
       p.kill("SIGKILL");
       await p.exited;
     } finally {
