@@ -155,7 +155,7 @@ function clear(tree: SafeTree, rel: string): void {
     if ((e as NodeJS.ErrnoException).code !== "ENOTEMPTY") throw e;
     throw new WorkspaceError(
       "SLOTH_WORKSPACE_CONFLICT",
-      `cannot replace directory ${rel}: it holds files that were not sent`,
+      `cannot replace directory ${JSON.stringify(rel)}: it holds files that were not sent`,
       { cause: e, details: { entry: rel } },
     );
   }

@@ -93,7 +93,7 @@ export class BlobCache {
       if (expected && !expected.has(h.name))
         throw new WorkspaceError(
           "SLOTH_BLOB_MISMATCH",
-          `cannot accept blob ${h.name}: not asked for`,
+          `cannot accept blob ${JSON.stringify(h.name)}: not asked for`,
           {
             details: { entry: h.name },
           },
@@ -131,7 +131,7 @@ export class BlobCache {
           fs.rmSync(tmp, { force: true });
           throw new WorkspaceError(
             "SLOTH_BLOB_MISMATCH",
-            `cannot accept blob ${hash}: its content hashes to ${actual}`,
+            `cannot accept blob ${JSON.stringify(hash)}: its content hashes to ${actual}`,
             { details: { entry: hash, actual, size: written } },
           );
         }
@@ -190,7 +190,7 @@ export class BlobCache {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
         throw new WorkspaceError(
           "SLOTH_BLOB_MISSING",
-          `cannot materialize ${e.path}: blob ${e.hash} is not in the cache`,
+          `cannot materialize ${JSON.stringify(e.path)}: blob ${e.hash} is not in the cache`,
           { cause: err, details: { entry: e.path, hash: e.hash } },
         );
       }

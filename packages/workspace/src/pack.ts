@@ -66,7 +66,7 @@ async function packFile(w: PackWriter, root: string, name: string, e: FileEntry,
     if (err instanceof FileChanged || code === "ENOENT" || code === "EISDIR")
       throw new WorkspaceError(
         "SLOTH_WORKSPACE_CHANGED",
-        `cannot pack ${e.path}: it changed after the scan`,
+        `cannot pack ${JSON.stringify(e.path)}: it changed after the scan`,
         { cause: err, details: { entry: e.path }, hint: "scan again and resend" },
       );
     throw err;

@@ -51,6 +51,8 @@ export async function readTar(
     ex.destroy(e instanceof Error ? e : new Error(String(e)));
   };
   ex.on("entry", (header, stream, next) => {
+    // The parser destroys the entry with the archive's failure, reported once below.
+    stream.on("error", () => {});
     try {
       if (++entries > maxEntries)
         throw new WorkspaceError(
@@ -59,9 +61,15 @@ export async function readTar(
           { details: { entry: header.name, limit: maxEntries } },
         );
       if (header.size > limit)
-        throw tooLarge(`entry ${header.name}`, header.size, limit, header.name);
+        throw tooLarge(`entry ${JSON.stringify(header.name)}`, header.size, limit, header.name);
       bytes += header.size;
-      if (bytes > limit) throw tooLarge("the archive", bytes, limit, header.name);
+      if (bytes > limit)
+        throw tooLarge(
+          `the archive at entry ${JSON.stringify(header.name)}`,
+          bytes,
+          limit,
+          header.name,
+        );
       current = onEntry(header);
     } catch (e) {
       fail(e);

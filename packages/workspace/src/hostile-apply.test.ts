@@ -1,0 +1,213 @@
+// A hostile agent: archives and deleted lists crafted by hand with
+// tar-stream, each of which must be refused, naming the entry, with nothing
+// written or deleted outside the runner's workdir.
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  type Crafted,
+  chunks,
+  cleanupTemp,
+  craftTar,
+  describeTree,
+  tempDir,
+  writeTree,
+} from "../test-support/helpers.js";
+import { applyChanges, isWorkspaceError, scanWorkspace, type WorkspaceErrorCode } from "./index.js";
+
+afterAll(cleanupTemp);
+
+let outside: string;
+let target: string;
+let outsideBefore: Record<string, string>;
+
+beforeEach(() => {
+  const root = tempDir();
+  outside = path.join(root, "outside");
+  target = path.join(root, "work");
+  writeTree(outside, { "victim.txt": "precious", "sub/x": "x" });
+  writeTree(target, {
+    "a.txt": "a",
+    ".git/HEAD": "ref",
+    "out-link": { link: outside },
+    "out-file": { link: path.join(outside, "victim.txt") },
+    "inside-link": { link: "d" },
+    "d/f": "f",
+  });
+  outsideBefore = describeTree(outside);
+});
+
+async function rejects(p: Promise<unknown>, code: WorkspaceErrorCode, entry?: string) {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(isWorkspaceError(e, code), String(e)).toBe(true);
+  if (entry !== undefined) {
+    expect((e as Error).message).toContain(JSON.stringify(entry));
+  }
+  expect(describeTree(outside)).toEqual(outsideBefore);
+}
+
+async function apply(entries: Crafted[], deleted: string[] = [], options = {}) {
+  return applyChanges(target, chunks(await craftTar(entries)), deleted, options);
+}
+
+describe("applyChanges refuses", () => {
+  const cases: [string, Crafted[], string][] = [
+    [
+      "a path with ..",
+      [{ name: "../outside/victim.txt", content: "pwned" }],
+      "../outside/victim.txt",
+    ],
+    [
+      "a path climbing back out",
+      [{ name: "d/../../outside/new", content: "x" }],
+      "d/../../outside/new",
+    ],
+    ["an absolute path", [{ name: `${"/"}tmp/sloth-evil`, content: "x" }], "/tmp/sloth-evil"],
+    [
+      "a symlink to an absolute path",
+      [{ name: "l", type: "symlink", linkname: "/etc/passwd" }],
+      "l",
+    ],
+    ["a symlink climbing out", [{ name: "l", type: "symlink", linkname: "../outside" }], "l"],
+    ["a deep symlink climbing out", [{ name: "d/l", type: "symlink", linkname: "../../x" }], "d/l"],
+    [
+      "a symlink that is not normalised",
+      [{ name: "l", type: "symlink", linkname: "d/../.." }],
+      "l",
+    ],
+    [
+      "a link chain: a .. after a symlink",
+      [
+        { name: "dot", type: "symlink", linkname: "." },
+        { name: "up", type: "symlink", linkname: "dot/.." },
+      ],
+      "up",
+    ],
+    [
+      "a write through an existing symlink to outside",
+      [{ name: "out-link/victim.txt", content: "pwned" }],
+      "out-link/victim.txt",
+    ],
+    [
+      "a write through a symlink inside the tree",
+      [{ name: "inside-link/g", content: "g" }],
+      "inside-link/g",
+    ],
+    [
+      "a write through a symlink from the same archive",
+      [
+        { name: "l", type: "symlink", linkname: "d" },
+        { name: "l/new", content: "x" },
+      ],
+      "l/new",
+    ],
+    ["a hard link out", [{ name: "h", type: "link", linkname: "/etc/passwd" }], "h"],
+    ["a hard link in", [{ name: "h", type: "link", linkname: "a.txt" }], "h"],
+    ["a character device", [{ name: "c", type: "character-device" }], "c"],
+    ["a block device", [{ name: "b", type: "block-device" }], "b"],
+    ["a fifo", [{ name: "p", type: "fifo" }], "p"],
+    [
+      "a git hook",
+      [{ name: ".git/hooks/pre-commit", content: "#!/bin/sh\nrm -rf ~\n", mode: 0o755 }],
+      ".git/hooks/pre-commit",
+    ],
+  ];
+  for (const [what, entries, entry] of cases) {
+    it(what, async () => {
+      await rejects(apply(entries), "SLOTH_ARCHIVE_UNSAFE", entry);
+      expect(fs.existsSync(path.join(target, ".git/hooks"))).toBe(false);
+      expect(fs.readFileSync(path.join(target, "d/f"), "utf8")).toBe("f");
+    });
+  }
+
+  it("an entry over the limit before writing any of it", async () => {
+    await rejects(
+      apply([{ name: "big", content: Buffer.alloc(2048) }], [], { limitBytes: 1024 }),
+      "SLOTH_WORKSPACE_TOO_LARGE",
+    );
+    expect(fs.existsSync(path.join(target, "big"))).toBe(false);
+  });
+
+  it("a total over the limit", async () => {
+    const entries = [1, 2, 3].map((i) => ({ name: `f${i}`, content: Buffer.alloc(600) }));
+    await rejects(apply(entries, [], { limitBytes: 1500 }), "SLOTH_WORKSPACE_TOO_LARGE", "f3");
+    expect(fs.existsSync(path.join(target, "f3"))).toBe(false);
+  });
+
+  it("a truncated archive, leaving no temp file", async () => {
+    const tar = await craftTar([{ name: "f", content: Buffer.alloc(5000, 1) }]);
+    const e = applyChanges(target, chunks(tar.subarray(0, 3000)), []);
+    await rejects(e, "SLOTH_ARCHIVE_INVALID");
+    expect(fs.readdirSync(target).filter((n) => n.includes("sloth-"))).toEqual([]);
+  });
+
+  it("plain tar announced as gzip", async () => {
+    await rejects(
+      applyChanges(target, chunks(await craftTar([{ name: "f", content: "x" }])), [], {
+        gzip: true,
+      }),
+      "SLOTH_ARCHIVE_INVALID",
+    );
+  });
+
+  const badDeletes: [string, string][] = [
+    ["a deletion with ..", "../outside/victim.txt"],
+    ["an absolute deletion", "<outside>/victim.txt"],
+    ["a deletion through a symlink", "out-link/victim.txt"],
+    ["a deletion inside .git", ".git/HEAD"],
+    ["a deletion of the root", "."],
+  ];
+  for (const [what, spec] of badDeletes) {
+    it(what, async () => {
+      const p = spec.replace("<outside>", outside);
+      await rejects(apply([], [p]), "SLOTH_ARCHIVE_UNSAFE", p);
+      expect(fs.existsSync(path.join(target, ".git/HEAD"))).toBe(true);
+    });
+  }
+
+  it("a deletion of a path that was not sent", async () => {
+    writeTree(target, { "local-only.txt": "mine" });
+    fs.rmSync(path.join(target, "local-only.txt"));
+    const base = await scanWorkspace(target, { outsideSymlinks: "skip" });
+    writeTree(target, { "local-only.txt": "mine" });
+    await rejects(
+      apply([], ["local-only.txt"], { base }),
+      "SLOTH_ARCHIVE_UNSAFE",
+      "local-only.txt",
+    );
+    expect(fs.existsSync(path.join(target, "local-only.txt"))).toBe(true);
+  });
+});
+
+describe("applyChanges replaces without following", () => {
+  it("a symlink to outside replaced by a file leaves the outside file alone", async () => {
+    await apply([{ name: "out-file", content: "mine now" }]);
+    expect(fs.lstatSync(path.join(target, "out-file")).isFile()).toBe(true);
+    expect(fs.readFileSync(path.join(target, "out-file"), "utf8")).toBe("mine now");
+    expect(describeTree(outside)).toEqual(outsideBefore);
+  });
+
+  it("a symlink to outside replaced by a directory", async () => {
+    await apply([
+      { name: "out-link", type: "directory", mode: 0o755 },
+      { name: "out-link/n", content: "n" },
+    ]);
+    expect(fs.lstatSync(path.join(target, "out-link")).isDirectory()).toBe(true);
+    expect(describeTree(outside)).toEqual(outsideBefore);
+  });
+
+  it("a deleted symlink is removed itself, not its target", async () => {
+    const r = await apply([], ["out-link", "out-file"]);
+    expect(r.deleted).toBe(2);
+    expect(fs.existsSync(path.join(target, "out-link"))).toBe(false);
+    expect(describeTree(outside)).toEqual(outsideBefore);
+  });
+
+  it("setuid bits do not travel", async () => {
+    await apply([{ name: "s", content: "x", mode: 0o4755 }]);
+    expect(fs.statSync(path.join(target, "s")).mode & 0o7777).toBe(0o755);
+  });
+});

@@ -1,0 +1,251 @@
+// A hostile runner: blob archives and manifests crafted by hand, each of
+// which the agent's cache must refuse, naming the entry, with nothing
+// written outside the cache or the workspace being built.
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  type Crafted,
+  chunks,
+  cleanupTemp,
+  collect,
+  craftTar,
+  describeTree,
+  tempDir,
+  writeTree,
+} from "../test-support/helpers.js";
+import {
+  BlobCache,
+  isWorkspaceError,
+  type Manifest,
+  type ManifestEntry,
+  packBlobs,
+  scanWorkspace,
+  type WorkspaceErrorCode,
+} from "./index.js";
+
+afterAll(cleanupTemp);
+
+const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+const HELLO = sha("hello");
+
+let root: string;
+let cache: BlobCache;
+
+beforeEach(() => {
+  root = tempDir();
+  writeTree(root, { "outside/victim.txt": "precious" });
+  cache = new BlobCache(path.join(root, "cache"));
+});
+
+async function rejects(p: Promise<unknown>, code: WorkspaceErrorCode, entry?: string) {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(isWorkspaceError(e, code), String(e)).toBe(true);
+  if (entry !== undefined) expect((e as Error).message).toContain(JSON.stringify(entry));
+  expect(describeTree(path.join(root, "outside"))).toEqual({ "victim.txt": "file 644 precious" });
+  // No half-written blob left behind.
+  expect(fs.readdirSync(path.join(cache.dir, "tmp"))).toEqual([]);
+}
+
+const ingest = async (entries: Crafted[], options = {}) =>
+  cache.ingest(chunks(await craftTar(entries)), options);
+
+describe("BlobCache.ingest refuses", () => {
+  const cases: [string, Crafted[], WorkspaceErrorCode, string][] = [
+    [
+      "a name that is not a hash",
+      [{ name: "../outside/victim.txt", content: "x" }],
+      "SLOTH_ARCHIVE_UNSAFE",
+      "../outside/victim.txt",
+    ],
+    [
+      "an absolute name",
+      [{ name: "/tmp/evil", content: "x" }],
+      "SLOTH_ARCHIVE_UNSAFE",
+      "/tmp/evil",
+    ],
+    [
+      "a hash with a directory",
+      [{ name: `objects/${HELLO}`, content: "hello" }],
+      "SLOTH_ARCHIVE_UNSAFE",
+      `objects/${HELLO}`,
+    ],
+    [
+      "content that does not match its hash",
+      [{ name: HELLO, content: "hellO" }],
+      "SLOTH_BLOB_MISMATCH",
+      HELLO,
+    ],
+    [
+      "a symlink",
+      [{ name: HELLO, type: "symlink", linkname: "/etc/passwd" }],
+      "SLOTH_ARCHIVE_UNSAFE",
+      HELLO,
+    ],
+    [
+      "a hard link",
+      [{ name: HELLO, type: "link", linkname: "/etc/passwd" }],
+      "SLOTH_ARCHIVE_UNSAFE",
+      HELLO,
+    ],
+    ["a directory", [{ name: HELLO, type: "directory" }], "SLOTH_ARCHIVE_UNSAFE", HELLO],
+    [
+      "a character device",
+      [{ name: HELLO, type: "character-device" }],
+      "SLOTH_ARCHIVE_UNSAFE",
+      HELLO,
+    ],
+    ["a fifo", [{ name: HELLO, type: "fifo" }], "SLOTH_ARCHIVE_UNSAFE", HELLO],
+  ];
+  for (const [what, entries, code, entry] of cases) {
+    it(what, async () => {
+      await rejects(ingest(entries), code, entry);
+      expect(cache.has(HELLO)).toBe(false);
+    });
+  }
+
+  it("a blob that was not asked for", async () => {
+    await rejects(
+      ingest([{ name: HELLO, content: "hello" }], { expect: [sha("other")] }),
+      "SLOTH_BLOB_MISMATCH",
+      HELLO,
+    );
+    expect(cache.has(HELLO)).toBe(false);
+  });
+
+  it("a blob over the limit, and a total over it", async () => {
+    await rejects(
+      ingest([{ name: HELLO, content: "hello" }], { limitBytes: 4 }),
+      "SLOTH_WORKSPACE_TOO_LARGE",
+      HELLO,
+    );
+    const entries = ["a", "b", "c"].map((c) => ({
+      name: sha(c.repeat(10)),
+      content: c.repeat(10),
+    }));
+    await rejects(
+      ingest(entries, { limitBytes: 25 }),
+      "SLOTH_WORKSPACE_TOO_LARGE",
+      entries[2]?.name,
+    );
+    // The blobs verified before the limit was hit are kept: they are good.
+    expect(cache.has(entries[0]?.name ?? "")).toBe(true);
+    expect(cache.has(entries[2]?.name ?? "")).toBe(false);
+  });
+
+  it("a truncated archive", async () => {
+    const tar = await craftTar([{ name: sha("x".repeat(4000)), content: "x".repeat(4000) }]);
+    await rejects(cache.ingest(chunks(tar.subarray(0, 2500))), "SLOTH_ARCHIVE_INVALID");
+  });
+
+  it("accepts a good blob and reports it once", async () => {
+    expect(await ingest([{ name: HELLO, content: "hello" }])).toEqual({ blobs: 1, bytes: 5 });
+    expect(await ingest([{ name: HELLO, content: "hello" }])).toEqual({ blobs: 0, bytes: 0 });
+  });
+});
+
+describe("BlobCache.materialize refuses a manifest with", () => {
+  const file = (p: string, hash = HELLO): ManifestEntry => ({
+    path: p,
+    type: "file",
+    mode: 0o644,
+    size: 5,
+    hash,
+  });
+  const cases: [string, ManifestEntry[], string][] = [
+    ["a path with ..", [file("../outside/victim.txt")], "../outside/victim.txt"],
+    ["a path climbing back out", [file("a/../../outside/x")], "a/../../outside/x"],
+    ["an absolute path", [file("/tmp/evil")], "/tmp/evil"],
+    ["a non-normalised path", [file("./a")], "./a"],
+    ["an empty path", [file("")], ""],
+    ["a symlink to an absolute path", [{ path: "l", type: "symlink", target: "/etc" }], "l"],
+    ["a symlink climbing out", [{ path: "d/l", type: "symlink", target: "../../outside" }], "d/l"],
+    [
+      "a link chain: a .. after a symlink",
+      [
+        { path: "dot", type: "symlink", target: "." },
+        { path: "up", type: "symlink", target: "dot/.." },
+      ],
+      "up",
+    ],
+    ["a file under a symlink", [{ path: "l", type: "symlink", target: "." }, file("l/x")], "l/x"],
+    ["a file under a file", [file("f"), file("f/x")], "f/x"],
+    ["an entry listed twice", [file("a"), { path: "a", type: "dir", mode: 0o755 }], "a"],
+    ["a bad hash", [file("a", "../../outside/victim.txt")], "a"],
+  ];
+  for (const [what, entries, entry] of cases) {
+    it(what, async () => {
+      await ingest([{ name: HELLO, content: "hello" }]);
+      const target = path.join(root, "work");
+      const m: Manifest = { entries, totalBytes: 5 };
+      await rejects(cache.materialize(m, target), "SLOTH_ARCHIVE_UNSAFE", entry);
+      expect(fs.existsSync(target) ? fs.readdirSync(target) : []).toEqual([]);
+    });
+  }
+
+  it("a blob the cache lacks", async () => {
+    const m: Manifest = { entries: [file("a")], totalBytes: 5 };
+    await rejects(cache.materialize(m, path.join(root, "work")), "SLOTH_BLOB_MISSING", "a");
+  });
+
+  it("a target that is not empty", async () => {
+    await rejects(
+      cache.materialize({ entries: [], totalBytes: 0 }, path.join(root, "outside")),
+      "SLOTH_INVALID_ARGUMENT",
+    );
+  });
+});
+
+describe("limits and odd workspaces on the sending side", () => {
+  it("refuses a workspace over maxBytes", async () => {
+    writeTree(root, { "ws/a": "x".repeat(600), "ws/b": "y".repeat(600) });
+    await rejects(
+      scanWorkspace(path.join(root, "ws"), { maxBytes: 1000 }),
+      "SLOTH_WORKSPACE_TOO_LARGE",
+    );
+    expect((await scanWorkspace(path.join(root, "ws"), { maxBytes: 1200 })).totalBytes).toBe(1200);
+  });
+
+  it("names a symlink leaving the workspace, or skips it when asked", async () => {
+    writeTree(root, {
+      "ws/ok": "x",
+      "ws/esc": { link: "../outside/victim.txt" },
+      "ws/abs": { link: "/etc" },
+    });
+    await rejects(scanWorkspace(path.join(root, "ws")), "SLOTH_ARCHIVE_UNSAFE", "abs");
+    const m = await scanWorkspace(path.join(root, "ws"), { outsideSymlinks: "skip" });
+    expect(m.entries.map((e) => e.path)).toEqual(["ok"]);
+  });
+
+  it("stores symlink targets normalised", async () => {
+    writeTree(root, { "ws/d/f": "x", "ws/l": { link: "./d//f" } });
+    const m = await scanWorkspace(path.join(root, "ws"));
+    expect(m.entries.find((e) => e.path === "l")).toEqual({
+      path: "l",
+      type: "symlink",
+      target: "d/f",
+    });
+  });
+
+  it("fails packing a file that changed size since the scan", async () => {
+    writeTree(root, { "ws/a": "before" });
+    const m = await scanWorkspace(path.join(root, "ws"));
+    fs.writeFileSync(path.join(root, "ws/a"), "after, longer");
+    const hash = (m.entries[0] as { hash: string }).hash;
+    await rejects(
+      collect(packBlobs(path.join(root, "ws"), m, [hash])),
+      "SLOTH_WORKSPACE_CHANGED",
+      "a",
+    );
+  });
+
+  it("fails packing a hash the manifest does not have", async () => {
+    writeTree(root, { "ws/a": "a" });
+    const m = await scanWorkspace(path.join(root, "ws"));
+    await rejects(collect(packBlobs(path.join(root, "ws"), m, [HELLO])), "SLOTH_BLOB_MISSING");
+  });
+});
