@@ -1,4 +1,12 @@
 #!/usr/bin/env node
-import { main } from "../dist/main.js";
+import { readFileSync } from "node:fs";
 
-void main(process.argv.slice(2));
+const argv = process.argv.slice(2);
+// `--version` answers without loading the CLI: start-up matters in scripts.
+if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  process.stdout.write(`${pkg.version}\n`);
+} else {
+  const { main } = await import("../dist/main.js");
+  await main(argv);
+}

@@ -97,7 +97,10 @@ export class AgentRegistry extends EventEmitter<RegistryEvents> {
   constructor(file: string, liveness: LivenessOptions) {
     super();
     this.#liveness = liveness;
-    this.#sqlite = openSqlite(file);
+    // NORMAL durability: the registry is soft state (agents register again and
+    // heartbeat every few seconds), so losing the last writes on power loss
+    // costs nothing, while FULL would put an fsync in every registration.
+    this.#sqlite = openSqlite(file, { durability: "normal" });
     this.#db = drizzle(this.#sqlite);
     migrate(this.#db, { migrationsFolder: MIGRATIONS });
     for (const row of this.#db.select().from(agents).all()) {
@@ -116,9 +119,30 @@ export class AgentRegistry extends EventEmitter<RegistryEvents> {
     this.#timer.unref();
   }
 
+  /** Agents in the registry. */
+  get size(): number {
+    return this.#agents.size;
+  }
+
+  /**
+   * The heartbeat interval to tell agents: the base, stretched in large
+   * clusters so the master answers at most `maxPerSecond` heartbeats a
+   * second (10,000 agents at 400/s heartbeat every 25 s). The TTL follows.
+   */
+  heartbeatInterval(baseMs: number, maxPerSecond = 400): number {
+    return Math.max(baseMs, Math.ceil((this.#agents.size / maxPerSecond) * 1000));
+  }
+
+  #stretchedTtl = 0;
+
+  /** Keeps the TTL at least three heartbeat intervals. */
+  stretchTtl(intervalMs: number): void {
+    this.#stretchedTtl = Math.max(this.#stretchedTtl, 3 * intervalMs);
+  }
+
   /** Flushes last-seen times and marks silent agents inactive. */
   tick(now = Date.now()): void {
-    const limit = this.#liveness.ttlMs + this.#liveness.graceMs;
+    const limit = Math.max(this.#liveness.ttlMs, this.#stretchedTtl) + this.#liveness.graceMs;
     for (const a of this.#agents.values()) {
       if (a.status !== "inactive" && now - a.lastSeen > limit) {
         const secs = Math.round((now - a.lastSeen) / 1000);

@@ -176,9 +176,11 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
         const reason = await probe(deps, req.name, address, req.servesTls);
         const status: AgentState = reason ? "unreachable" : "active";
         const entry = registry.register(input, status, reason);
+        const interval = registry.heartbeatInterval(deps.heartbeatIntervalMs);
+        registry.stretchTtl(interval);
         return {
           agent: toAgentMessage(entry),
-          heartbeatIntervalMs: BigInt(deps.heartbeatIntervalMs),
+          heartbeatIntervalMs: BigInt(interval),
           heartbeatJitterPercent: deps.heartbeatJitterPercent,
         };
       }),
@@ -186,7 +188,9 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
       guard(deps, async () => {
         const a = registry.heartbeat(req.name, req.identitySecret, req.runningCommands);
         if (!a) throw new ConnectError(`agent '${req.name}' is not registered`, Code.NotFound);
-        return { heartbeatIntervalMs: BigInt(deps.heartbeatIntervalMs) };
+        const interval = registry.heartbeatInterval(deps.heartbeatIntervalMs);
+        registry.stretchTtl(interval);
+        return { heartbeatIntervalMs: BigInt(interval) };
       }),
     listAgents: (req) =>
       guard(deps, async () => {
