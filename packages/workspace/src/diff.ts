@@ -1,9 +1,11 @@
 import { scanSync } from "./scan.js";
 import type { Changes, Manifest, ManifestEntry, ScanOptions } from "./types.js";
 
-function same(a: ManifestEntry, b: ManifestEntry): boolean {
-  if (a.type === "file" && b.type === "file") return a.hash === b.hash && a.mode === b.mode;
-  if (a.type === "dir" && b.type === "dir") return a.mode === b.mode;
+/** True when two entries are alike; modes count when `modes`. */
+export function compareEntries(a: ManifestEntry, b: ManifestEntry, modes = true): boolean {
+  if (a.type === "file" && b.type === "file")
+    return a.hash === b.hash && (!modes || a.mode === b.mode);
+  if (a.type === "dir" && b.type === "dir") return !modes || a.mode === b.mode;
   if (a.type === "symlink" && b.type === "symlink") return a.target === b.target;
   return false;
 }
@@ -32,7 +34,7 @@ export function compareManifests(base: Manifest, next: Manifest): Changes {
   for (const e of next.entries) {
     present.add(e.path);
     const b = before.get(e.path);
-    if (b === undefined || !same(b, e)) changed.push(e);
+    if (b === undefined || !compareEntries(b, e)) changed.push(e);
   }
   const deleted: string[] = [];
   for (const e of base.entries) if (!present.has(e.path)) deleted.push(e.path);

@@ -47,8 +47,11 @@ async function rejects(p: Promise<unknown>, code: WorkspaceErrorCode, entry?: st
   expect(isWorkspaceError(e, code), String(e)).toBe(true);
   if (entry !== undefined) expect((e as Error).message).toContain(JSON.stringify(entry));
   expect(describeTree(path.join(root, "outside"))).toEqual({ "victim.txt": "file 644 precious" });
-  // No half-written blob left behind.
-  expect(fs.readdirSync(path.join(cache.dir, "tmp"))).toEqual([]);
+  // No pack without its index, no index without its pack.
+  const names = fs.readdirSync(path.join(cache.dir, "packs")).sort();
+  const packs = names.filter((n) => n.endsWith(".pack")).map((n) => n.slice(0, -5));
+  expect(names.filter((n) => n.endsWith(".idx")).map((n) => n.slice(0, -4))).toEqual(packs);
+  expect(names.length).toBe(packs.length * 2);
 }
 
 const ingest = async (entries: Crafted[], options = {}) =>

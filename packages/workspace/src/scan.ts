@@ -11,8 +11,15 @@ import type { FileEntry, Manifest, ManifestEntry, ScanOptions } from "./types.js
 // re-hashed next time instead of trusted.
 const RACY_MS = 100;
 
+/** For repairing a recycled directory: see everything, refuse nothing. */
+export interface ScanAll {
+  /** Collects symlinks leaving the tree, sockets, fifos and devices instead of refusing or skipping them. */
+  others: string[];
+}
+
 interface Walk {
   root: string;
+  all: ScanAll | undefined;
   excluded: Excluder;
   options: ScanOptions;
   reuse: Map<string, FileEntry>;
@@ -34,7 +41,7 @@ export async function scanWorkspace(dir: string, options: ScanOptions = {}): Pro
 }
 
 /** {@link scanWorkspace} without the promise, for callers already off the event loop's hot path. */
-export function scanSync(dir: string, options: ScanOptions = {}): Manifest {
+export function scanSync(dir: string, options: ScanOptions = {}, all?: ScanAll): Manifest {
   const root = path.resolve(dir);
   if (!fs.statSync(root).isDirectory())
     throw new WorkspaceError("SLOTH_INVALID_ARGUMENT", `cannot scan ${dir}: not a directory`);
@@ -42,7 +49,8 @@ export function scanSync(dir: string, options: ScanOptions = {}): Manifest {
   for (const e of options.reuse?.entries ?? []) if (e.type === "file") reuse.set(e.path, e);
   const w: Walk = {
     root,
-    excluded: createExcluder(root, options),
+    all,
+    excluded: all ? () => false : createExcluder(root, options),
     options,
     reuse,
     startMs: Date.now(),
@@ -69,6 +77,7 @@ function walk(w: Walk, relDir: string): void {
       const raw = fs.readlinkSync(abs);
       const target = normaliseTarget(rel, raw);
       if (target !== undefined) w.entries.push({ path: rel, type: "symlink", target });
+      else if (w.all) w.all.others.push(rel);
       else if (w.options.outsideSymlinks !== "skip")
         throw new WorkspaceError(
           "SLOTH_ARCHIVE_UNSAFE",
@@ -78,8 +87,10 @@ function walk(w: Walk, relDir: string): void {
             hint: 'exclude it, or pass outsideSymlinks: "skip"',
           },
         );
+    } else {
+      // Sockets, fifos and devices cannot be meaningfully copied: skipped.
+      w.all?.others.push(rel);
     }
-    // Sockets, fifos and devices cannot be meaningfully copied: skipped.
   }
 }
 

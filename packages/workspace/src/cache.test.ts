@@ -1,0 +1,128 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  chunks,
+  cleanupTemp,
+  collect,
+  describeTree,
+  tempDir,
+  writeTree,
+} from "../test-support/helpers.js";
+import { BlobCache, type Manifest, packBlobs, scanWorkspace } from "./index.js";
+
+afterAll(cleanupTemp);
+
+async function fill(cache: BlobCache, src: string): Promise<Manifest> {
+  const m = await scanWorkspace(src);
+  const missing = cache.missing(m);
+  await cache.ingest(chunks(await collect(packBlobs(src, m, missing))), { expect: missing });
+  return m;
+}
+
+describe("BlobCache", () => {
+  it("recycles a workspace its task changed back into the manifest's exact state", async () => {
+    const src = tempDir();
+    writeTree(src, {
+      "keep.txt": "k",
+      "mod.txt": "original",
+      "gone.txt": "g",
+      "dir/inner.txt": "i",
+      "dir/sub/deep.txt": "d",
+      "script.sh": { mode: 0o755, content: "echo" },
+      link: { link: "keep.txt" },
+      "becomes-file/x": "x",
+    });
+    const cache = new BlobCache(tempDir());
+    const m = await fill(cache, src);
+    const root = tempDir();
+    const first = path.join(root, "w1");
+    expect(await cache.materialize(m, first)).toEqual({ written: 7, kept: 0 });
+    // What a task might leave behind:
+    fs.writeFileSync(path.join(first, "mod.txt"), "modified");
+    fs.writeFileSync(path.join(first, "added.txt"), "added");
+    fs.rmSync(path.join(first, "gone.txt"));
+    fs.chmodSync(path.join(first, "script.sh"), 0o600);
+    fs.rmSync(path.join(first, "link"));
+    fs.symlinkSync("/etc/passwd", path.join(first, "link"));
+    fs.symlinkSync("../../outside", path.join(first, "dir/escape"));
+    fs.rmSync(path.join(first, "becomes-file"), { recursive: true });
+    fs.writeFileSync(path.join(first, "becomes-file"), "now a file");
+    fs.mkdirSync(path.join(first, "node_modules/pkg"), { recursive: true });
+    fs.writeFileSync(path.join(first, "node_modules/pkg/index.js"), "x");
+    execFileSync("mkfifo", [path.join(first, "dir/pipe")]);
+    const second = path.join(root, "w2");
+    const r = await cache.materialize(m, second, { recycle: first });
+    expect(fs.existsSync(first)).toBe(false);
+    expect(r.written).toBe(3); // mod.txt, gone.txt, becomes-file/x
+    expect(describeTree(second)).toEqual(describeTree(src));
+  });
+
+  it("recycling an unchanged workspace writes nothing", async () => {
+    const src = tempDir();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 40; i++) files[`d${i % 4}/f${i}`] = `file ${i}`;
+    writeTree(src, files);
+    const old = new Date(Date.now() - 60_000);
+    for (const f of Object.keys(files)) fs.utimesSync(path.join(src, f), old, old);
+    const cache = new BlobCache(tempDir());
+    const m = await fill(cache, src);
+    const root = tempDir();
+    await cache.materialize(m, path.join(root, "a"));
+    const r = await cache.materialize(m, path.join(root, "b"), { recycle: path.join(root, "a") });
+    expect(r).toEqual({ written: 0, kept: 40 });
+    expect(describeTree(path.join(root, "b"))).toEqual(describeTree(src));
+  });
+
+  it("is shared by two instances on one folder (two agent processes)", async () => {
+    const src = tempDir();
+    writeTree(src, { a: "a", b: "b" });
+    const dir = tempDir();
+    const one = new BlobCache(dir);
+    const two = new BlobCache(dir);
+    const m = await scanWorkspace(src);
+    expect(two.missing(m)).toHaveLength(2);
+    await fill(one, src);
+    expect(two.missing(m)).toEqual([]);
+    await two.materialize(m, path.join(tempDir(), "w"));
+  });
+
+  it("prunes the least recently used packs, sparing what a manifest needs", async () => {
+    const dir = tempDir();
+    const cache = new BlobCache(dir);
+    const manifests: Manifest[] = [];
+    for (let i = 0; i < 3; i++) {
+      const src = tempDir();
+      writeTree(src, { [`f${i}`]: String(i).repeat(1000) });
+      manifests.push(await fill(cache, src));
+      const t = new Date(Date.now() - (10 - i) * 60_000);
+      for (const n of fs.readdirSync(path.join(dir, "packs")))
+        if (
+          n.endsWith(".pack") &&
+          fs.statSync(path.join(dir, "packs", n)).mtimeMs > Date.now() - 5000
+        )
+          fs.utimesSync(path.join(dir, "packs", n), t, t);
+    }
+    expect(cache.size()).toBe(3000);
+    const keep = new Set(manifests[0]?.entries.map((e) => (e.type === "file" ? e.hash : "")));
+    expect(cache.prune(1500, keep)).toEqual({ removed: 2, bytes: 2000 });
+    expect(cache.missing(manifests[0] as Manifest)).toEqual([]);
+    expect(cache.missing(manifests[1] as Manifest)).toHaveLength(1);
+    expect(cache.missing(manifests[2] as Manifest)).toHaveLength(1);
+  });
+
+  it("bounds itself after materialize when maxBytes is set", async () => {
+    const dir = tempDir();
+    const bounded = new BlobCache(dir, { maxBytes: 1 });
+    const src = tempDir();
+    writeTree(src, { a: "x".repeat(100) });
+    const m = await fill(bounded, src);
+    const other = tempDir();
+    writeTree(other, { b: "y".repeat(100) });
+    const m2 = await fill(bounded, other);
+    await bounded.materialize(m2, path.join(tempDir(), "w"));
+    expect(bounded.missing(m2)).toEqual([]);
+    expect(bounded.missing(m)).toHaveLength(1);
+  });
+});

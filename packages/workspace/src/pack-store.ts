@@ -1,0 +1,170 @@
+// The cache's storage: blobs appended to pack files (one per ingest) with a
+// JSON index beside each. One file per blob would cost a file creation per
+// blob on top of the workspace's own, and creating files is the slowest
+// part of a transfer on these disks.
+import { createHash, type Hash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { WorkspaceError } from "./errors.js";
+import { isHash } from "./manifest.js";
+import type { EntryWriter } from "./tar-read.js";
+
+/** Where a blob lives: pack id, byte offset, size. */
+export interface BlobLocation {
+  pack: string;
+  offset: number;
+  size: number;
+}
+
+interface IndexFile {
+  v: 1;
+  blobs: [hash: string, offset: number, size: number][];
+}
+
+let seq = 0;
+
+/** Packs and their index in a folder; several processes may share it. */
+export class PackStore {
+  private readonly index = new Map<string, BlobLocation>();
+  private readonly loaded = new Set<string>();
+
+  constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  packPath(id: string): string {
+    return path.join(this.dir, `${id}.pack`);
+  }
+
+  /** Loads indexes written since the last look, by this or another process. */
+  refresh(): void {
+    const ids = new Set<string>();
+    for (const n of fs.readdirSync(this.dir)) if (n.endsWith(".idx")) ids.add(n.slice(0, -4));
+    // A pack pruned elsewhere: rebuild rather than serve locations that are gone.
+    for (const id of this.loaded) {
+      if (!ids.has(id)) {
+        this.index.clear();
+        this.loaded.clear();
+        break;
+      }
+    }
+    for (const id of ids) {
+      if (this.loaded.has(id)) continue;
+      let file: IndexFile;
+      try {
+        file = JSON.parse(fs.readFileSync(path.join(this.dir, `${id}.idx`), "utf8")) as IndexFile;
+      } catch {
+        continue; // Pruned meanwhile or unreadable: its blobs count as missing.
+      }
+      for (const [hash, offset, size] of file.blobs ?? []) {
+        if (isHash(hash) && !this.index.has(hash)) this.index.set(hash, { pack: id, offset, size });
+      }
+      this.loaded.add(id);
+    }
+  }
+
+  get(hash: string): BlobLocation | undefined {
+    return this.index.get(hash);
+  }
+
+  /** A new pack to append verified blobs to. */
+  append(): PackAppender {
+    const id = `${Date.now().toString(36)}-${process.pid}-${++seq}`;
+    return new PackAppender(this, id, this.index);
+  }
+
+  /** Pack ids with their size and last use, oldest first. */
+  list(): { id: string; bytes: number; used: number }[] {
+    const out: { id: string; bytes: number; used: number }[] = [];
+    for (const n of fs.readdirSync(this.dir)) {
+      if (!n.endsWith(".pack")) continue;
+      try {
+        const st = fs.statSync(path.join(this.dir, n));
+        out.push({ id: n.slice(0, -5), bytes: st.size, used: Math.max(st.atimeMs, st.mtimeMs) });
+      } catch {
+        // Removed by another process meanwhile.
+      }
+    }
+    return out.sort((a, b) => a.used - b.used);
+  }
+
+  /** Deletes a pack and its index (index first, so no reader finds a missing pack). */
+  remove(id: string): void {
+    fs.rmSync(path.join(this.dir, `${id}.idx`), { force: true });
+    fs.rmSync(this.packPath(id), { force: true });
+    this.refresh();
+  }
+}
+
+/** Appends blobs to one pack; each is checked against its hash before it counts. */
+export class PackAppender {
+  private fd: number | undefined;
+  private pos = 0;
+  private readonly blobs: IndexFile["blobs"] = [];
+
+  constructor(
+    private readonly store: PackStore,
+    readonly id: string,
+    private readonly index: Map<string, BlobLocation>,
+  ) {}
+
+  /** A writer for one blob; `end` throws SLOTH_BLOB_MISMATCH when the content is not `hash`. */
+  blob(hash: string, size: number): EntryWriter {
+    this.fd ??= fs.openSync(this.store.packPath(this.id), "wx", 0o444);
+    const fd = this.fd;
+    const start = this.pos;
+    const h: Hash = createHash("sha256");
+    let written = 0;
+    return {
+      write: (chunk) => {
+        h.update(chunk);
+        let off = 0;
+        while (off < chunk.length)
+          off += fs.writeSync(fd, chunk, off, chunk.length - off, this.pos + off);
+        this.pos += chunk.length;
+        written += chunk.length;
+      },
+      end: () => {
+        const actual = h.digest("hex");
+        if (actual !== hash || written !== size) {
+          this.rewind(start);
+          throw new WorkspaceError(
+            "SLOTH_BLOB_MISMATCH",
+            `cannot accept blob ${JSON.stringify(hash)}: its content hashes to ${actual}`,
+            { details: { entry: hash, actual, size: written } },
+          );
+        }
+        this.blobs.push([hash, start, size]);
+        this.index.set(hash, { pack: this.id, offset: start, size });
+      },
+      abort: () => this.rewind(start),
+    };
+  }
+
+  private rewind(start: number): void {
+    if (this.fd !== undefined) fs.ftruncateSync(this.fd, start);
+    this.pos = start;
+  }
+
+  /**
+   * Makes the verified blobs durable and visible to other processes: the
+   * pack is flushed before its index appears, so an index never outlives
+   * its data after a crash.
+   */
+  commit(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    if (this.blobs.length === 0) {
+      fs.closeSync(fd);
+      fs.rmSync(this.store.packPath(this.id), { force: true });
+      return;
+    }
+    fs.fdatasyncSync(fd);
+    fs.closeSync(fd);
+    const idx = path.join(this.store.dir, `${this.id}.idx`);
+    const body: IndexFile = { v: 1, blobs: this.blobs };
+    fs.writeFileSync(`${idx}.tmp`, JSON.stringify(body));
+    fs.renameSync(`${idx}.tmp`, idx);
+  }
+}
