@@ -73,7 +73,10 @@ export class EventChannel {
   readonly #listeners: Array<(event: RunEvent) => void> = [];
   #closed = false;
 
-  /** Adds a synchronous listener; it must not throw. */
+  /** Called when a listener throws; the run goes on regardless. */
+  onListenerError: ((err: unknown, event: RunEvent) => void) | undefined;
+
+  /** Adds a synchronous listener. */
   listen(listener: (event: RunEvent) => void): void {
     this.#listeners.push(listener);
   }
@@ -81,7 +84,14 @@ export class EventChannel {
   /** Delivers one event to every listener and iterator. */
   emit(event: RunEvent): void {
     if (this.#closed) return;
-    for (const listener of this.#listeners) listener(event);
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        // A broken display or recorder must not wedge the scheduler.
+        this.onListenerError?.(err, event);
+      }
+    }
     for (const sub of this.#subscribers) sub.push(event);
   }
 

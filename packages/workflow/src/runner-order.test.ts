@@ -183,6 +183,28 @@ describe("ordering and outputs", () => {
     });
   });
 
+  test("a throwing event listener is logged and does not stop the run", async () => {
+    const errors: string[] = [];
+    const noop = () => {};
+    const logger = {
+      debug: noop,
+      info: noop,
+      warn: noop,
+      error: (o: object) => errors.push(JSON.stringify(o)),
+    };
+    const handle = runWorkflow(
+      defineWorkflow({ name: "l", tasks: [{ name: "a", command: "true" }] }),
+      {
+        logger,
+        onEvent: (e) => {
+          if (e.type === "task.started") throw new Error("display broke");
+        },
+      },
+    );
+    expect((await handle.result).status).toBe("succeeded");
+    expect(errors).toEqual(['{"event":"task.started","error":"display broke"}']);
+  });
+
   test("a delegated task fails at once, naming the task and its target", async () => {
     const started = Date.now();
     const { result } = await run({

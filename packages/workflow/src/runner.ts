@@ -19,6 +19,8 @@ export function runWorkflow(model: WorkflowModel, options: RunOptions = {}): Run
   const runId = options.runId ?? newRunId();
   const channel = new EventChannel();
   if (options.onEvent) channel.listen(options.onEvent);
+  channel.onListenerError = (err, event) =>
+    options.logger?.error({ event: event.type, error: text(err) }, "event listener failed");
   const stop = new AbortController();
   const cancel = (reason = "interrupted"): void => stopRun(stop, interrupt(reason));
   const onExternal = (): void => cancel(reasonText(options.signal?.reason));

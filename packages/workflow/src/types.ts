@@ -39,7 +39,7 @@ export interface RunOptions {
   dataDir?: string | undefined;
   /** Aborting it interrupts the run (as {@link RunHandle.cancel} does). */
   signal?: AbortSignal | undefined;
-  /** Called synchronously for every event, in order; must not throw. */
+  /** Called synchronously for every event, in order; what it throws is logged and ignored. */
   onEvent?: ((event: RunEvent) => void) | undefined;
   /** Runs tasks that have `delegateTo`; without it they fail at once. */
   delegate?: DelegateExecutor | undefined;
