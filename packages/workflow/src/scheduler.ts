@@ -2,7 +2,7 @@ import path from "node:path";
 import type { StopReason } from "./attempt.js";
 import type { RunStatus } from "./events.js";
 import type { TaskContext, TaskModel, TaskOutput, WorkflowModel } from "./model.js";
-import { runTask, type TaskRunEnv } from "./task-run.js";
+import { runTask, type TaskRunEnv, type TaskRunResult } from "./task-run.js";
 import type { RunOptions, TaskResult } from "./types.js";
 
 /** Why a run stopped early, and the terminal status it leads to. */
@@ -108,23 +108,33 @@ export class Scheduler {
   #start(task: TaskModel): void {
     const makeCtx = (signal: AbortSignal, attempt: number): TaskContext =>
       this.#context(task, signal, attempt);
-    const done = runTask(task, makeCtx, task.dependsOn, this.env).then((res) => {
-      this.#running.delete(task.name);
-      this.#settle(task, res);
-      if (res.abortRun) {
-        this.env.emit({
-          type: "task.cancelled",
-          task: task.name,
-          reason: "abort_if is true",
-          durationMs: res.durationMs,
-        });
-        const message = `task '${task.name}' aborted the run: abort_if is true`;
-        stopRun(this.stop, { kind: "stop", message, status: "aborted", task: task.name });
-      } else if (res.status === "failed" && this.limits.failFast) {
-        const message = `fail_fast: task '${task.name}' failed`;
-        stopRun(this.stop, { kind: "stop", message, status: "failed" });
-      }
-    });
+    const started = Date.now();
+    // runTask reports every failure as a result; this catch is for bugs, so
+    // that one cannot leave the run waiting forever.
+    const done = runTask(task, makeCtx, task.dependsOn, this.env)
+      .catch((err: unknown): TaskResult => {
+        const message = `cannot run task '${task.name}': ${err instanceof Error ? err.message : String(err)}`;
+        const durationMs = Date.now() - started;
+        this.env.emit({ type: "task.failed", task: task.name, attempts: 0, durationMs, message });
+        return { name: task.name, status: "failed", attempts: 0, durationMs, message };
+      })
+      .then((res: TaskRunResult) => {
+        this.#running.delete(task.name);
+        this.#settle(task, res);
+        if (res.abortRun) {
+          this.env.emit({
+            type: "task.cancelled",
+            task: task.name,
+            reason: "abort_if is true",
+            durationMs: res.durationMs,
+          });
+          const message = `task '${task.name}' aborted the run: abort_if is true`;
+          stopRun(this.stop, { kind: "stop", message, status: "aborted", task: task.name });
+        } else if (res.status === "failed" && this.limits.failFast) {
+          const message = `fail_fast: task '${task.name}' failed`;
+          stopRun(this.stop, { kind: "stop", message, status: "failed" });
+        }
+      });
     this.#running.set(task.name, done);
   }
 
