@@ -71,6 +71,19 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
       cause: e,
       hint: tls.hint,
     });
+  // A connection reset without a status: typically a cleartext client
+  // talking to a TLS server, or a server that went away.
+  if (
+    ce.code !== Code.Unavailable &&
+    ce.code !== Code.Canceled &&
+    /ECONNRESET|socket hang up/.test(ce.rawMessage)
+  ) {
+    return new SlothError("SLOTH_UNREACHABLE", `cannot reach ${where}: the connection was closed`, {
+      cause: e,
+      hint: `if the ${target.kind} uses TLS, pass --tls-ca (and --tls-cert/--tls-key for mTLS)`,
+      retryable: true,
+    });
+  }
   switch (ce.code) {
     case Code.Unavailable:
       return new SlothError("SLOTH_UNREACHABLE", `cannot reach ${where}: ${reason(ce)}`, {
@@ -112,7 +125,11 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
           },
         );
       }
-      return new SlothError("SLOTH_CANCELLED", `call to ${where} was cancelled`, { cause: e });
+      return new SlothError(
+        "SLOTH_CANCELLED",
+        `call to ${where} was cancelled (${ce.rawMessage})`,
+        { cause: e },
+      );
     case Code.Unimplemented:
       return new SlothError(
         "SLOTH_REMOTE",

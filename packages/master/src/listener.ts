@@ -12,8 +12,8 @@ export interface DualServer {
   server: net.Server;
   /** Closes every open connection now. */
   destroyConnections(): void;
-  /** Asks HTTP/2 sessions to finish their streams and close. */
-  closeSessions(): void;
+  /** Asks HTTP/2 sessions to finish their streams and close; resolves when they have (or after `waitMs`). */
+  closeSessions(waitMs: number): Promise<void>;
 }
 
 const PREFACE = "PRI";
@@ -57,9 +57,12 @@ export function createDualServer(handler: Handler): DualServer {
       for (const s of sessions) s.destroy();
       for (const s of sockets) s.destroy();
     },
-    closeSessions() {
-      for (const s of sessions) s.close();
+    async closeSessions(waitMs) {
       h1.closeIdleConnections();
+      const open = [...sessions].map(
+        (s) => new Promise<void>((resolve) => s.close(() => resolve())),
+      );
+      await Promise.race([Promise.all(open), new Promise((r) => setTimeout(r, waitMs))]);
     },
   };
 }

@@ -141,7 +141,8 @@ export function createMaster(options: MasterOptions): Master {
       { agent: a.name, status: s, reason: a.statusReason || undefined },
       "agent status changed",
     );
-    if (s === "inactive") pool.drop(a.address);
+    // Connections to agents that went quiet stay open: a run relayed on one
+    // may still be streaming; idle sessions close themselves.
   });
   registry.on("removed", (a) => log.info({ agent: a.name }, "agent removed"));
 
@@ -284,6 +285,8 @@ export function createMaster(options: MasterOptions): Master {
       dual?.server.close();
       secure?.close();
       const deadline = Date.now() + (options.shutdownTimeoutMs ?? 30_000);
+      if (deps.runs.inFlight > 0)
+        log.info({ runs: deps.runs.inFlight }, "waiting for runs in flight");
       while (deps.runs.inFlight > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -294,9 +297,15 @@ export function createMaster(options: MasterOptions): Master {
         while (deps.runs.inFlight > 0 && Date.now() < hard)
           await new Promise((r) => setTimeout(r, 20));
       }
-      dual?.closeSessions();
-      for (const s of secureSessions) s.close();
-      await new Promise((r) => setTimeout(r, 10));
+      // Let the last responses (trailers of finished runs) reach the clients
+      // before cutting the connections.
+      const secureClosed = [...secureSessions].map(
+        (s) => new Promise<void>((resolve) => s.close(() => resolve())),
+      );
+      await Promise.all([
+        dual?.closeSessions(2000),
+        Promise.race([Promise.all(secureClosed), new Promise((r) => setTimeout(r, 2000))]),
+      ]);
       dual?.destroyConnections();
       for (const s of secureSessions) s.destroy();
       pool.closeAll();

@@ -96,6 +96,12 @@ function guard<T>(deps: ServiceDeps, fn: () => Promise<T>): Promise<T> {
   });
 }
 
+function heartbeatGuard<T>(fn: () => Promise<T>): Promise<T> {
+  return fn().catch((e: unknown) => {
+    throw toConnectError(e);
+  });
+}
+
 function mustGet(deps: ServiceDeps, name: string): AgentEntry {
   const a = deps.registry.get(name);
   if (!a) throw notFound(name);
@@ -184,8 +190,10 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
           heartbeatJitterPercent: deps.heartbeatJitterPercent,
         };
       }),
+    // Heartbeats are answered while the master drains, so agents running
+    // the last relayed commands are not marked inactive.
     heartbeat: (req) =>
-      guard(deps, async () => {
+      heartbeatGuard(async () => {
         const a = registry.heartbeat(req.name, req.identitySecret, req.runningCommands);
         if (!a) throw new ConnectError(`agent '${req.name}' is not registered`, Code.NotFound);
         const interval = registry.heartbeatInterval(deps.heartbeatIntervalMs);

@@ -246,7 +246,8 @@ describe("shutdown and lost links", () => {
       what: "the run to start",
     });
     master.proc.kill("SIGTERM");
-    expect(await run.exited, run.stderr()).toBe(0);
+    const code = await run.exited;
+    expect(code, `${run.stderr()}\n--- master ---\n${master.proc.stderr()}`).toBe(0);
     expect(run.stdout()).toBe("finished\n");
     expect(await master.proc.exited).toBe(0);
   });
