@@ -1,7 +1,7 @@
-import os from "node:os";
 import { writeTransaction } from "@sloth/client";
 import type { RunEvent, RunResult, TaskOutput } from "@sloth/workflow";
 import type Database from "better-sqlite3";
+import { runnerIdentity } from "./liveness.js";
 import type { HistoryTaskStatus, RunStart } from "./types.js";
 
 /** Feeds one run's events into history.db. */
@@ -72,8 +72,8 @@ export function startRecorder(
     tasks.set(name, blank(name, position));
   });
   const insertRun = db.prepare(
-    `INSERT INTO history_runs (id, workflow, file, file_hash, "values", params, status, started_at, pid, host, resumed_from)
-     VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)`,
+    `INSERT INTO history_runs (id, workflow, file, file_hash, "values", params, status, started_at, pid, host, boot_id, pid_start, resumed_from)
+     VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)`,
   );
   const upsertTask = db.prepare(
     `INSERT INTO history_tasks (run_id, name, position, status, attempts, started_at, ended_at, duration_ms, message, output, reused, log, log_size)
@@ -88,6 +88,7 @@ export function startRecorder(
   );
   const runId = start.id;
   const rowParams = (t: TaskRow) => ({ ...t, runId, reused: t.reused ? 1 : 0 });
+  const runner = runnerIdentity(start.pid);
   writeTransaction(db, () => {
     insertRun.run(
       runId,
@@ -97,8 +98,10 @@ export function startRecorder(
       JSON.stringify(start.values ?? {}),
       JSON.stringify(start.params ?? {}),
       now,
-      start.pid ?? process.pid,
-      os.hostname(),
+      runner.pid,
+      runner.host,
+      runner.bootId ?? null,
+      runner.pidStart ?? null,
       start.resumedFrom ?? null,
     );
     for (const t of tasks.values()) upsertTask.run(rowParams(t));

@@ -24,6 +24,12 @@ export const runs = sqliteTable(
     durationMs: integer("duration_ms"),
     pid: integer("pid").notNull(),
     host: text("host").notNull(),
+    /**
+     * The host's boot id and the runner's start time (Linux), so a pid
+     * reused after a reboot or by a later process is not taken for the runner.
+     */
+    bootId: text("boot_id"),
+    pidStart: text("pid_start"),
     resumedFrom: text("resumed_from"),
   },
   (t) => [

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { defineWorkflow, runWorkflow, type WorkflowModel } from "@sloth/workflow";
+import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type HistoryStore, isHistoryError, openHistory, planResume } from "./index.js";
 
@@ -121,6 +122,25 @@ describe("history", () => {
     expect(store.getRun("r-live").status).toBe("running");
     expect(store.getRun("r-live").tasks[0]?.status).toBe("running");
   });
+
+  // Boot ids and process start times come from /proc.
+  it.runIf(process.platform === "linux")(
+    "takes a live pid for a dead runner after a reboot, or when it started at another time",
+    () => {
+      store.record({ id: "r-boot", workflow: "w", tasks: [] });
+      store.record({ id: "r-start", workflow: "w", tasks: [] });
+      store.record({ id: "r-same", workflow: "w", tasks: [] });
+      const raw = new Database(path.join(dir, "history.db"));
+      raw.prepare("UPDATE history_runs SET boot_id = 'another boot' WHERE id = 'r-boot'").run();
+      raw.prepare("UPDATE history_runs SET pid_start = '1' WHERE id = 'r-start'").run();
+      raw.close();
+      expect(["r-boot", "r-start", "r-same"].map((id) => store.getRun(id).status)).toEqual([
+        "interrupted",
+        "interrupted",
+        "running",
+      ]);
+    },
+  );
 
   it("prunes finished runs older than a date, never running ones", () => {
     const old = new Date(Date.now() - 40 * 86_400_000);

@@ -75,11 +75,17 @@ export function openHistory(options: HistoryOptions): HistoryStore {
   /** Ends runs whose runner died: nothing else ever will. */
   const reconcile = (): void => {
     const stale = db
-      .select({ id: runs.id, pid: runs.pid, host: runs.host })
+      .select({
+        id: runs.id,
+        pid: runs.pid,
+        host: runs.host,
+        bootId: runs.bootId,
+        pidStart: runs.pidStart,
+      })
       .from(runs)
       .where(eq(runs.status, "running"))
       .all()
-      .filter((r) => runnerGone(r.pid, r.host));
+      .filter(runnerGone);
     if (stale.length === 0) return;
     writeTransaction(sqlite, () => {
       for (const r of stale) {
