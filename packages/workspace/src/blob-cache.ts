@@ -1,10 +1,10 @@
 import path from "node:path";
 import { unsafe, WorkspaceError } from "./errors.js";
 import { checkManifest, isHash } from "./manifest.js";
-import { buildTree, type MaterializeOptions } from "./materialize.js";
+import { type MaterializeOptions, TreeBuilder } from "./materialize.js";
 import { PackStore } from "./pack-store.js";
 import { type ReadOptions, readTar } from "./tar-read.js";
-import type { Manifest } from "./types.js";
+import type { Manifest, ManifestEntry } from "./types.js";
 
 export type { MaterializeOptions } from "./materialize.js";
 
@@ -62,11 +62,12 @@ export class BlobCache {
    * regular file named by a sha256 its content matches; anything else
    * rejects the archive (SLOTH_ARCHIVE_UNSAFE, SLOTH_BLOB_MISMATCH,
    * SLOTH_WORKSPACE_TOO_LARGE), keeping the blobs already verified.
-   * Returns the blobs newly stored.
+   * Returns the blobs newly stored; `onBlob` is called after each one.
    */
   async ingest(
     stream: AsyncIterable<Uint8Array>,
     options: IngestOptions = {},
+    onBlob?: (hash: string) => void,
   ): Promise<{ blobs: number; bytes: number }> {
     this.packs.refresh();
     const expected = options.expect ? new Set(options.expect) : undefined;
@@ -93,6 +94,7 @@ export class BlobCache {
             w.end();
             blobs++;
             bytes += h.size;
+            onBlob?.(h.name);
           },
         };
       });
@@ -115,13 +117,49 @@ export class BlobCache {
   ): Promise<{ written: number; kept: number }> {
     const entries = checkManifest(manifest);
     this.packs.refresh();
-    const r = buildTree(this.packs, entries, path.resolve(targetDir), options);
-    if (this.maxBytes !== undefined) {
-      const keep = new Set<string>();
-      for (const e of entries) if (e.type === "file") keep.add(e.hash);
-      this.prune(this.maxBytes, keep);
+    const b = new TreeBuilder(this.packs, entries, path.resolve(targetDir), options);
+    try {
+      b.start();
+      const r = b.finish();
+      this.bound(entries);
+      return r;
+    } finally {
+      b.close();
     }
-    return r;
+  }
+
+  /**
+   * {@link ingest} and {@link materialize} in one pass: builds `targetDir`
+   * from the cache while the missing blobs arrive on `stream`, writing each
+   * blob's files as soon as it is verified, so the agent's disk work runs
+   * while the runner is still sending. Fails with SLOTH_BLOB_MISSING when a
+   * blob the manifest needs neither is cached nor arrives.
+   */
+  async receive(
+    manifest: Manifest,
+    targetDir: string,
+    stream: AsyncIterable<Uint8Array>,
+    options: IngestOptions & MaterializeOptions = {},
+  ): Promise<{ written: number; kept: number; blobs: number; bytes: number }> {
+    const entries = checkManifest(manifest);
+    this.packs.refresh();
+    const b = new TreeBuilder(this.packs, entries, path.resolve(targetDir), options);
+    try {
+      b.start();
+      const got = await this.ingest(stream, options, (hash) => b.blobArrived(hash));
+      const r = b.finish();
+      this.bound(entries);
+      return { ...r, ...got };
+    } finally {
+      b.close();
+    }
+  }
+
+  private bound(entries: ManifestEntry[]): void {
+    if (this.maxBytes === undefined) return;
+    const keep = new Set<string>();
+    for (const e of entries) if (e.type === "file") keep.add(e.hash);
+    this.prune(this.maxBytes, keep);
   }
 
   /**

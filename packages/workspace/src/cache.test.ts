@@ -10,7 +10,7 @@ import {
   tempDir,
   writeTree,
 } from "../test-support/helpers.js";
-import { BlobCache, type Manifest, packBlobs, scanWorkspace } from "./index.js";
+import { BlobCache, isWorkspaceError, type Manifest, packBlobs, scanWorkspace } from "./index.js";
 
 afterAll(cleanupTemp);
 
@@ -124,5 +124,46 @@ describe("BlobCache", () => {
     await bounded.materialize(m2, path.join(tempDir(), "w"));
     expect(bounded.missing(m2)).toEqual([]);
     expect(bounded.missing(m)).toHaveLength(1);
+  });
+});
+
+describe("BlobCache.receive", () => {
+  it("builds the workspace while the missing blobs arrive, from cache for the rest", async () => {
+    const src = tempDir();
+    writeTree(src, {
+      "a/cached.txt": "cached",
+      "b/new.txt": "new",
+      "b/same.txt": "new",
+      l: { link: "a" },
+    });
+    const cache = new BlobCache(tempDir());
+    const pre = tempDir();
+    writeTree(pre, { x: "cached" });
+    await fill(cache, pre);
+    const m = await scanWorkspace(src);
+    const missing = cache.missing(m);
+    expect(missing).toHaveLength(1);
+    const work = path.join(tempDir(), "w");
+    const r = await cache.receive(m, work, chunks(await collect(packBlobs(src, m, missing))), {
+      expect: missing,
+    });
+    expect(r).toEqual({ written: 3, kept: 0, blobs: 1, bytes: 3 });
+    expect(describeTree(work)).toEqual(describeTree(src));
+  });
+
+  it("fails naming the file whose blob never came", async () => {
+    const src = tempDir();
+    writeTree(src, { "a.txt": "a", "b.txt": "b" });
+    const cache = new BlobCache(tempDir());
+    const m = await scanWorkspace(src);
+    const [first] = cache.missing(m);
+    const e = await cache
+      .receive(
+        m,
+        path.join(tempDir(), "w"),
+        chunks(await collect(packBlobs(src, m, [first as string]))),
+      )
+      .catch((err: unknown) => err);
+    expect(isWorkspaceError(e, "SLOTH_BLOB_MISSING")).toBe(true);
   });
 });

@@ -252,3 +252,51 @@ describe("limits and odd workspaces on the sending side", () => {
     await rejects(collect(packBlobs(path.join(root, "ws"), m, [HELLO])), "SLOTH_BLOB_MISSING");
   });
 });
+
+describe("BlobCache.receive refuses", () => {
+  const good: Manifest = {
+    entries: [{ path: "a.txt", type: "file", mode: 0o644, size: 5, hash: HELLO }],
+    totalBytes: 5,
+  };
+  it("a hostile manifest before reading the stream", async () => {
+    const m: Manifest = {
+      entries: [{ ...(good.entries[0] as ManifestEntry), path: "../outside/victim.txt" }],
+      totalBytes: 5,
+    };
+    const tar = await craftTar([{ name: HELLO, content: "hello" }]);
+    await rejects(
+      cache.receive(m, path.join(root, "work"), chunks(tar)),
+      "SLOTH_ARCHIVE_UNSAFE",
+      "../outside/victim.txt",
+    );
+    expect(cache.has(HELLO)).toBe(false);
+  });
+
+  const cases: [string, Crafted[], WorkspaceErrorCode, string][] = [
+    [
+      "a blob named like a path",
+      [{ name: "../outside/victim.txt", content: "hello" }],
+      "SLOTH_ARCHIVE_UNSAFE",
+      "../outside/victim.txt",
+    ],
+    [
+      "a symlink instead of a blob",
+      [{ name: HELLO, type: "symlink", linkname: "../outside/victim.txt" }],
+      "SLOTH_ARCHIVE_UNSAFE",
+      HELLO,
+    ],
+    [
+      "content that does not match",
+      [{ name: HELLO, content: "HELLO" }],
+      "SLOTH_BLOB_MISMATCH",
+      HELLO,
+    ],
+  ];
+  for (const [what, entries, code, entry] of cases) {
+    it(what, async () => {
+      const work = path.join(root, "work");
+      await rejects(cache.receive(good, work, chunks(await craftTar(entries))), code, entry);
+      expect(fs.existsSync(path.join(work, "a.txt"))).toBe(false);
+    });
+  }
+});

@@ -25,63 +25,113 @@ export interface MaterializeOptions {
 const O_CREATE_NEW =
   fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
-/** Writes `entries` (already checked) under `root`; returns files written and kept. */
-export function buildTree(
-  packs: PackStore,
-  entries: ManifestEntry[],
+/**
+ * Writes checked `entries` under `root`: directories and the files whose
+ * blobs are cached first ({@link TreeBuilder.start}), files whose blobs
+ * arrive later as they arrive ({@link TreeBuilder.blobArrived}), links and
+ * directory modes at the end ({@link TreeBuilder.finish}).
+ */
+export class TreeBuilder {
+  private readonly tree: SafeTree;
+  private readonly reader: BlobReader;
+  private readonly have: Map<string, ManifestEntry>;
+  private readonly pending = new Map<string, { e: FileEntry; abs: string }[]>();
+  private readonly dirs: { abs: string; mode: number }[] = [];
+  private written = 0;
+  private kept = 0;
+
+  constructor(
+    private readonly packs: PackStore,
+    private readonly entries: ManifestEntry[],
+    root: string,
+    options: MaterializeOptions,
+  ) {
+    this.have = prepare(root, entries, options);
+    this.tree = new SafeTree(root);
+    this.reader = new BlobReader(packs);
+  }
+
+  /** Creates the directories and the files the cache can fill; the rest waits. */
+  start(): void {
+    for (const e of this.entries) {
+      if (e.type === "symlink") continue;
+      this.tree.parents(e.path, true);
+      const abs = this.tree.abs(e.path);
+      const h = this.have.get(e.path);
+      if (e.type === "dir") {
+        // A child listed before its parent may have created it already.
+        if (h === undefined && !fs.existsSync(abs)) fs.mkdirSync(abs, { mode: 0o700 });
+        this.tree.remember(e.path);
+        this.dirs.push({ abs, mode: e.mode });
+      } else if (h?.type === "file") {
+        if (h.mode !== e.mode) fs.chmodSync(abs, e.mode);
+        if (e.mtimeMs !== undefined && h.mtimeMs !== e.mtimeMs)
+          fs.utimesSync(abs, e.mtimeMs / 1000, e.mtimeMs / 1000);
+        this.kept++;
+      } else if (this.packs.get(e.hash) === undefined) {
+        const list = this.pending.get(e.hash);
+        if (list) list.push({ e, abs });
+        else this.pending.set(e.hash, [{ e, abs }]);
+      } else {
+        this.reader.write(e, abs);
+        this.written++;
+      }
+    }
+  }
+
+  /** Writes the files waiting for a blob just stored and verified. */
+  blobArrived(hash: string): void {
+    const list = this.pending.get(hash);
+    if (list === undefined) return;
+    this.pending.delete(hash);
+    for (const { e, abs } of list) {
+      this.reader.write(e, abs);
+      this.written++;
+    }
+  }
+
+  /** Creates the symlinks and sets directory modes; fails if a blob never came. */
+  finish(): { written: number; kept: number } {
+    // Blobs another process stored meanwhile were skipped in the stream.
+    if (this.pending.size > 0) this.packs.refresh();
+    for (const [hash, list] of this.pending) {
+      if (this.packs.get(hash) === undefined) throw missing((list[0] as { e: FileEntry }).e);
+      this.blobArrived(hash);
+    }
+    // Links last: nothing is written after them, so none can be followed.
+    for (const e of this.entries) {
+      if (e.type !== "symlink" || this.have.has(e.path)) continue;
+      this.tree.parents(e.path, true);
+      fs.symlinkSync(e.target, this.tree.abs(e.path));
+    }
+    // Deepest first, so a read-only directory does not block its children.
+    for (const d of this.dirs.reverse()) fs.chmodSync(d.abs, d.mode);
+    return { written: this.written, kept: this.kept };
+  }
+
+  /** Closes the pack files read. */
+  close(): void {
+    this.reader.close();
+  }
+}
+
+/** Makes `root` ready: a fresh empty directory, or the recycled one repaired. */
+function prepare(
   root: string,
+  entries: ManifestEntry[],
   options: MaterializeOptions,
-): { written: number; kept: number } {
-  let have = new Map<string, ManifestEntry>();
+): Map<string, ManifestEntry> {
   if (options.recycle !== undefined && fs.existsSync(options.recycle)) {
     if (fs.existsSync(root)) {
       if (fs.readdirSync(root).length > 0) throw notEmpty(root);
       fs.rmdirSync(root);
     }
     fs.renameSync(options.recycle, root);
-    have = repair(root, entries);
-  } else {
-    fs.mkdirSync(root, { recursive: true });
-    if (fs.readdirSync(root).length > 0) throw notEmpty(root);
+    return repair(root, entries);
   }
-  const tree = new SafeTree(root);
-  const reader = new BlobReader(packs);
-  const dirs: { abs: string; mode: number }[] = [];
-  let written = 0;
-  let kept = 0;
-  try {
-    for (const e of entries) {
-      if (e.type === "symlink") continue;
-      tree.parents(e.path, true);
-      const abs = tree.abs(e.path);
-      const h = have.get(e.path);
-      if (e.type === "dir") {
-        // A child listed before its parent may have created it already.
-        if (h === undefined && !fs.existsSync(abs)) fs.mkdirSync(abs, { mode: 0o700 });
-        tree.remember(e.path);
-        dirs.push({ abs, mode: e.mode });
-      } else if (h?.type === "file") {
-        if (h.mode !== e.mode) fs.chmodSync(abs, e.mode);
-        if (e.mtimeMs !== undefined && h.mtimeMs !== e.mtimeMs)
-          fs.utimesSync(abs, e.mtimeMs / 1000, e.mtimeMs / 1000);
-        kept++;
-      } else {
-        reader.write(e, abs);
-        written++;
-      }
-    }
-    // Links last: nothing is written after them, so none can be followed.
-    for (const e of entries) {
-      if (e.type !== "symlink" || have.has(e.path)) continue;
-      tree.parents(e.path, true);
-      fs.symlinkSync(e.target, tree.abs(e.path));
-    }
-  } finally {
-    reader.close();
-  }
-  // Deepest first, so a read-only directory does not block its children.
-  for (const d of dirs.reverse()) fs.chmodSync(d.abs, d.mode);
-  return { written, kept };
+  fs.mkdirSync(root, { recursive: true });
+  if (fs.readdirSync(root).length > 0) throw notEmpty(root);
+  return new Map();
 }
 
 function notEmpty(root: string): WorkspaceError {
