@@ -1,3 +1,4 @@
+import path from "node:path";
 import {
   createAuthInterceptor,
   formatHostPort,
@@ -19,6 +20,7 @@ import { agentRoutes } from "./service.js";
 import { systemFacts } from "./system-facts.js";
 import { defaultScratchDir } from "./task-runner.js";
 import { AGENT_VERSION } from "./version.js";
+import { createWorkspaceSupport } from "./workspace-support.js";
 
 /** Options of {@link createAgent}. */
 export interface AgentOptions {
@@ -186,6 +188,9 @@ export function createAgent(options: AgentOptions): Agent {
     async start() {
       if (state.state !== "new") throw cancelled("cannot start agent: it was already started");
       state.state = "running";
+      const workspace = await createWorkspaceSupport({
+        cacheDir: path.join(dataDir.agent(o.name).dir, "cache"),
+      });
       const routes = agentRoutes({
         name: o.name,
         version: AGENT_VERSION,
@@ -196,10 +201,12 @@ export function createAgent(options: AgentOptions): Agent {
         logger,
         onShutdown: (grace) => void stop("shutdown-rpc", grace),
         prometheus,
+        workspace: workspace.support,
         tasks: {
           name: o.name,
           scratchDir: defaultScratchDir(dataDir.root, o.name),
           logger,
+          ...workspace.task,
           loadOptions: {
             dataDir: dataDir.root,
             // Delegated Lua tasks share the master's keys and locks with the rest of their run.

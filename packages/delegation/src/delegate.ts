@@ -139,7 +139,9 @@ export function createDelegate(options: DelegateOptions): Delegate {
       const deps: Record<string, TaskOutput> = ctx.deps;
       let outcome: TaskOutcome | undefined;
       const changes =
-        options.workspace && manifestJson ? options.workspace.receiver(ctx.workdir) : undefined;
+        options.workspace && manifestJson
+          ? options.workspace.receiver(ctx.workdir, manifestJson)
+          : undefined;
       const stream = ch.runTask(
         {
           workflowFile: path

@@ -4,8 +4,11 @@ import type { TaskChannel } from "./channel.js";
 export interface WorkspaceShipper {
   /** Sends what the agent lacks of `dir`; returns the manifest the task runs on. */
   send(channel: TaskChannel, dir: string, signal: AbortSignal): Promise<{ manifestJson: string }>;
-  /** Receives the task's changes (chunks, then the deleted paths) into `dir`. */
-  receiver(dir: string): {
+  /** Receives the task's changes (chunks, then the deleted paths) into `dir`, which was sent as `manifestJson`. */
+  receiver(
+    dir: string,
+    manifestJson: string,
+  ): {
     chunk(data: Uint8Array): Promise<void>;
     end(deleted: string[]): Promise<void>;
   };

@@ -177,6 +177,34 @@ workflow.define("flag"):tasks({ a })
     expect(r.stdout).toContain("a | on-agent");
   });
 
+  it("ships the workspace to the agent and brings created, modified and deleted files back", async () => {
+    const file = flow(`
+local edit = task("edit"):delegate_to("web-1"):command([[
+  test -f input.txt && test ! -e .git/config
+  cat input.txt
+  echo created > created.txt
+  echo more >> modified.txt
+  rm deleted.txt
+  mkdir -p sub && echo deep > sub/new.txt
+]])
+workflow.define("ws"):tasks({ edit })
+`);
+    const dir = path.dirname(file);
+    fs.writeFileSync(path.join(dir, "input.txt"), "hello workspace\n");
+    fs.writeFileSync(path.join(dir, "modified.txt"), "first\n");
+    fs.writeFileSync(path.join(dir, "deleted.txt"), "bye\n");
+    fs.mkdirSync(path.join(dir, ".git"));
+    fs.writeFileSync(path.join(dir, ".git", "config"), "[core]\n");
+    const r = await run(file);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toContain("edit | hello workspace");
+    expect(fs.readFileSync(path.join(dir, "created.txt"), "utf8")).toBe("created\n");
+    expect(fs.readFileSync(path.join(dir, "modified.txt"), "utf8")).toBe("first\nmore\n");
+    expect(fs.existsSync(path.join(dir, "deleted.txt"))).toBe(false);
+    expect(fs.readFileSync(path.join(dir, "sub", "new.txt"), "utf8")).toBe("deep\n");
+    expect(fs.readFileSync(path.join(dir, ".git", "config"), "utf8")).toBe("[core]\n");
+  });
+
   it("kills the remote process at the task's timeout", async () => {
     const marker = `31.${Date.now() % 1e6}`;
     const file = flow(`

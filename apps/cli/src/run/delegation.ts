@@ -68,5 +68,6 @@ export async function prepareDelegation(
 }
 
 async function loadShipper() {
-  return undefined;
+  const { workspaceShipper } = await import("@sloth/delegation");
+  return workspaceShipper();
 }
