@@ -133,14 +133,19 @@ export function createDelegate(options: DelegateOptions): Delegate {
     try {
       let manifestJson = "";
       if (options.workspace) {
-        const shipped = await options.workspace.send(ch, ctx.workdir, ctx.signal);
+        const shipped = await options.workspace.send(
+          ch,
+          ctx.workdir,
+          ctx.signal,
+          task.workspace?.exclude,
+        );
         manifestJson = shipped.manifestJson;
       }
       const deps: Record<string, TaskOutput> = ctx.deps;
       let outcome: TaskOutcome | undefined;
       const changes =
         options.workspace && manifestJson
-          ? options.workspace.receiver(ctx.workdir, manifestJson)
+          ? options.workspace.receiver(ctx.workdir, manifestJson, task.workspace?.exclude)
           : undefined;
       const stream = ch.runTask(
         {

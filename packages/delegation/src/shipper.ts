@@ -51,7 +51,7 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
       }
       return { manifestJson };
     },
-    receiver(dir, manifestJson) {
+    receiver(dir, manifestJson, exclude) {
       const tmp = path.join(
         os.tmpdir(),
         `sloth-changes-${process.pid}-${Math.random().toString(36).slice(2)}.tar`,
@@ -73,7 +73,7 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
             await applyChanges(dir, stream, deleted, {
               gzip: false,
               base: manifests.get(manifestJson),
-              exclude: options.exclude,
+              exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
             });
           } finally {
             if (fd !== undefined) fs.closeSync(fd);

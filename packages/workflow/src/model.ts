@@ -124,6 +124,8 @@ export interface TaskModel {
   artifacts: string[];
   /** Artifact names `"task:path"` or paths produced by dependencies, copied in before the task. */
   consumes: string[];
+  /** What delegation ships of the working directory (`.git` and `.slothignore` entries are always left out). */
+  workspace?: { exclude: string[] } | undefined;
   /** Source position, for messages ("flow.sloth:12"). */
   source?: { file: string; line: number } | undefined;
 }

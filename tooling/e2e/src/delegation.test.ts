@@ -179,8 +179,8 @@ workflow.define("flag"):tasks({ a })
 
   it("ships the workspace to the agent and brings created, modified and deleted files back", async () => {
     const file = flow(`
-local edit = task("edit"):delegate_to("web-1"):command([[
-  test -f input.txt && test ! -e .git/config
+local edit = task("edit"):delegate_to("web-1"):workspace({ exclude = { "*.log" } }):command([[
+  test -f input.txt && test ! -e .git/config && test ! -e skip.log && test ! -e secret.txt
   cat input.txt
   echo created > created.txt
   echo more >> modified.txt
@@ -193,6 +193,9 @@ workflow.define("ws"):tasks({ edit })
     fs.writeFileSync(path.join(dir, "input.txt"), "hello workspace\n");
     fs.writeFileSync(path.join(dir, "modified.txt"), "first\n");
     fs.writeFileSync(path.join(dir, "deleted.txt"), "bye\n");
+    fs.writeFileSync(path.join(dir, "skip.log"), "not shipped\n");
+    fs.writeFileSync(path.join(dir, "secret.txt"), "not shipped either\n");
+    fs.writeFileSync(path.join(dir, ".slothignore"), "secret.txt\n");
     fs.mkdirSync(path.join(dir, ".git"));
     fs.writeFileSync(path.join(dir, ".git", "config"), "[core]\n");
     const r = await run(file);
@@ -203,6 +206,8 @@ workflow.define("ws"):tasks({ edit })
     expect(fs.existsSync(path.join(dir, "deleted.txt"))).toBe(false);
     expect(fs.readFileSync(path.join(dir, "sub", "new.txt"), "utf8")).toBe("deep\n");
     expect(fs.readFileSync(path.join(dir, ".git", "config"), "utf8")).toBe("[core]\n");
+    expect(fs.readFileSync(path.join(dir, "skip.log"), "utf8")).toBe("not shipped\n");
+    expect(fs.readFileSync(path.join(dir, "secret.txt"), "utf8")).toBe("not shipped either\n");
   });
 
   it("kills the remote process at the task's timeout", async () => {

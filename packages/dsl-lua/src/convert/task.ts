@@ -42,6 +42,7 @@ export const TASK_FIELDS = [
   "on_timeout",
   "artifacts",
   "consumes",
+  "workspace",
 ];
 const ALIASES: Record<string, string> = {
   pre_exec: "pre_hook",
@@ -90,6 +91,7 @@ export function convertTask(raw: Record<string, unknown>, site: TaskSite): TaskM
     hooks: f.hooks(),
     artifacts: f.strings("artifacts"),
     consumes: f.strings("consumes"),
+    workspace: f.workspace(),
     source: line !== undefined ? { file: site.scope.file, line } : undefined,
   };
   return task;
@@ -156,6 +158,30 @@ class TaskFields {
     if (v === undefined || v === null) return undefined;
     if (typeof v !== "string") throw this.fail(`${field} must be a string, got ${luaType(v)}`);
     return v;
+  }
+
+  /** `workspace = { exclude = { "node_modules/", "*.log" } }`: what delegation ships. */
+  workspace(): { exclude: string[] } | undefined {
+    const v = this.fields.workspace;
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "object" || Array.isArray(v)) {
+      throw this.fail(
+        `workspace must be a table such as { exclude = { "node_modules/" } }, got ${luaType(v)}`,
+      );
+    }
+    const w = v as Record<string, unknown>;
+    for (const k of Object.keys(w)) {
+      if (!k.startsWith("__") && k !== "exclude")
+        throw this.fail(`unknown workspace field '${k}'; valid fields: exclude`);
+    }
+    if (w.exclude === undefined) return { exclude: [] };
+    const list = listOf(w.exclude, true);
+    if (!list || list.some((x) => typeof x !== "string")) {
+      throw this.fail(
+        "workspace.exclude must be a pattern or a list of patterns (gitignore syntax)",
+      );
+    }
+    return { exclude: list as string[] };
   }
 
   strings(field: string): string[] {

@@ -63,6 +63,7 @@ task_setter("timeout", "number", "string")
 task_setter("delegate_to", "string", "table")
 task_setter("workdir", "string")
 task_setter("params", "table")
+task_setter("workspace", "table")
 task_setter("run_if", "function", "string", "boolean")
 task_setter("abort_if", "function", "string", "boolean")
 for _, hook in ipairs({ "pre_hook", "post_hook", "on_success", "on_failure", "on_timeout" }) do
