@@ -15,6 +15,11 @@ export interface ApplyOptions
    * refused (the agent never saw them). Strongly recommended.
    */
   base?: Manifest;
+  /**
+   * Entries and deletions under excluded paths: "skip" (default) drops them
+   * (counted in `skipped`), "error" refuses the archive naming the entry.
+   */
+  excluded?: "skip" | "error";
 }
 
 const O_CREATE_NEW =
@@ -24,7 +29,7 @@ const O_CREATE_NEW =
  * Runner side: applies a {@link packChanges} archive and a deleted list to
  * `targetDir`, never writing or deleting outside it or through a symlink,
  * and never touching excluded paths (`.git` by default: a hostile agent
- * must not plant hooks). Entries are applied as they arrive: a rejected
+ * must not plant hooks; a task's `node_modules` stays on the agent when excluded). Entries are applied as they arrive: a rejected
  * archive leaves the entries before the bad one applied.
  */
 export async function applyChanges(
@@ -32,7 +37,7 @@ export async function applyChanges(
   stream: AsyncIterable<Uint8Array>,
   deleted: string[],
   options: ApplyOptions = {},
-): Promise<{ written: number; deleted: number }> {
+): Promise<{ written: number; deleted: number; skipped: number }> {
   const root = path.resolve(targetDir);
   if (!fs.statSync(root).isDirectory())
     throw new WorkspaceError(
@@ -41,26 +46,34 @@ export async function applyChanges(
     );
   const excluded = createExcluder(root, options);
   const sent = options.base ? new Set(options.base.entries.map((e) => e.path)) : undefined;
-  const check = (p: unknown, isDir: boolean): string => {
+  let skipped = 0;
+  // An excluded path is none of the sender's business: dropped, or refused.
+  const check = (p: unknown, isDir: boolean): string | undefined => {
     const rel = checkPath(p);
-    if (excluded(rel, isDir)) throw unsafe(rel, "excluded path");
-    return rel;
+    if (!excluded(rel, isDir)) return rel;
+    if (options.excluded === "error") throw unsafe(rel, "excluded path");
+    skipped++;
+    return undefined;
   };
   if (!Array.isArray(deleted)) throw unsafe(String(deleted), "deleted list is not an array");
   // Everything is validated before the first deletion.
+  const deletions: string[] = [];
   for (const p of deleted) {
-    check(p, false);
-    if (sent && !sent.has(p)) throw unsafe(p, "deletion of a path that was not sent");
+    const rel = check(p, false);
+    if (rel === undefined) continue;
+    if (sent && !sent.has(rel)) throw unsafe(rel, "deletion of a path that was not sent");
+    deletions.push(rel);
   }
   const tree = new SafeTree(root);
   let removed = 0;
-  for (const rel of deleted) if (remove(tree, rel)) removed++;
+  for (const rel of deletions) if (remove(tree, rel)) removed++;
   const dirs: { abs: string; mode: number }[] = [];
   let written = 0;
   let seq = 0;
   await readTar(stream, options, (h: TarHeader) => {
     if (h.type === "directory") {
       const rel = check(h.name.endsWith("/") ? h.name.slice(0, -1) : h.name, true);
+      if (rel === undefined) return undefined;
       tree.parents(rel, true);
       const abs = tree.abs(rel);
       const st = lstatOrUndefined(abs);
@@ -74,6 +87,7 @@ export async function applyChanges(
       return undefined;
     }
     const rel = check(h.name, false);
+    if (rel === undefined) return undefined;
     if (h.type === "symlink") {
       const target = checkSymlinkTarget(rel, h.linkname);
       tree.parents(rel, true);
@@ -115,7 +129,7 @@ export async function applyChanges(
     };
   });
   for (const d of dirs.reverse()) fs.chmodSync(d.abs, d.mode);
-  return { written, deleted: removed };
+  return { written, deleted: removed, skipped };
 }
 
 /** Deletes one entry (a directory only when empty); false when it was not there. */

@@ -109,11 +109,6 @@ describe("applyChanges refuses", () => {
     ["a character device", [{ name: "c", type: "character-device" }], "c"],
     ["a block device", [{ name: "b", type: "block-device" }], "b"],
     ["a fifo", [{ name: "p", type: "fifo" }], "p"],
-    [
-      "a git hook",
-      [{ name: ".git/hooks/pre-commit", content: "#!/bin/sh\nrm -rf ~\n", mode: 0o755 }],
-      ".git/hooks/pre-commit",
-    ],
   ];
   for (const [what, entries, entry] of cases) {
     it(what, async () => {
@@ -122,6 +117,21 @@ describe("applyChanges refuses", () => {
       expect(fs.readFileSync(path.join(target, "d/f"), "utf8")).toBe("f");
     });
   }
+
+  it("a git hook, when excluded paths are errors", async () => {
+    const hook = { name: ".git/hooks/pre-commit", content: "#!/bin/sh\nrm -rf ~\n", mode: 0o755 };
+    await rejects(
+      apply([hook], [], { excluded: "error" }),
+      "SLOTH_ARCHIVE_UNSAFE",
+      ".git/hooks/pre-commit",
+    );
+    await rejects(
+      apply([], [".git/HEAD"], { excluded: "error" }),
+      "SLOTH_ARCHIVE_UNSAFE",
+      ".git/HEAD",
+    );
+    expect(fs.existsSync(path.join(target, ".git/hooks"))).toBe(false);
+  });
 
   it("an entry over the limit before writing any of it", async () => {
     await rejects(
@@ -157,7 +167,6 @@ describe("applyChanges refuses", () => {
     ["a deletion with ..", "../outside/victim.txt"],
     ["an absolute deletion", "<outside>/victim.txt"],
     ["a deletion through a symlink", "out-link/victim.txt"],
-    ["a deletion inside .git", ".git/HEAD"],
     ["a deletion of the root", "."],
   ];
   for (const [what, spec] of badDeletes) {
@@ -179,6 +188,38 @@ describe("applyChanges refuses", () => {
       "local-only.txt",
     );
     expect(fs.existsSync(path.join(target, "local-only.txt"))).toBe(true);
+  });
+});
+
+describe("applyChanges drops excluded paths by default", () => {
+  it("a git hook and a .git deletion are skipped, the rest applied", async () => {
+    const r = await apply(
+      [
+        { name: ".git/hooks/pre-commit", content: "#!/bin/sh\nrm -rf ~\n", mode: 0o755 },
+        { name: ".git", type: "directory" },
+        { name: "ok.txt", content: "ok" },
+      ],
+      [".git/HEAD"],
+    );
+    expect(r).toEqual({ written: 1, deleted: 0, skipped: 3 });
+    expect(fs.existsSync(path.join(target, ".git/hooks"))).toBe(false);
+    expect(fs.readFileSync(path.join(target, ".git/HEAD"), "utf8")).toBe("ref");
+    expect(fs.readFileSync(path.join(target, "ok.txt"), "utf8")).toBe("ok");
+  });
+
+  it("a task's node_modules stays out when excluded", async () => {
+    const r = await apply(
+      [
+        { name: "node_modules/x/index.js", content: "x" },
+        { name: "b.txt", content: "b" },
+      ],
+      [],
+      {
+        exclude: ["node_modules/"],
+      },
+    );
+    expect(r.skipped).toBe(1);
+    expect(fs.existsSync(path.join(target, "node_modules"))).toBe(false);
   });
 });
 

@@ -151,7 +151,7 @@ describe("round trip", () => {
     expect(changes.deleted).toEqual(["gone.txt", "gone-dir/x", "gone-dir"]);
     const archive = await collect(packChanges(work, changes));
     const r = await applyChanges(src, chunks(archive), changes.deleted, { base: manifest });
-    expect(r).toEqual({ written: 8, deleted: 3 });
+    expect(r).toEqual({ written: 8, deleted: 3, skipped: 0 });
     const expected = describeTree(work);
     expected[".git"] = "dir 755";
     expected[".git/HEAD"] = "file 644 ref";

@@ -1,0 +1,328 @@
+// Workspace transfer for delegated tasks, next to GNU tar through a loopback
+// socket in the same run. A generated workspace (10,000 files / 100 MiB;
+// 1,000 / 10 MiB quick) goes to an agent process (scan, ask the agent which
+// blobs its empty cache lacks, pack them, TCP on 127.0.0.1, receive: ingest
+// and materialize in one pass), a tenth of it is changed there and comes
+// back (diff, pack, TCP, apply); then the unchanged workspace is synced
+// again, into a fresh directory and recycling the last one.
+// The agent is a child process speaking IPC for control and TCP for bytes,
+// as tar's ends are separate processes. Prints a table; writes
+// results/workspace.json.
+import { type ChildProcess, fork, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  applyChanges,
+  BlobCache,
+  diffWorkspace,
+  type Manifest,
+  packBlobs,
+  packChanges,
+  scanWorkspace,
+} from "@sloth/workspace";
+import { median, printTable, QUICK, type Row, round, row, writeResult } from "./lib/report.js";
+
+const FILES = QUICK ? 1_000 : 10_000;
+const BYTES = (QUICK ? 10 : 100) * 1024 * 1024;
+const REPS = QUICK ? 1 : 3;
+
+/** Files of varied sizes (0 to 2× the mean) in 700 folders, incompressible content. */
+function generate(dir: string): void {
+  const pool = randomBytes(4 * 1024 * 1024);
+  const mean = BYTES / FILES;
+  const old = new Date(Date.now() - 60_000);
+  let offset = 0;
+  for (let i = 0; i < FILES; i++) {
+    const sub = path.join(dir, `d${i % 100}`, `e${i % 7}`);
+    if (i < 700) fs.mkdirSync(sub, { recursive: true });
+    const size = Math.floor((((i * 7919) % 1000) / 999) * 2 * mean);
+    offset = (offset + 4099) % (pool.length - size - 16);
+    const buf = Buffer.from(pool.subarray(offset, offset + size));
+    if (size >= 8) buf.writeUInt32LE(i, 0);
+    const file = path.join(sub, `f${i}.dat`);
+    fs.writeFileSync(file, buf, { mode: i % 10 === 0 ? 0o755 : 0o644 });
+    // Old enough that size+mtime are trusted by the next scan.
+    fs.utimesSync(file, old, old);
+  }
+}
+
+// ---- The agent process -------------------------------------------------
+
+type Request =
+  | { op: "missing"; cache: string; manifest: Manifest }
+  | {
+      op: "receive";
+      cache: string;
+      manifest: Manifest;
+      target: string;
+      port: number;
+      recycle?: string;
+    }
+  | { op: "task"; work: string; manifest: Manifest }
+  | { op: "send-changes"; work: string; manifest: Manifest; port: number };
+
+async function agent(): Promise<void> {
+  const caches = new Map<string, BlobCache>();
+  const cache = (dir: string) => caches.get(dir) ?? caches.set(dir, new BlobCache(dir)).get(dir)!;
+  process.on("message", async (msg: { id: number; req: Request }) => {
+    const { id, req } = msg;
+    const reply = (data: object) => process.send?.({ id, ...data });
+    try {
+      if (req.op === "missing") reply({ missing: cache(req.cache).missing(req.manifest) });
+      else if (req.op === "receive") {
+        const socket = net.connect(req.port, "127.0.0.1");
+        const missing = cache(req.cache).missing(req.manifest);
+        const r = await cache(req.cache).receive(req.manifest, req.target, socket, {
+          expect: missing,
+          ...(req.recycle ? { recycle: req.recycle } : {}),
+        });
+        reply(r);
+      } else if (req.op === "task") reply({ touched: task(req.work, req.manifest) });
+      else {
+        const changes = await diffWorkspace(req.work, req.manifest);
+        reply({ deleted: changes.deleted, changed: changes.changed.length });
+        const socket = net.connect(req.port, "127.0.0.1");
+        for await (const c of packChanges(req.work, changes)) {
+          if (!socket.write(c)) await new Promise((r) => socket.once("drain", r));
+        }
+        socket.end();
+      }
+    } catch (e) {
+      reply({ error: String((e as Error).stack ?? e) });
+    }
+  });
+}
+
+/** A task on the agent: rewrites every tenth file, adds 1 %, deletes 1 %. */
+function task(work: string, manifest: Manifest): string[] {
+  const touched: string[] = [];
+  let i = 0;
+  for (const e of manifest.entries) {
+    if (e.type !== "file") continue;
+    const abs = path.join(work, e.path);
+    if (i % 10 === 3) {
+      fs.writeFileSync(abs, randomBytes(e.size));
+      touched.push(e.path);
+    } else if (i % 100 === 5) fs.rmSync(abs);
+    else if (i % 100 === 7) {
+      fs.writeFileSync(`${abs}.new`, randomBytes(e.size));
+      touched.push(`${e.path}.new`);
+    }
+    i++;
+  }
+  return touched;
+}
+
+// ---- The runner --------------------------------------------------------
+
+let nextId = 0;
+function call<T>(child: ChildProcess, req: Request): Promise<T> {
+  const id = ++nextId;
+  return new Promise((resolve, reject) => {
+    const on = (m: { id: number; error?: string }) => {
+      if (m.id !== id) return;
+      child.off("message", on);
+      if (m.error) reject(new Error(m.error));
+      else resolve(m as T);
+    };
+    child.on("message", on);
+    child.send({ id, req });
+  });
+}
+
+/** A one-connection loopback listener: its port and the accepted socket. */
+async function listen(): Promise<{ port: number; socket: Promise<net.Socket> }> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const socket = new Promise<net.Socket>((r) =>
+    server.once("connection", (s) => {
+      server.close();
+      r(s);
+    }),
+  );
+  return { port: (server.address() as net.AddressInfo).port, socket };
+}
+
+async function send(socket: net.Socket, source: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const c of source) {
+    if (!socket.write(c)) await new Promise((r) => socket.once("drain", r));
+  }
+  socket.end();
+}
+
+/** `tar cf - ARGS` → bash /dev/tcp → loopback → a node relay → `tar xf - -C dst`. */
+async function tarOverTcp(src: string, args: string, dst: string): Promise<void> {
+  fs.mkdirSync(dst, { recursive: true });
+  const { port, socket } = await listen();
+  const exited = (c: ChildProcess) =>
+    new Promise<void>((resolve, reject) =>
+      c.once("close", (code) => (code === 0 ? resolve() : reject(new Error(`tar exited ${code}`)))),
+    );
+  const x = spawn("tar", ["xf", "-", "-C", dst], { stdio: ["pipe", "inherit", "inherit"] });
+  void socket.then((s) => s.pipe(x.stdin as NodeJS.WritableStream));
+  const c = spawn(
+    "bash",
+    ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}; tar cf - -C ${src} ${args} >&3`],
+    { stdio: "inherit" },
+  );
+  await Promise.all([exited(c), exited(x)]);
+}
+
+const time = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+  const t = performance.now();
+  const r = await f();
+  return [r, (performance.now() - t) / 1000];
+};
+
+interface Rep {
+  tarForward: number;
+  tarBack: number;
+  scan: number;
+  forward: number;
+  back: number;
+  backBytes: number;
+  resyncFresh: number;
+  resyncRecycled: number;
+  resyncSent: number;
+}
+
+async function rep(child: ChildProcess, src: string, fresh: (n: string) => string): Promise<Rep> {
+  const tarDst = fresh("tar");
+  const [, tarForward] = await time(() => tarOverTcp(src, ".", tarDst));
+
+  const cache = fresh("cache");
+  const work = fresh("work");
+  let manifest!: Manifest;
+  let scan = 0;
+  /** One sync: scan, ask, pack, receive. */
+  const sync = async (target: string, reuse?: Manifest, recycle?: string) => {
+    let t: number;
+    [manifest, t] = await time(() => scanWorkspace(src, reuse ? { reuse } : {}));
+    if (!reuse) scan = t;
+    const { missing } = await call<{ missing: string[] }>(child, {
+      op: "missing",
+      cache,
+      manifest,
+    });
+    const { port, socket } = await listen();
+    const done = call<{ bytes: number }>(child, {
+      op: "receive",
+      cache,
+      manifest,
+      target,
+      port,
+      ...(recycle ? { recycle } : {}),
+    });
+    await send(await socket, packBlobs(src, manifest, missing));
+    return (await done).bytes;
+  };
+  const [, forward] = await time(() => sync(work));
+  const base = manifest;
+  const fresh1 = fresh("resync");
+  const [resyncSent, resyncFresh] = await time(() => sync(fresh1, base));
+  const [, resyncRecycled] = await time(() => sync(fresh("resync"), base, fresh1));
+
+  const { touched } = await call<{ touched: string[] }>(child, {
+    op: "task",
+    work,
+    manifest: base,
+  });
+  const list = fresh("list");
+  fs.writeFileSync(list, touched.join("\n"));
+  const [, tarBack] = await time(() => tarOverTcp(work, `-T ${list}`, tarDst));
+  // Back onto the runner's copy made by tar, so the source stays as generated.
+  const [, back] = await time(async () => {
+    const { port, socket } = await listen();
+    const meta = await call<{ deleted: string[] }>(child, {
+      op: "send-changes",
+      work,
+      manifest: base,
+      port,
+    });
+    await applyChanges(tarDst, await socket, meta.deleted, { base });
+  });
+  const backBytes = touched.reduce((n, p) => n + fs.statSync(path.join(work, p)).size, 0);
+  return {
+    tarForward,
+    tarBack,
+    scan,
+    forward,
+    back,
+    backBytes,
+    resyncFresh,
+    resyncRecycled,
+    resyncSent,
+  };
+}
+
+async function main(): Promise<void> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-bench-workspace-"));
+  let seq = 0;
+  const fresh = (name: string) => path.join(tmp, `${name}-${++seq}`);
+  const child = fork(fileURLToPath(import.meta.url), ["--agent"], {
+    execArgv: ["--import", "tsx", "--conditions=source"],
+  });
+  const reps: Rep[] = [];
+  try {
+    const src = fresh("src");
+    generate(src);
+    for (let i = 0; i < REPS; i++) reps.push(await rep(child, src, fresh));
+  } finally {
+    child.kill();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  report(reps);
+}
+
+function report(reps: Rep[]): void {
+  const m = (k: keyof Rep) => median(reps.map((r) => r[k]));
+  const mib = BYTES / 1024 / 1024;
+  const s = (x: number) => `${round(x, 3)} s`;
+  const ours = m("forward") + m("back");
+  const tars = m("tarForward") + m("tarBack");
+  const rows: Row[] = [
+    row({
+      measure: `to the agent: ${FILES} files / ${mib} MiB, empty cache`,
+      value: `${s(m("forward"))} (${round(mib / m("forward"), 1)} MiB/s)`,
+      reference: `tar c, TCP, tar x: ${s(m("tarForward"))}`,
+      ratio: m("tarForward") / m("forward"),
+      note: `of which the runner's scan (hashing every file) ${s(m("scan"))}`,
+    }),
+    row({
+      measure: `back: ${round(m("backBytes") / 1024 / 1024, 1)} MiB changed or added, 1 % deleted`,
+      value: s(m("back")),
+      reference: `tar of the changed files: ${s(m("tarBack"))}`,
+      ratio: m("tarBack") / m("back"),
+    }),
+    row({
+      measure: "round trip, speed relative to tar",
+      value: s(ours),
+      reference: s(tars),
+      ratio: tars / ours,
+      goal: { kind: "min", limit: 0.5, text: "≥ 0.5×" },
+    }),
+    row({
+      measure: "re-sync unchanged into a fresh directory",
+      value: `${s(m("resyncFresh"))}, ${m("resyncSent")} bytes of blobs sent`,
+      reference: `first sync ${s(m("forward"))}`,
+      ratio: m("resyncFresh") / m("forward"),
+      note: "every file is created again from the cache: bound by file creation",
+    }),
+    row({
+      measure: "re-sync unchanged, recycling the last workspace directory",
+      value: s(m("resyncRecycled")),
+      reference: `first sync ${s(m("forward"))}`,
+      ratio: m("resyncRecycled") / m("forward"),
+      goal: { kind: "max", limit: 0.1, text: "≤ 10 %" },
+    }),
+  ];
+  printTable(`Workspace transfer (median of ${REPS})`, rows);
+  writeResult("workspace", rows, { files: FILES, bytes: BYTES, reps });
+}
+
+if (process.argv[2] === "--agent") await agent();
+else await main();
