@@ -29,9 +29,7 @@ export interface WorkspaceSupportOptions {
  * cache that tells what it lacks and ingests blobs, and the task runner's
  * materialise and changes hooks.
  */
-export async function createWorkspaceSupport(
-  options: WorkspaceSupportOptions,
-): Promise<{
+export async function createWorkspaceSupport(options: WorkspaceSupportOptions): Promise<{
   support: WorkspaceSupport;
   task: Pick<TaskRunnerContext, "materialize" | "changes">;
 }> {
