@@ -1,0 +1,135 @@
+// Property: whatever archive a hostile agent sends (names and link targets
+// built from "..", ".", "", "/", links and dirs), applyChanges either
+// applies it or refuses it with a WorkspaceError, and afterwards nothing
+// outside the target changed and no symlink inside resolves outside it.
+import fs from "node:fs";
+import path from "node:path";
+import fc from "fast-check";
+import { afterAll, expect, it } from "vitest";
+import {
+  type Crafted,
+  chunks,
+  cleanupTemp,
+  craftTar,
+  describeTree,
+  tempDir,
+  writeTree,
+} from "../test-support/helpers.js";
+import { applyChanges, BlobCache, isWorkspaceError, type ManifestEntry } from "./index.js";
+
+afterAll(cleanupTemp);
+
+// Mostly good segments, so many archives are applied, not all refused.
+const segment = fc.oneof(
+  { arbitrary: fc.constantFrom("a", "b", "l", "x y", "é"), weight: 16 },
+  { arbitrary: fc.constantFrom("..", ".", ""), weight: 3 },
+);
+const relPath = fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join("/"));
+const anyPath = fc.oneof(
+  { arbitrary: relPath, weight: 9 },
+  { arbitrary: relPath.map((p) => `/${p}`), weight: 1 },
+);
+const entry: fc.Arbitrary<Crafted> = fc.oneof(
+  {
+    arbitrary: fc.record({
+      name: anyPath,
+      type: fc.constant("file" as const),
+      content: fc.constant("data"),
+    }),
+    weight: 4,
+  },
+  { arbitrary: fc.record({ name: anyPath, type: fc.constant("directory" as const) }), weight: 2 },
+  {
+    arbitrary: fc.record({
+      name: anyPath,
+      type: fc.constant("symlink" as const),
+      linkname: anyPath,
+    }),
+    weight: 3,
+  },
+  {
+    arbitrary: fc.record({ name: anyPath, type: fc.constant("link" as const), linkname: anyPath }),
+    weight: 1,
+  },
+);
+
+/** Every path under `root` resolves inside it (links followed as the OS would). */
+function staysInside(root: string): void {
+  const real = fs.realpathSync(root);
+  const walk = (dir: string) => {
+    for (const name of fs.readdirSync(dir)) {
+      const abs = path.join(dir, name);
+      const st = fs.lstatSync(abs);
+      if (st.isSymbolicLink()) {
+        let resolved: string;
+        try {
+          resolved = fs.realpathSync(abs);
+        } catch {
+          continue; // Dangling or a loop: it reaches nothing.
+        }
+        expect(resolved === real || resolved.startsWith(`${real}/`), `${abs} -> ${resolved}`).toBe(
+          true,
+        );
+      } else if (st.isDirectory()) walk(abs);
+    }
+  };
+  walk(root);
+}
+
+it("applyChanges never writes or links outside its target", async () => {
+  const base = tempDir();
+  const outside = path.join(base, "outside");
+  writeTree(outside, { "victim.txt": "precious" });
+  const before = describeTree(outside);
+  let n = 0;
+  let applied = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(entry, { minLength: 1, maxLength: 4 }),
+      fc.array(anyPath, { maxLength: 2 }),
+      async (entries, deleted) => {
+        const target = path.join(base, `t${++n}`, "work");
+        writeTree(target, { "a/f": "f", l: { link: "a" }, out: { link: outside } });
+        const r = await applyChanges(target, chunks(await craftTar(entries)), deleted).catch(
+          (e: unknown) => e,
+        );
+        if (r instanceof Error) expect(isWorkspaceError(r), String(r.stack)).toBe(true);
+        else applied++;
+        expect(describeTree(outside)).toEqual(before);
+        fs.rmSync(path.join(target, "out"));
+        staysInside(target);
+      },
+    ),
+    { numRuns: 300 },
+  );
+  // The property means little if every archive was refused.
+  expect(applied).toBeGreaterThanOrEqual(3);
+});
+
+const manifestEntry: fc.Arbitrary<ManifestEntry> = fc.oneof(
+  fc.record({ path: anyPath, type: fc.constant("dir" as const), mode: fc.constant(0o755) }),
+  fc.record({ path: anyPath, type: fc.constant("symlink" as const), target: anyPath }),
+);
+
+it("materialize never writes or links outside its target", async () => {
+  const base = tempDir();
+  const outside = path.join(base, "outside");
+  writeTree(outside, { "victim.txt": "precious" });
+  const cache = new BlobCache(path.join(base, "cache"));
+  let n = 0;
+  let built = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(manifestEntry, { minLength: 1, maxLength: 4 }), async (entries) => {
+      const target = path.join(base, `m${++n}`);
+      const r = await cache
+        .materialize({ entries, totalBytes: 0 }, target)
+        .catch((e: unknown) => e);
+      if (r instanceof Error) expect(isWorkspaceError(r), String(r.stack)).toBe(true);
+      else built++;
+      expect(describeTree(outside)).toEqual({ "victim.txt": "file 644 precious" });
+      if (fs.existsSync(target)) staysInside(target);
+    }),
+    { numRuns: 300 },
+  );
+  expect(built).toBeGreaterThanOrEqual(3);
+});
