@@ -73,6 +73,11 @@ describe("BlobCache", () => {
     const r = await cache.materialize(m, path.join(root, "b"), { recycle: path.join(root, "a") });
     expect(r).toEqual({ written: 0, kept: 40 });
     expect(describeTree(path.join(root, "b"))).toEqual(describeTree(src));
+    // Repairing in place: the directory given as both.
+    fs.writeFileSync(path.join(root, "b/d1/f1"), "edited");
+    const again = await cache.materialize(m, path.join(root, "b"), { recycle: path.join(root, "b") });
+    expect(again).toEqual({ written: 1, kept: 39 });
+    expect(describeTree(path.join(root, "b"))).toEqual(describeTree(src));
   });
 
   it("is shared by two instances on one folder (two agent processes)", async () => {

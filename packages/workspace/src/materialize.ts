@@ -122,6 +122,7 @@ function prepare(
   options: MaterializeOptions,
 ): Map<string, ManifestEntry> {
   if (options.recycle !== undefined && fs.existsSync(options.recycle)) {
+    if (path.resolve(options.recycle) === root) return repair(root, entries);
     if (fs.existsSync(root)) {
       if (fs.readdirSync(root).length > 0) throw notEmpty(root);
       fs.rmdirSync(root);

@@ -174,3 +174,24 @@ describe("round trip", () => {
     expect(changes.changed.map((e) => e.path)).toEqual(["b.txt"]);
   });
 });
+
+it("a materialized workspace keeps the sender's mtimes, so the agent's diff reads no unchanged file", async () => {
+  const src = tempDir();
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 200; i++) files[`f${i}`] = `content ${i}`;
+  writeTree(src, files);
+  for (let i = 0; i < 200; i++) {
+    // Milliseconds that do not survive a round trip through seconds exactly.
+    const t = (1_700_000_000_000 + i * 7_919_123) / 1000;
+    fs.utimesSync(path.join(src, `f${i}`), t, t);
+  }
+  const cache = new BlobCache(tempDir());
+  const { manifest, work } = await send(src, cache);
+  // A base whose hashes are all wrong: only files trusted by size+mtime keep them.
+  const fake = "0".repeat(64);
+  const base = {
+    ...manifest,
+    entries: manifest.entries.map((e) => (e.type === "file" ? { ...e, hash: fake } : e)),
+  };
+  expect((await diffWorkspace(work, base)).changed).toEqual([]);
+});

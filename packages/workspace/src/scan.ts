@@ -99,7 +99,8 @@ function fileEntry(w: Walk, rel: string, abs: string, st: fs.Stats): FileEntry {
   const max = w.options.maxBytes;
   if (max !== undefined && w.totalBytes > max) throw tooLarge("the workspace", w.totalBytes, max);
   const mode = st.mode & 0o777;
-  const mtimeMs = Math.floor(st.mtimeMs);
+  // Rounded, not floored: a time set through utimes in seconds comes back a hair under.
+  const mtimeMs = Math.round(st.mtimeMs);
   const trusted = mtimeMs < w.startMs - RACY_MS;
   const prev = w.reuse.get(rel);
   if (prev && trusted && prev.mtimeMs === mtimeMs && prev.size === st.size)
