@@ -75,7 +75,9 @@ describe("BlobCache", () => {
     expect(describeTree(path.join(root, "b"))).toEqual(describeTree(src));
     // Repairing in place: the directory given as both.
     fs.writeFileSync(path.join(root, "b/d1/f1"), "edited");
-    const again = await cache.materialize(m, path.join(root, "b"), { recycle: path.join(root, "b") });
+    const again = await cache.materialize(m, path.join(root, "b"), {
+      recycle: path.join(root, "b"),
+    });
     expect(again).toEqual({ written: 1, kept: 39 });
     expect(describeTree(path.join(root, "b"))).toEqual(describeTree(src));
   });
