@@ -195,3 +195,30 @@ it("a materialized workspace keeps the sender's mtimes, so the agent's diff read
   };
   expect((await diffWorkspace(work, base)).changed).toEqual([]);
 });
+
+it("lets a consumer stop reading a pack early, gzip or not", async () => {
+  const src = tempDir();
+  const files: Record<string, Buffer> = { big: Buffer.alloc(9 << 20, 1) };
+  for (let i = 0; i < 30; i++) files[`f${i}`] = Buffer.alloc(300_000 + i, i);
+  writeTree(src, files);
+  const m = await scanWorkspace(src);
+  const hashes = m.entries.flatMap((e) => (e.type === "file" ? [e.hash] : []));
+  for (const gzip of [false, true]) {
+    let n = 0;
+    for await (const _ of packBlobs(src, m, hashes, { gzip })) if (++n === 2) break;
+    expect(n).toBeGreaterThan(0); // gzip may fit everything in one chunk
+  }
+});
+
+it("carries changes back gzip-compressed when both sides say so", async () => {
+  const src = tempDir();
+  writeTree(src, { "a.txt": "a" });
+  const cache = new BlobCache(tempDir());
+  const { work, manifest } = await send(src, cache, true);
+  fs.writeFileSync(path.join(work, "b.txt"), "b".repeat(10_000));
+  const changes = await diffWorkspace(work, manifest);
+  const archive = await collect(packChanges(work, changes, { gzip: true }));
+  expect(archive.length).toBeLessThan(2_000);
+  await applyChanges(src, chunks(archive), changes.deleted, { gzip: true, base: manifest });
+  expect(fs.readFileSync(path.join(src, "b.txt"), "utf8")).toBe("b".repeat(10_000));
+});

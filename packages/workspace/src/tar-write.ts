@@ -71,6 +71,8 @@ export class PackWriter {
         });
         return s;
       })();
+      // Awaited below on success; on a failure the pack's own error is reported.
+      done.catch(() => {});
       let left = size;
       while (left > 0) {
         const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
@@ -133,10 +135,12 @@ export async function* writeTar(
       },
     );
   let source = pack as AsyncIterable<Uint8Array>;
+  let gz: ReturnType<typeof createGzip> | undefined;
   if (options.gzip) {
-    const gz = createGzip({ level: options.gzipLevel ?? 1 });
-    pack.on("error", (e: Error) => gz.destroy(e));
-    source = pack.pipe(gz);
+    const z = createGzip({ level: options.gzipLevel ?? 1 });
+    pack.on("error", (e: Error) => z.destroy(e));
+    source = pack.pipe(z);
+    gz = z;
   }
   let parts: Uint8Array[] = [];
   let bytes = 0;
@@ -155,6 +159,7 @@ export async function* writeTar(
     throw failure ?? e;
   } finally {
     if (!pack.destroyed) pack.destroy();
+    gz?.destroy();
     await producing;
   }
   if (failure !== undefined) throw failure;
