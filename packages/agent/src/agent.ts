@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import {
   createAuthInterceptor,
@@ -188,6 +189,8 @@ export function createAgent(options: AgentOptions): Agent {
     async start() {
       if (state.state !== "new") throw cancelled("cannot start agent: it was already started");
       state.state = "running";
+      // The agent's folder holds its identity secret: 0700 before anything else creates it.
+      fs.mkdirSync(dataDir.agent(o.name).dir, { recursive: true, mode: 0o700 });
       const workspace = await createWorkspaceSupport({
         cacheDir: path.join(dataDir.agent(o.name).dir, "cache"),
       });

@@ -123,6 +123,12 @@ export function prewarm(count: number): void {
 /** Terminates the idle Lua workers (busy ones end with their jobs). */
 export async function shutdownLuaWorkers(): Promise<void> {
   const all = idle.splice(0);
+  // Terminating a worker that is still booting can abort Node 20 in its
+  // worker teardown: let booting workers come up (briefly) first.
+  const deadline = Date.now() + 3000;
+  while (all.some((w) => !ready.has(w)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
   await Promise.all(all.map((w) => w.terminate()));
 }
 

@@ -210,6 +210,17 @@ workflow.define("ws"):tasks({ edit })
     expect(fs.readFileSync(path.join(dir, "secret.txt"), "utf8")).toBe("not shipped either\n");
   });
 
+  it("refuses a workspace over --workspace-limit, naming the limit", async () => {
+    const file = flow(`
+local t = task("big"):delegate_to("web-1"):command("true")
+workflow.define("big"):tasks({ t })
+`);
+    fs.writeFileSync(path.join(path.dirname(file), "blob.bin"), Buffer.alloc(64 * 1024));
+    const r = await run(file, "--workspace-limit", "16k");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/big: failed .*(too large|limit|larger)/i);
+  });
+
   it("kills the remote process at the task's timeout", async () => {
     const marker = `31.${Date.now() % 1e6}`;
     const file = flow(`

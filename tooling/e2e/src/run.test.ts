@@ -189,7 +189,7 @@ describe("run: bad inputs", () => {
         ],
         code: 1,
         stderr:
-          `error: ${dir}/method.sloth:1: unknown task method 'bogus' on task 'a'; valid methods: abort_if, artifacts, build, command, consumes, delegate_to, depends_on, description, on_failure, on_success, on_timeout, params, post_hook, pre_hook, retries, retry_delay, run_if, tags, timeout, workdir (aliases: on_fail, post_exec, pre_exec)\n` +
+          `error: ${dir}/method.sloth:1: unknown task method 'bogus' on task 'a'; valid methods: abort_if, artifacts, build, command, consumes, delegate_to, depends_on, description, on_failure, on_success, on_timeout, params, post_hook, pre_hook, retries, retry_delay, run_if, tags, timeout, workdir, workspace (aliases: on_fail, post_exec, pre_exec)\n` +
           `    1 | local a = task("a"):command("true"):bogus(1)\n`,
       },
       {
@@ -370,6 +370,9 @@ describe("run: SIGTERM", () => {
     await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim() !== "", {
       what: "the exec.run pid file",
     });
+    // The child runs as soon as it is spawned; give the worker a moment to
+    // record its pid (a signal in that instant would miss the child).
+    await new Promise((r) => setTimeout(r, 300));
     p.kill("SIGTERM");
     expect(await p.exited).toBe(143);
     expect(p.stdout()).toContain("lua: cancelled: interrupted by SIGTERM\n");

@@ -20,6 +20,7 @@ export interface RunArgs extends GlobalArgs {
   resume?: string | undefined;
   force?: boolean | undefined;
   delegateTo?: string | string[] | undefined;
+  workspaceLimit?: string | undefined;
 }
 
 /** `sloth-runner run FILE` / `run [stack] -f FILE`: runs a workflow file. */
@@ -75,6 +76,11 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         describe: "Run every task without its own delegate_to on this agent (repeatable: on each)",
       })
       .option("token-file", { type: "string", describe: "Cluster token file for delegated tasks" })
+      .option("workspace-limit", {
+        type: "string",
+        describe:
+          "Refuse to ship a delegated task's workspace larger than this (such as 500MB, 2GB; default: no limit)",
+      })
       .option("tls-ca", {
         type: "string",
         describe: "CA certificate to verify the master and agents",
@@ -158,7 +164,9 @@ async function runFile(argv: RunArgs): Promise<number> {
     for (const model of models) validateWorkflow(model);
     const { executeRuns } = await import("../run/execute.js");
     const { prepareDelegation } = await import("../run/delegation.js");
-    const delegation = await prepareDelegation(argv, target.file, models, list(argv.delegateTo));
+    const delegation = await prepareDelegation(argv, target.file, models, list(argv.delegateTo), {
+      maxBytes: argv.workspaceLimit === undefined ? undefined : parseSize(argv.workspaceLimit),
+    });
     const { openRunHistory } = await import("../run/record.js");
     const history = argv.history
       ? await openRunHistory(dataDir.historyDb, {
@@ -189,6 +197,21 @@ async function runFile(argv: RunArgs): Promise<number> {
   } finally {
     await shutdownLuaWorkers();
   }
+}
+
+/** Parses a size such as 500MB, 2GB, 10k or a number of bytes. */
+function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
+  if (!m) {
+    throw new CliError(`invalid size '${text}'`, {
+      hint: "use a number of bytes or a size such as 500MB or 2GB",
+      exitCode: 2,
+    });
+  }
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[
+    m[2]!.toLowerCase() as "" | "k" | "m" | "g" | "t"
+  ];
+  return Math.round(Number(m[1]) * unit);
 }
 
 function list(value: string | string[] | undefined): string[] {

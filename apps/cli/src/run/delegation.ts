@@ -18,6 +18,7 @@ export async function prepareDelegation(
   file: string,
   models: WorkflowModel[],
   delegateTo: string[],
+  workspace: { maxBytes?: number | undefined } = {},
 ): Promise<RunDelegation | undefined> {
   if (delegateTo.length > 0) {
     const target =
@@ -45,7 +46,8 @@ export async function prepareDelegation(
     ? connect({ address: master.address, token: token.token, tls })
     : undefined;
   const client = conn ? masterClient(conn) : undefined;
-  const workspace = await loadShipper();
+  const { workspaceShipper } = await import("@sloth/delegation");
+  const shipper = workspaceShipper({ maxBytes: workspace.maxBytes });
   const delegates: Delegate[] = [];
   return {
     delegateFor(model) {
@@ -55,7 +57,7 @@ export async function prepareDelegation(
         tls,
         workflowFile: file,
         workflow: model.name,
-        workspace,
+        workspace: shipper,
       });
       delegates.push(d);
       return d.delegate;
@@ -65,9 +67,4 @@ export async function prepareDelegation(
       conn?.close();
     },
   };
-}
-
-async function loadShipper() {
-  const { workspaceShipper } = await import("@sloth/delegation");
-  return workspaceShipper();
 }
