@@ -76,11 +76,12 @@ async function agent(): Promise<void> {
       else if (req.op === "receive") {
         const socket = net.connect(req.port, "127.0.0.1");
         const missing = cache(req.cache).missing(req.manifest);
+        const t = performance.now();
         const r = await cache(req.cache).receive(req.manifest, req.target, socket, {
           expect: missing,
           ...(req.recycle ? { recycle: req.recycle } : {}),
         });
-        reply(r);
+        reply({ ...r, seconds: (performance.now() - t) / 1000 });
       } else if (req.op === "task") reply({ touched: task(req.work, req.manifest) });
       else {
         const changes = await diffWorkspace(req.work, req.manifest);
@@ -179,6 +180,8 @@ const time = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
 };
 
 interface Rep {
+  sendSeconds: number;
+  receiveSeconds: number;
   tarForward: number;
   tarBack: number;
   scan: number;
@@ -198,6 +201,8 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
   const work = fresh("work");
   let manifest!: Manifest;
   let scan = 0;
+  let sendSeconds = 0;
+  let receiveSeconds = 0;
   /** One sync: scan, ask, pack, receive. */
   const sync = async (target: string, reuse?: Manifest, recycle?: string) => {
     let t: number;
@@ -209,7 +214,8 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
       manifest,
     });
     const { port, socket } = await listen();
-    const done = call<{ bytes: number }>(child, {
+    const t0 = performance.now();
+    const done = call<{ bytes: number; seconds: number }>(child, {
       op: "receive",
       cache,
       manifest,
@@ -218,7 +224,13 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
       ...(recycle ? { recycle } : {}),
     });
     await send(await socket, packBlobs(src, manifest, missing));
-    return (await done).bytes;
+    const sent = (performance.now() - t0) / 1000;
+    const r = await done;
+    if (!reuse) {
+      sendSeconds = sent;
+      receiveSeconds = r.seconds;
+    }
+    return r.bytes;
   };
   const [, forward] = await time(() => sync(work));
   const base = manifest;
@@ -247,6 +259,8 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
   });
   const backBytes = touched.reduce((n, p) => n + fs.statSync(path.join(work, p)).size, 0);
   return {
+    sendSeconds,
+    receiveSeconds,
     tarForward,
     tarBack,
     scan,
@@ -266,6 +280,13 @@ async function main(): Promise<void> {
   const child = fork(fileURLToPath(import.meta.url), ["--agent"], {
     execArgv: ["--import", "tsx", "--conditions=source"],
   });
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.once(sig, () => {
+      child.kill();
+      fs.rmSync(tmp, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
   const reps: Rep[] = [];
   try {
     const src = fresh("src");
@@ -290,7 +311,7 @@ function report(reps: Rep[]): void {
       value: `${s(m("forward"))} (${round(mib / m("forward"), 1)} MiB/s)`,
       reference: `tar c, TCP, tar x: ${s(m("tarForward"))}`,
       ratio: m("tarForward") / m("forward"),
-      note: `of which the runner's scan (hashing every file) ${s(m("scan"))}`,
+      note: `the runner's scan (hashing every file) ${s(m("scan"))}, packing and sending ${s(m("sendSeconds"))}, the agent's receive (ingest and materialize) ${s(m("receiveSeconds"))}`,
     }),
     row({
       measure: `back: ${round(m("backBytes") / 1024 / 1024, 1)} MiB changed or added, 1 % deleted`,

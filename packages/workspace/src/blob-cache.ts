@@ -62,12 +62,13 @@ export class BlobCache {
    * regular file named by a sha256 its content matches; anything else
    * rejects the archive (SLOTH_ARCHIVE_UNSAFE, SLOTH_BLOB_MISMATCH,
    * SLOTH_WORKSPACE_TOO_LARGE), keeping the blobs already verified.
-   * Returns the blobs newly stored; `onBlob` is called after each one.
+   * Returns the blobs newly stored; `onBlob` is called after each one, with
+   * its bytes when small enough to be held in memory.
    */
   async ingest(
     stream: AsyncIterable<Uint8Array>,
     options: IngestOptions = {},
-    onBlob?: (hash: string) => void,
+    onBlob?: (hash: string, data?: Uint8Array) => void,
   ): Promise<{ blobs: number; bytes: number }> {
     this.packs.refresh();
     const expected = options.expect ? new Set(options.expect) : undefined;
@@ -85,18 +86,13 @@ export class BlobCache {
             { details: { entry: h.name } },
           );
         // Already here (or earlier in this archive): known good, skip it.
-        if (this.packs.get(h.name) !== undefined) return undefined;
-        const w = pack.blob(h.name, h.size);
-        return {
-          write: w.write,
-          abort: w.abort,
-          end: () => {
-            w.end();
-            blobs++;
-            bytes += h.size;
-            onBlob?.(h.name);
-          },
-        };
+        if (this.packs.get(h.name) !== undefined || pack.has(h.name)) return undefined;
+        const size = h.size;
+        return pack.blob(h.name, size, (data) => {
+          blobs++;
+          bytes += size;
+          onBlob?.(h.name, data);
+        });
       });
     } finally {
       pack.commit();
@@ -146,7 +142,7 @@ export class BlobCache {
     const b = new TreeBuilder(this.packs, entries, path.resolve(targetDir), options);
     try {
       b.start();
-      const got = await this.ingest(stream, options, (hash) => b.blobArrived(hash));
+      const got = await this.ingest(stream, options, (hash, data) => b.blobArrived(hash, data));
       const r = b.finish();
       this.bound(entries);
       return { ...r, ...got };

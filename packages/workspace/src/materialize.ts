@@ -80,12 +80,13 @@ export class TreeBuilder {
   }
 
   /** Writes the files waiting for a blob just stored and verified. */
-  blobArrived(hash: string): void {
+  blobArrived(hash: string, data?: Uint8Array): void {
     const list = this.pending.get(hash);
     if (list === undefined) return;
     this.pending.delete(hash);
     for (const { e, abs } of list) {
-      this.reader.write(e, abs);
+      if (data) writeNew(e, abs, (out) => writeAll(out, data));
+      else this.reader.write(e, abs);
       this.written++;
     }
   }
@@ -192,30 +193,18 @@ class BlobReader {
       }
       this.fds.set(loc.pack, fd);
     }
-    const out = fs.openSync(abs, O_CREATE_NEW, 0o600);
-    try {
+    writeNew(e, abs, (out) => {
       if (this.buf.length < Math.min(e.size, 1024 * 1024))
         this.buf = Buffer.allocUnsafe(Math.min(e.size, 1024 * 1024));
       let done = 0;
       while (done < e.size) {
-        const n = fs.readSync(
-          fd,
-          this.buf,
-          0,
-          Math.min(this.buf.length, e.size - done),
-          loc.offset + done,
-        );
+        const want = Math.min(this.buf.length, e.size - done);
+        const n = fs.readSync(fd, this.buf, 0, want, loc.offset + done);
         if (n === 0) throw missing(e);
-        let off = 0;
-        while (off < n) off += fs.writeSync(out, this.buf, off, n - off);
+        writeAll(out, this.buf.subarray(0, n));
         done += n;
       }
-      fs.fchmodSync(out, e.mode);
-      // The sender's mtime lets diffWorkspace trust size+mtime afterwards.
-      if (e.mtimeMs !== undefined) fs.futimesSync(out, e.mtimeMs / 1000, e.mtimeMs / 1000);
-    } finally {
-      fs.closeSync(out);
-    }
+    });
   }
 
   close(): void {
@@ -231,6 +220,24 @@ class BlobReader {
     }
     this.fds.clear();
   }
+}
+
+/** Creates a file that must not exist yet (never through a symlink), with the entry's mode and mtime. */
+function writeNew(e: FileEntry, abs: string, fill: (fd: number) => void): void {
+  const out = fs.openSync(abs, O_CREATE_NEW, 0o600);
+  try {
+    fill(out);
+    fs.fchmodSync(out, e.mode);
+    // The sender's mtime lets diffWorkspace trust size+mtime afterwards.
+    if (e.mtimeMs !== undefined) fs.futimesSync(out, e.mtimeMs / 1000, e.mtimeMs / 1000);
+  } finally {
+    fs.closeSync(out);
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let off = 0;
+  while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
 }
 
 function missing(e: FileEntry, cause?: unknown): WorkspaceError {
