@@ -158,6 +158,29 @@ describe("BlobCache.receive", () => {
     expect(describeTree(work)).toEqual(describeTree(src));
   });
 
+  it("writes large blobs through the pack and small ones from memory, duplicates included", async () => {
+    const src = tempDir();
+    const big = Buffer.alloc(3 * 1024 * 1024 + 7);
+    for (let i = 0; i < big.length; i += 512) big[i] = i % 251;
+    const files: Record<string, Buffer | string> = { "big.bin": big, "big-copy.bin": big };
+    for (let i = 0; i < 600; i++) files[`s/f${i}`] = `small ${i % 300}`.repeat(2000);
+    writeTree(src, files);
+    const cache = new BlobCache(tempDir());
+    const m = await scanWorkspace(src);
+    const missing = cache.missing(m);
+    expect(missing).toHaveLength(301);
+    const work = path.join(tempDir(), "w");
+    const archive = await collect(packBlobs(src, m, missing));
+    const r = await cache.receive(m, work, chunks(archive, 65536), { expect: missing });
+    expect(r.written).toBe(602);
+    expect(describeTree(work)).toEqual(describeTree(src));
+    // Everything received is in the cache for the next workspace.
+    expect(cache.missing(m)).toEqual([]);
+    const again = path.join(tempDir(), "w2");
+    await cache.materialize(m, again);
+    expect(describeTree(again)).toEqual(describeTree(src));
+  });
+
   it("fails naming the file whose blob never came", async () => {
     const src = tempDir();
     writeTree(src, { "a.txt": "a", "b.txt": "b" });
