@@ -120,7 +120,8 @@ async function run(o: Start): Promise<void> {
   let hbSkipped = 0;
   const MAX_IN_FLIGHT = 1024;
   const TICK = 20;
-  const perTick = (agents.length * TICK) / o.intervalMs;
+  // Real agents follow the interval the master's replies carry.
+  let perTick = (agents.length * TICK) / o.intervalMs;
   let cursor = 0;
   let owed = 0;
   let rr = 0;
@@ -191,8 +192,10 @@ async function run(o: Start): Promise<void> {
     simCpuMs: (c.user + c.system) / 1000,
   });
 
-  process.on("message", (m: { cmd: string }) => {
-    if (m.cmd === "counters") {
+  process.on("message", (m: { cmd: string; intervalMs?: number }) => {
+    if (m.cmd === "interval" && m.intervalMs) {
+      perTick = (agents.length * TICK) / m.intervalMs;
+    } else if (m.cmd === "counters") {
       const u = process.cpuUsage();
       process.send?.({
         type: "counters",

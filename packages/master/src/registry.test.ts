@@ -134,13 +134,13 @@ describe("AgentRegistry", () => {
     expect(r.heartbeatInterval(5000)).toBe(5000);
     for (let i = 0; i < 3000; i++)
       r.register(input(`n-${i}`, crypto.randomBytes(32)), "active", "");
-    expect(r.heartbeatInterval(5000)).toBe(7500);
+    expect(r.heartbeatInterval(5000)).toBe(12_000);
     expect(r.heartbeatInterval(5000, 100)).toBe(30_000);
     const a = r.get("n-0")!;
-    r.stretchTtl(7500);
+    r.stretchTtl(12_000);
     r.tick(a.lastSeen + 1600);
     expect(r.get("n-0")?.status).toBe("active");
-    r.tick(a.lastSeen + 3 * 7500 + 600);
+    r.tick(a.lastSeen + 3 * 12_000 + 600);
     expect(r.get("n-0")?.status).toBe("inactive");
     r.close();
   });

@@ -127,9 +127,9 @@ export class AgentRegistry extends EventEmitter<RegistryEvents> {
   /**
    * The heartbeat interval to tell agents: the base, stretched in large
    * clusters so the master answers at most `maxPerSecond` heartbeats a
-   * second (10,000 agents at 400/s heartbeat every 25 s). The TTL follows.
+   * second (10,000 agents at 250/s heartbeat every 40 s). The TTL follows.
    */
-  heartbeatInterval(baseMs: number, maxPerSecond = 400): number {
+  heartbeatInterval(baseMs: number, maxPerSecond = 250): number {
     return Math.max(baseMs, Math.ceil((this.#agents.size / maxPerSecond) * 1000));
   }
 
