@@ -14,15 +14,25 @@ export function compareEntries(a: ManifestEntry, b: ManifestEntry, modes = true)
  * What changed in `dir` since `base` was taken: added or modified entries
  * (content, mode, symlink target, type) and deleted paths, children before
  * their parents. Files whose size and mtime match the base are not read.
- * Pass the same exclusions as for the base scan.
+ * Pass the same exclusions as for the base scan. A task may well create a
+ * symlink leaving the tree (a virtualenv's `bin/python`): unless
+ * `outsideSymlinks` is "error", such links, sockets and fifos are left out
+ * and listed in `skipped`.
  */
 export async function diffWorkspace(
   dir: string,
   base: Manifest,
   options: ScanOptions = {},
 ): Promise<Changes> {
-  const now = scanSync(dir, { ...options, reuse: base });
-  return compareManifests(base, now);
+  const others: string[] = [];
+  const now = scanSync(
+    dir,
+    { outsideSymlinks: "skip", ...options, reuse: base },
+    options.outsideSymlinks === "error" ? undefined : { others },
+  );
+  const changes = compareManifests(base, now);
+  if (others.length > 0) changes.skipped = others;
+  return changes;
 }
 
 /** The changes that turn `base` into `next`. */

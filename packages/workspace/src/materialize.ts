@@ -159,7 +159,7 @@ function repair(root: string, entries: ManifestEntry[]): Map<string, ManifestEnt
       parents.add(e.path.slice(0, i));
   }
   const others: string[] = [];
-  const actual = scanSync(root, { reuse: { entries, totalBytes: 0 } }, { others });
+  const actual = scanSync(root, { reuse: { entries, totalBytes: 0 } }, { others, all: true });
   for (const rel of others) fs.rmSync(path.join(root, rel), { force: true });
   const have = new Map<string, ManifestEntry>();
   for (const h of actual.entries.reverse()) {

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -221,4 +222,20 @@ it("carries changes back gzip-compressed when both sides say so", async () => {
   expect(archive.length).toBeLessThan(2_000);
   await applyChanges(src, chunks(archive), changes.deleted, { gzip: true, base: manifest });
   expect(fs.readFileSync(path.join(src, "b.txt"), "utf8")).toBe("b".repeat(10_000));
+});
+
+it("diff leaves out links the task pointed outside and fifos, and says so", async () => {
+  const src = tempDir();
+  writeTree(src, { "a.txt": "a" });
+  const cache = new BlobCache(tempDir());
+  const { work, manifest } = await send(src, cache);
+  fs.mkdirSync(path.join(work, "venv/bin"), { recursive: true });
+  fs.symlinkSync("/usr/bin/python3", path.join(work, "venv/bin/python"));
+  execFileSync("mkfifo", [path.join(work, "pipe")]);
+  const changes = await diffWorkspace(work, manifest);
+  expect(changes.changed.map((e) => e.path)).toEqual(["venv", "venv/bin"]);
+  expect(changes.skipped?.sort()).toEqual(["pipe", "venv/bin/python"]);
+  await expect(diffWorkspace(work, manifest, { outsideSymlinks: "error" })).rejects.toThrow(
+    /venv\/bin\/python/,
+  );
 });

@@ -11,10 +11,12 @@ import type { FileEntry, Manifest, ManifestEntry, ScanOptions } from "./types.js
 // re-hashed next time instead of trusted.
 const RACY_MS = 100;
 
-/** For repairing a recycled directory: see everything, refuse nothing. */
+/** What a scan left out, for callers that must know. */
 export interface ScanAll {
-  /** Collects symlinks leaving the tree, sockets, fifos and devices instead of refusing or skipping them. */
+  /** Collects symlinks leaving the tree, sockets, fifos and devices instead of refusing them. */
   others: string[];
+  /** Ignore every exclusion (repairing a recycled directory must see everything). */
+  all?: boolean;
 }
 
 interface Walk {
@@ -50,7 +52,7 @@ export function scanSync(dir: string, options: ScanOptions = {}, all?: ScanAll):
   const w: Walk = {
     root,
     all,
-    excluded: all ? () => false : createExcluder(root, options),
+    excluded: all?.all ? () => false : createExcluder(root, options),
     options,
     reuse,
     startMs: Date.now(),

@@ -68,4 +68,6 @@ export interface Changes {
   changed: ManifestEntry[];
   /** Paths of the base that are gone, children before their parents. */
   deleted: string[];
+  /** Paths left out by diffWorkspace: symlinks leaving the tree, sockets, fifos, devices. */
+  skipped?: string[];
 }
