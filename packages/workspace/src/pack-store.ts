@@ -32,6 +32,7 @@ export class PackStore {
     fs.mkdirSync(dir, { recursive: true });
   }
 
+  /** The file of a pack. */
   packPath(id: string): string {
     return path.join(this.dir, `${id}.pack`);
   }
@@ -63,6 +64,7 @@ export class PackStore {
     }
   }
 
+  /** Where a blob is, as of the last refresh. */
   get(hash: string): BlobLocation | undefined {
     return this.index.get(hash);
   }

@@ -86,6 +86,7 @@ export class SafeTree {
 
   constructor(readonly root: string) {}
 
+  /** The absolute path of an entry. */
   abs(rel: string): string {
     return path.join(this.root, rel);
   }
