@@ -181,6 +181,18 @@ describe("BlobCache.receive", () => {
     expect(describeTree(again)).toEqual(describeTree(src));
   });
 
+  it("stores more tiny blobs in one batch than one gathering write takes", async () => {
+    const src = tempDir();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 3000; i++) files[`d${i % 10}/f${i}`] = `tiny ${i}`;
+    writeTree(src, files);
+    const cache = new BlobCache(tempDir());
+    const m = await fill(cache, src);
+    const work = path.join(tempDir(), "w");
+    await cache.materialize(m, work);
+    expect(describeTree(work)).toEqual(describeTree(src));
+  });
+
   it("fails naming the file whose blob never came", async () => {
     const src = tempDir();
     writeTree(src, { "a.txt": "a", "b.txt": "b" });

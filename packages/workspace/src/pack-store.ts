@@ -218,9 +218,11 @@ export class PackAppender {
   /** Writes the queued small blobs and makes them visible in this process. */
   flush(): void {
     if (this.unindexed.length === 0) return;
-    if (this.queued > 0)
-      writeAll(this.open(), Buffer.concat(this.queue, this.queued), this.flushed);
-    else this.open();
+    const fd = this.open();
+    // One gathering write, without first copying the blobs into one buffer.
+    const done = this.queued > 0 ? fs.writevSync(fd, this.queue, this.flushed) : 0;
+    if (done < this.queued)
+      writeAll(fd, Buffer.concat(this.queue, this.queued).subarray(done), this.flushed + done);
     this.flushed += this.queued;
     this.queue = [];
     this.queued = 0;
