@@ -184,7 +184,7 @@ describe("BlobCache.receive", () => {
   it("stores more tiny blobs in one batch than one gathering write takes", async () => {
     const src = tempDir();
     const files: Record<string, string> = {};
-    for (let i = 0; i < 3000; i++) files[`d${i % 10}/f${i}`] = `tiny ${i}`;
+    for (let i = 0; i < 1500; i++) files[`d${i % 10}/f${i}`] = `tiny ${i}`;
     writeTree(src, files);
     const cache = new BlobCache(tempDir());
     const m = await fill(cache, src);
