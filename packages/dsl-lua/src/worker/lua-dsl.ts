@@ -186,6 +186,8 @@ end
 
 local function encode(v, opts, seen, path)
   local t = type(v)
+  -- Indexing (for calls) only needs the functions' paths, not the JSON.
+  if opts.index and t ~= "function" and t ~= "table" then return "" end
   if t == "nil" then return "null"
   elseif t == "boolean" then return tostring(v)
   elseif t == "number" then
@@ -252,6 +254,18 @@ function S.extract()
   for i, w in ipairs(S.workflows) do wfs[i] = encode(DATA[w], opts, {}, "workflow '" .. DATA[w].name .. "'") end
   local head = defs ~= nil and encode(defs, opts, {}, "TaskDefinitions") or "null"
   return '{"defs":' .. head .. ',"workflows":[' .. table.concat(wfs, ",") .. "]}"
+end
+
+-- Registers every function under the same path as extract() would, without
+-- building the JSON: what a call needs to find its function again.
+function S.index()
+  S.fns = {}
+  S.fn_keys = {}
+  local opts = { fns = true, index = true }
+  local defs = rawget(_G, "TaskDefinitions")
+  for _, w in ipairs(S.workflows) do encode(DATA[w], opts, {}, "workflow '" .. DATA[w].name .. "'") end
+  if defs ~= nil then encode(defs, opts, {}, "TaskDefinitions") end
+  return "ok"
 end
 
 local function where(level)

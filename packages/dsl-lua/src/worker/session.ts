@@ -136,7 +136,12 @@ export class LuaSession {
     return String(json);
   }
 
-  /** Calls the function found at `fnKey` by {@link extract} with `args`. */
+  /** Finds the functions again (as {@link extract} does) without encoding the declarations. */
+  async index(): Promise<void> {
+    await this.invoke("return __sloth.index()", []);
+  }
+
+  /** Calls the function found at `fnKey` by {@link extract} or {@link index} with `args`. */
   async call(fnKey: string, args: Value[]): Promise<CallResult> {
     const [json] = await this.invoke("local id, args, n = ...; return __sloth.call(id, args, n)", [
       fnKey,

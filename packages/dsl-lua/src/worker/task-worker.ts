@@ -76,9 +76,11 @@ async function run(req: JobRequest, session: LuaSession, unmute: () => void): Pr
       error: { code, reason: main.reason, location: main.location },
     };
   }
-  let raw: string;
+  let raw = "";
   try {
-    raw = await session.extract();
+    // A call needs only the functions' paths: skip encoding the declarations.
+    if (req.type === "load") raw = await session.extract();
+    else await session.index();
   } catch (e) {
     const reason = String((e as Error).message ?? e);
     return { type: "failed", id: req.id, error: { code: "SLOTH_DSL_INVALID", reason } };
