@@ -99,11 +99,13 @@ export async function applyChanges(
     if (h.type === "link") throw unsafe(rel, "hard links are not accepted");
     if (h.type !== "file") throw unsafe(rel, `${h.type} entries are not accepted`);
     tree.parents(rel, true);
-    // Written beside the target and renamed over it: the old file stays whole
-    // if the archive breaks, and an inode shared with a file elsewhere (a
-    // hard link) is replaced, never written into.
+    // A new file is created in place; an existing one is written beside its
+    // target and renamed over it, so it stays whole if the archive breaks and
+    // an inode shared with a file elsewhere (a hard link) is replaced, never
+    // written into.
     const abs = tree.abs(rel);
-    const tmp = `${abs}.sloth-${process.pid}-${++seq}.tmp`;
+    const fresh = lstatOrUndefined(abs) === undefined;
+    const tmp = fresh ? abs : `${abs}.sloth-${process.pid}-${++seq}.tmp`;
     let fd: number | undefined = fs.openSync(tmp, O_CREATE_NEW, 0o600);
     const close = () => {
       if (fd !== undefined) fs.closeSync(fd);
@@ -117,9 +119,10 @@ export async function applyChanges(
       end() {
         fs.fchmodSync(fd as number, h.mode & 0o777);
         close();
-        const st = lstatOrUndefined(abs);
-        if (st?.isDirectory()) clear(tree, rel);
-        fs.renameSync(tmp, abs);
+        if (!fresh) {
+          if (lstatOrUndefined(abs)?.isDirectory()) clear(tree, rel);
+          fs.renameSync(tmp, abs);
+        }
         written++;
       },
       abort() {

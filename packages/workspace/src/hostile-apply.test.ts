@@ -152,6 +152,15 @@ describe("applyChanges refuses", () => {
     const e = applyChanges(target, chunks(tar.subarray(0, 3000)), []);
     await rejects(e, "SLOTH_ARCHIVE_INVALID");
     expect(fs.readdirSync(target).filter((n) => n.includes("sloth-"))).toEqual([]);
+    // A new file cut short is removed; an existing one cut short stays whole.
+    expect(fs.existsSync(path.join(target, "f"))).toBe(false);
+    const over = await craftTar([{ name: "a.txt", content: Buffer.alloc(5000, 2) }]);
+    await rejects(
+      applyChanges(target, chunks(over.subarray(0, 3000)), []),
+      "SLOTH_ARCHIVE_INVALID",
+    );
+    expect(fs.readFileSync(path.join(target, "a.txt"), "utf8")).toBe("a");
+    expect(fs.readdirSync(target).filter((n) => n.includes("sloth-"))).toEqual([]);
   });
 
   it("plain tar announced as gzip", async () => {
