@@ -115,7 +115,7 @@ export class BlobCache {
     this.packs.refresh();
     const b = new TreeBuilder(this.packs, entries, path.resolve(targetDir), options);
     try {
-      b.start();
+      await b.start();
       const r = b.finish();
       this.bound(entries);
       return r;
@@ -141,7 +141,7 @@ export class BlobCache {
     this.packs.refresh();
     const b = new TreeBuilder(this.packs, entries, path.resolve(targetDir), options);
     try {
-      b.start();
+      await b.start();
       const got = await this.ingest(stream, options, (hash, data) => b.blobArrived(hash, data));
       const r = b.finish();
       this.bound(entries);

@@ -1,4 +1,4 @@
-import { scanSync } from "./scan.js";
+import { scanTree } from "./scan.js";
 import type { Changes, Manifest, ManifestEntry, ScanOptions } from "./types.js";
 
 /** True when two entries are alike; modes count when `modes`. */
@@ -25,7 +25,7 @@ export async function diffWorkspace(
   options: ScanOptions = {},
 ): Promise<Changes> {
   const others: string[] = [];
-  const now = scanSync(
+  const now = await scanTree(
     dir,
     { outsideSymlinks: "skip", ...options, reuse: base },
     options.outsideSymlinks === "error" ? undefined : { others },

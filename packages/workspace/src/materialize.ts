@@ -6,9 +6,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { compareEntries } from "./diff.js";
 import { WorkspaceError } from "./errors.js";
+import { Pacer } from "./pacer.js";
 import type { PackStore } from "./pack-store.js";
 import { SafeTree } from "./paths.js";
-import { scanSync } from "./scan.js";
+import { scanTree } from "./scan.js";
 import type { FileEntry, ManifestEntry } from "./types.js";
 
 /** Options of {@link BlobCache.materialize}. */
@@ -34,7 +35,8 @@ const O_CREATE_NEW =
 export class TreeBuilder {
   private readonly tree: SafeTree;
   private readonly reader: BlobReader;
-  private readonly have: Map<string, ManifestEntry>;
+  private have = new Map<string, ManifestEntry>();
+  private readonly pacer = new Pacer();
   private readonly pending = new Map<string, { e: FileEntry; abs: string }[]>();
   private readonly dirs: { abs: string; mode: number }[] = [];
   private written = 0;
@@ -43,17 +45,18 @@ export class TreeBuilder {
   constructor(
     private readonly packs: PackStore,
     private readonly entries: ManifestEntry[],
-    root: string,
-    options: MaterializeOptions,
+    private readonly root: string,
+    private readonly options: MaterializeOptions,
   ) {
-    this.have = prepare(root, entries, options);
     this.tree = new SafeTree(root);
     this.reader = new BlobReader(packs);
   }
 
   /** Creates the directories and the files the cache can fill; the rest waits. */
-  start(): void {
+  async start(): Promise<void> {
+    this.have = await prepare(this.root, this.entries, this.options);
     for (const e of this.entries) {
+      if (this.pacer.due()) await this.pacer.pause();
       if (e.type === "symlink") continue;
       this.tree.parents(e.path, true);
       const abs = this.tree.abs(e.path);
@@ -117,11 +120,11 @@ export class TreeBuilder {
 }
 
 /** Makes `root` ready: a fresh empty directory, or the recycled one repaired. */
-function prepare(
+async function prepare(
   root: string,
   entries: ManifestEntry[],
   options: MaterializeOptions,
-): Map<string, ManifestEntry> {
+): Promise<Map<string, ManifestEntry>> {
   if (options.recycle !== undefined && fs.existsSync(options.recycle)) {
     if (path.resolve(options.recycle) === root) return repair(root, entries);
     if (fs.existsSync(root)) {
@@ -150,7 +153,7 @@ function notEmpty(root: string): WorkspaceError {
  * Removes from a recycled directory everything the manifest does not have
  * as it is (never following a symlink); returns what stays.
  */
-function repair(root: string, entries: ManifestEntry[]): Map<string, ManifestEntry> {
+async function repair(root: string, entries: ManifestEntry[]): Promise<Map<string, ManifestEntry>> {
   const want = new Map<string, ManifestEntry>();
   const parents = new Set<string>();
   for (const e of entries) {
@@ -159,7 +162,7 @@ function repair(root: string, entries: ManifestEntry[]): Map<string, ManifestEnt
       parents.add(e.path.slice(0, i));
   }
   const others: string[] = [];
-  const actual = scanSync(root, { reuse: { entries, totalBytes: 0 } }, { others, all: true });
+  const actual = await scanTree(root, { reuse: { entries, totalBytes: 0 } }, { others, all: true });
   for (const rel of others) fs.rmSync(path.join(root, rel), { force: true });
   const have = new Map<string, ManifestEntry>();
   for (const h of actual.entries.reverse()) {

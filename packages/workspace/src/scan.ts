@@ -3,6 +3,7 @@ import path from "node:path";
 import { tooLarge, WorkspaceError } from "./errors.js";
 import { createExcluder, type Excluder } from "./exclude.js";
 import { hashFile } from "./hash.js";
+import { Pacer } from "./pacer.js";
 import { normaliseTarget } from "./paths.js";
 import type { FileEntry, Manifest, ManifestEntry, ScanOptions } from "./types.js";
 
@@ -28,6 +29,7 @@ interface Walk {
   startMs: number;
   entries: ManifestEntry[];
   totalBytes: number;
+  pacer: Pacer;
 }
 
 /** Code-unit order, so manifests are identical whatever the locale. */
@@ -36,14 +38,19 @@ const byName = (a: fs.Dirent, b: fs.Dirent) => (a.name < b.name ? -1 : a.name > 
 /**
  * Lists a workspace: directories, files with their sha256, and symlinks that
  * stay inside it; `.git` and the exclusions left out; sockets, fifos and
- * devices skipped. Reads synchronously: one await per file would dominate.
+ * devices skipped. Reads synchronously (one await per file would dominate),
+ * letting the event loop run every few milliseconds.
  */
 export async function scanWorkspace(dir: string, options: ScanOptions = {}): Promise<Manifest> {
-  return scanSync(dir, options);
+  return scanTree(dir, options);
 }
 
-/** {@link scanWorkspace} without the promise, for callers already off the event loop's hot path. */
-export function scanSync(dir: string, options: ScanOptions = {}, all?: ScanAll): Manifest {
+/** {@link scanWorkspace} with a report of what was left out, or with no exclusions at all. */
+export async function scanTree(
+  dir: string,
+  options: ScanOptions = {},
+  all?: ScanAll,
+): Promise<Manifest> {
   const root = path.resolve(dir);
   if (!fs.statSync(root).isDirectory())
     throw new WorkspaceError("SLOTH_INVALID_ARGUMENT", `cannot scan ${dir}: not a directory`);
@@ -58,21 +65,23 @@ export function scanSync(dir: string, options: ScanOptions = {}, all?: ScanAll):
     startMs: Date.now(),
     entries: [],
     totalBytes: 0,
+    pacer: new Pacer(),
   };
-  walk(w, "");
+  await walk(w, "");
   return { entries: w.entries, totalBytes: w.totalBytes };
 }
 
-function walk(w: Walk, relDir: string): void {
+async function walk(w: Walk, relDir: string): Promise<void> {
   const dirents = fs.readdirSync(path.join(w.root, relDir), { withFileTypes: true }).sort(byName);
   for (const d of dirents) {
+    if (w.pacer.due()) await w.pacer.pause();
     const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
     if (w.excluded(rel, d.isDirectory())) continue;
     const abs = path.join(w.root, rel);
     const st = fs.lstatSync(abs);
     if (st.isDirectory()) {
       w.entries.push({ path: rel, type: "dir", mode: st.mode & 0o777 });
-      walk(w, rel);
+      await walk(w, rel);
     } else if (st.isFile()) {
       w.entries.push(fileEntry(w, rel, abs, st));
     } else if (st.isSymbolicLink()) {
