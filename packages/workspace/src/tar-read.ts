@@ -39,7 +39,7 @@ export async function readTar(
 ): Promise<{ entries: number; bytes: number }> {
   const limit = options.limitBytes ?? Number.POSITIVE_INFINITY;
   const maxEntries = options.maxEntries ?? 10_000_000;
-  const ex = tar.extract();
+  const ex = tar.extract({ highWaterMark: 1024 * 1024 });
   let failure: unknown;
   let current: EntryWriter | undefined;
   let entries = 0;

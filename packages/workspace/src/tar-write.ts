@@ -122,7 +122,7 @@ export async function* writeTar(
   produce: (w: PackWriter) => Promise<void>,
   options: PackOptions = {},
 ): AsyncGenerator<Uint8Array> {
-  const pack = tar.pack();
+  const pack = tar.pack({ highWaterMark: 1024 * 1024 });
   let failure: unknown;
   const writer = new PackWriter(pack);
   const producing = produce(writer)
