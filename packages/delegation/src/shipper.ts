@@ -32,13 +32,18 @@ export async function* rechunk(
  */
 export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper {
   const manifests = new Map<string, Manifest>();
+  // The last manifest of each folder: unchanged files (same size and mtime)
+  // are not read and hashed again on the next send.
+  const last = new Map<string, Manifest>();
   return {
-    async send(channel, dir, signal) {
+    async send(channel, dir, signal, exclude) {
       const { scanWorkspace, packBlobs } = await import("@sloth/workspace");
       const manifest = await scanWorkspace(dir, {
-        exclude: options.exclude,
+        exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
         maxBytes: options.maxBytes,
+        reuse: last.get(dir),
       });
+      last.set(dir, manifest);
       const manifestJson = JSON.stringify(manifest);
       manifests.set(manifestJson, manifest);
       const missing = await channel.prepare(manifestJson, signal);

@@ -180,6 +180,7 @@ workflow.define("flag"):tasks({ a })
   it("ships the workspace to the agent and brings created, modified and deleted files back", async () => {
     const file = flow(`
 local edit = task("edit"):delegate_to("web-1"):workspace({ exclude = { "*.log" } }):command([[
+  set -e
   test -f input.txt && test ! -e .git/config && test ! -e skip.log && test ! -e secret.txt
   cat input.txt
   echo created > created.txt
