@@ -828,8 +828,9 @@ export const AgentService: GenService<{
   /**
    * RunCommand runs `bash -c <command>` and streams its output as produced.
    * The stream starts with `started`, carries `output` chunks in arrival
-   * order and ends with `exit`. Cancelling the call kills the command's whole
-   * process group.
+   * order and ends with `exit`; a command that cannot start (such as a
+   * missing workdir) sends only `exit`, with `start_error`. Cancelling the
+   * call kills the command's whole process group.
    *
    * @generated from rpc sloth.agent.v1.AgentService.RunCommand
    */
