@@ -1,24 +1,41 @@
+import crypto from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import { isSlothError } from "@sloth/client";
+import { cleanup, tempDir as kitTempDir, startTestMaster, type TestMaster } from "@sloth/testkit";
 import { afterEach, describe, expect, it } from "vitest";
-import { type FakeMaster, freePort, startFakeMaster } from "../test/fake-master.js";
-import { startTestAgent, type TestAgent, tempDir, waitFor } from "../test/helpers.js";
+import { startTestAgent, TEST_TOKEN, type TestAgent, tempDir, waitFor } from "../test/helpers.js";
 import { AgentNameHeldError } from "./errors.js";
 import type { AgentEvent } from "./events.js";
 
+// These tests run the agent against the real master (@sloth/master on
+// 127.0.0.1), stopped and restarted to exercise the agent's reconnection.
 const agents: TestAgent[] = [];
-const masters: FakeMaster[] = [];
+const masters: TestMaster[] = [];
 const dirs: string[] = [];
 afterEach(async () => {
   for (const a of agents.splice(0)) await a.close();
-  for (const m of masters.splice(0)) await m.close();
+  for (const m of masters.splice(0)) await m.stop();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  await cleanup();
 });
 
-async function master(options: Parameters<typeof startFakeMaster>[0] = {}): Promise<FakeMaster> {
-  const m = await startFakeMaster(options);
+async function master(options: { port?: number; dataDir?: string } = {}): Promise<TestMaster> {
+  const m = await startTestMaster({
+    token: TEST_TOKEN,
+    dataDir: options.dataDir ?? kitTempDir(),
+    port: options.port,
+  });
   masters.push(m);
   return m;
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }
 
 async function agent(masterAddress: string, extra: Parameters<typeof startTestAgent>[0] = {}) {
@@ -44,21 +61,27 @@ describe("registration", () => {
       reportAddress: "10.0.0.7:6000",
     });
     await a.agent.registered();
-    const req = m.registrations[0];
-    expect(req).toMatchObject({
+    const entry = m.master.registry.get("test-agent");
+    expect(entry).toMatchObject({
       name: "test-agent",
       port: a.port,
       bindAddress: "127.0.0.1",
       reportAddress: "10.0.0.7:6000",
+      address: "10.0.0.7:6000",
       labels: { env: "test", role: "web" },
+      version: a.agent.version,
     });
-    expect(req?.identitySecret.length).toBe(32);
-    expect(req?.facts?.cpus).toBeGreaterThan(0);
-    expect(req?.version).toBe(a.agent.version);
-    await waitFor(() => m.heartbeats >= 3, 15_000, "three heartbeats");
+    expect(entry?.secretHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(Number(entry?.facts.cpus)).toBeGreaterThan(0);
+    const first = entry!.lastSeen;
+    await waitFor(
+      () => (m.master.registry.get("test-agent")?.lastSeen ?? 0) > first,
+      15_000,
+      "a heartbeat",
+    );
     expect(a.agent.status()).toMatchObject({
       registered: true,
-      heartbeatIntervalMs: 50,
+      heartbeatIntervalMs: 200,
       lastError: undefined,
     });
   });
@@ -80,7 +103,8 @@ describe("registration", () => {
     const m = await master();
     const a = await agent(m.address);
     await a.agent.registered();
-    m.agents.clear();
+    const hash = m.master.registry.get("test-agent")?.secretHash;
+    m.master.registry.delete("test-agent");
     await waitFor(() => count(a.events, "registered") >= 2, 15_000, "a second registration");
     expect(a.events.find((e) => e.type === "forgotten")).toBeDefined();
     expect(
@@ -88,33 +112,52 @@ describe("registration", () => {
         .filter((e) => e.type === "registered")
         .map((e) => e.type === "registered" && e.again),
     ).toEqual([false, true]);
-    expect(m.registrations[1]?.identitySecret).toEqual(m.registrations[0]?.identitySecret);
+    expect(m.master.registry.get("test-agent")?.secretHash).toBe(hash);
   });
 
   it("reconnects after the master restarts, registering again when its data is gone", async () => {
-    const m1 = await master();
+    const dataDir = kitTempDir();
+    const m1 = await master({ dataDir });
     const a = await agent(m1.address);
     await a.agent.registered();
-    const kept = new Map(m1.agents);
-    await m1.close();
+    await m1.stop();
     await waitFor(() => count(a.events, "heartbeat-failed") >= 2, 15_000, "failed heartbeats");
     expect(a.agent.status().registered).toBe(false);
     // Same data: heartbeats simply resume.
-    const m2 = await master({ port: m1.port, agents: kept });
+    const m2 = await master({ port: m1.port, dataDir });
     await waitFor(() => count(a.events, "reconnected") >= 1, 15_000, "reconnection");
-    expect(m2.registrations).toHaveLength(0);
+    expect(count(a.events, "registered")).toBe(1);
     expect(a.agent.status().registered).toBe(true);
     // Data lost: the master answers NOT_FOUND and the agent registers again.
-    await m2.close();
+    await m2.stop();
     await waitFor(() => count(a.events, "heartbeat-failed") >= 3, 15_000, "failed heartbeats");
     const m3 = await master({ port: m1.port });
-    await waitFor(() => m3.registrations.length >= 1, 15_000, "registration with the new master");
+    await waitFor(
+      () => m3.master.registry.get("test-agent") !== undefined,
+      15_000,
+      "registration with the new master",
+    );
     await waitFor(() => a.agent.status().registered, 15_000, "registered");
   });
 
   it("stops with a typed error when its name is held by another agent", async () => {
     const m = await master();
-    m.agents.set("test-agent", "00".repeat(32));
+    m.master.registry.register(
+      {
+        name: "test-agent",
+        address: "10.9.9.9:1",
+        reportAddress: "",
+        bindAddress: "",
+        port: 1,
+        version: "x",
+        labels: {},
+        facts: {},
+        secret: crypto.randomBytes(32),
+        tls: false,
+      },
+      "active",
+      "",
+    );
     const a = await agent(m.address);
     const err = await a.agent.wait().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentNameHeldError);
@@ -133,7 +176,7 @@ describe("registration", () => {
     const status = a.agent.status();
     expect(isSlothError(status.lastError, "SLOTH_UNAUTHENTICATED")).toBe(true);
     expect(status.lastError?.message).not.toContain("not-the-cluster-token");
-    expect(m.agents.size).toBe(0);
+    expect(m.master.registry.list()).toEqual([]);
   });
 });
 
@@ -148,14 +191,17 @@ describe("identity", () => {
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     expect(fs.statSync(`${dataDir}/agents/test-agent`).mode & 0o777).toBe(0o700);
     const secret = fs.readFileSync(file, "utf8");
+    const hash = m.master.registry.get("test-agent")?.secretHash;
     await first.agent.stop();
+    // The same identity comes back: the master accepts it (a new one would be refused).
     const second = await agent(m.address, { dataDir });
     await second.agent.registered();
     expect(fs.readFileSync(file, "utf8")).toBe(secret);
-    expect(m.registrations[1]?.identitySecret).toEqual(m.registrations[0]?.identitySecret);
+    expect(m.master.registry.get("test-agent")?.secretHash).toBe(hash);
     // Another name on the same host has its own identity.
     const other = await agent(m.address, { dataDir, name: "other" });
     await other.agent.registered();
     expect(fs.readFileSync(`${dataDir}/agents/other/identity`, "utf8")).not.toBe(secret);
+    expect(m.master.registry.get("other")?.secretHash).not.toBe(hash);
   });
 });
