@@ -193,7 +193,7 @@ workflow.define("second", {
     [
       "unknown group field",
       `TaskDefinitions = {\n  g = { task = {} } }`,
-      /:2: group 'g': unknown field 'task'; valid fields: description, version, workdir, delegate_to, tasks, config/,
+      /:2: group 'g': unknown field 'task'; valid fields: description, version, workdir, delegate_to, workspace, tasks, config/,
     ],
     [
       "unknown workflow field",
@@ -281,5 +281,40 @@ workflow.define("second", {
       onFailure: "rollback",
       extra: { region: "eu" },
     });
+  });
+});
+
+describe("workspace option", () => {
+  it("is read on tasks and inherited from groups, a task's own winning", async () => {
+    const r = await loadFile(
+      tmp.write(
+        "ws.sloth",
+        `TaskDefinitions = {
+  g = {
+    workspace = { exclude = { "node_modules/", "*.log" } },
+    tasks = {
+      { name = "a", command = "true" },
+      { name = "b", command = "true", workspace = { exclude = "dist/" } },
+    },
+  },
+}
+`,
+      ),
+    );
+    const tasks = r.groups[0]!.tasks;
+    expect(tasks.map((t) => t.workspace)).toEqual([
+      { exclude: ["node_modules/", "*.log"] },
+      { exclude: ["dist/"] },
+    ]);
+  });
+
+  it("rejects unknown workspace fields clearly", async () => {
+    const err = await loadError(
+      "ws-bad.sloth",
+      `TaskDefinitions = { g = { workspace = { include = { "x" } }, tasks = { { name = "a", command = "true" } } } }\n`,
+    );
+    expect(err.message).toContain(
+      "group 'g': unknown workspace field 'include'; valid fields: exclude",
+    );
   });
 });

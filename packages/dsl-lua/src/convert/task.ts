@@ -65,7 +65,35 @@ export interface TaskSite {
   group?: string | undefined;
   /** The key of a keyed task: its name. */
   key?: string | undefined;
-  inherited: { workdir?: string | undefined; delegateTo?: Delegation | undefined };
+  inherited: {
+    workdir?: string | undefined;
+    delegateTo?: Delegation | undefined;
+    workspace?: { exclude: string[] } | undefined;
+  };
+}
+
+/**
+ * Parses `workspace = { exclude = {...} }` (a task's or a group's); throws
+ * an Error whose message names the problem.
+ */
+export function parseWorkspace(v: unknown): { exclude: string[] } | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "object" || Array.isArray(v)) {
+    throw new Error(
+      `workspace must be a table such as { exclude = { "node_modules/" } }, got ${luaType(v)}`,
+    );
+  }
+  const w = v as Record<string, unknown>;
+  for (const k of Object.keys(w)) {
+    if (!k.startsWith("__") && k !== "exclude")
+      throw new Error(`unknown workspace field '${k}'; valid fields: exclude`);
+  }
+  if (w.exclude === undefined) return { exclude: [] };
+  const list = listOf(w.exclude, true);
+  if (!list || list.some((x) => typeof x !== "string")) {
+    throw new Error("workspace.exclude must be a pattern or a list of patterns (gitignore syntax)");
+  }
+  return { exclude: list as string[] };
 }
 
 /** Converts one encoded task table (table form or builder data) into a TaskModel. */
@@ -91,7 +119,7 @@ export function convertTask(raw: Record<string, unknown>, site: TaskSite): TaskM
     hooks: f.hooks(),
     artifacts: f.strings("artifacts"),
     consumes: f.strings("consumes"),
-    workspace: f.workspace(),
+    workspace: f.workspace() ?? site.inherited.workspace,
     source: line !== undefined ? { file: site.scope.file, line } : undefined,
   };
   return task;
@@ -162,26 +190,11 @@ class TaskFields {
 
   /** `workspace = { exclude = { "node_modules/", "*.log" } }`: what delegation ships. */
   workspace(): { exclude: string[] } | undefined {
-    const v = this.fields.workspace;
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== "object" || Array.isArray(v)) {
-      throw this.fail(
-        `workspace must be a table such as { exclude = { "node_modules/" } }, got ${luaType(v)}`,
-      );
+    try {
+      return parseWorkspace(this.fields.workspace);
+    } catch (e) {
+      throw this.fail((e as Error).message);
     }
-    const w = v as Record<string, unknown>;
-    for (const k of Object.keys(w)) {
-      if (!k.startsWith("__") && k !== "exclude")
-        throw this.fail(`unknown workspace field '${k}'; valid fields: exclude`);
-    }
-    if (w.exclude === undefined) return { exclude: [] };
-    const list = listOf(w.exclude, true);
-    if (!list || list.some((x) => typeof x !== "string")) {
-      throw this.fail(
-        "workspace.exclude must be a pattern or a list of patterns (gitignore syntax)",
-      );
-    }
-    return { exclude: list as string[] };
   }
 
   strings(field: string): string[] {

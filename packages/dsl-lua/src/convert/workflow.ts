@@ -3,10 +3,18 @@ import { bindWorkflowHook, type LuaCaller } from "./bind.js";
 import { convertConfig } from "./config.js";
 import { parseDelegateTo } from "./delegate.js";
 import type { SourceIndex } from "./source-index.js";
-import { convertTask } from "./task.js";
+import { convertTask, parseWorkspace } from "./task.js";
 import { type ConvertScope, invalid, isFnRef, isTable, luaType } from "./values.js";
 
-const GROUP_FIELDS = ["description", "version", "workdir", "delegate_to", "tasks", "config"];
+const GROUP_FIELDS = [
+  "description",
+  "version",
+  "workdir",
+  "delegate_to",
+  "workspace",
+  "tasks",
+  "config",
+];
 const WORKFLOW_FIELDS = [
   "description",
   "version",
@@ -89,6 +97,12 @@ function convertGroup(name: string, value: unknown, cx: ConvertContext): Workflo
       throw invalid(cx.scope, line, `group '${name}': ${(e as Error).message}`);
     }
   }
+  let workspace: { exclude: string[] } | undefined;
+  try {
+    workspace = parseWorkspace(g.workspace);
+  } catch (e) {
+    throw invalid(cx.scope, line, `group '${name}': ${(e as Error).message}`);
+  }
   if (g.workdir !== undefined && typeof g.workdir !== "string")
     throw invalid(cx.scope, line, `group '${name}': workdir must be a string`);
   return {
@@ -104,7 +118,7 @@ function convertGroup(name: string, value: unknown, cx: ConvertContext): Workflo
         owner: `group '${name}'`,
         group: name,
         line,
-        inherited: { workdir: g.workdir as string | undefined, delegateTo },
+        inherited: { workdir: g.workdir as string | undefined, delegateTo, workspace },
       },
       cx,
     ),
@@ -167,7 +181,11 @@ interface Owner {
   owner: string;
   group?: string;
   line: number | undefined;
-  inherited: { workdir?: string | undefined; delegateTo?: Delegation | undefined };
+  inherited: {
+    workdir?: string | undefined;
+    delegateTo?: Delegation | undefined;
+    workspace?: { exclude: string[] } | undefined;
+  };
 }
 
 function convertTasks(value: unknown, o: Owner, cx: ConvertContext): TaskModel[] {
