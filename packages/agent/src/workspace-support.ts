@@ -3,17 +3,6 @@ import type { Manifest } from "@sloth/workspace";
 import type { WorkspaceSupport } from "./service.js";
 import type { TaskRunnerContext } from "./task-runner.js";
 
-/** Caps each message of a byte stream at 1 MiB. */
-async function* rechunk(
-  stream: AsyncIterable<Uint8Array>,
-  max = 1024 * 1024,
-): AsyncGenerator<Uint8Array> {
-  for await (const chunk of stream) {
-    for (let i = 0; i < chunk.length; i += max)
-      yield chunk.subarray(i, Math.min(i + max, chunk.length));
-  }
-}
-
 /** Options of {@link createWorkspaceSupport}. */
 export interface WorkspaceSupportOptions {
   /** Folder of the content-addressed cache. */
@@ -57,7 +46,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
       },
       async changes(dir, manifestJson) {
         const changes = await ws.diffWorkspace(dir, parse(manifestJson));
-        return { chunks: rechunk(ws.packChanges(dir, changes)), deleted: changes.deleted };
+        return { chunks: ws.rechunk(ws.packChanges(dir, changes)), deleted: changes.deleted };
       },
     },
   };

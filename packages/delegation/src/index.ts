@@ -6,6 +6,6 @@
  */
 export { directChannel, masterChannel, type TaskChannel } from "./channel.js";
 export { createDelegate, type Delegate, type DelegateOptions } from "./delegate.js";
-export { rechunk, type ShipperOptions, workspaceShipper } from "./shipper.js";
+export { type ShipperOptions, workspaceShipper } from "./shipper.js";
 export { collectSources, type SourceFile } from "./sources.js";
 export type { WorkspaceShipper } from "./workspace.js";

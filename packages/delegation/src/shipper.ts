@@ -14,17 +14,6 @@ export interface ShipperOptions {
   maxBytes?: number | undefined;
 }
 
-/** Splits a byte stream into messages of at most `max` bytes. */
-export async function* rechunk(
-  stream: AsyncIterable<Uint8Array>,
-  max = 1024 * 1024,
-): AsyncGenerator<Uint8Array> {
-  for await (const chunk of stream) {
-    for (let i = 0; i < chunk.length; i += max)
-      yield chunk.subarray(i, Math.min(i + max, chunk.length));
-  }
-}
-
 /**
  * Ships a task's working directory with @sloth/workspace: the agent is told
  * the manifest, only the contents its cache lacks are sent, and the task's
@@ -37,7 +26,7 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
   const last = new Map<string, Manifest>();
   return {
     async send(channel, dir, signal, exclude) {
-      const { scanWorkspace, packBlobs } = await import("@sloth/workspace");
+      const { scanWorkspace, packBlobs, rechunk } = await import("@sloth/workspace");
       const manifest = await scanWorkspace(dir, {
         exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
         maxBytes: options.maxBytes,

@@ -14,6 +14,7 @@ export {
 } from "./errors.js";
 export { checkManifest } from "./manifest.js";
 export { type PackOptions, packBlobs, packChanges } from "./pack.js";
+export { rechunk } from "./rechunk.js";
 export { scanWorkspace } from "./scan.js";
 export type { ReadOptions } from "./tar-read.js";
 export type {
