@@ -8,18 +8,12 @@ import os from "node:os";
 import path from "node:path";
 import { loadWorkflowFile, shutdownLuaWorkers } from "@sloth/dsl-lua";
 import { type HistoryStore, openHistory } from "@sloth/history";
-import { defineWorkflow, runWorkflow, selectTasks, type WorkflowModel } from "@sloth/workflow";
+import { defineWorkflow, runWorkflow, type WorkflowModel } from "@sloth/workflow";
 import { median, printTable, QUICK, type Row, round, row, writeResult } from "./lib/report.js";
 
 type Shape = "wide" | "deep";
 const SIZES = QUICK ? [200, 1000] : [1000, 10_000];
-// Each Lua call loads the workflow file again in a fresh Lua state, so a
-// call costs in proportion to the file: Lua tasks are timed on a sample of
-// the DAG (its first tasks, or the head of the chain), not all of it.
-const luaSample = (n: number) => (QUICK ? 10 : n >= 10_000 ? 16 : 64);
 const REPS = QUICK ? 1 : 3;
-// Lua samples are slow: two interleaved runs each, the faster one kept.
-const LUA_REPS = QUICK ? 1 : 2;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-bench-workflow-"));
 const perTaskGoal = { kind: "max", limit: 1, text: "≤ 1 ms" } as const;
 const linearGoal = { kind: "max", limit: 1.5, text: "≤ 1.5×" } as const;
@@ -78,7 +72,6 @@ interface Cell {
   n: number;
   shape: Shape;
   parseMs: number;
-  luaSample: number;
   luaOffMs: number;
   luaOnMs: number;
   jsOffMs: number;
@@ -87,38 +80,34 @@ interface Cell {
 
 async function measure(n: number, shape: Shape): Promise<Cell> {
   const js = jsModel(n, shape);
+  const file = luaFile(n, shape);
   const off: number[] = [];
   const on: number[] = [];
-  // Interleaved, so machine noise hits both sides alike.
+  const parse: number[] = [];
+  const luaOff: number[] = [];
+  const luaOn: number[] = [];
+  // Interleaved, so machine noise hits both sides alike. Every Lua run loads
+  // the file anew, as each `sloth-runner run` does, so the workers it uses
+  // load it again too: that cost is part of the per-task figure.
   for (let i = 0; i < REPS; i++) {
     off.push(await timeRun(js));
     const h = openBenchHistory("js");
     on.push(await timeRun(js, h));
     h.close();
+    const [parseMs, loaded] = await timed(() => loadWorkflowFile(file, { dataDir: tmp }));
+    parse.push(parseMs);
+    luaOff.push(await timeRun(loaded.workflows[0]!));
+    const again = await loadWorkflowFile(file, { dataDir: tmp });
+    const hl = openBenchHistory("lua");
+    luaOn.push(await timeRun(again.workflows[0]!, hl));
+    hl.close();
   }
-  const file = luaFile(n, shape);
-  const [parseMs, loaded] = await timed(() => loadWorkflowFile(file, { dataDir: tmp }));
-  const model = loaded.workflows[0];
-  if (!model) throw new Error(`${file} defines no workflow`);
-  const s = luaSample(n);
-  const names = shape === "deep" ? [`t${s}`] : model.tasks.slice(0, s).map((t) => t.name);
-  const sample = selectTasks(model, names);
-  const luaOff: number[] = [];
-  const luaOn: number[] = [];
-  for (let i = 0; i < LUA_REPS; i++) {
-    luaOff.push(await timeRun(sample));
-    const h = openBenchHistory("lua");
-    luaOn.push(await timeRun(sample, h));
-    h.close();
-  }
-  const [luaOffMs, luaOnMs] = [Math.min(...luaOff), Math.min(...luaOn)];
   return {
     n,
     shape,
-    parseMs,
-    luaSample: s,
-    luaOffMs,
-    luaOnMs,
+    parseMs: median(parse),
+    luaOffMs: median(luaOff),
+    luaOnMs: median(luaOn),
     jsOffMs: median(off),
     jsOnMs: median(on),
   };
@@ -168,7 +157,7 @@ async function main(): Promise<void> {
     for (const c of cells) {
       const label = `${c.shape} ${c.n}`;
       const js = c.jsOffMs / c.n;
-      const lua = c.luaOffMs / c.luaSample;
+      const lua = c.luaOffMs / c.n;
       rows.push(
         row({
           measure: `${label}: parse, per task`,
@@ -190,17 +179,17 @@ async function main(): Promise<void> {
         }),
         row({
           measure: `${label}: Lua, per task (history off)`,
-          value: `${round(lua, 2)} ms`,
+          value: `${round(lua, 3)} ms`,
           reference: `${round(js, 3)} ms JS`,
           ratio: lua,
           goal: perTaskGoal,
-          note: `timed on ${c.luaSample} of ${c.n} tasks; ${round(lua / js, 1)}× the JS no-op`,
+          note: `${round(lua / js, 1)}× the JS no-op`,
         }),
         row({
           measure: `${label}: Lua, per task (history on)`,
-          value: `${round(c.luaOnMs / c.luaSample, 2)} ms`,
-          reference: `${round(lua, 2)} ms off`,
-          ratio: c.luaOnMs / c.luaSample,
+          value: `${round(c.luaOnMs / c.n, 3)} ms`,
+          reference: `${round(lua, 3)} ms off`,
+          ratio: c.luaOnMs / c.n,
           goal: perTaskGoal,
         }),
       );
@@ -220,9 +209,9 @@ async function main(): Promise<void> {
         }),
         row({
           measure: `${shape}: Lua per-task cost, ${big} vs ${small}`,
-          value: `${round(b.luaOffMs / b.luaSample, 2)} ms`,
-          reference: `${round(a.luaOffMs / a.luaSample, 2)} ms`,
-          ratio: grow(a.luaOffMs / a.luaSample, b.luaOffMs / b.luaSample),
+          value: `${round(b.luaOffMs / big, 3)} ms`,
+          reference: `${round(a.luaOffMs / small, 3)} ms`,
+          ratio: grow(a.luaOffMs / small, b.luaOffMs / big),
           goal: linearGoal,
         }),
         row({
@@ -248,7 +237,7 @@ async function main(): Promise<void> {
       }),
     );
     printTable("workflow engine: overhead per task", rows);
-    writeResult("workflow", rows, { cells, engines: eng, reps: REPS, luaReps: LUA_REPS });
+    writeResult("workflow", rows, { cells, engines: eng, reps: REPS });
   } finally {
     await shutdownLuaWorkers();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -97,22 +97,55 @@ end) })`,
       "globals.sloth",
       `counter = 0
 workflow.define("w"):tasks({
-  task("a"):command(function() counter = counter + 1; leaked = "yes"; return true, tostring(counter) end),
+  task("a"):command(function() counter = counter + 1; leaked = "yes"; return true, tostring(counter) .. tostring(leaked) end),
 })`,
     );
     const task = (await loadWorkflowFile(file)).workflows[0]!.tasks[0]!;
-    expect((await runCommand(task)).message).toBe("1");
-    expect((await runCommand(task)).message).toBe("1");
+    expect((await runCommand(task)).message).toBe("1yes");
+    expect((await runCommand(task)).message).toBe("1yes");
   });
 
-  it("finds each function by its task's name when a reload builds the lists in another order", async () => {
+  it("top-level locals a task (or a helper it calls) changes are put back, even when it fails", async () => {
+    const file = tmp.write(
+      "locals.sloth",
+      `local count, seen = 0, nil
+local function bump() count = count + 1; return count end
+workflow.define("w"):tasks({
+  task("a"):command(function() seen = "a"; return true, tostring(bump()) end),
+  task("b"):command(function() bump(); error("boom " .. count) end),
+  task("c"):command(function() return true, tostring(count) .. tostring(seen) end),
+})`,
+    );
+    const [a, b, c] = (await loadWorkflowFile(file)).workflows[0]!.tasks;
+    expect((await runCommand(a!)).message).toBe("1");
+    expect((await runCommand(b!)).message).toMatch(/boom 1/);
+    expect((await runCommand(a!)).message).toBe("1");
+    expect((await runCommand(c!)).message).toBe("0nil");
+  });
+
+  it("runs the top level once per worker, not once per call", async () => {
+    const counter = join(tmp.dir, "top-level-runs.txt");
+    const file = tmp.write(
+      "once.sloth",
+      `local n = tonumber(fs.exists("${counter}") and fs.read("${counter}") or "0") + 1
+fs.write("${counter}", tostring(n))
+workflow.define("w"):tasks({ task("a"):command(function() return true, tostring(n) end) })`,
+    );
+    await shutdownLuaWorkers();
+    const task = (await loadWorkflowFile(file)).workflows[0]!.tasks[0]!;
+    // The worker that loaded the file keeps it: three calls, one top-level run.
+    for (let i = 0; i < 3; i++) expect((await runCommand(task)).message).toBe("1");
+    expect(readFileSync(counter, "utf8")).toBe("1");
+  });
+
+  it("finds each function by its task's name when a new worker builds the lists in another order", async () => {
     const counter = join(tmp.dir, "loads.txt");
     const file = tmp.write(
       "order.sloth",
       `local n = tonumber(fs.exists("${counter}") and fs.read("${counter}") or "0") + 1
 fs.write("${counter}", tostring(n))
 local names = n % 2 == 1 and { "a", "b", "c" } or { "c", "b", "a" }
-if n >= 4 then names = { "a", "b" } end
+if n >= 3 then names = { "a", "b" } end
 local tasks = {}
 for _, name in ipairs(names) do tasks[#tasks + 1] = task(name):command(function() return true, name end) end
 workflow.define("w"):tasks(tasks)`,
@@ -120,7 +153,10 @@ workflow.define("w"):tasks(tasks)`,
     const [w] = (await loadWorkflowFile(file)).workflows;
     const [a, , c] = w!.tasks;
     expect((await runCommand(a!)).message).toBe("a");
+    // Fresh workers load the file again: the second load lists c first.
+    await shutdownLuaWorkers();
     expect((await runCommand(c!)).message).toBe("c");
+    await shutdownLuaWorkers();
     const gone = await runCommand(c!);
     expect(gone.ok).toBe(false);
     expect(gone.message).toMatch(

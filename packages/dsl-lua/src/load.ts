@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -16,7 +17,8 @@ const MODERN_ALIAS = /^([ \t]*)Modern DSLs(\s*=)/gm;
 /**
  * Loads a workflow file (`.sloth` or `.lua`) into workflow models. The file's
  * top level runs in a worker; every Lua function it declares becomes a model
- * function that loads the file again in a worker and calls it there.
+ * function that calls it in a worker, which keeps the file loaded for its
+ * later calls.
  * Throws a {@link DslError} (syntax, runtime or invalid declaration) whose
  * message names the file and line and quotes the offending line.
  */
@@ -48,6 +50,7 @@ export async function loadWorkflowFile(
   }
   const baseDir = dirname(file);
   const spec: SessionSpec = {
+    id: randomUUID(),
     file,
     source: text,
     baseDir,

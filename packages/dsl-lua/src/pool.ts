@@ -39,6 +39,8 @@ const CHILD_SLOTS = 64;
 const childSlots = new WeakMap<Worker, Int32Array>();
 // Workers that have compiled the Lua wasm and can start a job at once.
 const ready = new WeakSet<Worker>();
+// The id of the spec each worker saw last: it keeps that file loaded.
+const lastSpec = new WeakMap<Worker, string>();
 let nextId = 1;
 
 /**
@@ -50,7 +52,8 @@ export function runJob(req: JobInput, options: RunJobOptions = {}): Promise<JobE
   const { signal, timeoutMs, onLog } = options;
   if (signal?.aborted) return Promise.reject(new JobAborted(signal.reason));
   const id = nextId++;
-  const worker = takeIdle() ?? spawnWorker();
+  const specId = req.spec.id;
+  const worker = takeIdle(specId) ?? spawnWorker();
   worker.ref();
   const children = new Set<number>();
   return new Promise<JobEnd>((resolve, reject) => {
@@ -108,7 +111,10 @@ export function runJob(req: JobInput, options: RunJobOptions = {}): Promise<JobE
         reject(new DslError("SLOTH_LUA_WORKER", `Lua did not finish within ${timeoutMs} ms`));
       }, timeoutMs);
     }
-    worker.postMessage({ ...req, id } as JobRequest);
+    // A worker that saw this spec last still has it: send only its id.
+    const spec = lastSpec.get(worker) === specId ? { id: specId } : req.spec;
+    lastSpec.set(worker, specId);
+    worker.postMessage({ ...req, spec, id } as JobRequest);
   });
 }
 
@@ -132,9 +138,11 @@ export async function shutdownLuaWorkers(): Promise<void> {
   await Promise.all(all.map((w) => w.terminate()));
 }
 
-// A booted idle worker if there is one, else the oldest (most likely booted soonest).
-function takeIdle(): Worker | undefined {
-  const i = idle.findIndex((w) => ready.has(w));
+// An idle worker that has this file loaded, else a booted one, else the
+// oldest (most likely booted soonest).
+function takeIdle(specId: string): Worker | undefined {
+  let i = idle.findIndex((w) => lastSpec.get(w) === specId);
+  if (i < 0) i = idle.findIndex((w) => ready.has(w));
   return idle.splice(Math.max(i, 0), 1)[0];
 }
 

@@ -5,6 +5,8 @@ import type { LuaModuleSpec } from "./types.js";
 
 /** Everything a worker needs to load a workflow file the same way twice. */
 export interface SessionSpec {
+  /** Unique per loaded file: a worker keeps the Lua state it loaded under this id. */
+  id: string;
   /** Absolute path of the workflow file. */
   file: string;
   /** Its source, already read (and with the `Modern DSLs` alias rewritten). */
@@ -15,13 +17,19 @@ export interface SessionSpec {
   modules: LuaModuleSpec[];
 }
 
+/**
+ * The spec of a job: in full, or only its id when the worker already has it
+ * (the pool knows which spec each worker saw last).
+ */
+export type SpecOrRef = SessionSpec | { id: string };
+
 /** A job for a worker. */
 export type JobRequest =
-  | { type: "load"; id: number; spec: SessionSpec }
+  | { type: "load"; id: number; spec: SpecOrRef }
   | {
       type: "call";
       id: number;
-      spec: SessionSpec;
+      spec: SpecOrRef;
       /** Where the load's extraction found the function (names, not positions). */
       fnKey: string;
       args: Value[];

@@ -41,8 +41,13 @@ export interface LuaModuleDefinition {
   async?: string[] | undefined;
   /** Lua code run once the module is installed; it receives the module table as `...`. */
   lua?: string | undefined;
-  /** Called when the job ends (release what the task left held). */
+  /**
+   * Called when each job ends: release what the task left held (locks). The
+   * module stays installed for the next job of the same file in this worker.
+   */
   close?: (() => Promise<void> | void) | undefined;
+  /** Called when the Lua state is discarded (its worker loads another file). */
+  dispose?: (() => Promise<void> | void) | undefined;
 }
 
 /** Options of {@link loadWorkflowFile} and {@link validate}. */

@@ -41,8 +41,15 @@ end
  */
 export function createLuaModule(options: StateModuleOptions): LuaModuleDefinition {
   let store: Promise<StateStore> | undefined;
+  // Opened on first use and kept for the worker's later jobs; a failed open is retried.
   const open = () => {
-    store ??= "master" in options ? connectState(options) : openState(options);
+    if (!store) {
+      const opening = "master" in options ? connectState(options) : openState(options);
+      store = opening;
+      opening.catch(() => {
+        if (store === opening) store = undefined;
+      });
+    }
     return store;
   };
   const owner = `lua/${hostname()}/${process.pid}/${threadId}/${randomUUID()}`;
@@ -103,7 +110,11 @@ export function createLuaModule(options: StateModuleOptions): LuaModuleDefinitio
     close: async () => {
       for (const lease of leases.values()) await lease.release().catch(() => undefined);
       leases.clear();
-      if (store) await (await store).close();
+    },
+    dispose: async () => {
+      const open = store;
+      store = undefined;
+      if (open) await (await open).close();
     },
   };
 }

@@ -299,7 +299,51 @@ function S.run_main(src, name)
   if not f then return '{"syntax":true,"error":' .. enc_string(err) .. "}" end
   local ok, e = xpcall(f, on_error)
   if not ok then return failure(e) end
+  -- The globals as the top level left them: every call starts from these.
+  S.globals = {}
+  for k, v in next, _G do S.globals[k] = v end
   return '{"ok":true}'
+end
+
+-- The upvalues a call can change: those of the function and, transitively,
+-- of the functions it can reach through them (its helpers), except _ENV.
+local getupvalue, setupvalue = debug.getupvalue, debug.setupvalue
+local function cells_of(f)
+  local cells, seen = {}, {}
+  local function walk(fn)
+    if seen[fn] then return end
+    seen[fn] = true
+    local i = 1
+    while true do
+      local name, v = getupvalue(fn, i)
+      if name == nil then break end
+      if name ~= "_ENV" then
+        cells[#cells + 1] = { fn, i }
+        if type(v) == "function" then walk(v) end
+      end
+      i = i + 1
+    end
+  end
+  walk(f)
+  return cells
+end
+S.cells = setmetatable({}, { __mode = "k" })
+
+-- Puts back the globals and the captured top-level locals a call changed, so
+-- the next call in this Lua state starts where the top level left off.
+local function roll_back(cells, saved)
+  for i = #cells, 1, -1 do
+    local c = cells[i]
+    setupvalue(c[1], c[2], saved[i])
+  end
+  local G, snap = _G, S.globals
+  if snap == nil then return end
+  for k in next, G do
+    if snap[k] == nil then rawset(G, k, nil) end
+  end
+  for k, v in next, snap do
+    if rawget(G, k) ~= v then rawset(G, k, v) end
+  end
 end
 
 -- Calls the function at path key with n args; returns JSON {"n": count, "r": [...]} or {"error": ...}.
@@ -309,14 +353,33 @@ function S.call(key, args, n)
   if f == nil then
     return failure({ message = "cannot find the function at " .. key .. " when loading the file again; keep the top level deterministic" })
   end
-  local res = table.pack(xpcall(f, on_error, table.unpack(args, 1, n)))
-  if not res[1] then return failure(res[2]) end
-  local out = {}
-  for i = 2, res.n do
-    local ok, j = pcall(encode, res[i], {}, {}, "return value " .. (i - 1))
-    if not ok then return '{"error":' .. enc_string(j) .. ',"where":null}' end
-    out[#out + 1] = j
+  local cells = S.cells[f]
+  if cells == nil then
+    cells = cells_of(f)
+    S.cells[f] = cells
   end
-  return '{"n":' .. (res.n - 1) .. ',"r":[' .. table.concat(out, ",") .. "]}"
+  local saved = {}
+  for i, c in ipairs(cells) do
+    local _, v = getupvalue(c[1], c[2])
+    saved[i] = v
+  end
+  local res = table.pack(xpcall(f, on_error, table.unpack(args, 1, n)))
+  local reply
+  if not res[1] then
+    reply = failure(res[2])
+  else
+    local out = {}
+    for i = 2, res.n do
+      local ok, j = pcall(encode, res[i], {}, {}, "return value " .. (i - 1))
+      if not ok then
+        reply = '{"error":' .. enc_string(j) .. ',"where":null}'
+        break
+      end
+      out[#out + 1] = j
+    end
+    reply = reply or '{"n":' .. (res.n - 1) .. ',"r":[' .. table.concat(out, ",") .. "]}"
+  end
+  roll_back(cells, saved)
+  return reply
 end
 `;

@@ -28,6 +28,12 @@ export interface SessionEvents {
   child(pid: number, alive: boolean): void;
 }
 
+/** The job a session is working for: where relative paths point, where events go. */
+export interface JobContext {
+  workdir: string;
+  events: SessionEvents;
+}
+
 /** The outcome of running the workflow file's top level. */
 export type MainResult =
   | { ok: true }
@@ -40,32 +46,35 @@ interface RawFailure {
   where?: string | null;
 }
 
-/** One fresh Lua state with the DSL, the runtime and the modules, for one job. */
+/**
+ * A Lua state with the DSL, the runtime and the modules, loaded once and then
+ * used for job after job of the same file: each call puts back the globals
+ * and the top-level locals it changed (see `S.call` in the DSL).
+ */
 export class LuaSession {
   private readonly sources = new Map<string, string>();
-  private closers: Array<() => Promise<void> | void> = [];
+  private releasers: Array<() => Promise<void> | void> = [];
+  private disposers: Array<() => Promise<void> | void> = [];
 
   private constructor(
     private readonly engine: LuaEngine,
-    private readonly spec: SessionSpec,
+    readonly spec: SessionSpec,
+    private job: JobContext,
   ) {
     this.sources.set(this.displayName(spec.file), spec.source);
   }
 
-  /** Creates the engine and installs everything; `workdir` anchors relative paths. */
-  static async open(
-    spec: SessionSpec,
-    workdir: string,
-    events: SessionEvents,
-  ): Promise<LuaSession> {
+  /** Creates the engine and installs everything for a first job. */
+  static async open(spec: SessionSpec, job: JobContext): Promise<LuaSession> {
     factory ??= new LuaFactory();
     const engine = await factory.createEngine({ injectObjects: true, enableProxy: false });
-    const session = new LuaSession(engine, spec);
+    const session = new LuaSession(engine, spec, job);
+    // Modules are created once; what they do goes to whichever job is running.
     const host: LuaModuleHost = {
-      log: events.log,
-      resolvePath: (p) => resolve(workdir, p),
-      trackChild: (pid) => events.child(pid, true),
-      untrackChild: (pid) => events.child(pid, false),
+      log: (stream, text) => session.job.events.log(stream, text),
+      resolvePath: (p) => resolve(session.job.workdir, p),
+      trackChild: (pid) => session.job.events.child(pid, true),
+      untrackChild: (pid) => session.job.events.child(pid, false),
     };
     const modules: Array<[string, LuaModuleDefinition]> = [
       ["exec", createExecModule(host)],
@@ -90,12 +99,15 @@ export class LuaSession {
       }
       modules.push([m.name, await mod.createLuaModule(m.options, host)]);
     }
-    for (const [, def] of modules) if (def.close) session.closers.push(def.close);
+    for (const [, def] of modules) {
+      if (def.close) session.releasers.push(def.close);
+      if (def.dispose) session.disposers.push(def.dispose);
+    }
     engine.global.set("__sloth", {
       base_dir: spec.baseDir,
       host: {
         log: (stream: "stdout" | "stderr" | "log", text: string) =>
-          events.log(stream, String(text)),
+          session.job.events.log(stream, String(text)),
         display_name: (p: string) => session.displayName(p),
       },
       modules: modules.map(([name, def]) => ({
@@ -112,13 +124,18 @@ export class LuaSession {
     return session;
   }
 
+  /** Points the session at the next job. */
+  useJob(job: JobContext): void {
+    this.job = job;
+  }
+
   /** The chunk name of a file: relative to the workflow's directory when inside it. */
   displayName(path: string): string {
     const rel = relative(this.spec.baseDir, path);
     return rel.startsWith("..") || isAbsolute(rel) ? path : rel;
   }
 
-  /** Runs the workflow file's top level. */
+  /** Runs the workflow file's top level, then notes the globals that calls put back. */
   async runMain(): Promise<MainResult> {
     const [json] = await this.invoke("local src, name = ...; return __sloth.run_main(src, name)", [
       this.spec.source,
@@ -161,15 +178,15 @@ export class LuaSession {
     return { ok: true, values: r.r ?? [], count: r.n ?? 0 };
   }
 
-  /** Lets modules release what the job held, then frees the Lua state. */
+  /** Lets modules release what the job held (locks); the state stays loaded. */
+  async endJob(): Promise<void> {
+    await settle(this.releasers);
+  }
+
+  /** Releases the job's holdings, lets modules shut down, then frees the Lua state. */
   async close(): Promise<void> {
-    for (const close of this.closers) {
-      try {
-        await close();
-      } catch {
-        // Best effort: the job is over either way.
-      }
-    }
+    await settle(this.releasers);
+    await settle(this.disposers);
     this.engine.global.close();
   }
 
@@ -216,5 +233,16 @@ export class LuaSession {
       this.sources.set(display, src);
     }
     return src.split("\n")[line - 1]?.trim();
+  }
+}
+
+// Runs every hook, each once, whatever the others do: the job is over either way.
+async function settle(hooks: Array<() => Promise<void> | void>): Promise<void> {
+  for (const hook of hooks) {
+    try {
+      await hook();
+    } catch {
+      // Best effort.
+    }
   }
 }
