@@ -17,10 +17,55 @@ export function stopRun(stop: AbortController, reason: RunStop): void {
   if (!stop.signal.aborted) stop.abort(reason);
 }
 
+/** A min-heap of task positions: the next task in declaration order comes out first. */
+class PositionHeap {
+  readonly #items: number[] = [];
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  peek(): number | undefined {
+    return this.#items[0];
+  }
+
+  push(value: number): void {
+    const a = this.#items;
+    let i = a.push(value) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (a[parent]! <= value) break;
+      a[i] = a[parent]!;
+      i = parent;
+    }
+    a[i] = value;
+  }
+
+  pop(): number | undefined {
+    const a = this.#items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length === 0 || last === undefined) return top;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= a.length) break;
+      const r = l + 1;
+      const c = r < a.length && a[r]! < a[l]! ? r : l;
+      if (a[c]! >= last) break;
+      a[i] = a[c]!;
+      i = c;
+    }
+    a[i] = last;
+    return top;
+  }
+}
+
 /**
  * Runs a model's tasks as a DAG: tasks whose dependencies are done start in
  * declaration order, up to the limit; tasks that can never run are skipped
- * with the reason. Resolves when nothing is left running.
+ * with the reason. Resolves when nothing is left running. Each task's end
+ * costs in proportion to its dependents, not to the size of the DAG.
  */
 export class Scheduler {
   /** Each finished task's result. */
@@ -29,8 +74,20 @@ export class Scheduler {
   readonly outputs: Record<string, TaskOutput> = {};
   /** Tasks whose dependents must be skipped, with the reason they give. */
   readonly #blocked = new Map<string, string>();
-  readonly #pending: TaskModel[];
   readonly #running = new Map<string, Promise<void>>();
+  readonly #tasks: readonly TaskModel[];
+  readonly #position = new Map<string, number>();
+  /** Positions of the tasks that depend on each task. */
+  readonly #dependents: number[][];
+  /** Per position: how many distinct dependencies have not ended yet. */
+  readonly #waitingOn: number[];
+  /** Per position: not yet started or skipped. */
+  readonly #pending: boolean[];
+  /** All dependencies ended well: can start when there is room. */
+  readonly #ready = new PositionHeap();
+  /** A dependency ended badly: will be skipped. */
+  readonly #doomed = new PositionHeap();
+  #wake: (() => void) | undefined;
 
   constructor(
     private readonly runId: string,
@@ -40,7 +97,20 @@ export class Scheduler {
     private readonly stop: AbortController,
     private readonly limits: { maxParallel: number; failFast: boolean },
   ) {
-    this.#pending = [...model.tasks];
+    this.#tasks = model.tasks;
+    this.#tasks.forEach((t, i) => {
+      this.#position.set(t.name, i);
+    });
+    this.#dependents = this.#tasks.map(() => []);
+    this.#waitingOn = this.#tasks.map((t, i) => {
+      const deps = new Set(t.dependsOn);
+      for (const d of deps) this.#dependents[this.#position.get(d)!]!.push(i);
+      return deps.size;
+    });
+    this.#pending = this.#tasks.map(() => true);
+    this.#waitingOn.forEach((n, i) => {
+      if (n === 0) this.#ready.push(i);
+    });
   }
 
   /** Runs every task to an end state. */
@@ -49,15 +119,17 @@ export class Scheduler {
     for (;;) {
       this.#schedule();
       if (this.#running.size === 0) return;
-      await Promise.race(this.#running.values());
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
     }
   }
 
   /** Settles the tasks of `options.completed` without running them. */
   #reuse(): void {
     const done = this.options.completed ?? {};
-    for (const task of this.model.tasks) {
-      if (!Object.hasOwn(done, task.name)) continue;
+    this.#tasks.forEach((task, i) => {
+      if (!Object.hasOwn(done, task.name)) return;
       const result = {
         name: task.name,
         status: "succeeded",
@@ -75,34 +147,38 @@ export class Scheduler {
         message,
         output,
       });
+      this.#pending[i] = false;
       this.#settle(task, result);
-      this.#pending.splice(this.#pending.indexOf(task), 1);
-    }
+    });
   }
 
   /** Skips what can never run, then starts what is ready, in declaration order. */
   #schedule(): void {
-    for (let i = 0; i < this.#pending.length; ) {
-      const task = this.#pending[i]!;
-      const stopped = this.stop.signal.reason as RunStop | undefined;
-      const blocker = task.dependsOn.find((d) => this.#blocked.has(d));
-      if (stopped) this.#skip(task, stopped.message);
-      else if (blocker !== undefined) this.#skip(task, this.#blocked.get(blocker)!);
-      else if (this.#ready(task)) this.#start(task);
-      else {
-        i++;
-        continue;
-      }
-      this.#pending.splice(i, 1);
-      i = 0; // a skip can block dependents declared earlier
+    const stopped = this.stop.signal.reason as RunStop | undefined;
+    if (stopped) {
+      this.#tasks.forEach((task, i) => {
+        if (this.#pending[i]) this.#skip(i, stopped.message);
+      });
+      return;
     }
-  }
-
-  #ready(task: TaskModel): boolean {
-    return (
-      this.#running.size < this.limits.maxParallel &&
-      task.dependsOn.every((d) => this.results.has(d))
-    );
+    for (;;) {
+      const doomed = this.#doomed.peek();
+      const room = this.#running.size < this.limits.maxParallel;
+      const ready = room ? this.#ready.peek() : undefined;
+      if (doomed === undefined && ready === undefined) return;
+      if (ready === undefined || (doomed !== undefined && doomed < ready)) {
+        this.#doomed.pop();
+        if (!this.#pending[doomed!]) continue;
+        const task = this.#tasks[doomed!]!;
+        const blocker = task.dependsOn.find((d) => this.#blocked.has(d))!;
+        this.#skip(doomed!, this.#blocked.get(blocker)!);
+      } else {
+        this.#ready.pop();
+        if (!this.#pending[ready]) continue;
+        this.#pending[ready] = false;
+        this.#start(this.#tasks[ready]!);
+      }
+    }
   }
 
   #start(task: TaskModel): void {
@@ -121,6 +197,7 @@ export class Scheduler {
       .then((res: TaskRunResult) => {
         this.#running.delete(task.name);
         this.#settle(task, res);
+        this.#wake?.();
         if (res.abortRun) {
           this.env.emit({
             type: "task.cancelled",
@@ -145,13 +222,23 @@ export class Scheduler {
       this.#blocked.set(task.name, `dependency '${task.name}' was cancelled`);
     }
     if (res.status === "succeeded" && res.output) this.outputs[task.name] = res.output;
+    const bad = this.#blocked.has(task.name);
+    for (const d of this.#dependents[this.#position.get(task.name)!]!) {
+      if (!this.#pending[d]) continue;
+      if (bad) this.#doomed.push(d);
+      else if (--this.#waitingOn[d]! === 0) this.#ready.push(d);
+    }
   }
 
-  #skip(task: TaskModel, reason: string): void {
+  #skip(position: number, reason: string): void {
+    const task = this.#tasks[position]!;
+    this.#pending[position] = false;
     this.env.emit({ type: "task.skipped", task: task.name, reason });
     const result = { name: task.name, status: "skipped", attempts: 0, durationMs: 0 } as const;
-    this.#settle(task, { ...result, message: reason });
+    // Skipped for a reason of its own: its dependents cannot run either
+    // (unlike a task that run_if skipped).
     this.#blocked.set(task.name, `dependency '${task.name}' was skipped`);
+    this.#settle(task, { ...result, message: reason });
   }
 
   #context(task: TaskModel, signal: AbortSignal, attempt: number): TaskContext {

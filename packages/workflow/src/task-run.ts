@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import fs from "node:fs/promises";
 import { artifactDir, consumeArtifacts, saveArtifacts } from "./artifacts.js";
 import {
@@ -90,7 +91,8 @@ export async function runTask(
     });
   }
   try {
-    await fs.mkdir(base.workdir, { recursive: true });
+    // A stat is far cheaper than a mkdir round trip through the thread pool.
+    if (!existsSync(base.workdir)) await fs.mkdir(base.workdir, { recursive: true });
     await consumeArtifacts(task.consumes, env.artifactRoot, producers, base.workdir);
   } catch (err) {
     return finish(task, base, env, result, 0, { ok: false, message: errorMessage(err) });
