@@ -156,9 +156,9 @@ export class Scheduler {
   #schedule(): void {
     const stopped = this.stop.signal.reason as RunStop | undefined;
     if (stopped) {
-      this.#tasks.forEach((task, i) => {
+      for (let i = 0; i < this.#tasks.length; i++) {
         if (this.#pending[i]) this.#skip(i, stopped.message);
-      });
+      }
       return;
     }
     for (;;) {
