@@ -28,6 +28,7 @@ export {
   runOnAgents,
   worstCode,
 } from "./fan-out.js";
+export { readMasters } from "./masters/read.js";
 export {
   DEFAULT_MASTER_ADDRESS,
   type MasterSource,

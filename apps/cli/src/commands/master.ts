@@ -1,7 +1,6 @@
-import type { MasterRecord } from "@sloth/client";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
-import { formatLocalTime, painter, printJson, println } from "../output.js";
+import { printJson, println } from "../output.js";
 import { confirm } from "../prompt.js";
 import {
   installServiceCommand,
@@ -10,6 +9,7 @@ import {
   startOptions,
   stopCommand,
 } from "./master-start.js";
+import { masterJson, printMaster, printMasterList } from "./master-view.js";
 
 interface AddArgs extends GlobalArgs {
   name: string;
@@ -37,32 +37,6 @@ async function tlsPaths(argv: GlobalArgs) {
 async function store(argv: GlobalArgs) {
   const { openMastersStore } = await import("@sloth/client");
   return openMastersStore((await dataDirOf(argv, true)).mastersDb);
-}
-
-function masterJson(m: MasterRecord) {
-  return {
-    name: m.name,
-    address: m.address,
-    description: m.description,
-    default: m.isDefault,
-    tokenFile: m.tokenFile ?? null,
-    tls: { cert: m.tls.cert ?? null, key: m.tls.key ?? null, ca: m.tls.ca ?? null },
-    createdAt: m.createdAt.toISOString(),
-    updatedAt: m.updatedAt.toISOString(),
-  };
-}
-
-function printMaster(m: MasterRecord, detailed: boolean): void {
-  const c = painter(process.stdout);
-  const star = m.isDefault ? "⭐ " : "   ";
-  println(`${star}${c.bold(m.name)}${m.isDefault ? c.green(" (default)") : ""}`);
-  println(`   Address: ${m.address}`);
-  if (m.description) println(`   Description: ${m.description}`);
-  if (detailed && m.tokenFile) println(`   Token file: ${m.tokenFile}`);
-  if (detailed && m.tls.ca) println(`   TLS CA: ${m.tls.ca}`);
-  if (detailed && m.tls.cert) println(`   TLS certificate: ${m.tls.cert}`);
-  println(`   Created: ${formatLocalTime(m.createdAt)}`);
-  if (detailed) println(`   Updated: ${formatLocalTime(m.updatedAt)}`);
 }
 
 const tokenFileOption = {
@@ -104,19 +78,7 @@ const list: CommandModule<GlobalArgs, GlobalArgs & { json?: boolean }> = {
   handler: async (argv) => {
     const s = await store(argv);
     try {
-      const all = s.list();
-      if (argv.json) return printJson(all.map(masterJson));
-      if (all.length === 0) {
-        println("No masters registered; add one with `sloth-runner master add NAME HOST:PORT`");
-        return;
-      }
-      println("# Registered Master Servers");
-      println();
-      for (const m of all) {
-        printMaster(m, false);
-        println();
-      }
-      println(`Total: ${all.length} master(s)`);
+      printMasterList(s.list(), argv.json === true);
     } finally {
       s.close();
     }
