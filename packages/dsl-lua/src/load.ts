@@ -63,7 +63,7 @@ export async function loadWorkflowFile(
     { type: "load", spec },
     {
       timeoutMs: options.loadTimeoutMs ?? 30_000,
-      onLog: (stream, t) => logger?.info({ stream, file: shown }, t.replace(/\n$/, "")),
+      onLog: (stream, t) => toLogger(logger, shown, stream, t),
     },
   );
   if (end.type === "failed") throw jobError(end.error, baseDir);
@@ -82,7 +82,7 @@ export async function loadWorkflowFile(
         timeoutMs: opts.timeoutMs,
         onLog: (stream, t) => {
           if (opts.log) opts.log.write(stream, t);
-          else logger?.info({ stream, file: shown }, t.replace(/\n$/, ""));
+          else toLogger(logger, shown, stream, t);
         },
       }),
   };
@@ -194,6 +194,27 @@ function jobError(err: JobError, baseDir: string): DslError {
 function displayPath(file: string): string {
   const rel = relative(process.cwd(), file);
   return rel === "" || rel.startsWith("..") || isAbsolute(rel) ? file : rel;
+}
+
+const LEVELED = /^(DEBUG|INFO|WARN|ERROR) ([\s\S]*)$/;
+
+// Output with no task log (top level, workflow hooks) goes to the logger:
+// a Lua `log.warn(...)` line at its own level, without the level word again.
+function toLogger(
+  logger: LoadOptions["logger"],
+  file: string,
+  stream: "stdout" | "stderr" | "log",
+  text: string,
+): void {
+  if (!logger) return;
+  const line = text.replace(/\n$/, "");
+  const m = stream === "log" ? LEVELED.exec(line) : null;
+  if (!m) {
+    logger.info({ stream, file }, line);
+    return;
+  }
+  const level = m[1]!.toLowerCase() as "debug" | "info" | "warn" | "error";
+  logger[level]({ stream, file }, m[2]!);
 }
 
 function modulesOf(options: LoadOptions): LuaModuleSpec[] {

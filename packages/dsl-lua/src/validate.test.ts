@@ -45,7 +45,7 @@ it("validate reports unknown dependencies and load errors without throwing", asy
   expect(broken).toMatchObject({ ok: false, problems: [{ code: "SLOTH_LUA_SYNTAX", line: 1 }] });
 });
 
-it("sends top-level output, notices and workflow-hook output to the logger", async () => {
+it("sends top-level output, notices and workflow-hook output to the logger, log lines at their level", async () => {
   const seen: Array<[string, unknown, string | undefined]> = [];
   const record = (level: string) => (obj: unknown, msg?: string) => {
     seen.push([level, obj, msg]);
@@ -60,7 +60,7 @@ it("sends top-level output, notices and workflow-hook output to the logger", asy
     "logged.sloth",
     `print("loading")
 Modern DSLs = { g = { tasks = {} } }
-workflow.define("w"):on_start(function() log.info("starting") end)`,
+workflow.define("w"):on_start(function() log.info("starting"); log.warn("careful\\nnow") end)`,
   );
   const loaded = await loadWorkflowFile(file, { logger });
   await loaded.workflows[0]?.hooks.onStart?.();
@@ -72,6 +72,7 @@ workflow.define("w"):on_start(function() log.info("starting") end)`,
         /logged\.sloth:2: 'Modern DSLs' is not valid Lua; read as TaskDefinitions/,
       ),
     ],
-    ["info", "INFO starting"],
+    ["info", "starting"],
+    ["warn", "careful\nnow"],
   ]);
 });
