@@ -51,7 +51,8 @@ export function packChanges(
     for (const e of changes.changed) {
       const name = checkPath(e.path);
       if (e.type === "dir") await w.meta({ name, type: "directory", mode: e.mode });
-      else if (e.type === "symlink") await w.meta({ name, type: "symlink", linkname: e.target });
+      else if (e.type === "symlink")
+        await w.meta({ name, type: "symlink", mode: 0o777, linkname: e.target });
       else await packFile(w, root, name, e, e.mode);
     }
   }, options);
