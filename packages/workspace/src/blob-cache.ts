@@ -21,6 +21,23 @@ export interface IngestOptions extends ReadOptions {
 }
 
 /**
+ * A workspace being built by {@link BlobCache.build}: its files are written
+ * as their blobs reach the cache, by any ingest of the same cache object.
+ */
+export interface WorkspaceBuild {
+  /** The directory being built. */
+  readonly dir: string;
+  /**
+   * Waits for the part that needs no new blob, writes the files whose
+   * blobs arrived in another process meanwhile, then links and modes;
+   * SLOTH_BLOB_MISSING when a blob never came.
+   */
+  finish(): Promise<{ written: number; kept: number }>;
+  /** Stops the build; the directory is left partial: remove it. */
+  abort(): Promise<void>;
+}
+
+/**
  * Agent side: a content-addressed store of blobs, fed by {@link packBlobs}
  * archives, from which workspaces are built. Blobs are appended to one pack
  * file per ingest (with a JSON index), so storing them costs no file
@@ -30,6 +47,8 @@ export class BlobCache {
   readonly dir: string;
   private readonly packs: PackStore;
   private readonly maxBytes: number | undefined;
+  // Builds waiting for blobs: every ingest hands them what it stores.
+  private readonly building = new Set<TreeBuilder>();
 
   /** Opens (creating) the cache in `dir`. */
   constructor(dir: string, options: BlobCacheOptions = {}) {
@@ -92,6 +111,7 @@ export class BlobCache {
           blobs++;
           bytes += size;
           onBlob?.(h.name, data);
+          for (const b of this.building) b.blobArrived(h.name, data);
         });
       });
     } finally {
@@ -111,17 +131,51 @@ export class BlobCache {
     targetDir: string,
     options: MaterializeOptions = {},
   ): Promise<{ written: number; kept: number }> {
+    return this.build(manifest, targetDir, options).finish();
+  }
+
+  /**
+   * Starts building `targetDir` (as {@link materialize} does) before the
+   * blobs it lacks have arrived: the files whose blobs are cached are
+   * written at once, the others as soon as an {@link ingest} of this cache
+   * stores their blob, so the disk work overlaps the upload. An agent
+   * starts the build when it is told the manifest and finishes it when the
+   * task needs the directory.
+   */
+  build(manifest: Manifest, targetDir: string, options: MaterializeOptions = {}): WorkspaceBuild {
     const entries = checkManifest(manifest);
     this.packs.refresh();
-    const b = new TreeBuilder(this.packs, entries, path.resolve(targetDir), options);
-    try {
-      await b.start();
-      const r = b.finish();
-      this.bound(entries);
-      return r;
-    } finally {
+    const dir = path.resolve(targetDir);
+    const b = new TreeBuilder(this.packs, entries, dir, options);
+    this.building.add(b);
+    const started = b.start();
+    started.catch(() => {});
+    let done = false;
+    const end = () => {
+      done = true;
+      this.building.delete(b);
       b.close();
-    }
+    };
+    return {
+      dir,
+      finish: async () => {
+        if (done) throw new WorkspaceError("SLOTH_INVALID_ARGUMENT", `cannot finish ${dir}: done`);
+        try {
+          await started;
+          const r = b.finish();
+          this.bound(entries);
+          return r;
+        } finally {
+          end();
+        }
+      },
+      abort: async () => {
+        if (done) return;
+        this.building.delete(b);
+        await started.catch(() => {});
+        end();
+      },
+    };
   }
 
   /**
@@ -137,18 +191,15 @@ export class BlobCache {
     stream: AsyncIterable<Uint8Array>,
     options: IngestOptions & MaterializeOptions = {},
   ): Promise<{ written: number; kept: number; blobs: number; bytes: number }> {
-    const entries = checkManifest(manifest);
-    this.packs.refresh();
-    const b = new TreeBuilder(this.packs, entries, path.resolve(targetDir), options);
+    const build = this.build(manifest, targetDir, options);
+    let got: { blobs: number; bytes: number };
     try {
-      await b.start();
-      const got = await this.ingest(stream, options, (hash, data) => b.blobArrived(hash, data));
-      const r = b.finish();
-      this.bound(entries);
-      return { ...r, ...got };
-    } finally {
-      b.close();
+      got = await this.ingest(stream, options);
+    } catch (e) {
+      await build.abort();
+      throw e;
     }
+    return { ...(await build.finish()), ...got };
   }
 
   private bound(entries: ManifestEntry[]): void {

@@ -193,6 +193,31 @@ describe("BlobCache.receive", () => {
     expect(describeTree(work)).toEqual(describeTree(src));
   });
 
+  it("builds started before an upload get their files from any ingest of the cache", async () => {
+    const src = tempDir();
+    writeTree(src, { "a/one.txt": "one", "b/two.txt": "two", "c/empty": null });
+    const cache = new BlobCache(tempDir());
+    const m = await scanWorkspace(src);
+    const missing = cache.missing(m);
+    const root = tempDir();
+    // Two tasks of the same source prepared at once, one upload.
+    const first = cache.build(m, path.join(root, "w1"));
+    const second = cache.build(m, path.join(root, "w2"));
+    await cache.ingest(chunks(await collect(packBlobs(src, m, missing)), 5), { expect: missing });
+    expect(await first.finish()).toEqual({ written: 2, kept: 0 });
+    expect(await second.finish()).toEqual({ written: 2, kept: 0 });
+    expect(describeTree(path.join(root, "w1"))).toEqual(describeTree(src));
+    expect(describeTree(path.join(root, "w2"))).toEqual(describeTree(src));
+    // An aborted build no longer receives blobs.
+    writeTree(src, { "d/three.txt": "three" });
+    const m2 = await scanWorkspace(src);
+    const gone = cache.build(m2, path.join(root, "w3"));
+    await gone.abort();
+    const more = cache.missing(m2);
+    await cache.ingest(chunks(await collect(packBlobs(src, m2, more))), { expect: more });
+    expect(fs.existsSync(path.join(root, "w3/d/three.txt"))).toBe(false);
+  });
+
   it("fails naming the file whose blob never came", async () => {
     const src = tempDir();
     writeTree(src, { "a.txt": "a", "b.txt": "b" });

@@ -4,6 +4,7 @@ export {
   type BlobCacheOptions,
   type IngestOptions,
   type MaterializeOptions,
+  type WorkspaceBuild,
 } from "./blob-cache.js";
 export { compareManifests, diffWorkspace } from "./diff.js";
 export {

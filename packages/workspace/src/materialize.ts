@@ -41,6 +41,7 @@ export class TreeBuilder {
   private readonly dirs: { abs: string; mode: number }[] = [];
   private written = 0;
   private kept = 0;
+  private failure: unknown;
 
   constructor(
     private readonly packs: PackStore,
@@ -82,11 +83,22 @@ export class TreeBuilder {
     }
   }
 
-  /** Writes the files waiting for a blob just stored and verified. */
+  /**
+   * Writes the files waiting for a blob just stored and verified. A failure
+   * is kept for {@link finish}: the ingest that stored the blob goes on.
+   */
   blobArrived(hash: string, data?: Uint8Array): void {
     const list = this.pending.get(hash);
-    if (list === undefined) return;
+    if (list === undefined || this.failure !== undefined) return;
     this.pending.delete(hash);
+    try {
+      this.fill(list, data);
+    } catch (e) {
+      this.failure = e;
+    }
+  }
+
+  private fill(list: { e: FileEntry; abs: string }[], data?: Uint8Array): void {
     for (const { e, abs } of list) {
       if (data) writeNew(e, abs, (out) => writeAll(out, data));
       else this.reader.write(e, abs);
@@ -96,12 +108,14 @@ export class TreeBuilder {
 
   /** Creates the symlinks and sets directory modes; fails if a blob never came. */
   finish(): { written: number; kept: number } {
+    if (this.failure !== undefined) throw this.failure;
     // Blobs another process stored meanwhile were skipped in the stream.
     if (this.pending.size > 0) this.packs.refresh();
     for (const [hash, list] of this.pending) {
       if (this.packs.get(hash) === undefined) throw missing((list[0] as { e: FileEntry }).e);
-      this.blobArrived(hash);
+      this.fill(list);
     }
+    this.pending.clear();
     // Links last: nothing is written after them, so none can be followed.
     for (const e of this.entries) {
       if (e.type !== "symlink" || this.have.has(e.path)) continue;
