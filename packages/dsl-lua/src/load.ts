@@ -97,7 +97,10 @@ export async function loadWorkflowFile(
   if (options.prewarm !== false) {
     prewarm(Math.max(0, ...[...converted.groups, ...converted.workflows].map(luaParallelism)));
   }
-  return { file, ...converted, notices };
+  const sources = [...new Set((raw.files ?? []).map((f) => resolve(f)))]
+    .filter((f) => f !== file)
+    .sort();
+  return { file, ...converted, notices, sources };
 }
 
 /**

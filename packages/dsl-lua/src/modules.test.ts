@@ -234,6 +234,24 @@ describe("modules", () => {
     expect(existsSync(join(tmp.dir, "lib", "util.lua"))).toBe(true);
   });
 
+  it("lists the files the top level read with require and dofile as sources", async () => {
+    mkdirSync(join(tmp.dir, "src", "lib"), { recursive: true });
+    writeFileSync(join(tmp.dir, "src", "lib", "a.lua"), "return 1\n");
+    writeFileSync(join(tmp.dir, "src", "b.lua"), "return 2\n");
+    const file = tmp.write(
+      "src/sourced.sloth",
+      `local a = require("lib.a")
+local b = dofile("b.lua")
+local c = require("lib.a")
+workflow.define("w"):tasks({ task("t"):command(function() return true end) })`,
+    );
+    const loaded = await loadFile(file);
+    expect(loaded.sources).toEqual([
+      join(tmp.dir, "src", "b.lua"),
+      join(tmp.dir, "src", "lib", "a.lua"),
+    ]);
+  });
+
   it("refuses slow calls inside a script's own coroutine", async () => {
     const out = await run(`
       local co = coroutine.wrap(function() local r = time.sleep(0.01); return r end)

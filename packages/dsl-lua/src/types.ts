@@ -103,6 +103,11 @@ export interface LoadedWorkflows {
   groups: WorkflowModel[];
   /** One-line notices for the user (such as the `Modern DSLs` alias). */
   notices: string[];
+  /**
+   * Absolute paths of the other files the top level read (`require`,
+   * `dofile`, `loadfile`), sorted; the workflow file itself is not listed.
+   */
+  sources: string[];
 }
 
 /** One problem found by {@link validate}. */

@@ -10,7 +10,7 @@ export {
   type HistoryErrorOptions,
   isHistoryError,
 } from "./errors.js";
-export { hashFile } from "./hash.js";
+export { changedSources, hashFile, hashSources } from "./hash.js";
 export { pidAlive } from "./liveness.js";
 export type { RunRecorder } from "./recorder.js";
 export { planResume, type ResumePlan } from "./resume.js";
@@ -27,6 +27,7 @@ export type {
   RunDetail,
   RunRecord,
   RunStart,
+  SourceFile,
   TaskLogRecord,
   TaskRecord,
 } from "./types.js";

@@ -31,6 +31,12 @@ export const runs = sqliteTable(
     bootId: text("boot_id"),
     pidStart: text("pid_start"),
     resumedFrom: text("resumed_from"),
+    /**
+     * JSON list of the other files the workflow read when it loaded
+     * (`require`, `dofile`): `{ path, hash }`, paths relative to the
+     * workflow file's directory when inside it.
+     */
+    sources: text("sources"),
   },
   (t) => [
     index("history_runs_started").on(t.startedAt),

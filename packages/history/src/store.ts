@@ -16,6 +16,7 @@ import type {
   RunDetail,
   RunRecord,
   RunStart,
+  SourceFile,
   TaskLogRecord,
   TaskRecord,
 } from "./types.js";
@@ -221,6 +222,7 @@ function toRun(r: RunRow): RunRecord {
     pid: r.pid,
     host: r.host,
     resumedFrom: orUndefined(r.resumedFrom),
+    sources: r.sources ? (JSON.parse(r.sources) as SourceFile[]) : [],
   };
 }
 

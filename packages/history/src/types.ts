@@ -37,6 +37,16 @@ export interface RunRecord {
   host: string;
   /** The run this one resumed, if any. */
   resumedFrom: string | undefined;
+  /** The other files the workflow read when it loaded, with their hashes. */
+  sources: SourceFile[];
+}
+
+/** A file a workflow read besides its own (`require`, `dofile`), as recorded. */
+export interface SourceFile {
+  /** Relative to the workflow file's directory when inside it, else absolute. */
+  path: string;
+  /** sha256 (hex) of its bytes when the run started. */
+  hash: string;
 }
 
 /** One task of a recorded run. */
@@ -90,6 +100,8 @@ export interface RunStart {
   values?: Record<string, Value> | undefined;
   params?: Record<string, Value> | undefined;
   resumedFrom?: string | undefined;
+  /** The other files the workflow read when it loaded (see {@link hashSources}). */
+  sources?: readonly SourceFile[] | undefined;
   /** Tasks whose outputs come from the resumed run (recorded as `reused`). */
   reused?: readonly string[] | undefined;
   /** Start time (default now). */

@@ -179,6 +179,39 @@ describe("history of runs", () => {
     expect(ran()).toEqual(["a", "b:1", "b:1"]);
   });
 
+  it("refuses to resume when a file the workflow required changed or is gone, unless --force", async () => {
+    fs.mkdirSync(path.join(dir, "lib"));
+    const lib = path.join(dir, "lib", "steps.lua");
+    fs.writeFileSync(lib, 'return { ok = function() return true, "fine" end }\n');
+    const f = path.join(dir, "needs-lib.sloth");
+    fs.writeFileSync(
+      f,
+      `local steps = require("lib.steps")
+workflow.define("w"):tasks({
+  task("a"):command(steps.ok),
+  task("b"):depends_on({ "a" }):command("test -e ${path.join(dir, "go")}"),
+})
+`,
+    );
+    const id = idOf((await sloth("run", f)).stdout);
+    expect((await showJson(id)).status).toBe("failed");
+    fs.appendFileSync(lib, "-- edited\n");
+    expect(await sloth("run", "--resume", id)).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: `error: cannot resume run ${id}: 'lib/steps.lua' (read by '${f}') changed since that run; pass --force to resume it anyway, or run the workflow anew\n`,
+    });
+    fs.renameSync(lib, `${lib}.bak`);
+    expect((await sloth("run", "--resume", id)).stderr).toBe(
+      `error: cannot resume run ${id}: 'lib/steps.lua' (read by '${f}') is gone; pass --force to resume it anyway, or run the workflow anew\n`,
+    );
+    fs.renameSync(`${lib}.bak`, lib);
+    fs.writeFileSync(path.join(dir, "go"), "");
+    const forced = await sloth("run", "--resume", id, "--force");
+    expect(forced.code).toBe(0);
+    expect((await showJson(idOf(forced.stdout))).resumedFrom).toBe(id);
+  });
+
   it("records an aborted run; --no-history records nothing; prune deletes finished runs", async () => {
     const aborted = await sloth("run", "examples/conditions.sloth", "--param", "freeze=yes");
     expect(aborted.code).toBe(1);

@@ -171,6 +171,7 @@ async function runFile(argv: RunArgs): Promise<number> {
     const history = argv.history
       ? await openRunHistory(dataDir.historyDb, {
           file: target.file,
+          sources: loaded.sources,
           values,
           params,
           resumedFrom: resume?.run.id,

@@ -1,5 +1,5 @@
 import type { LoadedWorkflows } from "@sloth/dsl-lua";
-import type { HistoryStore, RunDetail } from "@sloth/history";
+import type { HistoryStore, RunDetail, SourceFile } from "@sloth/history";
 import type { RunEvent, RunResult, TaskOutput, Value, WorkflowModel } from "@sloth/workflow";
 import { CliError } from "../context.js";
 import { eprintln } from "../output.js";
@@ -23,6 +23,8 @@ export interface RunFacts {
   values: Record<string, Value>;
   params: Record<string, Value>;
   resumedFrom?: string | undefined;
+  /** The other files the workflow read when it loaded (absolute paths). */
+  sources?: readonly string[] | undefined;
   /** Tasks reused from the resumed run. */
   reused?: readonly string[] | undefined;
 }
@@ -35,9 +37,11 @@ export interface RunFacts {
 export async function openRunHistory(path: string, facts: RunFacts): Promise<RunHistory> {
   let store: HistoryStore | undefined;
   let fileHash: string | undefined;
+  let sources: SourceFile[] | undefined;
   try {
-    const { openHistory, hashFile } = await import("@sloth/history");
+    const { openHistory, hashFile, hashSources } = await import("@sloth/history");
     fileHash = hashFile(facts.file);
+    sources = hashSources(facts.file, facts.sources ?? []);
     store = openHistory({ path });
   } catch (e) {
     eprintln(`notice: run not recorded: cannot open ${path}: ${(e as Error).message}`);
@@ -46,7 +50,14 @@ export async function openRunHistory(path: string, facts: RunFacts): Promise<Run
     begin(model, runId) {
       if (!store) return undefined;
       const tasks = model.tasks.map((t) => t.name);
-      const recorder = store.record({ id: runId, workflow: model.name, tasks, fileHash, ...facts });
+      const recorder = store.record({
+        id: runId,
+        workflow: model.name,
+        tasks,
+        fileHash,
+        ...facts,
+        sources,
+      });
       return {
         event: (e) => recorder.event(e),
         finish(result) {
@@ -78,7 +89,7 @@ export async function loadResume(
   id: string,
   options: { force: boolean; file?: string | undefined },
 ): Promise<Resume> {
-  const { openHistory, planResume, hashFile } = await import("@sloth/history");
+  const { openHistory, planResume, hashFile, changedSources } = await import("@sloth/history");
   const store = openHistory({ path: historyDb });
   let run: RunDetail;
   try {
@@ -108,6 +119,14 @@ export async function loadResume(
     throw new CliError(`cannot resume run ${run.id}: '${file}' changed since that run`, {
       hint: "pass --force to resume it anyway, or run the workflow anew",
     });
+  }
+  const [changed] = options.force ? [] : changedSources(file, run.sources);
+  if (changed) {
+    const what = changed.reason === "missing" ? "is gone" : "changed since that run";
+    throw new CliError(
+      `cannot resume run ${run.id}: '${changed.path}' (read by '${file}') ${what}`,
+      { hint: "pass --force to resume it anyway, or run the workflow anew" },
+    );
   }
   return { run, file, ...planResume(run) };
 }

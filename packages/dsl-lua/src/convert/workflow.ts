@@ -30,6 +30,8 @@ const WORKFLOW_FIELDS = [
 export interface RawFile {
   defs: unknown;
   workflows: Array<Record<string, unknown>>;
+  /** Files the top level read with require, dofile or loadfile. */
+  files?: string[];
 }
 
 /** Context of one conversion. */

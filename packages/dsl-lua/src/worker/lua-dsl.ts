@@ -253,7 +253,10 @@ function S.extract()
   local wfs = {}
   for i, w in ipairs(S.workflows) do wfs[i] = encode(DATA[w], opts, {}, "workflow '" .. DATA[w].name .. "'") end
   local head = defs ~= nil and encode(defs, opts, {}, "TaskDefinitions") or "null"
-  return '{"defs":' .. head .. ',"workflows":[' .. table.concat(wfs, ",") .. "]}"
+  local files = {}
+  for f in pairs(S.loaded_files or {}) do files[#files + 1] = enc_string(f) end
+  table.sort(files)
+  return '{"defs":' .. head .. ',"workflows":[' .. table.concat(wfs, ",") .. '],"files":[' .. table.concat(files, ",") .. "]}"
 end
 
 -- Registers every function under the same path as extract() would, without

@@ -199,10 +199,13 @@ os.execute = function(cmd)
 end
 
 -- require/dofile/loadfile resolve against the workflow file's directory.
+-- Files read this way are noted: a run's record covers them with the workflow file.
+S.loaded_files = {}
 local function load_path(path)
   local full = path:sub(1, 1) == "/" and path or S.base_dir .. "/" .. path
   local ok, src = pcall(fs.read, full)
   if not ok then return nil, tostring(src), "read" end
+  S.loaded_files[full] = true
   return load(src, "@" .. H.display_name(full))
 end
 -- A syntax error already names the loaded file and line; a read error does not.
