@@ -134,6 +134,7 @@ export function createAgent(options: AgentOptions): Agent {
     state: "new",
   };
   let server: RpcServer | undefined;
+  let closeWorkspaces: (() => Promise<void>) | undefined;
   let metricsServer: { port: number; close(): Promise<void> } | undefined;
   const prometheus =
     options.metricsPort === undefined ? undefined : createAgentPrometheus(() => tracker.running);
@@ -169,6 +170,7 @@ export function createAgent(options: AgentOptions): Agent {
       await registration?.catch(() => {});
       await tracker.drain(graceMs ?? o.shutdownGraceMs, o.killGraceMs + 3000);
       await server?.close(1000);
+      await closeWorkspaces?.().catch(() => {});
       await metricsServer?.close();
       sampler.stop();
       state.state = "stopped";
@@ -191,9 +193,13 @@ export function createAgent(options: AgentOptions): Agent {
       state.state = "running";
       // The agent's folder holds its identity secret: 0700 before anything else creates it.
       fs.mkdirSync(dataDir.agent(o.name).dir, { recursive: true, mode: 0o700 });
+      const scratchDir = defaultScratchDir(dataDir.root, o.name);
       const workspace = await createWorkspaceSupport({
         cacheDir: path.join(dataDir.agent(o.name).dir, "cache"),
+        workDir: path.join(scratchDir, "workspaces"),
+        logger,
       });
+      closeWorkspaces = workspace.close;
       const routes = agentRoutes({
         name: o.name,
         version: AGENT_VERSION,
@@ -207,7 +213,7 @@ export function createAgent(options: AgentOptions): Agent {
         workspace: workspace.support,
         tasks: {
           name: o.name,
-          scratchDir: defaultScratchDir(dataDir.root, o.name),
+          scratchDir,
           logger,
           ...workspace.task,
           loadOptions: {

@@ -7,14 +7,25 @@ import type { AgentLogger } from "./logger.js";
 
 type Response = MessageInitShape<typeof RunTaskResponseSchema>;
 
+/** A working directory lent to one task. */
+export interface TaskWorkspace {
+  dir: string;
+  /** Gives the directory back once the task and its changes are done. */
+  release(): void;
+}
+
 /** What the task runner needs from the agent around it. */
 export interface TaskRunnerContext {
   name: string;
   /** Folder for bundles and workspaces (under the agent's data dir). */
   scratchDir: string;
   logger: AgentLogger;
-  /** Builds the task's working directory from the request's manifest; undefined for an empty one. */
-  materialize?: ((manifestJson: string, targetDir: string) => Promise<void>) | undefined;
+  /**
+   * The task's working directory built to the request's manifest, given back
+   * with `release` after the task (to be kept for recycling); without it,
+   * tasks run in a fresh empty directory.
+   */
+  workspace?: ((manifestJson: string) => Promise<TaskWorkspace>) | undefined;
   /** Packs what the task changed in `dir` since `manifestJson`: chunks, then the deleted paths. */
   changes?:
     | ((
@@ -119,7 +130,9 @@ export async function* runDelegatedTask(
   const started = Date.now();
   fs.mkdirSync(ctx.scratchDir, { recursive: true, mode: 0o700 });
   const bundle = fs.mkdtempSync(path.join(ctx.scratchDir, "bundle-"));
-  const workdir = fs.mkdtempSync(path.join(ctx.scratchDir, "work-"));
+  let workspace: TaskWorkspace | undefined;
+  // Settles once the task's processes are gone: only then is its folder given back.
+  let running: Promise<unknown> = Promise.resolve();
   const fail = (message: string, retryable = false): Response => ({
     event: {
       case: "result",
@@ -139,7 +152,12 @@ export async function* runDelegatedTask(
       yield fail(`agent '${ctx.name}' refused the task: ${(e as Error).message}`);
       return;
     }
-    if (req.manifestJson && ctx.materialize) await ctx.materialize(req.manifestJson, workdir);
+    if (req.manifestJson && ctx.workspace) workspace = await ctx.workspace(req.manifestJson);
+    else {
+      const dir = fs.mkdtempSync(path.join(ctx.scratchDir, "work-"));
+      workspace = { dir, release: () => removeLater(ctx, dir) };
+    }
+    const workdir = workspace.dir;
     const { loadWorkflowFile } = await import("@sloth/dsl-lua");
     const { runWorkflow } = await import("@sloth/workflow");
     let loaded: Awaited<ReturnType<typeof loadWorkflowFile>>;
@@ -170,6 +188,7 @@ export async function* runDelegatedTask(
       signal,
       dataDir: path.join(ctx.scratchDir, "runs"),
     });
+    running = handle.result.catch(() => {});
     let outcome: { ok: boolean; message: string; output?: TaskOutput | undefined } | undefined;
     for await (const ev of handle.events) {
       if (ev.type === "task.log" && ev.task === req.task) {
@@ -208,14 +227,17 @@ export async function* runDelegatedTask(
       yield { event: { case: "changesEnd", value: { deleted } } };
     }
   } finally {
-    // Removed in the background: deleting a large tree is slow and must not
-    // delay the reply.
-    for (const dir of [bundle, workdir]) {
-      fs.promises.rm(dir, { recursive: true, force: true }).catch((e: unknown) => {
-        ctx.logger.warn({ dir, err: String(e) }, "cannot remove task scratch folder");
-      });
-    }
+    removeLater(ctx, bundle);
+    const lent = workspace;
+    if (lent) void running.then(() => lent.release());
   }
+}
+
+/** Removes a folder in the background: deleting a large tree is slow and must not delay the reply. */
+function removeLater(ctx: TaskRunnerContext, dir: string): void {
+  fs.promises.rm(dir, { recursive: true, force: true }).catch((e: unknown) => {
+    ctx.logger.warn({ dir, err: String(e) }, "cannot remove task scratch folder");
+  });
 }
 
 /** The default scratch folder of an agent's delegated tasks. */

@@ -1,53 +1,191 @@
+import { createHash } from "node:crypto";
+import fs from "node:fs";
 import path from "node:path";
-import type { Manifest } from "@sloth/workspace";
+import type { Manifest, WorkspaceBuild } from "@sloth/workspace";
+import type { AgentLogger } from "./logger.js";
 import type { WorkspaceSupport } from "./service.js";
-import type { TaskRunnerContext } from "./task-runner.js";
+import type { TaskRunnerContext, TaskWorkspace } from "./task-runner.js";
 
 /** Options of {@link createWorkspaceSupport}. */
 export interface WorkspaceSupportOptions {
   /** Folder of the content-addressed cache. */
   cacheDir: string;
+  /** Folder holding the tasks' workspaces (kept between tasks for recycling). */
+  workDir: string;
   /** Bound of the cache, in bytes. */
   maxCacheBytes?: number | undefined;
   /** Refuse an upload larger than this (default 4 GiB). */
   maxUploadBytes?: number | undefined;
+  /** Finished workspaces kept for recycling (default 2); 0 deletes each after its task. */
+  keepWorkspaces?: number | undefined;
+  /** A workspace prepared for a task that never comes is dropped after this long (default 10 min). */
+  preparedTtlMs?: number | undefined;
+  logger?: AgentLogger | undefined;
+}
+
+interface Parked {
+  dir: string;
+  /** The manifest it was last built to: `path\0hash` of each file, to pick the closest. */
+  files: Set<string>;
+}
+
+interface Prepared {
+  build: WorkspaceBuild;
+  files: Set<string>;
+  timer: NodeJS.Timeout;
 }
 
 /**
  * The agent's side of workspace shipping, on @sloth/workspace: a content
- * cache that tells what it lacks and ingests blobs, and the task runner's
- * materialise and changes hooks.
+ * cache that tells what it lacks and ingests blobs, and the workspaces of
+ * the delegated tasks. A workspace starts building when the runner sends its
+ * manifest (PrepareWorkspace), so its files are written while the upload
+ * arrives; the task then finishes it. A finished task's workspace is kept and
+ * recycled by the next task with a similar manifest: moved into place and
+ * repaired to exactly the new manifest (changed files rewritten, anything
+ * else removed), so an unchanged re-sync costs a walk instead of a copy.
  */
 export async function createWorkspaceSupport(options: WorkspaceSupportOptions): Promise<{
   support: WorkspaceSupport;
-  task: Pick<TaskRunnerContext, "materialize" | "changes">;
+  task: Pick<TaskRunnerContext, "workspace" | "changes">;
+  /** Drops the prepared and kept workspaces (the agent is stopping). */
+  close(): Promise<void>;
 }> {
   const ws = await import("@sloth/workspace");
   const cache = new ws.BlobCache(path.resolve(options.cacheDir), {
     maxBytes: options.maxCacheBytes,
   });
+  const workDir = path.resolve(options.workDir);
+  const keep = options.keepWorkspaces ?? 2;
+  const ttl = options.preparedTtlMs ?? 10 * 60_000;
+  const parked: Parked[] = [];
+  const prepared = new Map<string, Prepared[]>();
+  let seq = 0;
+
+  fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
+  // Workspaces of an earlier run of the agent: nothing vouches for them.
+  for (const name of fs.readdirSync(workDir))
+    if (name.startsWith("ws-")) remove(path.join(workDir, name));
+
+  function remove(dir: string): void {
+    // In the background: deleting a large tree is slow and must not delay a reply.
+    fs.promises.rm(dir, { recursive: true, force: true }).catch((e: unknown) => {
+      options.logger?.warn({ dir, err: String(e) }, "cannot remove workspace folder");
+    });
+  }
+
   const parse = (json: string): Manifest => {
     const m = JSON.parse(json) as Manifest;
     ws.checkManifest(m);
     return m;
   };
+  const key = (json: string) => createHash("sha256").update(json).digest("hex");
+  const fileSet = (m: Manifest) => {
+    const s = new Set<string>();
+    for (const e of m.entries) if (e.type === "file") s.add(`${e.path}\0${e.hash}`);
+    return s;
+  };
+
+  /**
+   * A folder for a new workspace, and the kept one sharing most files with
+   * it (taken), when at least half of that one's files would stay: emptying
+   * a folder of another source costs more than building a fresh one.
+   */
+  function place(files: Set<string>): { dir: string; recycle?: string } {
+    const dir = path.join(workDir, `ws-${process.pid}-${Date.now().toString(36)}-${++seq}`);
+    let best = -1;
+    let score = 0;
+    parked.forEach((p, i) => {
+      let n = 0;
+      for (const f of p.files) if (files.has(f)) n++;
+      if (n > score && n * 2 >= p.files.size) {
+        best = i;
+        score = n;
+      }
+    });
+    if (best === -1) return { dir };
+    const [p] = parked.splice(best, 1);
+    return { dir, recycle: (p as Parked).dir };
+  }
+
+  function start(manifest: Manifest, files: Set<string>): WorkspaceBuild {
+    const { dir, recycle } = place(files);
+    return cache.build(manifest, dir, recycle ? { recycle } : {});
+  }
+
+  function park(dir: string, files: Set<string>): void {
+    parked.push({ dir, files });
+    while (parked.length > keep) remove((parked.shift() as Parked).dir);
+  }
+
   return {
     support: {
       async missing(manifestJson) {
-        return cache.missing(parse(manifestJson));
+        const manifest = parse(manifestJson);
+        const missing = cache.missing(manifest);
+        // Start building now: the files are written while the upload arrives.
+        const files = fileSet(manifest);
+        const k = key(manifestJson);
+        const entry: Prepared = {
+          build: start(manifest, files),
+          files,
+          timer: setTimeout(() => {
+            const list = prepared.get(k);
+            const i = list?.indexOf(entry) ?? -1;
+            if (list === undefined || i === -1) return;
+            list.splice(i, 1);
+            if (list.length === 0) prepared.delete(k);
+            void entry.build.abort().finally(() => remove(entry.build.dir));
+          }, ttl),
+        };
+        entry.timer.unref();
+        const list = prepared.get(k);
+        if (list) list.push(entry);
+        else prepared.set(k, [entry]);
+        return missing;
       },
       ingest(chunks, gzip) {
         return cache.ingest(chunks, { gzip, limitBytes: options.maxUploadBytes ?? 4 * 1024 ** 3 });
       },
     },
     task: {
-      async materialize(manifestJson, targetDir) {
-        await cache.materialize(parse(manifestJson), targetDir);
+      async workspace(manifestJson): Promise<TaskWorkspace> {
+        const k = key(manifestJson);
+        const list = prepared.get(k);
+        const ready = list?.shift();
+        if (list?.length === 0) prepared.delete(k);
+        let build: WorkspaceBuild;
+        let files: Set<string>;
+        if (ready) {
+          clearTimeout(ready.timer);
+          build = ready.build;
+          files = ready.files;
+        } else {
+          const manifest = parse(manifestJson);
+          files = fileSet(manifest);
+          build = start(manifest, files);
+        }
+        try {
+          await build.finish();
+        } catch (e) {
+          remove(build.dir);
+          throw e;
+        }
+        return { dir: build.dir, release: () => park(build.dir, files) };
       },
       async changes(dir, manifestJson) {
         const changes = await ws.diffWorkspace(dir, parse(manifestJson));
         return { chunks: ws.rechunk(ws.packChanges(dir, changes)), deleted: changes.deleted };
       },
+    },
+    async close() {
+      for (const list of prepared.values()) {
+        for (const p of list) {
+          clearTimeout(p.timer);
+          await p.build.abort();
+        }
+      }
+      prepared.clear();
     },
   };
 }

@@ -1,0 +1,147 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { isWorkspaceError, packBlobs, scanWorkspace } from "@sloth/workspace";
+import { afterEach, describe, expect, it } from "vitest";
+import { createWorkspaceSupport } from "./workspace-support.js";
+
+const made: string[] = [];
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) await c();
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-agent-ws-"));
+  made.push(d);
+  return d;
+}
+
+function write(root: string, files: Record<string, string>): void {
+  const old = new Date(Date.now() - 60_000);
+  for (const [rel, content] of Object.entries(files)) {
+    const abs = path.join(root, rel);
+    fs.mkdirSync(path.dirname(abs), { recursive: true });
+    fs.writeFileSync(abs, content);
+    fs.utimesSync(abs, old, old);
+  }
+}
+
+/** Every entry under `root` with its type, mode and content. */
+function tree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const name of fs.readdirSync(path.join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const st = fs.lstatSync(path.join(root, r));
+      const mode = (st.mode & 0o777).toString(8);
+      if (st.isSymbolicLink()) out[r] = `link ${fs.readlinkSync(path.join(root, r))}`;
+      else if (st.isDirectory()) {
+        out[r] = `dir ${mode}`;
+        walk(r);
+      } else out[r] = `file ${mode} ${fs.readFileSync(path.join(root, r), "utf8")}`;
+    }
+  };
+  walk("");
+  return out;
+}
+
+async function setup(keepWorkspaces?: number) {
+  const root = tempDir();
+  const ws = await createWorkspaceSupport({
+    cacheDir: path.join(root, "cache"),
+    workDir: path.join(root, "workspaces"),
+    keepWorkspaces,
+  });
+  closers.push(ws.close);
+  /** What a runner does before RunTask: the manifest, then the blobs the agent lacks. */
+  const ship = async (src: string) => {
+    const manifest = await scanWorkspace(src);
+    const json = JSON.stringify(manifest);
+    const missing = await ws.support.missing(json);
+    if (missing.length > 0) await ws.support.ingest(packBlobs(src, manifest, missing), false);
+    return json;
+  };
+  return { root, ws, ship, workDir: path.join(root, "workspaces") };
+}
+
+describe("agent workspaces", () => {
+  it("builds the prepared workspace while the upload arrives, then hands it to the task", async () => {
+    const { ws, ship } = await setup();
+    const src = tempDir();
+    write(src, { "a.txt": "a", "d/b.txt": "b", "d/e/c.txt": "c" });
+    const json = await ship(src);
+    const lent = await ws.task.workspace?.(json);
+    expect(lent && tree(lent.dir)).toEqual(tree(src));
+  });
+
+  it("recycles the last workspace into exactly the manifest: changes undone, extra files gone", async () => {
+    const { ws, ship, workDir } = await setup();
+    const src = tempDir();
+    write(src, { "a.txt": "a", "d/b.txt": "b", "d/e/c.txt": "c", "gone/x.txt": "x" });
+    const json = await ship(src);
+    const first = await ws.task.workspace?.(json);
+    if (!first) throw new Error("no workspace");
+    // The task edits, adds, deletes, and leaves a build folder behind.
+    fs.writeFileSync(path.join(first.dir, "a.txt"), "edited");
+    fs.writeFileSync(path.join(first.dir, "d/extra.txt"), "left over");
+    fs.rmSync(path.join(first.dir, "d/e/c.txt"));
+    fs.mkdirSync(path.join(first.dir, "node_modules/p"), { recursive: true });
+    fs.writeFileSync(path.join(first.dir, "node_modules/p/i.js"), "x");
+    fs.symlinkSync("/etc", path.join(first.dir, "d/escape"));
+    first.release();
+    // Same source again, one file changed and one removed on the runner.
+    write(src, { "d/b.txt": "b2" });
+    fs.rmSync(path.join(src, "gone"), { recursive: true });
+    const second = await ws.task.workspace?.(await ship(src));
+    if (!second) throw new Error("no workspace");
+    expect(fs.existsSync(first.dir)).toBe(false);
+    expect(tree(second.dir)).toEqual(tree(src));
+    // One folder in use, none left behind.
+    expect(fs.readdirSync(workDir)).toEqual([path.basename(second.dir)]);
+  });
+
+  it("lends two tasks of one manifest two folders", async () => {
+    const { ws, ship } = await setup();
+    const src = tempDir();
+    write(src, { "a.txt": "a" });
+    const json = await ship(src);
+    await ws.support.missing(json);
+    const [one, two] = await Promise.all([ws.task.workspace?.(json), ws.task.workspace?.(json)]);
+    expect(one?.dir).not.toBe(two?.dir);
+    expect(one && tree(one.dir)).toEqual(tree(src));
+    expect(two && tree(two.dir)).toEqual(tree(src));
+  });
+
+  it("keeps at most keepWorkspaces folders, and does not recycle another source's", async () => {
+    const { ws, ship, workDir } = await setup(1);
+    const a = tempDir();
+    const b = tempDir();
+    write(a, { "one.txt": "1", "two.txt": "2" });
+    write(b, { "other.txt": "o" });
+    const wa = await ws.task.workspace?.(await ship(a));
+    wa?.release();
+    const wb = await ws.task.workspace?.(await ship(b));
+    expect(wa && fs.existsSync(wa.dir)).toBe(true);
+    expect(wb && tree(wb.dir)).toEqual(tree(b));
+    wb?.release();
+    await expect.poll(() => fs.readdirSync(workDir).length).toBe(1);
+  });
+
+  it("refuses a hostile manifest before writing anything", async () => {
+    const { root, ws } = await setup();
+    const bad = JSON.stringify({
+      entries: [
+        { path: "../escape.txt", type: "file", mode: 0o644, size: 1, hash: "a".repeat(64) },
+      ],
+      totalBytes: 1,
+    });
+    const e = await ws.support.missing(bad).catch((x: unknown) => x);
+    expect(isWorkspaceError(e, "SLOTH_ARCHIVE_UNSAFE"), String(e)).toBe(true);
+    const e2 = await ws.task.workspace?.(bad).catch((x: unknown) => x);
+    expect(isWorkspaceError(e2, "SLOTH_ARCHIVE_UNSAFE"), String(e2)).toBe(true);
+    expect(fs.readdirSync(root).sort()).toEqual(["cache", "workspaces"]);
+    expect(fs.readdirSync(path.join(root, "workspaces"))).toEqual([]);
+  });
+});
