@@ -159,6 +159,22 @@ try {
     }
   }
 
+  // 5b. The installed CLI keeps named masters: the full command line adds one,
+  // and `master list` (answered by its light path) shows it.
+  try {
+    const bin = path.join(project, "node_modules/.bin", "sloth-runner");
+    const dataDir = path.join(project, "data");
+    sh(bin, ["master", "add", "prod", "10.0.0.1:50053", "--data-dir", dataDir], { cwd: project });
+    const listed = JSON.parse(
+      sh(bin, ["master", "list", "--json", "--data-dir", dataDir], { cwd: project }),
+    );
+    if (listed.length !== 1 || listed[0].name !== "prod" || listed[0].default !== true)
+      throw new Error(`listed ${JSON.stringify(listed)}`);
+    step("sloth-runner master add / master list --json: ok");
+  } catch (e) {
+    fail(`sloth-runner master add/list: ${e.stderr ?? e.message}`);
+  }
+
   // 6. Types resolve for a TypeScript consumer (nodenext, strict, lib check on).
   const libs = packages.filter((p) => !p.pkg.bin);
   fs.writeFileSync(
