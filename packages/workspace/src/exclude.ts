@@ -12,14 +12,27 @@ export type Excluder = (rel: string, isDir: boolean) => boolean;
  * read, so the rules are known before the walk starts).
  */
 export function createExcluder(root: string, options: ScanOptions = {}): Excluder {
+  const file = path.join(root, options.ignoreFile ?? ".slothignore");
+  const rules = readRules(file);
+  // The usual case, no rules but the default: a plain check instead of a
+  // pattern match per path, which a scan would pay for every file.
+  if (rules === undefined && (options.exclude ?? []).length === 0) {
+    if (options.includeGit) return () => false;
+    return (rel) =>
+      rel === ".git" || rel.startsWith(".git/") || rel.endsWith("/.git") || rel.includes("/.git/");
+  }
   const ig = ignore();
   if (!options.includeGit) ig.add(".git");
   if (options.exclude) ig.add(options.exclude);
-  const file = path.join(root, options.ignoreFile ?? ".slothignore");
+  if (rules !== undefined) ig.add(rules);
+  return (rel, isDir) => ig.ignores(isDir ? `${rel}/` : rel);
+}
+
+function readRules(file: string): string | undefined {
   try {
-    if (fs.lstatSync(file).isFile()) ig.add(fs.readFileSync(file, "utf8"));
+    return fs.lstatSync(file).isFile() ? fs.readFileSync(file, "utf8") : undefined;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    return undefined;
   }
-  return (rel, isDir) => ig.ignores(isDir ? `${rel}/` : rel);
 }

@@ -22,6 +22,8 @@ export interface ScanAll {
 
 interface Walk {
   root: string;
+  /** `root` with a trailing slash: entry names come from readdir, so joining is concatenation. */
+  prefix: string;
   all: ScanAll | undefined;
   excluded: Excluder;
   options: ScanOptions;
@@ -58,6 +60,7 @@ export async function scanTree(
   for (const e of options.reuse?.entries ?? []) if (e.type === "file") reuse.set(e.path, e);
   const w: Walk = {
     root,
+    prefix: root.endsWith("/") ? root : `${root}/`,
     all,
     excluded: all?.all ? () => false : createExcluder(root, options),
     options,
@@ -72,12 +75,14 @@ export async function scanTree(
 }
 
 async function walk(w: Walk, relDir: string): Promise<void> {
-  const dirents = fs.readdirSync(path.join(w.root, relDir), { withFileTypes: true }).sort(byName);
+  const dirents = fs
+    .readdirSync(relDir === "" ? w.root : w.prefix + relDir, { withFileTypes: true })
+    .sort(byName);
   for (const d of dirents) {
     if (w.pacer.due()) await w.pacer.pause();
     const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
     if (w.excluded(rel, d.isDirectory())) continue;
-    const abs = path.join(w.root, rel);
+    const abs = w.prefix + rel;
     const st = fs.lstatSync(abs);
     if (st.isDirectory()) {
       w.entries.push({ path: rel, type: "dir", mode: st.mode & 0o777 });
