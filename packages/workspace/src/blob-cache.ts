@@ -94,29 +94,42 @@ export class BlobCache {
     const pack = this.packs.append();
     let blobs = 0;
     let bytes = 0;
+    let failure: unknown;
     try {
-      await readTar(stream, options, (h) => {
-        if (h.type !== "file") throw unsafe(h.name, `${h.type} entries are not blobs`);
-        if (!isHash(h.name)) throw unsafe(h.name, "not a blob name (sha256 hex)");
-        if (expected && !expected.has(h.name))
-          throw new WorkspaceError(
-            "SLOTH_BLOB_MISMATCH",
-            `cannot accept blob ${JSON.stringify(h.name)}: not asked for`,
-            { details: { entry: h.name } },
-          );
-        // Already here (or earlier in this archive): known good, skip it.
-        if (this.packs.get(h.name) !== undefined || pack.has(h.name)) return undefined;
-        const size = h.size;
-        return pack.blob(h.name, size, (data) => {
-          blobs++;
-          bytes += size;
-          onBlob?.(h.name, data);
-          for (const b of this.building) b.blobArrived(h.name, data);
-        });
-      });
-    } finally {
-      pack.commit();
+      await readTar(
+        stream,
+        options,
+        (h) => {
+          if (h.type !== "file") throw unsafe(h.name, `${h.type} entries are not blobs`);
+          if (!isHash(h.name)) throw unsafe(h.name, "not a blob name (sha256 hex)");
+          if (expected && !expected.has(h.name))
+            throw new WorkspaceError(
+              "SLOTH_BLOB_MISMATCH",
+              `cannot accept blob ${JSON.stringify(h.name)}: not asked for`,
+              { details: { entry: h.name } },
+            );
+          // Already here (or earlier in this archive): known good, skip it.
+          if (this.packs.get(h.name) !== undefined || pack.has(h.name)) return undefined;
+          const size = h.size;
+          return pack.blob(h.name, size, (data) => {
+            blobs++;
+            bytes += size;
+            onBlob?.(h.name, data);
+            for (const b of this.building) b.blobArrived(h.name, data);
+          });
+        },
+        () => pack.ready(),
+      );
+    } catch (e) {
+      failure = e;
     }
+    // The blobs verified before a failure are kept.
+    try {
+      await pack.commit();
+    } catch (e) {
+      failure ??= e;
+    }
+    if (failure !== undefined) throw failure;
     return { blobs, bytes };
   }
 

@@ -99,13 +99,35 @@ export class PackStore {
 }
 
 // Small blobs are queued and written in large batches: on these disks a
-// write syscall costs about the same for 10 KiB as for 1 MiB.
+// write syscall costs about the same for 10 KiB as for 1 MiB. The batches
+// are written by the thread pool while the caller goes on parsing and
+// building the workspace; a few may be in flight.
 const SMALL_BLOB = 1024 * 1024;
 const BATCH = 4 * 1024 * 1024;
+const IN_FLIGHT = 4;
 
 function writeAll(fd: number, data: Uint8Array, position: number): void {
   let off = 0;
   while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off, position + off);
+}
+
+/** Writes buffers at a position, all of them, through the thread pool. */
+async function writevAll(fd: number, parts: Uint8Array[], position: number): Promise<void> {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const done = await new Promise<number>((resolve, reject) =>
+    fs.writev(fd, parts, position, (err, n) => (err ? reject(err) : resolve(n))),
+  );
+  if (done < total)
+    await new Promise<void>((resolve, reject) => {
+      const rest = Buffer.concat(parts, total).subarray(done);
+      try {
+        writeAll(fd, rest, position + done);
+        resolve();
+      } catch (e) {
+        reject(e);
+      }
+    });
 }
 
 /**
@@ -114,12 +136,15 @@ function writeAll(fd: number, data: Uint8Array, position: number): void {
  */
 export class PackAppender {
   private fd: number | undefined;
+  // Bytes of the pack written or being written.
   private flushed = 0;
   private queue: Uint8Array[] = [];
   private queued = 0;
   private unindexed: IndexFile["blobs"] = [];
   private readonly blobs: IndexFile["blobs"] = [];
   private readonly names = new Set<string>();
+  private readonly writing = new Set<Promise<void>>();
+  private failure: unknown;
 
   constructor(
     private readonly store: PackStore,
@@ -150,17 +175,19 @@ export class PackAppender {
       );
     };
     if (size <= SMALL_BLOB) {
-      const parts: Uint8Array[] = [];
+      let first: Uint8Array | undefined;
+      let parts: Uint8Array[] | undefined;
       return {
         write: (chunk) => {
           h.update(chunk);
-          parts.push(chunk);
+          if (first === undefined) first = chunk;
+          else if (parts === undefined) parts = [first, chunk];
+          else parts.push(chunk);
           written += chunk.length;
         },
         end: () => {
           verify();
-          const data =
-            parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts, written);
+          const data = parts ? Buffer.concat(parts, written) : (first ?? new Uint8Array(0));
           this.enqueue(hash, data);
           stored?.(data);
         },
@@ -195,6 +222,12 @@ export class PackAppender {
     };
   }
 
+  /** Resolves when few enough batches are in flight to queue more; undefined when none wait. */
+  ready(): Promise<void> | undefined {
+    if (this.writing.size < IN_FLIGHT) return undefined;
+    return Promise.race(this.writing).then(() => {});
+  }
+
   private open(): number {
     this.fd ??= fs.openSync(this.store.packPath(this.id), "wx", 0o444);
     return this.fd;
@@ -215,19 +248,31 @@ export class PackAppender {
     this.index.set(hash, { pack: this.id, offset, size });
   }
 
-  /** Writes the queued small blobs and makes them visible in this process. */
+  /**
+   * Starts writing the queued small blobs; they become visible in this
+   * process once written (a build reading the pack meanwhile waits for them).
+   */
   flush(): void {
+    if (this.failure !== undefined) throw this.failure;
     if (this.unindexed.length === 0) return;
     const fd = this.open();
-    // One gathering write, without first copying the blobs into one buffer.
-    const done = this.queued > 0 ? fs.writevSync(fd, this.queue, this.flushed) : 0;
-    if (done < this.queued)
-      writeAll(fd, Buffer.concat(this.queue, this.queued).subarray(done), this.flushed + done);
+    const parts = this.queue;
+    const blobs = this.unindexed;
+    const at = this.flushed;
     this.flushed += this.queued;
     this.queue = [];
     this.queued = 0;
-    for (const b of this.unindexed) this.record(b);
     this.unindexed = [];
+    const w = writevAll(fd, parts, at).then(
+      () => {
+        for (const b of blobs) this.record(b);
+      },
+      (e: unknown) => {
+        this.failure ??= e;
+      },
+    );
+    this.writing.add(w);
+    void w.then(() => this.writing.delete(w));
   }
 
   /**
@@ -235,18 +280,34 @@ export class PackAppender {
    * pack is flushed before its index appears, so an index never outlives
    * its data after a crash.
    */
-  commit(): void {
-    this.flush();
-    if (this.fd === undefined) return;
+  async commit(): Promise<void> {
+    try {
+      this.flush();
+    } catch {
+      // Reported below, after what was written is made durable.
+    }
+    await Promise.all(this.writing);
     const fd = this.fd;
     this.fd = undefined;
-    if (this.blobs.length === 0) {
-      fs.closeSync(fd);
-      fs.rmSync(this.store.packPath(this.id), { force: true });
-      return;
+    if (fd !== undefined) {
+      if (this.blobs.length === 0) {
+        fs.closeSync(fd);
+        fs.rmSync(this.store.packPath(this.id), { force: true });
+      } else {
+        try {
+          await new Promise<void>((resolve, reject) =>
+            fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())),
+          );
+        } finally {
+          fs.closeSync(fd);
+        }
+        this.writeIndex();
+      }
     }
-    fs.fdatasyncSync(fd);
-    fs.closeSync(fd);
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private writeIndex(): void {
     const idx = path.join(this.store.dir, `${this.id}.idx`);
     const body: IndexFile = { v: 1, blobs: this.blobs };
     fs.writeFileSync(`${idx}.tmp`, JSON.stringify(body));

@@ -41,18 +41,22 @@ const MAX_META = 1024 * 1024;
 /**
  * Parses `input`; for each entry calls `onEntry`, which validates the header
  * (throwing to reject the whole archive) and returns a writer for its
- * content, or undefined to skip it.
+ * content, or undefined to skip it. `ready`, asked after each chunk, may
+ * hold the reading back while the writers catch up.
  */
 export async function readTar(
   input: AsyncIterable<Uint8Array>,
   options: ReadOptions,
   onEntry: (header: TarHeader) => EntryWriter | undefined,
+  ready?: () => Promise<void> | undefined,
 ): Promise<{ entries: number; bytes: number }> {
   const parser = new TarParser(options, onEntry);
   try {
     for await (const chunk of decompressed(input, options.gzip === true)) {
       // Read to the end even after the end-of-archive blocks, so the sender is never cut off.
       parser.push(chunk);
+      const wait = ready?.();
+      if (wait) await wait;
     }
     parser.finish();
   } catch (e) {
