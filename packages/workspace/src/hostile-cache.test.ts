@@ -190,6 +190,25 @@ describe("BlobCache.materialize refuses a manifest with", () => {
     });
   }
 
+  it("setuid, setgid and sticky bits, fresh and recycled", async () => {
+    await ingest([{ name: HELLO, content: "hello" }]);
+    const target = path.join(root, "work");
+    const m: Manifest = {
+      entries: [
+        { path: "d", type: "dir", mode: 0o3755 },
+        { path: "d/suid", type: "file", mode: 0o4755, size: 5, hash: HELLO },
+      ],
+      totalBytes: 5,
+    };
+    const modes = () =>
+      ["d", "d/suid"].map((p) => (fs.statSync(path.join(target, p)).mode & 0o7777).toString(8));
+    await cache.materialize(m, target);
+    expect(modes()).toEqual(["755", "755"]);
+    fs.chmodSync(path.join(target, "d/suid"), 0o644);
+    await cache.materialize(m, target, { recycle: target });
+    expect(modes()).toEqual(["755", "755"]);
+  });
+
   it("a blob the cache lacks", async () => {
     const m: Manifest = { entries: [file("a")], totalBytes: 5 };
     await rejects(cache.materialize(m, path.join(root, "work")), "SLOTH_BLOB_MISSING", "a");

@@ -66,9 +66,10 @@ export class TreeBuilder {
         // A child listed before its parent may have created it already.
         if (h === undefined && !fs.existsSync(abs)) fs.mkdirSync(abs, { mode: 0o700 });
         this.tree.remember(e.path);
-        this.dirs.push({ abs, mode: e.mode });
+        const mode = e.mode & 0o777;
+        if (h?.type !== "dir" || h.mode !== mode) this.dirs.push({ abs, mode });
       } else if (h?.type === "file") {
-        if (h.mode !== e.mode) fs.chmodSync(abs, e.mode);
+        if (h.mode !== (e.mode & 0o777)) fs.chmodSync(abs, e.mode & 0o777);
         if (e.mtimeMs !== undefined && h.mtimeMs !== e.mtimeMs)
           fs.utimesSync(abs, e.mtimeMs / 1000, e.mtimeMs / 1000);
         this.kept++;
@@ -239,12 +240,17 @@ class BlobReader {
   }
 }
 
+// Read once: a file whose mode the umask leaves alone needs no chmod after its creation.
+const UMASK = process.umask();
+
 /** Creates a file that must not exist yet (never through a symlink), with the entry's mode and mtime. */
 function writeNew(e: FileEntry, abs: string, fill: (fd: number) => void): void {
-  const out = fs.openSync(abs, O_CREATE_NEW, 0o600);
+  // Setuid, setgid and sticky bits never travel.
+  const mode = e.mode & 0o777;
+  const out = fs.openSync(abs, O_CREATE_NEW, mode);
   try {
     fill(out);
-    fs.fchmodSync(out, e.mode);
+    if ((mode & UMASK) !== 0) fs.fchmodSync(out, mode);
     // The sender's mtime lets diffWorkspace trust size+mtime afterwards.
     if (e.mtimeMs !== undefined) fs.futimesSync(out, e.mtimeMs / 1000, e.mtimeMs / 1000);
   } finally {
