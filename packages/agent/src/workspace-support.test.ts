@@ -129,19 +129,33 @@ describe("agent workspaces", () => {
     await expect.poll(() => fs.readdirSync(workDir).length).toBe(1);
   });
 
-  it("refuses a hostile manifest before writing anything", async () => {
-    const { root, ws } = await setup();
+  it("refuses a hostile manifest before writing anything, keeping the last workspace", async () => {
+    const { root, ws, ship } = await setup();
+    const src = tempDir();
+    write(src, { "a.txt": "a" });
+    const json = await ship(src);
+    const kept = await ws.task.workspace?.(json);
+    if (!kept) throw new Error("no workspace");
+    kept.release();
+    const { entries } = JSON.parse(json) as { entries: { hash?: string }[] };
+    const hash = entries.find((e) => e.hash)?.hash;
+    // It shares a file with the kept workspace, so that one is picked, then refused.
     const bad = JSON.stringify({
       entries: [
-        { path: "../escape.txt", type: "file", mode: 0o644, size: 1, hash: "a".repeat(64) },
+        { path: "a.txt", type: "file", mode: 0o644, size: 1, hash },
+        { path: "../escape.txt", type: "file", mode: 0o644, size: 1, hash },
       ],
-      totalBytes: 1,
+      totalBytes: 2,
     });
     const e = await ws.support.missing(bad).catch((x: unknown) => x);
     expect(isWorkspaceError(e, "SLOTH_ARCHIVE_UNSAFE"), String(e)).toBe(true);
     const e2 = await ws.task.workspace?.(bad).catch((x: unknown) => x);
     expect(isWorkspaceError(e2, "SLOTH_ARCHIVE_UNSAFE"), String(e2)).toBe(true);
     expect(fs.readdirSync(root).sort()).toEqual(["cache", "workspaces"]);
-    expect(fs.readdirSync(path.join(root, "workspaces"))).toEqual([]);
+    expect(fs.readdirSync(path.join(root, "workspaces"))).toEqual([path.basename(kept.dir)]);
+    // Still there to be recycled.
+    const again = await ws.task.workspace?.(json);
+    expect(fs.existsSync(kept.dir)).toBe(false);
+    expect(again && tree(again.dir)).toEqual(tree(src));
   });
 });

@@ -82,7 +82,9 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
   const key = (json: string) => createHash("sha256").update(json).digest("hex");
   const fileSet = (m: Manifest) => {
     const s = new Set<string>();
-    for (const e of m.entries) if (e.type === "file") s.add(`${e.path}\0${e.hash}`);
+    // Not checked yet: the build refuses a malformed manifest.
+    if (!Array.isArray(m?.entries)) return s;
+    for (const e of m.entries) if (e?.type === "file") s.add(`${e.path}\0${e.hash}`);
     return s;
   };
 
@@ -91,7 +93,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
    * it (taken), when at least half of that one's files would stay: emptying
    * a folder of another source costs more than building a fresh one.
    */
-  function place(files: Set<string>): { dir: string; recycle?: string } {
+  function place(files: Set<string>): { dir: string; from?: Parked } {
     const dir = path.join(workDir, `ws-${process.pid}-${Date.now().toString(36)}-${++seq}`);
     let best = -1;
     let score = 0;
@@ -104,13 +106,19 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
       }
     });
     if (best === -1) return { dir };
-    const [p] = parked.splice(best, 1);
-    return { dir, recycle: (p as Parked).dir };
+    const [from] = parked.splice(best, 1);
+    return { dir, from };
   }
 
   function start(manifest: Manifest, files: Set<string>): WorkspaceBuild {
-    const { dir, recycle } = place(files);
-    return cache.build(manifest, dir, recycle ? { recycle } : {});
+    const { dir, from } = place(files);
+    try {
+      return cache.build(manifest, dir, from ? { recycle: from.dir } : {});
+    } catch (e) {
+      // Refused before touching anything: the kept folder stays available.
+      if (from) parked.push(from);
+      throw e;
+    }
   }
 
   function park(dir: string, files: Set<string>): void {
@@ -121,13 +129,15 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
   return {
     support: {
       async missing(manifestJson) {
-        const manifest = parse(manifestJson);
-        const missing = cache.missing(manifest);
-        // Start building now: the files are written while the upload arrives.
+        // Checked by the build, before the cache is asked.
+        const manifest = JSON.parse(manifestJson) as Manifest;
         const files = fileSet(manifest);
+        // Start building now: the files are written while the upload arrives.
+        const build = start(manifest, files);
+        const missing = cache.missing(manifest);
         const k = key(manifestJson);
         const entry: Prepared = {
-          build: start(manifest, files),
+          build,
           files,
           timer: setTimeout(() => {
             const list = prepared.get(k);
@@ -161,7 +171,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
           build = ready.build;
           files = ready.files;
         } else {
-          const manifest = parse(manifestJson);
+          const manifest = JSON.parse(manifestJson) as Manifest;
           files = fileSet(manifest);
           build = start(manifest, files);
         }
