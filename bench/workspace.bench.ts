@@ -1,8 +1,10 @@
 // Workspace transfer for delegated tasks, next to GNU tar through a loopback
 // socket in the same run. A generated workspace (10,000 files / 100 MiB;
-// 1,000 / 10 MiB quick) goes to an agent process (scan, ask the agent which
-// blobs its empty cache lacks, pack them, TCP on 127.0.0.1, receive: ingest
-// and materialize in one pass), a tenth of it is changed there and comes
+// 1,000 / 10 MiB quick) goes to an agent process as @sloth/agent does it
+// (scan; send the manifest, on which the agent answers which blobs its cache
+// lacks and starts building the workspace; pack them, TCP on 127.0.0.1, the
+// agent ingests them and the build writes their files as they arrive; the
+// task's turn finishes the build), a tenth of it is changed there and comes
 // back (diff, pack, TCP, apply); then the unchanged workspace is synced
 // again, into a fresh directory and recycling the last one.
 // The agent is a child process speaking IPC for control and TCP for bytes,
@@ -23,6 +25,7 @@ import {
   packBlobs,
   packChanges,
   scanWorkspace,
+  type WorkspaceBuild,
 } from "@sloth/workspace";
 import { median, printTable, QUICK, type Row, round, row, writeResult } from "./lib/report.js";
 
@@ -53,38 +56,46 @@ function generate(dir: string): void {
 // ---- The agent process -------------------------------------------------
 
 type Request =
-  | { op: "missing"; cache: string; manifest: Manifest }
-  | {
-      op: "receive";
-      cache: string;
-      manifest: Manifest;
-      target: string;
-      port: number;
-      recycle?: string;
-    }
+  | { op: "prepare"; cache: string; manifest: string; target: string; recycle?: string }
+  | { op: "upload"; cache: string; port: number }
   | { op: "task"; work: string; manifest: Manifest }
-  | { op: "send-changes"; work: string; manifest: Manifest; port: number };
+  | { op: "send-changes"; work: string; port: number };
 
 async function agent(): Promise<void> {
   const caches = new Map<string, BlobCache>();
   const cache = (dir: string) => caches.get(dir) ?? caches.set(dir, new BlobCache(dir)).get(dir)!;
+  const manifests = new Map<string, Manifest>();
+  const builds = new Map<string, { build: WorkspaceBuild; missing: string[]; t: number }>();
   process.on("message", async (msg: { id: number; req: Request }) => {
     const { id, req } = msg;
     const reply = (data: object) => process.send?.({ id, ...data });
     try {
-      if (req.op === "missing") reply({ missing: cache(req.cache).missing(req.manifest) });
-      else if (req.op === "receive") {
-        const socket = net.connect(req.port, "127.0.0.1");
-        const missing = cache(req.cache).missing(req.manifest);
+      if (req.op === "prepare") {
+        // What the agent's PrepareWorkspace does: answer, and start building.
         const t = performance.now();
-        const r = await cache(req.cache).receive(req.manifest, req.target, socket, {
-          expect: missing,
-          ...(req.recycle ? { recycle: req.recycle } : {}),
+        const manifest = JSON.parse(req.manifest) as Manifest;
+        // RunTask's manifest, kept for the changes after the task.
+        manifests.set(req.target, manifest);
+        const missing = cache(req.cache).missing(manifest);
+        builds.set(req.cache, {
+          build: cache(req.cache).build(manifest, req.target, {
+            ...(req.recycle ? { recycle: req.recycle } : {}),
+          }),
+          missing,
+          t,
         });
-        reply({ ...r, seconds: (performance.now() - t) / 1000 });
+        reply({ missing });
+      } else if (req.op === "upload") {
+        // UploadBlobs, then RunTask finishing the build.
+        const b = builds.get(req.cache)!;
+        builds.delete(req.cache);
+        const socket = net.connect(req.port, "127.0.0.1");
+        const r = await cache(req.cache).ingest(socket, { expect: b.missing });
+        const done = await b.build.finish();
+        reply({ ...r, ...done, seconds: (performance.now() - b.t) / 1000 });
       } else if (req.op === "task") reply({ touched: task(req.work, req.manifest) });
       else {
-        const changes = await diffWorkspace(req.work, req.manifest);
+        const changes = await diffWorkspace(req.work, manifests.get(req.work)!);
         reply({ deleted: changes.deleted, changed: changes.changed.length });
         const socket = net.connect(req.port, "127.0.0.1");
         for await (const c of packChanges(req.work, changes)) {
@@ -203,26 +214,21 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
   let scan = 0;
   let sendSeconds = 0;
   let receiveSeconds = 0;
-  /** One sync: scan, ask, pack, receive. */
+  /** One sync: scan, prepare (ask and start building), pack, upload, finish. */
   const sync = async (target: string, reuse?: Manifest, recycle?: string) => {
     let t: number;
     [manifest, t] = await time(() => scanWorkspace(src, reuse ? { reuse } : {}));
     if (!reuse) scan = t;
-    const { missing } = await call<{ missing: string[] }>(child, {
-      op: "missing",
-      cache,
-      manifest,
-    });
     const { port, socket } = await listen();
-    const t0 = performance.now();
-    const done = call<{ bytes: number; seconds: number }>(child, {
-      op: "receive",
+    const { missing } = await call<{ missing: string[] }>(child, {
+      op: "prepare",
       cache,
-      manifest,
+      manifest: JSON.stringify(manifest),
       target,
-      port,
       ...(recycle ? { recycle } : {}),
     });
+    const t0 = performance.now();
+    const done = call<{ bytes: number; seconds: number }>(child, { op: "upload", cache, port });
     await send(await socket, packBlobs(src, manifest, missing));
     const sent = (performance.now() - t0) / 1000;
     const r = await done;
@@ -252,7 +258,6 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
     const meta = await call<{ deleted: string[] }>(child, {
       op: "send-changes",
       work,
-      manifest: base,
       port,
     });
     await applyChanges(tarDst, await socket, meta.deleted, { base });
@@ -311,7 +316,7 @@ function report(reps: Rep[]): void {
       value: `${s(m("forward"))} (${round(mib / m("forward"), 1)} MiB/s)`,
       reference: `tar c, TCP, tar x: ${s(m("tarForward"))}`,
       ratio: m("tarForward") / m("forward"),
-      note: `the runner's scan (hashing every file) ${s(m("scan"))}, packing and sending ${s(m("sendSeconds"))}, the agent's receive (ingest and materialize) ${s(m("receiveSeconds"))}`,
+      note: `the runner's scan (hashing every file) ${s(m("scan"))}, packing and sending ${s(m("sendSeconds"))}, the agent's work from the manifest to a finished workspace ${s(m("receiveSeconds"))}`,
     }),
     row({
       measure: `back: ${round(m("backBytes") / 1024 / 1024, 1)} MiB changed or added, 1 % deleted`,
