@@ -32,6 +32,8 @@ export interface ConnectOptions {
 export interface SlothConnection extends AsyncDisposable {
   readonly address: string;
   readonly transport: Transport;
+  /** The HTTP/2 session under the transport, for raw streams on the same connection. */
+  readonly sessionManager: Http2SessionManager;
   /** Closes the HTTP/2 session; in-flight calls fail. */
   close(): void;
 }
@@ -69,6 +71,7 @@ export function connect(options: ConnectOptions): SlothConnection {
   return {
     address: options.address,
     transport,
+    sessionManager,
     close,
     [Symbol.asyncDispose]: async () => close(),
   };

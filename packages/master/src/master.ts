@@ -7,6 +7,7 @@ import { createAuthInterceptor, formatHostPort, SlothError, type TlsMaterial } f
 import { MasterService, StateService } from "@sloth/proto";
 import { openStateBackend, type StateBackend } from "@sloth/state";
 import { AgentPool } from "./agent-pool.js";
+import { createFastRelay } from "./fast-relay.js";
 import { createDualServer, type DualServer } from "./listener.js";
 import { createMasterMetrics } from "./metrics.js";
 import { type AgentEntry, AgentRegistry, type AgentState } from "./registry.js";
@@ -189,6 +190,18 @@ export function createMaster(options: MasterOptions): Master {
     },
   });
 
+  // Connect binary RunOnAgent calls over HTTP/2 skip the Connect handler:
+  // the agent's frames are passed on as they are (see fast-relay.ts).
+  const fast = createFastRelay({
+    service: deps,
+    token: options.token,
+    observer: { ended: (method, code, secs) => metrics.record(method, code, secs) },
+  });
+  const connectHandler = handler;
+  const serve: typeof handler = (req, res) => {
+    if (!fast(req)) connectHandler(req, res);
+  };
+
   let dual: DualServer | undefined;
   let secure: http2.Http2SecureServer | undefined;
   const secureSessions = new Set<http2.ServerHttp2Session>();
@@ -239,7 +252,7 @@ export function createMaster(options: MasterOptions): Master {
     registry,
     routes,
     interceptors,
-    handler,
+    handler: serve,
     metrics: () => metrics.registry.metrics(),
     contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
     events: (signal) =>
@@ -259,7 +272,7 @@ export function createMaster(options: MasterOptions): Master {
             rejectUnauthorized: options.tls.ca !== undefined,
             allowHTTP1: true,
           },
-          handler,
+          serve,
         );
         srv.on("session", (s) => {
           secureSessions.add(s);
@@ -269,7 +282,7 @@ export function createMaster(options: MasterOptions): Master {
         secure = srv;
         address = srv.address() as AddressInfo;
       } else {
-        const d = createDualServer(handler);
+        const d = createDualServer(serve);
         await listenOn(d.server, port, bind);
         dual = d;
         address = d.server.address() as AddressInfo;

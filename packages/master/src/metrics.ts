@@ -8,6 +8,8 @@ export interface MasterMetrics {
   registry: Registry;
   /** Counts and times every RPC. */
   interceptor: Interceptor;
+  /** Counts a call handled outside the Connect handler (the relay's fast path). */
+  record(method: string, code: string, seconds: number): void;
 }
 
 /** Creates the master's metrics: agents by status, RPC counts and latencies, runs in flight. */
@@ -56,14 +58,19 @@ export function createMasterMetrics(
         calls.inc({ method, code: "OK" });
         end();
       } else {
-        calls.inc({ method, code: "OK" });
+        // A stream is counted when it ends, with the code it ended with.
         const inner = res.message;
         return {
           ...res,
           message: (async function* () {
+            let code = "OK";
             try {
               yield* inner;
+            } catch (e) {
+              code = codeName(e);
+              throw e;
             } finally {
+              calls.inc({ method, code });
               end();
             }
           })(),
@@ -76,7 +83,11 @@ export function createMasterMetrics(
       throw e;
     }
   };
-  return { registry, interceptor };
+  const record = (method: string, code: string, secs: number) => {
+    calls.inc({ method, code });
+    seconds.observe({ method }, secs);
+  };
+  return { registry, interceptor, record };
 }
 
 function codeName(e: unknown): string {

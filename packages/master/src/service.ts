@@ -102,13 +102,13 @@ function heartbeatGuard<T>(fn: () => Promise<T>): Promise<T> {
   });
 }
 
-function mustGet(deps: ServiceDeps, name: string): AgentEntry {
+export function mustGet(deps: ServiceDeps, name: string): AgentEntry {
   const a = deps.registry.get(name);
   if (!a) throw notFound(name);
   return a;
 }
 
-function agentLink(a: AgentEntry, e: unknown): SlothError {
+export function agentLink(a: AgentEntry, e: unknown): SlothError {
   const msg = e instanceof ConnectError ? e.rawMessage : String(e);
   return new SlothError(
     "SLOTH_AGENT_UNAVAILABLE",
@@ -120,7 +120,7 @@ function agentLink(a: AgentEntry, e: unknown): SlothError {
   );
 }
 
-function requireUsable(a: AgentEntry): void {
+export function requireUsable(a: AgentEntry): void {
   if (a.status === "inactive") {
     const secs = Math.round((Date.now() - a.lastSeen) / 1000);
     throw new SlothError(
