@@ -10,6 +10,7 @@ import {
 import type { BackoffOptions } from "./backoff.js";
 import { CommandTracker } from "./command-tracker.js";
 import type { AgentEvent, AgentStatus } from "./events.js";
+import { createFastCommands } from "./fast-commands.js";
 import { type AgentIdentity, loadOrCreateIdentity } from "./identity.js";
 import { type AgentLogger, silentLogger } from "./logger.js";
 import { CpuSampler } from "./metrics.js";
@@ -17,7 +18,7 @@ import { validateAgentOptions } from "./options.js";
 import { createAgentPrometheus, serveMetrics } from "./prometheus.js";
 import { type HeartbeatOptions, runRegistration } from "./registration.js";
 import { listenRpc, type RpcServer } from "./server.js";
-import { agentRoutes } from "./service.js";
+import { agentRoutes, type ServiceContext } from "./service.js";
 import { systemFacts } from "./system-facts.js";
 import { defaultScratchDir } from "./task-runner.js";
 import { AGENT_VERSION } from "./version.js";
@@ -200,7 +201,7 @@ export function createAgent(options: AgentOptions): Agent {
         logger,
       });
       closeWorkspaces = workspace.close;
-      const routes = agentRoutes({
+      const serviceContext: ServiceContext = {
         name: o.name,
         version: AGENT_VERSION,
         tracker,
@@ -230,10 +231,12 @@ export function createAgent(options: AgentOptions): Agent {
             },
           },
         },
-      });
+      };
+      const routes = agentRoutes(serviceContext);
+      const fast = createFastCommands(serviceContext, options.token);
       const auth = createAuthInterceptor({ token: options.token, publicMethods: ["Health"] });
       try {
-        server = await listenRpc(routes, [auth], o.bindAddress, o.port, options.tls);
+        server = await listenRpc(routes, [auth], o.bindAddress, o.port, options.tls, fast);
       } catch (e) {
         state.state = "stopped";
         settle.resolve();

@@ -26,8 +26,10 @@ export async function listenRpc(
   host: string,
   port: number,
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer | undefined },
+  /** Takes over the requests it serves by hand (returns true); the rest go to Connect. */
+  fast?: (req: unknown) => boolean,
 ): Promise<RpcServer> {
-  const handler = connectNodeAdapter({
+  const connectHandler = connectNodeAdapter({
     routes,
     interceptors,
     // Never compress responses: command output streams at pipe speed, and
@@ -35,6 +37,9 @@ export async function listenRpc(
     // Compressed requests are still accepted.
     compressMinBytes: Number.MAX_SAFE_INTEGER,
   });
+  const handler: typeof connectHandler = (req, res) => {
+    if (!fast?.(req)) connectHandler(req, res);
+  };
   const server: http2.Http2Server | http2.Http2SecureServer = tls
     ? http2.createSecureServer(
         {

@@ -78,19 +78,23 @@ function toWire(event: CommandEvent): EventInit {
   }
 }
 
-async function* runCommandHandler(
+/**
+ * Runs a command for a caller and yields its events as they go on the wire;
+ * `signal` aborts it (the caller went away). Shared by the Connect handler
+ * and the hand-served fast path.
+ */
+export async function* commandEvents(
   ctx: ServiceContext,
-  req: RunCommandRequest,
-  call: HandlerContext,
-): AsyncGenerator<MessageInitShape<typeof RunCommandResponseSchema>> {
-  const spec = req.spec;
+  spec: RunCommandRequest["spec"],
+  signal: AbortSignal,
+): AsyncGenerator<EventInit> {
   if (!spec || spec.command === "") {
     throw new ConnectError("cannot run command: the command is empty", Code.InvalidArgument);
   }
   if (!ctx.tracker.accepting) {
     throw new ConnectError(`agent '${ctx.name}' is shutting down`, Code.Unavailable);
   }
-  const run = ctx.tracker.track(call.signal);
+  const run = ctx.tracker.track(signal);
   const log = { command: spec.command, workdir: spec.workdir || undefined };
   ctx.logger.debug(log, "command starting");
   try {
@@ -132,12 +136,20 @@ async function* runCommandHandler(
           "command finished",
         );
       }
-      yield { event: wire };
+      yield wire;
     }
     if (run.signal.aborted) ctx.logger.info(log, "command cancelled");
   } finally {
     run.release();
   }
+}
+
+async function* runCommandHandler(
+  ctx: ServiceContext,
+  req: RunCommandRequest,
+  call: HandlerContext,
+): AsyncGenerator<MessageInitShape<typeof RunCommandResponseSchema>> {
+  for await (const wire of commandEvents(ctx, req.spec, call.signal)) yield { event: wire };
 }
 
 async function* runTaskHandler(ctx: ServiceContext, req: RunTaskRequest, call: HandlerContext) {

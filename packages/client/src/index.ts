@@ -46,6 +46,13 @@ export {
   validateMasterName,
 } from "./masters/store.js";
 export {
+  CONNECT_STREAM_PROTO,
+  endStreamFrame,
+  isPlainConnectCall,
+  messageFrame,
+  readConnectRequest,
+} from "./server/connect-stream.js";
+export {
   type ServiceUnitFor,
   serviceArgs,
   serviceUnitFor,

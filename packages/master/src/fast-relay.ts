@@ -1,14 +1,20 @@
 import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import {
   endStreamFlag,
   endStreamFromJson,
-  endStreamToJson,
   parseTimeout,
 } from "@connectrpc/connect/protocol-connect";
-import { SlothError, secretsEqual, toConnectError } from "@sloth/client";
+import {
+  CONNECT_STREAM_PROTO,
+  endStreamFrame,
+  isPlainConnectCall,
+  messageFrame,
+  readConnectRequest,
+  SlothError,
+  toConnectError,
+} from "@sloth/client";
 import {
   RunCommandRequestSchema,
   RunCommandResponseSchema,
@@ -30,9 +36,7 @@ import { agentLink, mustGet, requireUsable, type ServiceDeps } from "./service.j
 
 const PATH = "/sloth.master.v1.MasterService/RunOnAgent";
 const AGENT_PATH = "/sloth.agent.v1.AgentService/RunCommand";
-const CONTENT_TYPE = "application/connect+proto";
-/** The request is one small message; anything larger is refused. */
-const MAX_REQUEST_BYTES = 4 << 20;
+const CONTENT_TYPE = CONNECT_STREAM_PROTO;
 /** Frames this small are decoded to see whether they carry the exit status. */
 const SMALL_FRAME = 4096;
 
@@ -58,27 +62,17 @@ type Request = http2.Http2ServerRequest;
  */
 export function createFastRelay(deps: FastRelayDeps): (req: unknown) => boolean {
   return (raw) => {
-    const req = raw as Request;
-    if (req.httpVersionMajor !== 2 || req.method !== "POST" || req.url !== PATH) return false;
-    const h = req.headers;
-    if (h["content-type"] !== CONTENT_TYPE) return false;
-    const encoding = h["connect-content-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
-    if (!authorized(h.authorization, deps.token)) return false;
+    if (!isPlainConnectCall(raw, PATH, deps.token)) return false;
     if (deps.service.shutdownSignal.aborted) return false;
+    const req = raw as Request;
     const started = performance.now();
     const call = new RelayCall(deps, req.stream);
-    call.run(h).then(
+    call.run(req.headers).then(
       (code) => deps.observer.ended("RunOnAgent", code, (performance.now() - started) / 1000),
       () => deps.observer.ended("RunOnAgent", "internal", (performance.now() - started) / 1000),
     );
     return true;
   };
-}
-
-function authorized(header: string | undefined, token: string): boolean {
-  const m = header ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
-  return Boolean(m?.[1] && secretsEqual(m[1], token));
 }
 
 /** One relayed call: the caller's stream, and the agent's once opened. */
@@ -99,7 +93,7 @@ class RelayCall {
     const { down } = this;
     const timeout = parseTimeout(headerValue(headers["connect-timeout-ms"]), 2 ** 31 - 1);
     if (timeout.error) return this.fail(timeout.error);
-    const body = await readBody(down);
+    const body = await readConnectRequest(down);
     if (body === undefined) return "canceled";
     if (body instanceof ConnectError) return this.fail(body);
     let agent: AgentEntry;
@@ -149,7 +143,7 @@ class RelayCall {
       return "canceled";
     }
     const message = toBinary(RunCommandRequestSchema, create(RunCommandRequestSchema, { spec }));
-    up.end(encodeEnvelope(0, message));
+    up.end(messageFrame(message));
 
     return await new Promise<string>((resolve) => {
       let sawExit = false;
@@ -305,56 +299,12 @@ class RelayCall {
     this.finished = true;
     if (this.down.destroyed) return;
     this.respond();
-    const json = endStreamToJson(new Headers(), error, undefined);
-    this.down.end(encodeEnvelope(endStreamFlag, Buffer.from(JSON.stringify(json))));
+    this.down.end(endStreamFrame(error));
   }
 }
 
 function headerValue(v: string | string[] | undefined): string | null {
   return v === undefined ? null : Array.isArray(v) ? (v[0] ?? null) : v;
-}
-
-/** The one enveloped request message; undefined when the caller went away. */
-function readBody(stream: http2.ServerHttp2Stream): Promise<Uint8Array | ConnectError | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_REQUEST_BYTES + 5) {
-        cleanup();
-        resolve(new ConnectError("request too large", Code.ResourceExhausted));
-        return;
-      }
-      chunks.push(c);
-    };
-    const onEnd = () => {
-      cleanup();
-      const all = Buffer.concat(chunks);
-      if (all.length < 5 || all[0] !== 0 || all.readUInt32BE(1) !== all.length - 5) {
-        resolve(
-          new ConnectError(
-            "protocol error: expected one uncompressed message",
-            Code.InvalidArgument,
-          ),
-        );
-        return;
-      }
-      resolve(all.subarray(5));
-    };
-    const onClose = () => {
-      cleanup();
-      resolve(undefined);
-    };
-    const cleanup = () => {
-      stream.off("data", onData);
-      stream.off("end", onEnd);
-      stream.off("close", onClose);
-    };
-    stream.on("data", onData);
-    stream.once("end", onEnd);
-    stream.once("close", onClose);
-  });
 }
 
 function isExit(message: Uint8Array): boolean {

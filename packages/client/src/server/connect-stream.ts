@@ -1,0 +1,91 @@
+import type http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-connect";
+import { secretsEqual } from "../token.js";
+
+/**
+ * Helpers for serving one hot server-streaming method by hand, next to a
+ * Connect handler: the Connect protocol with binary messages over HTTP/2,
+ * which is what `@sloth/client` sends. Anything else is left to the handler.
+ */
+
+/** The content type of a Connect streaming call with binary messages. */
+export const CONNECT_STREAM_PROTO = "application/connect+proto";
+
+/**
+ * True when `req` is an uncompressed Connect binary streaming call to `path`
+ * over HTTP/2 carrying `token` as its bearer token: one a server may answer
+ * by hand. Reads headers only.
+ */
+export function isPlainConnectCall(req: unknown, path: string, token: string): boolean {
+  const r = req as http2.Http2ServerRequest;
+  if (r.httpVersionMajor !== 2 || r.method !== "POST" || r.url !== path) return false;
+  const h = r.headers;
+  if (h["content-type"] !== CONNECT_STREAM_PROTO) return false;
+  const encoding = h["connect-content-encoding"];
+  if (encoding !== undefined && encoding !== "identity") return false;
+  const m = h.authorization ? /^Bearer\s+(.+)$/i.exec(h.authorization.trim()) : null;
+  return Boolean(m?.[1] && secretsEqual(m[1], token));
+}
+
+/**
+ * Reads the one enveloped request message of a streaming call: its bytes, a
+ * ConnectError for a malformed or oversized request, or undefined when the
+ * caller went away first.
+ */
+export function readConnectRequest(
+  stream: http2.ServerHttp2Stream,
+  maxBytes = 4 << 20,
+): Promise<Uint8Array | ConnectError | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      stream.off("close", onClose);
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > maxBytes + 5) {
+        cleanup();
+        resolve(new ConnectError("request too large", Code.ResourceExhausted));
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = () => {
+      cleanup();
+      const all = Buffer.concat(chunks);
+      if (all.length < 5 || all[0] !== 0 || all.readUInt32BE(1) !== all.length - 5) {
+        resolve(
+          new ConnectError(
+            "protocol error: expected one uncompressed message",
+            Code.InvalidArgument,
+          ),
+        );
+        return;
+      }
+      resolve(all.subarray(5));
+    };
+    const onClose = () => {
+      cleanup();
+      resolve(undefined);
+    };
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+    stream.once("close", onClose);
+  });
+}
+
+/** A message frame of a Connect stream. */
+export function messageFrame(bytes: Uint8Array): Uint8Array {
+  return encodeEnvelope(0, bytes);
+}
+
+/** The end-of-stream frame of a Connect stream: success, or `error`. */
+export function endStreamFrame(error?: ConnectError): Uint8Array {
+  const json = endStreamToJson(new Headers(), error, undefined);
+  return encodeEnvelope(endStreamFlag, new TextEncoder().encode(JSON.stringify(json)));
+}
