@@ -1,12 +1,15 @@
 import path from "node:path";
 import { unsafe, WorkspaceError } from "./errors.js";
 import { checkManifest, isHash } from "./manifest.js";
-import { type MaterializeOptions, TreeBuilder } from "./materialize.js";
+import { type BuiltRecord, type MaterializeOptions, TreeBuilder } from "./materialize.js";
 import { PackStore } from "./pack-store.js";
 import { type ReadOptions, readTar } from "./tar-read.js";
 import type { Manifest, ManifestEntry } from "./types.js";
 
 export type { MaterializeOptions } from "./materialize.js";
+
+// Builds remembered for recycling; an agent keeps a few workspaces.
+const MAX_RECORDS = 16;
 
 /** Options of a {@link BlobCache}. */
 export interface BlobCacheOptions {
@@ -49,6 +52,8 @@ export class BlobCache {
   private readonly maxBytes: number | undefined;
   // Builds waiting for blobs: every ingest hands them what it stores.
   private readonly building = new Set<TreeBuilder>();
+  // The last builds of this object, by directory, for recycling them.
+  private readonly built = new Map<string, BuiltRecord>();
 
   /** Opens (creating) the cache in `dir`. */
   constructor(dir: string, options: BlobCacheOptions = {}) {
@@ -159,7 +164,13 @@ export class BlobCache {
     const entries = checkManifest(manifest);
     this.packs.refresh();
     const dir = path.resolve(targetDir);
-    const b = new TreeBuilder(this.packs, entries, dir, options);
+    let record: BuiltRecord | undefined;
+    if (options.recycle !== undefined) {
+      const from = path.resolve(options.recycle);
+      record = this.built.get(from);
+      this.built.delete(from);
+    }
+    const b = new TreeBuilder(this.packs, entries, dir, options, record);
     this.building.add(b);
     const started = b.start();
     started.catch(() => {});
@@ -176,6 +187,10 @@ export class BlobCache {
         try {
           await started;
           const r = b.finish();
+          this.built.delete(dir);
+          this.built.set(dir, { entries, at: Date.now() });
+          if (this.built.size > MAX_RECORDS)
+            this.built.delete(this.built.keys().next().value as string);
           this.bound(entries);
           return r;
         } finally {

@@ -82,6 +82,34 @@ describe("BlobCache", () => {
     expect(describeTree(path.join(root, "b"))).toEqual(describeTree(src));
   });
 
+  it("recycling trusts only what ctime shows untouched since the build: a same-size, same-mtime rewrite is caught", async () => {
+    const src = tempDir();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 30; i++) files[`d${i % 3}/e${i % 2}/f${i}`] = `file ${i}`;
+    writeTree(src, files);
+    const old = new Date(Date.now() - 60_000);
+    for (const f of Object.keys(files)) fs.utimesSync(path.join(src, f), old, old);
+    const cache = new BlobCache(tempDir());
+    const m = await fill(cache, src);
+    const root = tempDir();
+    const at = (n: number) => path.join(root, `w${n}`);
+    await cache.materialize(m, at(1));
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await cache.materialize(m, at(2), { recycle: at(1) })).toEqual({ written: 0, kept: 30 });
+    await new Promise((r) => setTimeout(r, 60));
+    // A task rewrites a file keeping its size and mtime (tar -x, cp -p would).
+    const victim = path.join(at(2), "d1/e0/f4");
+    fs.writeFileSync(victim, "FILE 4");
+    fs.utimesSync(victim, old, old);
+    fs.mkdirSync(path.join(at(2), "d2/e1/new"));
+    fs.writeFileSync(path.join(at(2), "d2/e1/new/x"), "x");
+    fs.writeFileSync(path.join(at(2), "d0/extra"), "x");
+    fs.rmSync(path.join(at(2), "d0/e1"), { recursive: true });
+    const r = await cache.materialize(m, at(3), { recycle: at(2) });
+    expect(r.written).toBe(1 + 5); // the rewritten file, and d0/e1's five
+    expect(describeTree(at(3))).toEqual(describeTree(src));
+  });
+
   it("is shared by two instances on one folder (two agent processes)", async () => {
     const src = tempDir();
     writeTree(src, { a: "a", b: "b" });

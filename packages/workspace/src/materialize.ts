@@ -6,9 +6,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { compareEntries } from "./diff.js";
 import { WorkspaceError } from "./errors.js";
+import { hashFile } from "./hash.js";
 import { Pacer } from "./pacer.js";
 import type { PackStore } from "./pack-store.js";
-import { SafeTree } from "./paths.js";
+import { lstatOrUndefined, SafeTree } from "./paths.js";
 import { scanTree } from "./scan.js";
 import type { FileEntry, ManifestEntry } from "./types.js";
 
@@ -22,6 +23,22 @@ export interface MaterializeOptions {
    */
   recycle?: string;
 }
+
+/**
+ * What a build left in its directory and when it was done: the next
+ * recycling of that directory lstats each entry instead of listing every
+ * directory, and trusts an entry only if its ctime (which no process can set
+ * back) shows it untouched since.
+ */
+export interface BuiltRecord {
+  entries: ManifestEntry[];
+  /** Date.now() once the build was complete. */
+  at: number;
+}
+
+// Timestamps come from a coarse kernel clock, up to a tick (≤ 10 ms) behind
+// Date.now(): a change right after `at` may carry a ctime this much before it.
+const CTIME_SLACK_MS = 25;
 
 const O_CREATE_NEW =
   fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
@@ -48,6 +65,7 @@ export class TreeBuilder {
     private readonly entries: ManifestEntry[],
     private readonly root: string,
     private readonly options: MaterializeOptions,
+    private readonly record?: BuiltRecord,
   ) {
     this.tree = new SafeTree(root);
     this.reader = new BlobReader(packs);
@@ -55,7 +73,7 @@ export class TreeBuilder {
 
   /** Creates the directories and the files the cache can fill; the rest waits. */
   async start(): Promise<void> {
-    this.have = await prepare(this.root, this.entries, this.options);
+    this.have = await prepare(this.root, this.entries, this.options, this.record, this.pacer);
     for (const e of this.entries) {
       if (this.pacer.due()) await this.pacer.pause();
       if (e.type === "symlink") continue;
@@ -63,11 +81,18 @@ export class TreeBuilder {
       const abs = this.tree.abs(e.path);
       const h = this.have.get(e.path);
       if (e.type === "dir") {
-        // A child listed before its parent may have created it already.
-        if (h === undefined && !fs.existsSync(abs)) fs.mkdirSync(abs, { mode: 0o700 });
-        this.tree.remember(e.path);
         const mode = e.mode & 0o777;
-        if (h?.type !== "dir" || h.mode !== mode) this.dirs.push({ abs, mode });
+        // Created with its mode when that leaves it writable, so no chmod at
+        // the end touches its ctime (a later recycling trusts old ctimes).
+        const direct = (mode & 0o300) === 0o300 && (mode & UMASK) === 0;
+        // A child listed before its parent may have created it already.
+        let made = false;
+        if (h === undefined && !fs.existsSync(abs)) {
+          fs.mkdirSync(abs, { mode: direct ? mode : 0o700 });
+          made = direct;
+        }
+        this.tree.remember(e.path);
+        if (!made && (h?.type !== "dir" || h.mode !== mode)) this.dirs.push({ abs, mode });
       } else if (h?.type === "file") {
         if (h.mode !== (e.mode & 0o777)) fs.chmodSync(abs, e.mode & 0o777);
         if (e.mtimeMs !== undefined && h.mtimeMs !== e.mtimeMs)
@@ -139,15 +164,18 @@ async function prepare(
   root: string,
   entries: ManifestEntry[],
   options: MaterializeOptions,
+  record: BuiltRecord | undefined,
+  pacer: Pacer,
 ): Promise<Map<string, ManifestEntry>> {
   if (options.recycle !== undefined && fs.existsSync(options.recycle)) {
-    if (path.resolve(options.recycle) === root) return repair(root, entries);
-    if (fs.existsSync(root)) {
-      if (fs.readdirSync(root).length > 0) throw notEmpty(root);
-      fs.rmdirSync(root);
+    if (path.resolve(options.recycle) !== root) {
+      if (fs.existsSync(root)) {
+        if (fs.readdirSync(root).length > 0) throw notEmpty(root);
+        fs.rmdirSync(root);
+      }
+      fs.renameSync(options.recycle, root);
     }
-    fs.renameSync(options.recycle, root);
-    return repair(root, entries);
+    return record ? repairKnown(root, entries, record, pacer) : repair(root, entries);
   }
   fs.mkdirSync(root, { recursive: true });
   if (fs.readdirSync(root).length > 0) throw notEmpty(root);
@@ -169,13 +197,7 @@ function notEmpty(root: string): WorkspaceError {
  * as it is (never following a symlink); returns what stays.
  */
 async function repair(root: string, entries: ManifestEntry[]): Promise<Map<string, ManifestEntry>> {
-  const want = new Map<string, ManifestEntry>();
-  const parents = new Set<string>();
-  for (const e of entries) {
-    want.set(e.path, e);
-    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1))
-      parents.add(e.path.slice(0, i));
-  }
+  const { want, parents } = wanted(entries);
   const others: string[] = [];
   const actual = await scanTree(root, { reuse: { entries, totalBytes: 0 } }, { others, all: true });
   for (const rel of others) fs.rmSync(path.join(root, rel), { force: true });
@@ -190,6 +212,89 @@ async function repair(root: string, entries: ManifestEntry[]): Promise<Map<strin
     else fs.rmSync(path.join(root, h.path), { recursive: true, force: true });
   }
   return have;
+}
+
+/**
+ * {@link repair} for a directory whose last build is on record: each entry
+ * of the record is checked with lstat (no directory listing), and trusted
+ * only if its ctime shows it untouched since the build (a file touched since
+ * keeps its place only if its content still hashes as recorded); only the
+ * directories whose ctime moved (an entry added, removed or renamed) are
+ * listed, to delete what the record does not know.
+ */
+async function repairKnown(
+  root: string,
+  entries: ManifestEntry[],
+  record: BuiltRecord,
+  pacer: Pacer,
+): Promise<Map<string, ManifestEntry>> {
+  const limit = record.at - CTIME_SLACK_MS;
+  const { want, parents } = wanted(entries);
+  const prefix = root.endsWith("/") ? root : `${root}/`;
+  const known = new Set<string>();
+  const gone = new Set<string>();
+  // The root was renamed into place, which moves its ctime: always listed.
+  const listed: string[] = [""];
+  const have = new Map<string, ManifestEntry>();
+  for (const r of record.entries) {
+    if (pacer.due()) await pacer.pause();
+    const slash = r.path.lastIndexOf("/");
+    if (slash !== -1 && gone.has(r.path.slice(0, slash))) {
+      gone.add(r.path);
+      continue;
+    }
+    known.add(r.path);
+    const abs = prefix + r.path;
+    const st = lstatOrUndefined(abs);
+    if (st === undefined) {
+      gone.add(r.path);
+      continue;
+    }
+    let h: ManifestEntry | undefined;
+    if (r.type === "dir" && st.isDirectory()) {
+      if (st.ctimeMs >= limit) listed.push(r.path);
+      h = { path: r.path, type: "dir", mode: st.mode & 0o777 };
+    } else if (r.type === "file" && st.isFile() && st.size === r.size) {
+      const untouched = st.ctimeMs < limit || hashFile(abs, st.size).hash === r.hash;
+      if (untouched) h = { ...r, mode: st.mode & 0o777, mtimeMs: Math.round(st.mtimeMs) };
+    } else if (r.type === "symlink" && st.isSymbolicLink()) {
+      if (st.ctimeMs < limit || fs.readlinkSync(abs) === r.target) h = r;
+    }
+    const w = want.get(r.path);
+    const keep =
+      h === undefined
+        ? false
+        : h.type === "dir"
+          ? w?.type === "dir" || (w === undefined && parents.has(h.path))
+          : w !== undefined && compareEntries(w, h, false);
+    if (keep && h) have.set(r.path, h);
+    else {
+      fs.rmSync(abs, { recursive: true, force: true });
+      gone.add(r.path);
+    }
+  }
+  for (const dir of listed) {
+    if (gone.has(dir)) continue;
+    for (const name of fs.readdirSync(dir === "" ? root : prefix + dir)) {
+      const rel = dir === "" ? name : `${dir}/${name}`;
+      if (!known.has(rel)) fs.rmSync(prefix + rel, { recursive: true, force: true });
+    }
+  }
+  return have;
+}
+
+function wanted(entries: ManifestEntry[]): {
+  want: Map<string, ManifestEntry>;
+  parents: Set<string>;
+} {
+  const want = new Map<string, ManifestEntry>();
+  const parents = new Set<string>();
+  for (const e of entries) {
+    want.set(e.path, e);
+    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1))
+      parents.add(e.path.slice(0, i));
+  }
+  return { want, parents };
 }
 
 /** Copies blobs out of pack files into new files. */
