@@ -61,6 +61,7 @@ async function serve(
     return end(new ConnectError(`cannot read the request: ${String(e)}`, Code.InvalidArgument));
   }
 
+  if (stream.closed || stream.destroyed) return;
   const abort = new AbortController();
   const onClose = () => abort.abort(new ConnectError("cancelled by the caller", Code.Canceled));
   stream.once("close", onClose);

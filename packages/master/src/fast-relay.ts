@@ -137,8 +137,9 @@ class RelayCall {
     } catch (e) {
       return this.fail(toConnectError(agentLink(agent, e)));
     }
-    if (this.finished) {
+    if (this.finished || down.closed || down.destroyed) {
       // The caller left while the connection was being opened.
+      this.finished = true;
       up.close(http2.constants.NGHTTP2_CANCEL);
       return "canceled";
     }
