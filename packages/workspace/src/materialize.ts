@@ -73,6 +73,8 @@ export class TreeBuilder {
 
   /** Creates the directories and the files the cache can fill; the rest waits. */
   async start(): Promise<void> {
+    // Not in the caller's turn: an agent answers with the missing blobs first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     this.have = await prepare(this.root, this.entries, this.options, this.record, this.pacer);
     for (const e of this.entries) {
       if (this.pacer.due()) await this.pacer.pause();

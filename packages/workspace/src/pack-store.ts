@@ -6,6 +6,7 @@ import { createHash, type Hash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { WorkspaceError } from "./errors.js";
+import { sha256 } from "./hash.js";
 import { isHash } from "./manifest.js";
 import type { EntryWriter } from "./tar-read.js";
 
@@ -163,10 +164,8 @@ export class PackAppender {
    * memory) or without (large ones, already in the pack).
    */
   blob(hash: string, size: number, stored?: (data?: Uint8Array) => void): EntryWriter {
-    const h: Hash = createHash("sha256");
     let written = 0;
-    const verify = () => {
-      const actual = h.digest("hex");
+    const verify = (actual: string) => {
       if (actual === hash && written === size) return;
       throw new WorkspaceError(
         "SLOTH_BLOB_MISMATCH",
@@ -175,25 +174,26 @@ export class PackAppender {
       );
     };
     if (size <= SMALL_BLOB) {
+      // Held whole in memory anyway: hashed in one shot at the end.
       let first: Uint8Array | undefined;
       let parts: Uint8Array[] | undefined;
       return {
         write: (chunk) => {
-          h.update(chunk);
           if (first === undefined) first = chunk;
           else if (parts === undefined) parts = [first, chunk];
           else parts.push(chunk);
           written += chunk.length;
         },
         end: () => {
-          verify();
           const data = parts ? Buffer.concat(parts, written) : (first ?? new Uint8Array(0));
+          verify(sha256(data));
           this.enqueue(hash, data);
           stored?.(data);
         },
         abort: () => {},
       };
     }
+    const h: Hash = createHash("sha256");
     this.flush();
     const fd = this.open();
     const start = this.flushed;
@@ -210,7 +210,7 @@ export class PackAppender {
       },
       end: () => {
         try {
-          verify();
+          verify(h.digest("hex"));
         } catch (e) {
           rewind();
           throw e;
