@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { isWorkspaceError, packBlobs, scanWorkspace } from "@sloth/workspace";
+import { applyChanges, isWorkspaceError, packBlobs, scanWorkspace } from "@sloth/workspace";
 import { afterEach, describe, expect, it } from "vitest";
 import { createWorkspaceSupport } from "./workspace-support.js";
 
@@ -100,6 +100,22 @@ describe("agent workspaces", () => {
     expect(tree(second.dir)).toEqual(tree(src));
     // One folder in use, none left behind.
     expect(fs.readdirSync(workDir)).toEqual([path.basename(second.dir)]);
+  });
+
+  it("packs the task's changes against the manifest it was lent", async () => {
+    const { ws, ship } = await setup();
+    const src = tempDir();
+    write(src, { "a.txt": "a", "d/b.txt": "b" });
+    const json = await ship(src);
+    const lent = await ws.task.workspace?.(json);
+    if (!lent || !ws.task.changes) throw new Error("no workspace");
+    fs.writeFileSync(path.join(lent.dir, "a.txt"), "edited");
+    fs.writeFileSync(path.join(lent.dir, "d/new.txt"), "new");
+    fs.rmSync(path.join(lent.dir, "d/b.txt"));
+    const { chunks, deleted } = await ws.task.changes(lent.dir, json);
+    await applyChanges(src, chunks, deleted, { base: JSON.parse(json) });
+    expect(tree(src)).toEqual(tree(lent.dir));
+    lent.release();
   });
 
   it("lends two tasks of one manifest two folders", async () => {

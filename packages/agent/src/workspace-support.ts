@@ -31,6 +31,7 @@ interface Parked {
 
 interface Prepared {
   build: WorkspaceBuild;
+  manifest: Manifest;
   files: Set<string>;
   timer: NodeJS.Timeout;
 }
@@ -60,6 +61,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
   const ttl = options.preparedTtlMs ?? 10 * 60_000;
   const parked: Parked[] = [];
   const prepared = new Map<string, Prepared[]>();
+  const lent = new Map<string, Manifest>();
   let seq = 0;
 
   fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
@@ -138,6 +140,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
         const k = key(manifestJson);
         const entry: Prepared = {
           build,
+          manifest,
           files,
           timer: setTimeout(() => {
             const list = prepared.get(k);
@@ -166,12 +169,12 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
         if (list?.length === 0) prepared.delete(k);
         let build: WorkspaceBuild;
         let files: Set<string>;
+        let manifest: Manifest;
         if (ready) {
           clearTimeout(ready.timer);
-          build = ready.build;
-          files = ready.files;
+          ({ build, files, manifest } = ready);
         } else {
-          const manifest = JSON.parse(manifestJson) as Manifest;
+          manifest = JSON.parse(manifestJson) as Manifest;
           files = fileSet(manifest);
           build = start(manifest, files);
         }
@@ -181,10 +184,18 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
           remove(build.dir);
           throw e;
         }
-        return { dir: build.dir, release: () => park(build.dir, files) };
+        // Checked by the build: the changes after the task are diffed against it.
+        lent.set(build.dir, manifest);
+        return {
+          dir: build.dir,
+          release: () => {
+            lent.delete(build.dir);
+            park(build.dir, files);
+          },
+        };
       },
       async changes(dir, manifestJson) {
-        const changes = await ws.diffWorkspace(dir, parse(manifestJson));
+        const changes = await ws.diffWorkspace(dir, lent.get(dir) ?? parse(manifestJson));
         return { chunks: ws.rechunk(ws.packChanges(dir, changes)), deleted: changes.deleted };
       },
     },
