@@ -39,12 +39,12 @@ export function checkManifest(m: Manifest): ManifestEntry[] {
     types.set(p, e.type);
   }
   for (const e of m.entries) {
-    let i = e.path.indexOf("/");
-    while (i !== -1) {
+    // Nearest parent first; a listed directory's own parents are checked on its turn.
+    for (let i = e.path.lastIndexOf("/"); i > 0; i = e.path.lastIndexOf("/", i - 1)) {
       const parent = e.path.slice(0, i);
       const t = types.get(parent);
-      if (t !== undefined && t !== "dir") throw unsafe(e.path, `parent ${parent} is a ${t}`);
-      i = e.path.indexOf("/", i + 1);
+      if (t === "dir") break;
+      if (t !== undefined) throw unsafe(e.path, `parent ${parent} is a ${t}`);
     }
   }
   return m.entries;
