@@ -209,6 +209,20 @@ describe("BlobCache.materialize refuses a manifest with", () => {
     expect(modes()).toEqual(["755", "755"]);
   });
 
+  it("a recycled directory replaced by a symlink to outside", async () => {
+    await ingest([{ name: HELLO, content: "hello" }]);
+    const m: Manifest = { entries: [file("a")], totalBytes: 5 };
+    const old = path.join(root, "old");
+    await cache.materialize(m, old);
+    fs.rmSync(old, { recursive: true });
+    fs.symlinkSync(path.join(root, "outside"), old);
+    const target = path.join(root, "work");
+    expect(await cache.materialize(m, target, { recycle: old })).toEqual({ written: 1, kept: 0 });
+    expect(fs.lstatSync(target).isDirectory()).toBe(true);
+    expect(describeTree(target)).toEqual({ a: "file 644 hello" });
+    expect(describeTree(path.join(root, "outside"))).toEqual({ "victim.txt": "file 644 precious" });
+  });
+
   it("a blob the cache lacks", async () => {
     const m: Manifest = { entries: [file("a")], totalBytes: 5 };
     await rejects(cache.materialize(m, path.join(root, "work")), "SLOTH_BLOB_MISSING", "a");

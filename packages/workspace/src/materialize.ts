@@ -169,7 +169,8 @@ async function prepare(
   record: BuiltRecord | undefined,
   pacer: Pacer,
 ): Promise<Map<string, ManifestEntry>> {
-  if (options.recycle !== undefined && fs.existsSync(options.recycle)) {
+  // Only a real directory is recycled: a symlink put in its place is not followed.
+  if (options.recycle !== undefined && lstatOrUndefined(options.recycle)?.isDirectory()) {
     if (path.resolve(options.recycle) !== root) {
       if (fs.existsSync(root)) {
         if (fs.readdirSync(root).length > 0) throw notEmpty(root);
