@@ -131,7 +131,9 @@ export async function applyChanges(
       },
     };
   });
-  for (const d of dirs.reverse()) fs.chmodSync(d.abs, d.mode);
+  // A later entry may have replaced a directory by a symlink: chmod would follow it.
+  for (const d of dirs.reverse())
+    if (lstatOrUndefined(d.abs)?.isDirectory()) fs.chmodSync(d.abs, d.mode);
   return { written, deleted: removed, skipped };
 }
 

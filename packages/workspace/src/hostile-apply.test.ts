@@ -249,6 +249,19 @@ describe("applyChanges replaces without following", () => {
     expect(describeTree(outside)).toEqual(outsideBefore);
   });
 
+  it("a directory replaced by a symlink later in the archive keeps its chmod to itself", async () => {
+    fs.chmodSync(path.join(target, "d"), 0o755);
+    const r = await apply([
+      { name: "x/", type: "directory", mode: 0o700 },
+      { name: "x", type: "symlink", linkname: "d" },
+      { name: "loop/", type: "directory", mode: 0o700 },
+      { name: "loop", type: "symlink", linkname: "loop" },
+    ]);
+    expect(r.written).toBe(4);
+    expect(fs.statSync(path.join(target, "d")).mode & 0o777).toBe(0o755);
+    expect(fs.readlinkSync(path.join(target, "x"))).toBe("d");
+  });
+
   it("a deleted symlink is removed itself, not its target", async () => {
     const r = await apply([], ["out-link", "out-file"]);
     expect(r.deleted).toBe(2);
