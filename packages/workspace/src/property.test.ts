@@ -133,3 +133,65 @@ it("materialize never writes or links outside its target", async () => {
   );
   expect(built).toBeGreaterThanOrEqual(3);
 });
+
+it("a corrupted archive is applied or refused with a WorkspaceError, never followed outside", async () => {
+  const base = tempDir();
+  const outside = path.join(base, "outside");
+  writeTree(outside, { "victim.txt": "precious" });
+  const before = describeTree(outside);
+  const long = `${"deep/".repeat(30)}file.txt`;
+  const good = await craftTar([
+    { name: "a/f", content: "data" },
+    { name: "l", type: "symlink", linkname: "a" },
+    { name: long, content: "x".repeat(700) },
+    { name: "d", type: "directory" },
+  ]);
+  // Where the headers are, so an edit can be given a valid checksum.
+  const headers: number[] = [];
+  for (let at = 0; at + 512 <= good.length && good[at] !== 0; ) {
+    headers.push(at);
+    const size = Number.parseInt(good.toString("latin1", at + 124, at + 135), 8);
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  const checksum = (b: Buffer, at: number) => {
+    b.fill(0x20, at + 148, at + 156);
+    let sum = 0;
+    for (let i = at; i < at + 512; i++) sum += b[i] as number;
+    b.write(`${sum.toString(8).padStart(6, "0")}\0 `, at + 148, 8, "latin1");
+  };
+  let n = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      // Bytes overwritten at random places (names, sizes, types, pax records),
+      // headers re-summed or not, and the archive cut anywhere.
+      fc.array(
+        fc.record({
+          at: fc.oneof(
+            fc.nat(good.length - 1),
+            fc.constantFrom(...headers).chain((h) => fc.integer({ min: h, max: h + 511 })),
+          ),
+          byte: fc.oneof(fc.nat(255), fc.constantFrom(0, 0x2e, 0x2f, 0x30, 0x31, 0x32, 0x35, 0x37)),
+        }),
+        { minLength: 1, maxLength: 6 },
+      ),
+      fc.boolean(),
+      fc.nat(good.length),
+      fc.integer({ min: 1, max: 1000 }),
+      async (edits, fix, cut, piece) => {
+        const bytes = Buffer.from(good);
+        for (const e of edits) bytes[e.at] = e.byte;
+        if (fix) for (const h of headers) checksum(bytes, h);
+        const target = path.join(base, `c${++n}`, "work");
+        writeTree(target, { out: { link: outside } });
+        const r = await applyChanges(target, chunks(bytes.subarray(0, cut), piece), []).catch(
+          (e: unknown) => e,
+        );
+        if (r instanceof Error) expect(isWorkspaceError(r), String(r.stack)).toBe(true);
+        expect(describeTree(outside)).toEqual(before);
+        fs.rmSync(path.join(target, "out"));
+        staysInside(target);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
