@@ -10,12 +10,20 @@ import {
   type Crafted,
   chunks,
   cleanupTemp,
+  collect,
   craftTar,
   describeTree,
   tempDir,
   writeTree,
 } from "../test-support/helpers.js";
-import { applyChanges, BlobCache, isWorkspaceError, type ManifestEntry } from "./index.js";
+import {
+  applyChanges,
+  BlobCache,
+  isWorkspaceError,
+  type ManifestEntry,
+  packBlobs,
+  scanWorkspace,
+} from "./index.js";
 
 afterAll(cleanupTemp);
 
@@ -193,5 +201,93 @@ it("a corrupted archive is applied or refused with a WorkspaceError, never follo
       },
     ),
     { numRuns: 300 },
+  );
+});
+
+// What a task may do to its workspace before it is recycled.
+const name = fc.constantFrom("a", "b", "a/c", "a/d", "b/e", "n", "n/m");
+const mutation = fc.oneof(
+  fc.record({
+    op: fc.constant("write" as const),
+    p: name,
+    data: fc.constantFrom("x", "yy", "data"),
+  }),
+  fc.record({ op: fc.constant("same-size" as const), p: name }),
+  fc.record({ op: fc.constant("rm" as const), p: name }),
+  fc.record({ op: fc.constant("mkdir" as const), p: name }),
+  fc.record({ op: fc.constant("chmod" as const), p: name, mode: fc.constantFrom(0o600, 0o755) }),
+  fc.record({ op: fc.constant("link" as const), p: name, to: fc.constantFrom("a", "..", "/") }),
+);
+
+function mutate(
+  root: string,
+  m: { op: string; p: string; data?: string; mode?: number; to?: string },
+) {
+  const abs = path.join(root, m.p);
+  try {
+    if (m.op === "write") {
+      fs.mkdirSync(path.dirname(abs), { recursive: true });
+      fs.writeFileSync(abs, m.data ?? "");
+    } else if (m.op === "same-size") {
+      // Same size and mtime, other bytes: what size+mtime alone cannot see.
+      const st = fs.statSync(abs);
+      const data = fs.readFileSync(abs);
+      fs.writeFileSync(
+        abs,
+        data.map((c) => c ^ 1),
+      );
+      fs.utimesSync(abs, st.atime, st.mtime);
+    } else if (m.op === "rm") fs.rmSync(abs, { recursive: true, force: true });
+    else if (m.op === "mkdir") fs.mkdirSync(abs, { recursive: true });
+    else if (m.op === "chmod") fs.chmodSync(abs, m.mode ?? 0o644);
+    else if (m.op === "link") fs.symlinkSync(m.to ?? "a", abs);
+  } catch {
+    // Not possible in this state (a parent is a file, the path exists): skipped.
+  }
+}
+
+it("a recycled workspace ends up exactly as its manifest, whatever the task left", async () => {
+  const base = tempDir();
+  const outside = path.join(base, "outside");
+  writeTree(outside, { "victim.txt": "precious" });
+  const cache = new BlobCache(path.join(base, "cache"));
+  const old = new Date(Date.now() - 60_000);
+  let n = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(mutation, { maxLength: 6 }),
+      fc.array(mutation, { maxLength: 3 }),
+      async (task, runner) => {
+        const k = ++n;
+        const src = path.join(base, `src${k}`);
+        writeTree(src, { "a/c": "one", "a/d": "two", "b/e": "three", f: "four" });
+        for (const f of ["a/c", "a/d", "b/e", "f"]) fs.utimesSync(path.join(src, f), old, old);
+        const send = async () => {
+          const m = await scanWorkspace(src, { outsideSymlinks: "skip" });
+          const missing = cache.missing(m);
+          await cache.ingest(chunks(await collect(packBlobs(src, m, missing))), {
+            expect: missing,
+          });
+          return m;
+        };
+        const m1 = await send();
+        const w = (i: number) => path.join(base, `w${k}-${i}`);
+        await cache.materialize(m1, w(0));
+        // Recycled once after a pause, so its files are trusted by ctime, then changed.
+        await new Promise((r) => setTimeout(r, 30));
+        await cache.materialize(m1, w(1), { recycle: w(0) });
+        for (const t of task) mutate(w(1), t);
+        // The runner's side moved on too (links out of the tree are not sent).
+        for (const t of runner) if (t.op !== "link") mutate(src, t);
+        const m2 = await send();
+        await cache.materialize(m2, w(2), { recycle: w(1) });
+        const want = describeTree(src);
+        for (const [p, v] of Object.entries(want)) if (v.startsWith("link")) delete want[p];
+        for (const e of m2.entries) if (e.type === "symlink") want[e.path] = `link -> ${e.target}`;
+        expect(describeTree(w(2))).toEqual(want);
+        expect(describeTree(outside)).toEqual({ "victim.txt": "file 644 precious" });
+      },
+    ),
+    { numRuns: 100 },
   );
 });
