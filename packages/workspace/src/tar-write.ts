@@ -1,16 +1,17 @@
-// Runs a producer that adds entries to a tar archive and hands the archive
-// out as an AsyncIterable of 1 MiB chunks. Headers are written and files
-// read straight into the chunk being filled (no stream or copy per entry),
-// so an RPC stream carries few large messages and a 10,000-file workspace
-// costs little more than reading its files.
+// Runs a producer that adds entries to a tar-stream pack and hands the
+// archive out as an AsyncIterable of chunks of at least CHUNK bytes (small
+// headers and files coalesced), so an RPC stream carries few large messages.
 import fs from "node:fs";
-import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
-import { BLOCK, type HeaderSpec, headerLength, padded, writeHeader } from "./tar-header.js";
+import tar from "tar-stream";
+import type { HeaderSpec } from "./tar-header.js";
 
-const OUT = 1024 * 1024;
-// Chunks handed out but not yet taken by the reader before the producer waits.
-const AHEAD = 4;
+const CHUNK = 256 * 1024;
+const WHOLE_FILE_MAX = 4 * 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
+// Entries are handed to the pack without waiting for each one; waiting
+// happens once this many bytes are queued (one await per file is too slow).
+const QUEUE_BYTES = 4 * 1024 * 1024;
 
 /** How a pack is written. */
 export interface PackOptions {
@@ -20,105 +21,91 @@ export interface PackOptions {
   gzipLevel?: number;
 }
 
-/** Adds entries to an archive with bounded memory. */
+/** Adds entries to a pack with bounded memory. */
 export class PackWriter {
-  private out = Buffer.allocUnsafe(OUT);
-  private pos = 0;
-  private readonly ready: Buffer[] = [];
-  private wake: (() => void) | undefined;
-  private taken: (() => void) | undefined;
-  closed = false;
+  private queued = 0;
+  private last: Promise<void> = Promise.resolve();
+  private error: Error | undefined;
+
+  constructor(private readonly pack: tar.Pack) {}
 
   /** Adds an entry without content (directory, symlink). */
   async meta(spec: Omit<HeaderSpec, "size">): Promise<void> {
-    await this.header({ ...spec, size: 0 });
+    this.pack.entry({ ...spec, mtime: EPOCH });
   }
 
   /** Adds a file read from `abs`, checking it still has `size` bytes. */
   async file(name: string, abs: string, size: number, mode: number): Promise<number> {
+    if (size > WHOLE_FILE_MAX) return this.largeFile(name, abs, size, mode);
+    const data = fs.readFileSync(abs);
+    if (data.length !== size) throw new FileChanged(abs);
+    this.last = new Promise((resolve) => {
+      this.pack.entry({ name, type: "file", mode, size, mtime: EPOCH }, data, (err) => {
+        if (err) this.error ??= err;
+        resolve();
+      });
+    });
+    this.queued += size + 1024;
+    if (this.queued >= QUEUE_BYTES) await this.flush();
+    return size;
+  }
+
+  /** Waits until everything handed over has been taken by the reader. */
+  async flush(): Promise<void> {
+    await this.last;
+    this.queued = 0;
+    if (this.error) throw this.error;
+  }
+
+  private async largeFile(name: string, abs: string, size: number, mode: number): Promise<number> {
+    await this.flush();
     const fd = fs.openSync(abs, "r");
     try {
       if (fs.fstatSync(fd).size !== size) throw new FileChanged(abs);
-      await this.header({ name, type: "file", mode, size });
+      let done!: Promise<void>;
+      const sink = (() => {
+        let s!: ReturnType<tar.Pack["entry"]>;
+        done = new Promise((resolve, reject) => {
+          s = this.pack.entry({ name, type: "file", mode, size, mtime: EPOCH }, (err) =>
+            err ? reject(err) : resolve(),
+          );
+        });
+        return s;
+      })();
+      // Awaited below on success; on a failure the pack's own error is reported.
+      done.catch(() => {});
       let left = size;
       while (left > 0) {
-        if (this.pos === OUT) await this.emit();
-        const want = Math.min(left, OUT - this.pos);
-        const n = fs.readSync(fd, this.out, this.pos, want, size - left);
+        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
+        const n = fs.readSync(fd, buf, 0, buf.length, null);
         if (n === 0) throw new FileChanged(abs);
-        this.pos += n;
         left -= n;
+        if (!sink.write(buf.subarray(0, n))) await drained(sink);
       }
-      await this.zeros(padded(size) - size);
+      sink.end(undefined);
+      await done;
       return size;
     } finally {
       fs.closeSync(fd);
     }
   }
+}
 
-  /** Writes the end-of-archive blocks and hands out the last chunk. */
-  async end(): Promise<void> {
-    await this.zeros(2 * BLOCK);
-    if (this.pos > 0) await this.emit();
-    this.closed = true;
-    this.wake?.();
-  }
-
-  /** The next chunk for the reader; undefined once the archive is complete. */
-  async next(): Promise<Buffer | undefined> {
-    for (;;) {
-      const c = this.ready.shift();
-      if (c !== undefined) {
-        this.taken?.();
-        return c;
-      }
-      if (this.closed) return undefined;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-      this.wake = undefined;
-    }
-  }
-
-  /** Ends the archive early: the producer failed, or the reader went away. */
-  cancel(): void {
-    this.closed = true;
-    this.ready.length = 0;
-    this.taken?.();
-    this.wake?.();
-  }
-
-  private async header(spec: HeaderSpec): Promise<void> {
-    const len = headerLength(spec);
-    if (len > OUT) throw new Error(`tar header too long for ${spec.name.slice(0, 100)}`);
-    if (OUT - this.pos < len) await this.emit();
-    this.pos = writeHeader(this.out, this.pos, spec);
-  }
-
-  private async zeros(n: number): Promise<void> {
-    while (n > 0) {
-      if (this.pos === OUT) await this.emit();
-      const k = Math.min(n, OUT - this.pos);
-      this.out.fill(0, this.pos, this.pos + k);
-      this.pos += k;
-      n -= k;
-    }
-  }
-
-  /** Hands the filled part of the chunk to the reader; waits when it is far behind. */
-  private async emit(): Promise<void> {
-    if (this.closed) throw new Error("the archive's reader went away");
-    this.ready.push(this.pos === OUT ? this.out : this.out.subarray(0, this.pos));
-    this.out = Buffer.allocUnsafe(OUT);
-    this.pos = 0;
-    this.wake?.();
-    while (this.ready.length >= AHEAD && !this.closed) {
-      await new Promise<void>((resolve) => {
-        this.taken = resolve;
-      });
-      this.taken = undefined;
-    }
-  }
+/** Resolves when a sink can take more; rejects once it is destroyed. */
+function drained(sink: ReturnType<tar.Pack["entry"]>): Promise<void> {
+  if (sink.destroyed) return Promise.reject(new Error("tar entry destroyed"));
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      sink.off("close", onClose);
+      resolve();
+    };
+    const onClose = () => {
+      sink.off("drain", onDrain);
+      reject(new Error("tar entry destroyed"));
+    };
+    sink.once("drain", onDrain);
+    sink.once("close", onClose);
+  });
 }
 
 /** Thrown by {@link PackWriter.file} when a file's size moved since the scan. */
@@ -128,47 +115,53 @@ export class FileChanged extends Error {
   }
 }
 
-/** Runs `produce` against a new archive; yields it in chunks. */
+// Content is addressed by hash and modes travel in headers; mtimes do not.
+const EPOCH = new Date(0);
+
+/** Runs `produce` against a new pack; yields the archive in chunks. */
 export async function* writeTar(
   produce: (w: PackWriter) => Promise<void>,
   options: PackOptions = {},
 ): AsyncGenerator<Uint8Array> {
-  const writer = new PackWriter();
+  const pack = tar.pack({ highWaterMark: 1024 * 1024 });
   let failure: unknown;
+  const writer = new PackWriter(pack);
   const producing = produce(writer)
-    .then(() => writer.end())
-    .catch((e: unknown) => {
-      failure = e;
-      writer.cancel();
-    });
-  const raw = (async function* () {
-    for (let c = await writer.next(); c !== undefined; c = await writer.next()) yield c;
-  })();
+    .then(() => writer.flush())
+    .then(
+      () => pack.finalize(),
+      (e: unknown) => {
+        failure = e;
+        pack.destroy(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  let source = pack as AsyncIterable<Uint8Array>;
+  let gz: ReturnType<typeof createGzip> | undefined;
+  if (options.gzip) {
+    const z = createGzip({ level: options.gzipLevel ?? 1 });
+    pack.on("error", (e: Error) => z.destroy(e));
+    source = pack.pipe(z);
+    gz = z;
+  }
+  let parts: Uint8Array[] = [];
+  let bytes = 0;
   try {
-    if (!options.gzip) {
-      for await (const c of raw) yield c;
-    } else {
-      yield* coalesced(Readable.from(raw).pipe(createGzip({ level: options.gzipLevel ?? 1 })));
+    for await (const chunk of source) {
+      parts.push(chunk);
+      bytes += chunk.length;
+      if (bytes >= CHUNK) {
+        yield parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts, bytes);
+        parts = [];
+        bytes = 0;
+      }
     }
+    if (bytes > 0) yield Buffer.concat(parts, bytes);
+  } catch (e) {
+    throw failure ?? e;
   } finally {
-    writer.cancel();
+    if (!pack.destroyed) pack.destroy();
+    gz?.destroy();
     await producing;
   }
   if (failure !== undefined) throw failure;
-}
-
-/** gzip output comes in small pieces: joined into chunks of at least 256 KiB. */
-async function* coalesced(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  let parts: Uint8Array[] = [];
-  let bytes = 0;
-  for await (const chunk of source) {
-    parts.push(chunk);
-    bytes += chunk.length;
-    if (bytes >= 256 * 1024) {
-      yield Buffer.concat(parts, bytes);
-      parts = [];
-      bytes = 0;
-    }
-  }
-  if (bytes > 0) yield Buffer.concat(parts, bytes);
 }
