@@ -262,6 +262,27 @@ describe("applyChanges replaces without following", () => {
     expect(fs.readlinkSync(path.join(target, "x"))).toBe("d");
   });
 
+  // Header fields tar-stream reads in a way that once left it waiting forever.
+  for (const [what, type, size] of [
+    ["a directory claiming 5 GiB of content", "directory", "50000000000"],
+    ["a symlink whose size is unreadable base-256", "symlink", "\x81"],
+  ] as const) {
+    it(what, async () => {
+      const tar = await craftTar([
+        { name: "x", type, linkname: type === "symlink" ? "d" : undefined },
+        { name: "after.txt", content: "a" },
+      ]);
+      tar.write(size, 124, "latin1");
+      tar.fill(0x20, 148, 156);
+      let sum = 0;
+      for (let i = 0; i < 512; i++) sum += tar[i] as number;
+      tar.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, 8, "latin1");
+      const r = await applyChanges(target, chunks(tar), []).catch((e: unknown) => e);
+      if (r instanceof Error) expect(isWorkspaceError(r), String(r)).toBe(true);
+      expect(describeTree(outside)).toEqual(outsideBefore);
+    });
+  }
+
   it("a deleted symlink is removed itself, not its target", async () => {
     const r = await apply([], ["out-link", "out-file"]);
     expect(r.deleted).toBe(2);

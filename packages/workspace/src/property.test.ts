@@ -200,7 +200,8 @@ it("a corrupted archive is applied or refused with a WorkspaceError, never follo
         staysInside(target);
       },
     ),
-    { numRuns: 300 },
+    // A run that never ends (a parser waiting forever) is a failure too.
+    { numRuns: 300, timeout: 10_000 },
   );
 });
 

@@ -64,6 +64,13 @@ export async function readTar(
     // The parser destroys the entry with the archive's failure, reported once below.
     stream.on("error", () => {});
     try {
+      // tar-stream takes a base-256 size it cannot read as null, then waits forever for the content.
+      if (!Number.isSafeInteger(raw.size) || (raw.size as number) < 0)
+        throw new WorkspaceError(
+          "SLOTH_ARCHIVE_INVALID",
+          `cannot read the archive: entry ${JSON.stringify(raw.name)} has no valid size`,
+          { details: { entry: raw.name } },
+        );
       if (++entries > maxEntries)
         throw new WorkspaceError(
           "SLOTH_WORKSPACE_TOO_LARGE",
@@ -86,6 +93,19 @@ export async function readTar(
       return;
     }
     const w = current;
+    if (raw.type === "directory") {
+      // tar-stream reads no content for a directory, whatever its size says,
+      // and never ends the stream of one that claims some: do not wait for it.
+      stream.resume();
+      try {
+        w?.end();
+        current = undefined;
+        next();
+      } catch (e) {
+        fail(e);
+      }
+      return;
+    }
     stream.on("data", (chunk) => {
       if (w === undefined || failure !== undefined) return;
       try {
