@@ -893,8 +893,9 @@ export const AgentService: GenService<{
   },
   /**
    * RunTask runs one workflow task with the same engine as a local run, in a
-   * fresh copy of the workspace, streaming its log, then its result, then the
-   * workspace changes. Cancelling the call cancels the task.
+   * workspace folder of its own holding exactly the manifest's files,
+   * streaming its log, then its result, then the workspace changes.
+   * Cancelling the call cancels the task.
    *
    * @generated from rpc sloth.agent.v1.AgentService.RunTask
    */
