@@ -20,7 +20,7 @@ import { type HeartbeatOptions, runRegistration } from "./registration.js";
 import { listenRpc, type RpcServer } from "./server.js";
 import { agentRoutes, type ServiceContext } from "./service.js";
 import { systemFacts } from "./system-facts.js";
-import { defaultScratchDir } from "./task-runner.js";
+import { defaultScratchDir, removeStaleTaskFolders } from "./task-runner.js";
 import { AGENT_VERSION } from "./version.js";
 import { createWorkspaceSupport } from "./workspace-support.js";
 
@@ -195,6 +195,12 @@ export function createAgent(options: AgentOptions): Agent {
       // The agent's folder holds its identity secret: 0700 before anything else creates it.
       fs.mkdirSync(dataDir.agent(o.name).dir, { recursive: true, mode: 0o700 });
       const scratchDir = defaultScratchDir(dataDir.root, o.name);
+      removeStaleTaskFolders(scratchDir, (dir, err) =>
+        logger.warn(
+          { dir, err: String(err) },
+          "cannot remove a task folder left by a killed agent",
+        ),
+      );
       const workspace = await createWorkspaceSupport({
         cacheDir: path.join(dataDir.agent(o.name).dir, "cache"),
         workDir: path.join(scratchDir, "workspaces"),

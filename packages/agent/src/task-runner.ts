@@ -241,6 +241,29 @@ function removeLater(ctx: TaskRunnerContext, dir: string): void {
 }
 
 /** The default scratch folder of an agent's delegated tasks. */
+/**
+ * Removes, in the background, the task folders (`bundle-*`, `work-*`) an
+ * earlier run of the agent left in `scratchDir` when it was killed mid-task.
+ * Called at start, before any task runs; returns how many it found.
+ */
+export function removeStaleTaskFolders(
+  scratchDir: string,
+  onError: (dir: string, err: unknown) => void = () => undefined,
+): number {
+  let names: string[];
+  try {
+    names = fs.readdirSync(scratchDir);
+  } catch {
+    return 0;
+  }
+  const stale = names.filter((n) => n.startsWith("bundle-") || n.startsWith("work-"));
+  for (const n of stale) {
+    const dir = path.join(scratchDir, n);
+    fs.promises.rm(dir, { recursive: true, force: true }).catch((e: unknown) => onError(dir, e));
+  }
+  return stale.length;
+}
+
 export function defaultScratchDir(dataDir: string, name: string): string {
   return path.join(dataDir, "agents", name, "tasks");
 }
