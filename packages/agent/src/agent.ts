@@ -66,6 +66,12 @@ export interface AgentOptions {
   tls?: AgentTls | undefined;
   /** Serve Prometheus `/metrics` over HTTP on this port (0 picks one); off when undefined. */
   metricsPort?: number | undefined;
+  /**
+   * Finished workspaces of delegated tasks kept to recycle for the next task
+   * with a similar manifest (default 2); 0 deletes each after its task. A
+   * recycled folder is repaired to exactly the next task's files.
+   */
+  keepWorkspaces?: number | undefined;
 }
 
 /** TLS material of an agent, PEM. */
@@ -204,6 +210,7 @@ export function createAgent(options: AgentOptions): Agent {
       const workspace = await createWorkspaceSupport({
         cacheDir: path.join(dataDir.agent(o.name).dir, "cache"),
         workDir: path.join(scratchDir, "workspaces"),
+        keepWorkspaces: options.keepWorkspaces,
         logger,
       });
       closeWorkspaces = workspace.close;

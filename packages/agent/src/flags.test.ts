@@ -26,6 +26,18 @@ function fail(fn: () => unknown): unknown {
 }
 
 describe("agentOptionsFromFlags", () => {
+  it("passes --keep-workspaces on, and refuses a count that is not a whole number from 0 to 100", () => {
+    const env = { SLOTH_RUNNER_TOKEN: "t" };
+    const dir = dataDir();
+    expect(agentOptionsFromFlags({ dataDir: dir }, env).keepWorkspaces).toBeUndefined();
+    expect(agentOptionsFromFlags({ dataDir: dir, keepWorkspaces: 0 }, env).keepWorkspaces).toBe(0);
+    for (const bad of [-1, 1.5, Number.NaN, 101]) {
+      const e = fail(() => agentOptionsFromFlags({ dataDir: dir, keepWorkspaces: bad }, env));
+      expect(isSlothError(e, "SLOTH_INVALID_ARGUMENT")).toBe(true);
+      expect((e as Error).message).toMatch(/invalid --keep-workspaces/);
+    }
+  });
+
   it("takes the master from the flag, then SLOTH_RUNNER_MASTER_ADDR, then localhost:50053", () => {
     const dir = dataDir();
     const env = { SLOTH_RUNNER_TOKEN: "t" };

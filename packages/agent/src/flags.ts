@@ -41,6 +41,11 @@ export const agentStartFlags = {
       "CA certificate (PEM): verifies the master and requires callers to present certificates it signed (mTLS)",
   },
   "metrics-port": { type: "number", describe: "Serve Prometheus /metrics over HTTP on this port" },
+  "keep-workspaces": {
+    type: "number",
+    describe:
+      "Finished delegated-task workspaces kept to recycle for the next task (default 2; 0 deletes each after its task)",
+  },
   "data-dir": {
     type: "string",
     describe: "Data directory (default: SLOTH_RUNNER_DATA_DIR, else ~/.sloth-runner)",
@@ -61,6 +66,7 @@ export interface AgentStartFlags {
   tlsKey?: string | undefined;
   tlsCa?: string | undefined;
   metricsPort?: number | undefined;
+  keepWorkspaces?: number | undefined;
 }
 
 /** What the embedding command adds to the flags. */
@@ -111,7 +117,20 @@ export function agentOptionsFromFlags(
     dataDir: dataDir.root,
     tls: agentTlsFromFlags(flags),
     metricsPort: flags.metricsPort,
+    keepWorkspaces: keepWorkspacesOf(flags.keepWorkspaces),
   };
+}
+
+function keepWorkspacesOf(n: number | undefined): number | undefined {
+  if (n === undefined) return undefined;
+  if (!Number.isInteger(n) || n < 0 || n > 100) {
+    throw new SlothError(
+      "SLOTH_INVALID_ARGUMENT",
+      `invalid --keep-workspaces ${n}: expected a whole number from 0 to 100`,
+      { hint: "use 0 to delete each workspace after its task" },
+    );
+  }
+  return n;
 }
 
 function agentTlsFromFlags(flags: AgentStartFlags): AgentOptions["tls"] {
