@@ -69,7 +69,7 @@ export function createFastRelay(deps: FastRelayDeps): (req: unknown) => boolean 
     const call = new RelayCall(deps, req.stream);
     call.run(req.headers).then(
       (code) => deps.observer.ended("RunOnAgent", code, (performance.now() - started) / 1000),
-      () => deps.observer.ended("RunOnAgent", "internal", (performance.now() - started) / 1000),
+      () => deps.observer.ended("RunOnAgent", "Internal", (performance.now() - started) / 1000),
     );
     return true;
   };
@@ -94,12 +94,19 @@ class RelayCall {
     const timeout = parseTimeout(headerValue(headers["connect-timeout-ms"]), 2 ** 31 - 1);
     if (timeout.error) return this.fail(timeout.error);
     const body = await readConnectRequest(down);
-    if (body === undefined) return "canceled";
+    if (body === undefined) return "Canceled";
     if (body instanceof ConnectError) return this.fail(body);
     let agent: AgentEntry;
     let spec: ReturnType<typeof fromBinary<typeof RunOnAgentRequestSchema>>["spec"];
+    let req: ReturnType<typeof fromBinary<typeof RunOnAgentRequestSchema>>;
     try {
-      const req = fromBinary(RunOnAgentRequestSchema, body);
+      req = fromBinary(RunOnAgentRequestSchema, body);
+    } catch (e) {
+      return this.fail(
+        new ConnectError(`cannot read the request: ${String(e)}`, Code.InvalidArgument),
+      );
+    }
+    try {
       agent = mustGet(this.deps.service, req.agentName);
       requireUsable(agent);
       if (!req.spec?.command)
@@ -141,7 +148,7 @@ class RelayCall {
       // The caller left while the connection was being opened.
       this.finished = true;
       up.close(http2.constants.NGHTTP2_CANCEL);
-      return "canceled";
+      return "Canceled";
     }
     const message = toBinary(RunCommandRequestSchema, create(RunCommandRequestSchema, { spec }));
     up.end(messageFrame(message));
@@ -177,7 +184,7 @@ class RelayCall {
         if (this.finished) return;
         this.finished = true;
         closeUp();
-        done("canceled");
+        done("Canceled");
       });
       up.once("response", (h) => {
         const status = Number(h[":status"]);
@@ -262,6 +269,12 @@ class RelayCall {
         if (this.finished) return;
         done(this.fail(toConnectError(agentLink(agent, e))));
       });
+      // Reset by the agent (or its connection lost) without an error event.
+      up.once("close", () => {
+        if (this.finished) return;
+        const why = new Error(`stream closed (code ${up.rstCode ?? "none"})`);
+        done(this.fail(toConnectError(agentLink(agent, why))));
+      });
     });
   }
 
@@ -280,7 +293,7 @@ class RelayCall {
         this.down.end(frame);
       }
     }
-    return Code[error.code] ?? "unknown";
+    return Code[error.code] ?? "Unknown";
   }
 
   /** Ends the call well. */
@@ -292,7 +305,7 @@ class RelayCall {
   /** Ends the call with `error`; the code's name. */
   private fail(error: ConnectError): string {
     this.end(error);
-    return Code[error.code] ?? "unknown";
+    return Code[error.code] ?? "Unknown";
   }
 
   private end(error: ConnectError | undefined): void {
