@@ -3,6 +3,7 @@ import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect
 import { AgentService, MasterService } from "@sloth/proto";
 import { formatHostPort, parseHostPort } from "./address.js";
 import { bearerInterceptor } from "./auth.js";
+import { withLeanServerStreams } from "./lean-stream.js";
 
 /** TLS material for a connection, as PEM text or buffers. */
 export interface TlsMaterial {
@@ -55,13 +56,16 @@ export function connect(options: ConnectOptions): SlothConnection {
     },
     nodeOptions,
   );
-  const transport = createConnectTransport({
-    baseUrl,
-    httpVersion: "2",
-    useBinaryFormat: true,
-    sessionManager,
-    interceptors: options.token ? [bearerInterceptor(options.token)] : [],
-  });
+  const transport = withLeanServerStreams(
+    createConnectTransport({
+      baseUrl,
+      httpVersion: "2",
+      useBinaryFormat: true,
+      sessionManager,
+      interceptors: options.token ? [bearerInterceptor(options.token)] : [],
+    }),
+    { sessionManager, baseUrl, token: options.token },
+  );
   let closed = false;
   const close = () => {
     if (closed) return;
