@@ -145,7 +145,11 @@ class FrameReader<O extends DescMessage> implements AsyncIterable<MessageShape<O
   readonly trailer = new Headers();
   private readonly queue: MessageShape<O>[] = [];
   private waiter: (() => void) | undefined;
-  private pending: Buffer | undefined;
+  // Received bytes not yet parsed, and the frame being read (need < 0: its header).
+  private readonly parts: Buffer[] = [];
+  private have = 0;
+  private need = -1;
+  private flags = 0;
   private ended = false;
   private failure: ConnectError | undefined;
   private gotEnd = false;
@@ -252,48 +256,80 @@ class FrameReader<O extends DescMessage> implements AsyncIterable<MessageShape<O
       this.errorBody.push(chunk);
       return;
     }
-    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    let off = 0;
+    this.parts.push(chunk);
+    this.have += chunk.length;
     try {
-      while (buf.length - off >= 5) {
-        const flags = buf[off] as number;
-        const len = buf.readUInt32BE(off + 1);
-        if (len > READ_MAX_BYTES)
-          throw new ConnectError(
-            `message size ${len} is larger than configured readMaxBytes ${READ_MAX_BYTES}`,
-            Code.ResourceExhausted,
-          );
-        if (buf.length - off < 5 + len) break;
-        const payload = buf.subarray(off + 5, off + 5 + len);
-        off += 5 + len;
-        if (flags & FLAG_COMPRESSED)
-          throw new ConnectError(
-            "protocol error: received compressed message but no compression was negotiated",
-            Code.Internal,
-          );
-        if (this.gotEnd)
-          throw new ConnectError(
-            "protocol error: received extra message after EndStreamResponse",
-            Code.InvalidArgument,
-          );
-        if (flags & FLAG_END_STREAM) {
-          this.gotEnd = true;
-          const end = endStreamFromJson(payload);
-          for (const [k, v] of end.metadata) this.trailer.append(k, v);
-          if (end.error) throw end.error;
-          continue;
+      for (;;) {
+        if (this.need < 0) {
+          if (this.have < 5) break;
+          const head = this.take(5);
+          this.flags = head[0] as number;
+          this.need = head.readUInt32BE(1);
+          if (this.need > READ_MAX_BYTES)
+            throw new ConnectError(
+              `message size ${this.need} is larger than configured readMaxBytes ${READ_MAX_BYTES}`,
+              Code.ResourceExhausted,
+            );
         }
-        // Bytes fields come out as Buffers viewing the frame, as from the Connect transport.
-        this.queue.push(fromBinary(this.method.output, payload));
+        if (this.have < this.need) break;
+        const payload = this.take(this.need);
+        this.need = -1;
+        this.onFrame(this.flags, payload);
       }
     } catch (e) {
       this.fail(ConnectError.from(e, Code.Internal), true);
       return;
     }
-    // Chunks are never reused by the stream: the rest is kept as a view.
-    this.pending = off === buf.length ? undefined : buf.subarray(off);
     if (this.queue.length >= QUEUE_MAX && !this.stream.isPaused()) this.stream.pause();
     this.wake();
+  }
+
+  /**
+   * The next `n` received bytes: a view when one chunk holds them, else one
+   * copy (a message spanning many chunks is joined once, not per chunk).
+   * Chunks are never reused by the stream, so views stay valid.
+   */
+  private take(n: number): Buffer {
+    this.have -= n;
+    const first = this.parts[0] as Buffer;
+    if (first.length >= n) {
+      if (first.length === n) this.parts.shift();
+      else this.parts[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const p = this.parts[0] as Buffer;
+      const k = Math.min(p.length, n - at);
+      p.copy(out, at, 0, k);
+      at += k;
+      if (k === p.length) this.parts.shift();
+      else this.parts[0] = p.subarray(k);
+    }
+    return out;
+  }
+
+  private onFrame(flags: number, payload: Buffer): void {
+    if (flags & FLAG_COMPRESSED)
+      throw new ConnectError(
+        "protocol error: received compressed message but no compression was negotiated",
+        Code.Internal,
+      );
+    if (this.gotEnd)
+      throw new ConnectError(
+        "protocol error: received extra message after EndStreamResponse",
+        Code.InvalidArgument,
+      );
+    if (flags & FLAG_END_STREAM) {
+      this.gotEnd = true;
+      const end = endStreamFromJson(payload);
+      for (const [k, v] of end.metadata) this.trailer.append(k, v);
+      if (end.error) throw end.error;
+      return;
+    }
+    // Bytes fields come out as Buffers viewing the frame, as from the Connect transport.
+    this.queue.push(fromBinary(this.method.output, payload));
   }
 
   private onEnd(): void {
@@ -310,7 +346,7 @@ class FrameReader<O extends DescMessage> implements AsyncIterable<MessageShape<O
       this.fail(err, false);
       return;
     }
-    if (!this.gotEnd || (this.pending && this.pending.length > 0)) {
+    if (!this.gotEnd || this.have > 0 || this.need >= 0) {
       this.fail(
         new ConnectError("protocol error: missing EndStreamResponse", Code.InvalidArgument),
         false,
