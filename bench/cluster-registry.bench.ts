@@ -16,6 +16,8 @@ const CONCURRENCY = 64;
 const INTERVAL_MS = 5000;
 const WINDOW_S = QUICK ? 5 : 10;
 const GOAL_AGENTS = 10_000;
+// Registry.heartbeatInterval's default: the most heartbeats a second the master asks for.
+const MAX_HEARTBEATS_PER_S = 250;
 
 type Msg = Record<string, number> & { type: string; statuses?: Record<string, number> };
 
@@ -100,7 +102,15 @@ async function main(): Promise<void> {
     const perHb = (cpu1 - cpu0) / Math.max(1, hbRate * (wall / 1000));
     // When the master falls behind, the share it used understates what the
     // full heartbeat rate needs: judge the goal at the full rate.
-    const goalShare = share * scale * Math.max(1, expectedRate / hbRate);
+    // A smaller run is judged at the rate 10,000 agents send: the master
+    // stretches their interval (Registry.heartbeatInterval) to at most
+    // MAX_HEARTBEATS_PER_S, so that rate, not ten times this run's, is what it
+    // must sustain; CPU per heartbeat here includes the idle baseline.
+    const goalRate =
+      (GOAL_AGENTS * 1000) /
+      Math.max(INTERVAL_MS, Math.ceil((GOAL_AGENTS / MAX_HEARTBEATS_PER_S) * 1000));
+    const goalShare =
+      scale === 1 ? share * Math.max(1, expectedRate / hbRate) : (perHb * goalRate) / 1000;
     const rows: Row[] = [
       row({
         measure: `register ${COUNT} agents (${SESSIONS} sessions, ${CONCURRENCY} in flight)`,
@@ -125,8 +135,8 @@ async function main(): Promise<void> {
         reference: `at ${Math.round(expectedRate)} /s: ${round(perHb * expectedRate * 0.1, 1)} % of a core`,
       }),
       row({
-        measure: `master CPU at steady heartbeat, ${COUNT} agents${scale === 1 ? "" : ` (×${round(scale, 1)} extrapolated linearly to ${GOAL_AGENTS})`}`,
-        value: `${round(share * 100, 1)} % of a core${scale === 1 ? "" : ` → ${round(share * scale * 100, 1)} %`}`,
+        measure: `master CPU at steady heartbeat, ${COUNT} agents${scale === 1 ? "" : ` (CPU per heartbeat × the ${Math.round(goalRate)}/s ${GOAL_AGENTS} agents send at their stretched interval)`}`,
+        value: `${round(share * 100, 1)} % of a core${scale === 1 ? "" : ` → ${round(goalShare * 100, 1)} % at ${GOAL_AGENTS}`}`,
         reference: `over ${round(wall / 1000, 1)} s`,
         ratio: goalShare,
         goal: { kind: "max", limit: 0.25, text: "≤ 25 %" },
