@@ -174,6 +174,20 @@ describe("lean server streams", () => {
     await expect.poll(() => seen.filter((s) => s.command === "hang").at(-1)?.aborted).toBe(true);
   });
 
+  it("cancels when the signal is aborted while the stream is being opened", async () => {
+    const client = await leanClient();
+    const ac = new AbortController();
+    const before = seen.length;
+    const pending = collect(client, "hang", { signal: ac.signal });
+    // The lean path awaits the session before the stream exists.
+    ac.abort();
+    const r = await pending;
+    expect(r.error?.code).toBe(Code.Canceled);
+    // Either the request never reached the server, or it was cancelled there.
+    await new Promise((res) => setTimeout(res, 100));
+    expect(seen.slice(before).every((s) => s.aborted)).toBe(true);
+  });
+
   it("still names an unreachable server through the Connect path", async () => {
     const conn = connect({ address: "127.0.0.1:1", token: TOKEN });
     open.push(conn);

@@ -189,6 +189,8 @@ class FrameReader<O extends DescMessage> implements AsyncIterable<MessageShape<O
       this.fail(fromNodeError(e), false);
     });
     stream.on("close", () => this.onClose());
+    // Aborted while the stream was being opened: the listener came too late.
+    if (call.signal?.aborted) this.onAbort();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<MessageShape<O>> {
