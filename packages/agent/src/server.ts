@@ -2,7 +2,7 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { SlothError } from "@sloth/client";
+import { SlothError, withSpecGrpcMessages } from "@sloth/client";
 import { PortInUseError } from "./errors.js";
 
 /** A listening h2c server and how to close it. */
@@ -29,14 +29,16 @@ export async function listenRpc(
   /** Takes over the requests it serves by hand (returns true); the rest go to Connect. */
   fast?: (req: unknown) => boolean,
 ): Promise<RpcServer> {
-  const connectHandler = connectNodeAdapter({
-    routes,
-    interceptors,
-    // Never compress responses: command output streams at pipe speed, and
-    // gzip costs far more CPU than it saves on the links agents use.
-    // Compressed requests are still accepted.
-    compressMinBytes: Number.MAX_SAFE_INTEGER,
-  });
+  const connectHandler = withSpecGrpcMessages(
+    connectNodeAdapter({
+      routes,
+      interceptors,
+      // Never compress responses: command output streams at pipe speed, and
+      // gzip costs far more CPU than it saves on the links agents use.
+      // Compressed requests are still accepted.
+      compressMinBytes: Number.MAX_SAFE_INTEGER,
+    }),
+  );
   const handler: typeof connectHandler = (req, res) => {
     if (!fast?.(req)) connectHandler(req, res);
   };

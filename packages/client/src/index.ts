@@ -52,6 +52,7 @@ export {
   messageFrame,
   readConnectRequest,
 } from "./server/connect-stream.js";
+export { specGrpcMessage, withSpecGrpcMessages } from "./server/grpc-message.js";
 export {
   type ServiceUnitFor,
   serviceArgs,

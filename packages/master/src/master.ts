@@ -3,7 +3,13 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createAuthInterceptor, formatHostPort, SlothError, type TlsMaterial } from "@sloth/client";
+import {
+  createAuthInterceptor,
+  formatHostPort,
+  SlothError,
+  type TlsMaterial,
+  withSpecGrpcMessages,
+} from "@sloth/client";
 import { MasterService, StateService } from "@sloth/proto";
 import { openStateBackend, type StateBackend } from "@sloth/state";
 import { AgentPool } from "./agent-pool.js";
@@ -169,26 +175,29 @@ export function createMaster(options: MasterOptions): Master {
     metrics.interceptor,
     createAuthInterceptor({ token: options.token, publicMethods: ["Health"] }),
   ];
-  const handler = connectNodeAdapter({
-    routes,
-    interceptors,
-    // Never compress responses, as agents do not: relayed command output
-    // would be gzipped here and gunzipped by the client, costing far more CPU
-    // than it saves on the links masters use. Compressed requests are accepted.
-    compressMinBytes: Number.MAX_SAFE_INTEGER,
-    contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
-    fallback: (req, res) => {
-      if (req.method === "GET" && (req.url === "/metrics" || req.url?.startsWith("/metrics?"))) {
-        void metrics.registry.metrics().then((text) => {
-          res.writeHead(200, { "content-type": metrics.registry.contentType });
-          res.end(text);
-        });
-        return;
-      }
-      res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found\n");
-    },
-  });
+  const handler = withSpecGrpcMessages(
+    connectNodeAdapter({
+      routes,
+      interceptors,
+      // Never compress responses, as agents do not: relayed command output
+      // would be gzipped here and gunzipped by the client, costing far more CPU
+      // than it saves on the links masters use. Compressed requests are accepted.
+      compressMinBytes: Number.MAX_SAFE_INTEGER,
+      contextValues: (req) =>
+        createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
+      fallback: (req, res) => {
+        if (req.method === "GET" && (req.url === "/metrics" || req.url?.startsWith("/metrics?"))) {
+          void metrics.registry.metrics().then((text) => {
+            res.writeHead(200, { "content-type": metrics.registry.contentType });
+            res.end(text);
+          });
+          return;
+        }
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end("not found\n");
+      },
+    }),
+  );
 
   // Connect binary RunOnAgent calls over HTTP/2 skip the Connect handler:
   // the agent's frames are passed on as they are (see fast-relay.ts).

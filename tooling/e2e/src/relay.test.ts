@@ -75,9 +75,8 @@ function viaGrpc(address: string, token: string, agentName: string, command: str
       if (r.event?.exit) out.exit = r.event.exit.exitCode;
     });
     s.on("error", (e: grpc.ServiceError) => {
-      // grpc-js decodes grpc-message with decodeURI, which leaves %3A (':') as it is.
-      const message = decodeURIComponent(e.details);
-      out.error = { code: GRPC_CODES[e.code] ?? String(e.code), message };
+      // As grpc-js shows it: the servers encode grpc-message as the gRPC spec says.
+      out.error = { code: GRPC_CODES[e.code] ?? String(e.code), message: e.details };
       c.close();
       resolve(out);
     });
