@@ -71,8 +71,10 @@ export function runJob(req: JobInput, options: RunJobOptions = {}): Promise<JobE
     };
     const kill = () => {
       cleanup();
-      void worker.terminate();
       killChildren();
+      // The worker runs on until its next interrupt check: a child it spawns
+      // meanwhile is in its slots once it has stopped.
+      void worker.terminate().then(killChildren, killChildren);
     };
     const onAbort = () => {
       kill();
