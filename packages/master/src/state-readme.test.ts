@@ -24,6 +24,14 @@ it("runs the 'Over the network' example of @sloth/state's README against a maste
   const expected = [...code.matchAll(/console\.log\(.*\); \/\/ (.*)$/gm)].map((m) => m[1]);
   expect(expected.length).toBeGreaterThanOrEqual(3);
   fs.writeFileSync(script, code);
+  // Plain JavaScript: it must parse as an ES module on the Node versions supported.
+  const mjs = `${script}.mjs`;
+  fs.writeFileSync(mjs, code);
+  try {
+    await promisify(execFile)(process.execPath, ["--check", mjs]);
+  } finally {
+    fs.rmSync(mjs, { force: true });
+  }
   // Asynchronous: the master answering the example runs in this process.
   const r = await promisify(execFile)(
     process.execPath,

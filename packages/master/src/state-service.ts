@@ -18,6 +18,7 @@ const WIRE_CODES: Record<string, Code> = {
   SLOTH_LOCK_LOST: Code.FailedPrecondition,
   SLOTH_STATE_BUSY: Code.Unavailable,
   SLOTH_STATE_CLOSED: Code.Unavailable,
+  SLOTH_STATE_UNAVAILABLE: Code.Unavailable,
   SLOTH_CANCELLED: Code.Canceled,
 };
 

@@ -25,6 +25,11 @@ it("runs the README example and prints what its comments say", () => {
   const expected = [...(code ?? "").matchAll(/console\.log\(.*\); \/\/ (.*)$/gm)].map((m) => m[1]);
   expect(expected.length).toBeGreaterThanOrEqual(4);
   fs.writeFileSync(script, code ?? "");
+  // Plain JavaScript: it must parse as an ES module on the Node versions supported.
+  const mjs = path.join(tmp.dir, "example.mjs");
+  fs.writeFileSync(mjs, code ?? "");
+  const check = spawnSync(process.execPath, ["--check", mjs], { encoding: "utf8" });
+  expect(check.stderr).toBe("");
   const r = spawnSync(
     process.execPath,
     ["--import", pathToFileURL(TSX).href, "--conditions=source", script],

@@ -131,9 +131,17 @@ export async function openStateDatabase(
   file: string,
   options: OpenDatabaseOptions,
 ): Promise<Database.Database> {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
-  const fresh = !fs.existsSync(file);
-  const db = new Database(file);
+  let db: Database.Database;
+  let fresh: boolean;
+  try {
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (st?.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+    fresh = st === undefined;
+    db = new Database(file);
+  } catch (e) {
+    throw cannotOpen(file, e);
+  }
   try {
     if (fresh) fs.chmodSync(file, 0o600);
     // A real busy timeout while opening: these steps run once and need the
@@ -147,6 +155,37 @@ export async function openStateDatabase(
     return db;
   } catch (e) {
     db.close();
-    throw e;
+    throw isBusy(e) ? e : cannotOpen(file, e);
   }
+}
+
+/** Opening failed for a reason the caller must fix: says which file and how. */
+function cannotOpen(file: string, e: unknown): unknown {
+  const code = (e as { code?: unknown } | null)?.code;
+  const reasons: Record<string, [string, string]> = {
+    EISDIR: ["it is a directory", "pass the path of a file"],
+    ENOTDIR: ["a part of its path is not a directory", "pass a path whose parents are directories"],
+    // mkdir of a parent that exists as a file.
+    EEXIST: ["a part of its path is not a directory", "pass a path whose parents are directories"],
+    EACCES: ["permission denied", "pass a path this user can write, or fix its permissions"],
+    EPERM: ["permission denied", "pass a path this user can write, or fix its permissions"],
+    EROFS: ["the file system is read-only", "pass a path on a writable file system"],
+    SQLITE_CANTOPEN: [
+      "SQLite cannot open it",
+      "check that its folder exists and this user can write both the folder and the file",
+    ],
+    SQLITE_NOTADB: [
+      "it is not a SQLite database",
+      "pass another path; this file was not written by @sloth/state",
+    ],
+    SQLITE_CORRUPT: ["the database is corrupt", "restore it from a backup or pass another path"],
+    SQLITE_READONLY: ["it is read-only", "pass a path this user can write, or fix its permissions"],
+  };
+  const r = typeof code === "string" ? reasons[code] : undefined;
+  if (r === undefined) return e;
+  return new StateError("SLOTH_STATE_UNAVAILABLE", `cannot open state ${file}: ${r[0]}`, {
+    cause: e,
+    hint: r[1],
+    details: { path: file, cause: code },
+  });
 }

@@ -303,4 +303,31 @@ describe("bad inputs", () => {
     );
     t.cleanup();
   });
+
+  it("names the file and the fix when it cannot be opened, and leaves it as it was", async () => {
+    const t = tempDir();
+    const notDb = path.join(t.dir, "notes.txt");
+    fs.writeFileSync(notDb, "x".repeat(4096));
+    const blocker = path.join(t.dir, "plain-file");
+    fs.writeFileSync(blocker, "");
+    const cases: [string, RegExp][] = [
+      [t.dir, /it is a directory/],
+      [notDb, /it is not a SQLite database/],
+      [path.join(blocker, "x.db"), /not a directory/],
+    ];
+    for (const [file, reason] of cases) {
+      const e = await openState({ path: file }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(isStateError(e, "SLOTH_STATE_UNAVAILABLE")).toBe(true);
+      const err = e as { message: string; hint?: string; details: Record<string, unknown> };
+      expect(err.message).toContain(`cannot open state ${file}: `);
+      expect(err.message).toMatch(reason);
+      expect(err.hint).toMatch(/pass/);
+      expect(err.details.path).toBe(file);
+    }
+    expect(fs.readFileSync(notDb, "utf8")).toBe("x".repeat(4096));
+    t.cleanup();
+  });
 });
