@@ -381,6 +381,31 @@ describe("run: SIGTERM", () => {
   });
 });
 
+describe("run: SIGHUP (the terminal or SSH session closed)", () => {
+  it("cancels the run like SIGINT: exit 129, shell and exec.run children gone", async () => {
+    const luaPid = path.join(dir, "hup-lua.pid");
+    const shPid = path.join(dir, "hup-sh.pid");
+    const f = file(
+      "hup.sloth",
+      `workflow.define("w"):tasks({
+  task("sh"):command("sleep 30 & echo $! > ${shPid}; wait"),
+  task("lua"):command(function() exec.run("echo $$ > ${luaPid}; sleep 30") return true end),
+})\n`,
+    );
+    const p = spawnNode(CLI_BIN, ["run", f], { env: env(), cwd: REPO_ROOT });
+    const written = (f: string) => fs.existsSync(f) && fs.readFileSync(f, "utf8").trim() !== "";
+    await waitFor(() => written(luaPid) && written(shPid), { what: "the tasks' pid files" });
+    await new Promise((r) => setTimeout(r, 300));
+    p.kill("SIGHUP");
+    expect(await p.exited).toBe(129);
+    expect(p.stdout()).toContain("interrupted by SIGHUP");
+    for (const pidFile of [luaPid, shPid]) {
+      const pid = Number(fs.readFileSync(pidFile, "utf8"));
+      await waitFor(() => !running(pid), { what: `process ${pid} to end` });
+    }
+  });
+});
+
 describe("workflow list|show|validate", () => {
   it("list, show and validate, as text and JSON", async () => {
     const [list, listJson, show, valid, invalid] = await Promise.all([

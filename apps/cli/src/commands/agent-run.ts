@@ -4,6 +4,7 @@ import type { Argv, CommandModule } from "yargs";
 import { CliError, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
 import { eprintln, formatDuration, type Painter, painter, printJson, table } from "../output.js";
+import { onStopSignals, signalExitCode } from "../signals.js";
 
 interface RunArgs extends GlobalArgs {
   target?: string;
@@ -83,13 +84,11 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
   const spec = { command, workdir: argv.workdir ?? "", env, timeoutMs: BigInt(timeoutMs) };
   const fanOut = argv.name !== undefined || argv.label !== undefined;
   const controller = new AbortController();
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
+  let interrupted: NodeJS.Signals | undefined;
+  const offSignals = onStopSignals((sig) => {
+    interrupted ??= sig;
     controller.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  });
   const started = Date.now();
   try {
     return await withMaster(argv, async ({ client, master }) => {
@@ -114,7 +113,7 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
               `✗ interrupted: cancelled on ${agent} after ${formatDuration(Date.now() - started)}`,
             ),
           );
-          return 130;
+          return signalExitCode(interrupted);
         }
         if (r.error && !r.error.startsWith("could not start"))
           eprintln(`${c.red("error:")} ${r.error}`);
@@ -187,12 +186,11 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
           `${results.length} agent(s), ${results.length - failed} succeeded, ${failed} failed in ${formatDuration(Date.now() - started)}`,
         );
       }
-      if (interrupted) return 130;
+      if (interrupted) return signalExitCode(interrupted);
       return worstCode(results);
     });
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    offSignals();
   }
 }
 

@@ -186,13 +186,21 @@ export const agentCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: "agent",
   describe: "Manage agents, run commands on them, or start one (`agent start`, `agent -p PORT`)",
   builder: (y) =>
-    startAgentOptions(y)
+    y
       .command(startAgentCommand)
       .command(list)
       .command(get)
       .command(runCommand)
       .command(del)
       .command(stop)
-      .command(metrics) as unknown as Argv<GlobalArgs>,
-  handler: (argv) => runAgent(argv as Parameters<typeof runAgent>[0]),
+      .command(metrics)
+      // Bare `agent [options]`: the start options belong to it alone, so
+      // `agent list --help` does not offer --port or --daemon.
+      .command({
+        command: "$0",
+        describe: false,
+        builder: (b) => startAgentOptions(b),
+        handler: (argv) => runAgent(argv as Parameters<typeof runAgent>[0]),
+      }) as unknown as Argv<GlobalArgs>,
+  handler: () => {},
 };

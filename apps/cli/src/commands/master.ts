@@ -212,7 +212,7 @@ export const masterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: "master",
   describe: "Manage master servers, or start one (`master start`, `master -p PORT`)",
   builder: (y) =>
-    startOptions(y)
+    y
       .command(add)
       .command(list)
       .command(select)
@@ -221,6 +221,14 @@ export const masterCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(remove)
       .command(startCommand)
       .command(stopCommand)
-      .command(installServiceCommand) as unknown as Argv<GlobalArgs>,
-  handler: (argv) => runMaster(argv as unknown as Parameters<typeof runMaster>[0]),
+      .command(installServiceCommand)
+      // Bare `master [options]`: the start options belong to it alone, so
+      // `master list --help` does not offer --port or --daemon.
+      .command({
+        command: "$0",
+        describe: false,
+        builder: (b) => startOptions(b),
+        handler: (argv) => runMaster(argv as unknown as Parameters<typeof runMaster>[0]),
+      }) as unknown as Argv<GlobalArgs>,
+  handler: () => {},
 };

@@ -7,6 +7,7 @@ import type {
   WorkflowModel,
 } from "@sloth/workflow";
 import { eprintln, painter, println } from "../output.js";
+import { onStopSignals, signalExitCode } from "../signals.js";
 import { jsonDisplay, plainDisplay, type RunDisplay, summaryLines } from "./display.js";
 import type { Recording, RunHistory } from "./record.js";
 
@@ -54,8 +55,7 @@ export async function executeRuns(
     signal = sig;
     cancel?.(`interrupted by ${sig}`);
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const offSignals = onStopSignals(onSignal);
   const started = Date.now();
   try {
     for (const model of models) {
@@ -88,8 +88,7 @@ export async function executeRuns(
       if (result.status !== "succeeded") break;
     }
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    offSignals();
   }
   const failed = results.find((r) => r.status !== "succeeded");
   if (options.json) {
@@ -121,5 +120,5 @@ async function makeDisplay(json: boolean, c: ReturnType<typeof painter>): Promis
 
 /** Exit codes shells expect after SIGINT (130) and SIGTERM (143). */
 function signalCode(sig: NodeJS.Signals): number {
-  return sig === "SIGTERM" ? 143 : 130;
+  return signalExitCode(sig);
 }
