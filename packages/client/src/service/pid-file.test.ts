@@ -31,4 +31,27 @@ describe("pid files", () => {
     expect(processAlive(child.pid!)).toBe(false);
     expect(readPidFile(file)).toBeUndefined();
   });
+
+  it("never signals a process that is not the one recorded (a stale file whose pid was reused)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-pid-"));
+    dirs.push(dir);
+    const other = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      const file = path.join(dir, "x.pid");
+      // Recorded by a process that started earlier and is gone: the pid now names `sleep`.
+      fs.writeFileSync(file, `${other.pid}\n1\n`);
+      expect(readPidFile(file)).toEqual({ pid: other.pid, alive: false });
+      expect(await stopPidFile(file, 300)).toEqual({ outcome: "stale", pid: other.pid });
+      expect(fs.existsSync(file)).toBe(false);
+      // A file in the older format (the pid alone) is trusted only for a Sloth process.
+      fs.writeFileSync(file, `${other.pid}\n`);
+      expect(await stopPidFile(file, 300)).toEqual({ outcome: "stale", pid: other.pid });
+      expect(processAlive(other.pid!)).toBe(true);
+      // The file claimed for it names it for good.
+      claimPidFile(file, other.pid!, "test");
+      expect(readPidFile(file)).toEqual({ pid: other.pid, alive: true });
+    } finally {
+      other.kill("SIGKILL");
+    }
+  });
 });

@@ -12,10 +12,39 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * When the process `pid` started, in clock ticks since boot (field 22 of
+ * /proc/PID/stat): with the pid, it names one process for good, since a pid
+ * is reused only by a process started later. Undefined without /proc.
+ */
+export function processStartTime(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields[19];
+}
+
+/** True when /proc shows `pid` running a Sloth Runner program (node running sloth-*). */
+function looksLikeSloth(pid: number): boolean | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("sloth");
+  } catch {
+    return undefined;
+  }
+}
+
 /** What a pid file says. */
 export interface PidFileState {
   pid: number;
-  /** False when the process is gone: the file is stale. */
+  /**
+   * False when the file is stale: its process is gone, or the pid now
+   * belongs to another process (it started later than the one recorded).
+   */
   alive: boolean;
 }
 
@@ -27,9 +56,15 @@ export function readPidFile(file: string): PidFileState | undefined {
   } catch {
     return undefined;
   }
-  const pid = Number.parseInt(text.trim(), 10);
+  const [first, started] = text.split("\n").map((l) => l.trim());
+  const pid = Number.parseInt(first ?? "", 10);
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  return { pid, alive: processAlive(pid) };
+  if (!processAlive(pid)) return { pid, alive: false };
+  const now = processStartTime(pid);
+  if (now === undefined) return { pid, alive: true };
+  // A file without a start time (older versions): trust a Sloth process only.
+  if (!started) return { pid, alive: looksLikeSloth(pid) !== false };
+  return { pid, alive: now === started };
 }
 
 /**
@@ -49,7 +84,8 @@ export function claimPidFile(file: string, pid: number, what: string): number | 
     );
   }
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  fs.writeFileSync(file, `${pid}\n`, { mode: 0o600 });
+  const started = processStartTime(pid);
+  fs.writeFileSync(file, started ? `${pid}\n${started}\n` : `${pid}\n`, { mode: 0o600 });
   return existing && !existing.alive ? existing.pid : undefined;
 }
 
