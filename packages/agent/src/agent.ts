@@ -15,6 +15,7 @@ import { type AgentIdentity, loadOrCreateIdentity } from "./identity.js";
 import { type AgentLogger, silentLogger } from "./logger.js";
 import { CpuSampler } from "./metrics.js";
 import { validateAgentOptions } from "./options.js";
+import { JobLedger, reapOrphans } from "./orphans.js";
 import { createAgentPrometheus, serveMetrics } from "./prometheus.js";
 import { type HeartbeatOptions, runRegistration } from "./registration.js";
 import { listenRpc, type RpcServer } from "./server.js";
@@ -176,6 +177,7 @@ export function createAgent(options: AgentOptions): Agent {
     stopping = (async () => {
       await registration?.catch(() => {});
       await tracker.drain(graceMs ?? o.shutdownGraceMs, o.killGraceMs + 3000);
+      tracker.flushLedger();
       await server?.close(1000);
       await closeWorkspaces?.().catch(() => {});
       await metricsServer?.close();
@@ -200,6 +202,15 @@ export function createAgent(options: AgentOptions): Agent {
       state.state = "running";
       // The agent's folder holds its identity secret: 0700 before anything else creates it.
       fs.mkdirSync(dataDir.agent(o.name).dir, { recursive: true, mode: 0o700 });
+      // Commands and tasks an earlier run of this agent had going when it was killed.
+      const ledgerFile = path.join(dataDir.agent(o.name).dir, "jobs.json");
+      const orphans = reapOrphans(ledgerFile);
+      if (orphans.length > 0)
+        logger.warn(
+          { pids: orphans },
+          `killed ${orphans.length} process(es) left running by an earlier run of this agent`,
+        );
+      tracker.useLedger(new JobLedger(ledgerFile));
       const scratchDir = defaultScratchDir(dataDir.root, o.name);
       removeStaleTaskFolders(scratchDir, (dir, err) =>
         logger.warn(

@@ -1,5 +1,9 @@
+import { JobLedger } from "./orphans.js";
+
 /** One command in flight, cancellable by the agent. */
 export interface TrackedRun {
+  /** Set as SLOTH_AGENT_JOB in its environment (see orphans.ts). */
+  readonly mark: string;
   /** Aborted when the caller goes away or the agent gives up waiting at stop. */
   readonly signal: AbortSignal;
   /** Call once the run has ended. */
@@ -14,6 +18,17 @@ export class CommandTracker {
   private readonly runs = new Set<AbortController>();
   private idleWaiters: Array<() => void> = [];
   private closed = false;
+  private ledger = new JobLedger();
+
+  /** Records the running jobs in this ledger (its file) from now on. */
+  useLedger(ledger: JobLedger): void {
+    this.ledger = ledger;
+  }
+
+  /** Writes the ledger now. */
+  flushLedger(): void {
+    this.ledger.flush();
+  }
 
   /** Commands running now. */
   get running(): number {
@@ -33,11 +48,15 @@ export class CommandTracker {
     else callerSignal.addEventListener("abort", onCallerAbort, { once: true });
     this.runs.add(controller);
     let released = false;
+    const ledger = this.ledger;
+    const mark = ledger.begin();
     return {
+      mark,
       signal: controller.signal,
       release: () => {
         if (released) return;
         released = true;
+        ledger.end(mark);
         callerSignal.removeEventListener("abort", onCallerAbort);
         this.runs.delete(controller);
         if (this.runs.size === 0) this.wakeIdle();

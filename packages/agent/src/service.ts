@@ -12,6 +12,7 @@ import {
 import type { CommandTracker } from "./command-tracker.js";
 import type { AgentLogger } from "./logger.js";
 import { type CpuSampler, collectMetrics } from "./metrics.js";
+import { JOB_MARK_ENV } from "./orphans.js";
 import type { AgentPrometheus } from "./prometheus.js";
 import { type CommandEvent, type RunCommandOptions, runCommand } from "./run-command.js";
 import { runDelegatedTask, type TaskRunnerContext } from "./task-runner.js";
@@ -102,7 +103,7 @@ export async function* commandEvents(
       {
         command: spec.command,
         workdir: spec.workdir,
-        env: spec.env,
+        env: { ...spec.env, [JOB_MARK_ENV]: run.mark },
         timeoutMs: Number(spec.timeoutMs),
       },
       { ...ctx.runOptions, signal: run.signal, defaultWorkdir: ctx.workdir },
@@ -162,7 +163,7 @@ async function* runTaskHandler(ctx: ServiceContext, req: RunTaskRequest, call: H
     "task starting",
   );
   try {
-    for await (const response of runDelegatedTask(req, ctx.tasks, run.signal)) {
+    for await (const response of runDelegatedTask(req, ctx.tasks, run.signal, run.mark)) {
       if (response.event?.case === "result") {
         ctx.logger.info(
           {

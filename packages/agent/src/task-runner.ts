@@ -4,6 +4,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { RunTaskRequest, RunTaskResponseSchema } from "@sloth/proto";
 import type { TaskModel, TaskOutput, Value, WorkflowModel } from "@sloth/workflow";
 import type { AgentLogger } from "./logger.js";
+import { JOB_MARK_ENV } from "./orphans.js";
 
 type Response = MessageInitShape<typeof RunTaskResponseSchema>;
 
@@ -126,6 +127,8 @@ export async function* runDelegatedTask(
   req: RunTaskRequest,
   ctx: TaskRunnerContext,
   signal: AbortSignal,
+  /** Set as SLOTH_AGENT_JOB for the task's processes (see orphans.ts). */
+  mark?: string,
 ): AsyncGenerator<Response> {
   const started = Date.now();
   fs.mkdirSync(ctx.scratchDir, { recursive: true, mode: 0o700 });
@@ -187,6 +190,7 @@ export async function* runDelegatedTask(
       completed: deps,
       signal,
       dataDir: path.join(ctx.scratchDir, "runs"),
+      ...(mark ? { env: { [JOB_MARK_ENV]: mark } } : {}),
     });
     running = handle.result.catch(() => {});
     let outcome: { ok: boolean; message: string; output?: TaskOutput | undefined } | undefined;

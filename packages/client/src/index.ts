@@ -63,6 +63,7 @@ export {
   claimPidFile,
   type PidFileState,
   processAlive,
+  processStartTime,
   readPidFile,
   releasePidFile,
   type StopOutcome,

@@ -75,6 +75,7 @@ export async function loadWorkflowFile(
       callLua(spec, ref, args, {
         workdir: opts.workdir ?? baseDir,
         env: {
+          ...opts.env,
           ...(opts.runId ? { SLOTH_RUN_ID: opts.runId } : {}),
           ...(opts.taskName ? { SLOTH_TASK: opts.taskName } : {}),
         },

@@ -55,6 +55,8 @@ export interface TaskContext {
   taskName: string;
   /** 1 for the first attempt. */
   attempt: number;
+  /** The run's extra environment (`RunOptions.env`), for the commands a function starts. */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 /** What a command function returns. */

@@ -265,6 +265,7 @@ export class Scheduler {
       runId: this.runId,
       taskName: task.name,
       attempt,
+      env: this.options.env,
     };
   }
 }

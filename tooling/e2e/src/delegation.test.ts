@@ -242,17 +242,34 @@ describe("an agent lost mid-task", () => {
   it("fails the task with 'agent lost'", async () => {
     const victim = await spawnAgent({ name: "doomed", master: master.address, tokenFile });
     const marker = `32.${Date.now() % 1e6}`;
+    const lua = `33.${Date.now() % 1e6}`;
     const file = flow(`
 local t = task("remote"):delegate_to("doomed"):command("sleep ${marker}")
-workflow.define("lost"):tasks({ t })
+local l = task("remote-lua"):delegate_to("doomed"):command(function() exec.run("sleep ${lua}") return true end)
+workflow.define("lost"):tasks({ t, l })
 `);
     const pending = run(file);
-    await waitFor(() => spawnSync("pgrep", ["-f", `^sleep ${marker}$`]).status === 0, {
-      what: "the task to start",
-    });
+    const running = (m: string) => spawnSync("pgrep", ["-f", `^sleep ${m}$`]).status === 0;
+    await waitFor(() => running(marker) && running(lua), { what: "the tasks to start" });
     victim.proc.kill("SIGKILL", true);
     const r = await pending;
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/remote: failed .*agent lost/);
+    // Still running, unsupervised, until the agent starts again and kills them.
+    expect(running(marker) && running(lua)).toBe(true);
+    try {
+      await spawnAgent({
+        name: "doomed",
+        master: master.address,
+        tokenFile,
+        dataDir: victim.dataDir,
+      });
+      await waitFor(() => !running(marker) && !running(lua), {
+        timeoutMs: 10_000,
+        what: "the orphaned task processes to be killed",
+      });
+    } finally {
+      spawnSync("pkill", ["-f", `^sleep (${marker}|${lua})$`]);
+    }
   });
 });

@@ -120,7 +120,7 @@ async function cluster() {
   const { file, token } = writeToken(dir);
   const m = await startTestMaster({ token });
   const agent = await spawnAgent({ name: "a1", master: m.address, tokenFile: file });
-  return { m, token, agent, dir };
+  return { m, token, agent: { ...agent, tokenFile: file }, dir };
 }
 
 describe("RunOnAgent relay", () => {
@@ -185,9 +185,71 @@ describe("RunOnAgent relay", () => {
     });
     agent.proc.kill("SIGKILL");
     const r = await running;
-    // The orphaned command is the agent's to clean up at its next start; not this test's.
-    process.kill(-Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL");
     expect(r.error?.code).toBe("Unavailable");
     expect(r.error?.message).toMatch(/cannot reach agent 'a1' at 127\.0\.0\.1:\d+/);
+    // The orphaned command is the agent's to clean up at its next start.
+    const orphan = Number(fs.readFileSync(pidFile, "utf8"));
+    expect(alive(orphan)).toBe(true);
+    try {
+      await spawnAgent({
+        name: "a1",
+        master: m.address,
+        tokenFile: agent.tokenFile,
+        dataDir: agent.dataDir,
+      });
+      await waitFor(() => !alive(orphan), { timeoutMs: 10_000, what: "the orphan to be killed" });
+    } finally {
+      try {
+        process.kill(-orphan, "SIGKILL");
+      } catch {
+        // Gone, as it should be.
+      }
+    }
+  });
+
+  it("at its next start, an agent killed mid-command kills that command but spares what finished commands left running", async () => {
+    const { m, token, agent, dir } = await cluster();
+    const daemonPid = path.join(dir, "daemon.pid");
+    // A finished command that left a daemon behind on purpose.
+    const first = await viaConnect(
+      m.address,
+      token,
+      "a1",
+      `setsid sleep 60 >/dev/null 2>&1 & echo $! > ${daemonPid}`,
+    );
+    expect(first.exit).toBe(0);
+    const pidFile = path.join(dir, "pid");
+    const running = viaConnect(m.address, token, "a1", `echo $$ > ${pidFile}; sleep 30 & wait`);
+    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").endsWith("\n"), {
+      timeoutMs: 10_000,
+      what: "the command to start",
+    });
+    // Past the ledger's write delay.
+    await new Promise((r) => setTimeout(r, 300));
+    agent.proc.kill("SIGKILL");
+    await running;
+    const orphan = Number(fs.readFileSync(pidFile, "utf8"));
+    const daemon = Number(fs.readFileSync(daemonPid, "utf8"));
+    try {
+      const again = await spawnAgent({
+        name: "a1",
+        master: m.address,
+        tokenFile: agent.tokenFile,
+        dataDir: agent.dataDir,
+      });
+      await waitFor(() => !alive(orphan), { timeoutMs: 10_000, what: "the orphan to be killed" });
+      expect(again.proc.stderr() + again.proc.stdout()).toMatch(
+        /killed \d+ process\(es\) left running/,
+      );
+      expect(alive(daemon)).toBe(true);
+    } finally {
+      for (const p of [orphan, daemon]) {
+        try {
+          process.kill(p, "SIGKILL");
+        } catch {
+          // Gone.
+        }
+      }
+    }
   });
 });

@@ -22,6 +22,8 @@ export interface LuaCaller {
       /** For the SLOTH_RUN_ID and SLOTH_TASK variables of `exec.run` commands. */
       runId?: string | undefined;
       taskName?: string | undefined;
+      /** More variables for the `exec.run` commands of the call. */
+      env?: Readonly<Record<string, string>> | undefined;
       /** Fail the call (SLOTH_LUA_WORKER) after this long. */
       timeoutMs?: number | undefined;
       workdir?: string | undefined;
