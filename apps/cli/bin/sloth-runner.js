@@ -2,6 +2,18 @@
 import { readFileSync } from "node:fs";
 
 const argv = process.argv.slice(2);
+// The reader of our output went away (`| head -1`): stop as `yes | head`
+// does on SIGPIPE, through SIGTERM so that a run cancels its tasks first,
+// instead of dying on an unhandled EPIPE with a stack trace.
+let hungUp = false;
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e) => {
+    if (e.code !== "EPIPE") throw e;
+    if (hungUp) return;
+    hungUp = true;
+    process.kill(process.pid, "SIGTERM");
+  });
+}
 // `--version` and plain `master list` answer without loading the whole CLI:
 // start-up matters in scripts.
 if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {

@@ -265,6 +265,15 @@ describe("a master with three agents", () => {
     );
   });
 
+  it("refuses an agent name given together with a selection, running nothing", async () => {
+    const r = await cli("agent", "run", "alpha", "--label", "tier=test", "echo hi");
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(
+      /^error: 'alpha' is an agent name, and --label\/--name select agents too; /,
+    );
+  });
+
   it("refuses an unknown agent with a clear error", async () => {
     const r = await cli("agent", "run", "nobody", "true");
     expect(r.code).toBe(255);

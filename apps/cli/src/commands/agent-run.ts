@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import type { AgentRunResult } from "@sloth/client";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
@@ -19,8 +18,19 @@ interface RunArgs extends GlobalArgs {
   json?: boolean;
 }
 
+/**
+ * Writes remote output; waits while the reader lags. A reader that went away
+ * (EPIPE) is not the link's failure: the CLI's own handler stops the command.
+ */
 async function write(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> {
-  if (!stream.write(data)) await once(stream, "drain");
+  if (stream.destroyed || stream.write(data)) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off("drain", done).off("error", done).off("close", done);
+      resolve();
+    };
+    stream.on("drain", done).on("error", done).on("close", done);
+  });
 }
 
 function describeEnd(r: AgentRunResult, timeoutMs: number, c: Painter): string {
@@ -121,6 +131,16 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
         return r.code;
       }
 
+      // `agent run web-1 --label role=web CMD` would run "web-1 CMD" everywhere.
+      const first = argv.command[0];
+      if (first !== undefined && argv.command.length > 1) {
+        const named = await client.listAgents({ nameGlob: first }, { timeoutMs: 15_000 });
+        if (named.agents.some((a) => a.name === first))
+          throw new CliError(`'${first}' is an agent name, and --label/--name select agents too`, {
+            hint: `run on one agent with \`agent run ${first} 'COMMAND'\`, or on a selection with \`agent run --label K=V 'COMMAND'\``,
+            exitCode: 2,
+          });
+      }
       const { agents } = await client.listAgents(
         { labels, nameGlob: argv.name ?? "", status: 1 },
         { timeoutMs: 15_000 },
