@@ -5,7 +5,7 @@ import {
   startAgentFromFlags,
   stopOnSignals,
 } from "@sloth/agent";
-import { isSlothError } from "@sloth/client";
+import { isLoopbackHost, isSlothError } from "@sloth/client";
 import { pino } from "pino";
 import yargs from "yargs";
 
@@ -40,6 +40,12 @@ export async function main(argv: string[]): Promise<void> {
       pino.destination({ fd: 2, sync: true }),
     );
     const agent = await startAgentFromFlags(flags, { logger });
+    const bind = flags.bindAddress ?? "0.0.0.0";
+    if (!flags.tlsCert && !isLoopbackHost(bind))
+      logger.warn(
+        { bind },
+        `listening on ${bind} without TLS: tokens and output cross the network in clear text`,
+      );
     const off = stopOnSignals(agent);
     try {
       await agent.wait();

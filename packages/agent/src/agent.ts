@@ -293,7 +293,13 @@ export function createAgent(options: AgentOptions): Agent {
             `metrics on http://${formatHostPort(o.bindAddress, metricsServer.port)}/metrics`,
           );
         } catch (e) {
-          logger.error({ err: String(e) }, "cannot serve metrics");
+          // Asked for and not served is a failed start, as for the RPC port.
+          state.state = "stopped";
+          sampler.stop();
+          await server.close(0);
+          await closeWorkspaces?.().catch(() => {});
+          settle.resolve();
+          throw e;
         }
       }
       registration = runRegistration(

@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { SlothError } from "@sloth/client";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** Prometheus metrics of one agent. */
@@ -71,7 +72,17 @@ export async function serveMetrics(
     res.end("not found\n");
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === "EADDRINUSE"
+          ? new SlothError("SLOTH_PORT_IN_USE", `metrics port ${port} is already in use`, {
+              cause: e,
+              hint: "choose another with --metrics-port",
+              details: { port },
+            })
+          : e,
+      ),
+    );
     server.listen(port, host, () => resolve());
   });
   return {

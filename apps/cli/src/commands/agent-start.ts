@@ -14,6 +14,7 @@ interface AgentStartArgs extends GlobalArgs {
   reportAddress?: string;
   label?: string | string[];
   metricsPort?: number;
+  keepWorkspaces?: number;
 }
 
 /** Options of `agent start` (also accepted by bare `agent`), the same as sloth-agentd's. */
@@ -43,6 +44,11 @@ export function startAgentOptions<T>(y: Argv<T>): Argv<T & AgentStartArgs> {
     .option("metrics-port", {
       type: "number",
       describe: "Serve Prometheus /metrics over HTTP on this port",
+    })
+    .option("keep-workspaces", {
+      type: "number",
+      describe:
+        "Finished delegated-task workspaces kept to recycle for the next task (default 2; 0 deletes each after its task)",
     })
     .option("daemon", {
       type: "boolean",
@@ -129,6 +135,7 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
       tlsKey: argv.tlsKey,
       tlsCa: argv.tlsCa,
       metricsPort: argv.metricsPort,
+      keepWorkspaces: argv.keepWorkspaces,
     },
     {
       logger,
