@@ -44,7 +44,7 @@ export interface DaemonOptions {
  * a file, never its arguments.
  */
 export async function startDaemon(o: DaemonOptions): Promise<{ pid: number; address: string }> {
-  const { readPidFile } = await import("@sloth/client");
+  const { readPidFile, releasePidFile } = await import("@sloth/client");
   const running = readPidFile(o.pidFile);
   if (running?.alive) {
     throw new CliError(`${o.what} is already running (pid ${running.pid})`, {
@@ -88,11 +88,18 @@ export async function startDaemon(o: DaemonOptions): Promise<{ pid: number; addr
     return { pid, address: outcome.address };
   }
   if (outcome.type === "error") {
+    const exited = new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve();
+      else child.once("exit", () => resolve());
+    });
     try {
       process.kill(pid, "SIGTERM");
     } catch {
       // Already gone.
     }
+    // Leave no pid file behind for a process that never started.
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
+    releasePidFile(o.pidFile, pid);
     throw new CliError(outcome.message.replace(/^error:\s*/, ""), { hint: `see ${o.logFile}` });
   }
   throw new CliError(`${o.what} exited during start-up (code ${outcome.code})`, {

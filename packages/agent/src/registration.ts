@@ -5,7 +5,7 @@ import {
   fromConnectError,
   masterClient,
   type SlothConnection,
-  type SlothError,
+  SlothError,
   type TlsMaterial,
 } from "@sloth/client";
 import type { RegisterAgentRequestSchema } from "@sloth/proto";
@@ -52,7 +52,8 @@ const FORGOTTEN = new Set([Code.NotFound, Code.PermissionDenied, Code.AlreadyExi
 /**
  * Registers with the master and heartbeats until `signal` aborts. Never gives
  * up on an unreachable master; returns only when stopped, and throws only
- * {@link AgentNameHeldError}, which retrying cannot fix.
+ * what retrying cannot fix: {@link AgentNameHeldError}, and a token the
+ * master refuses before the first registration (SLOTH_UNAUTHENTICATED).
  */
 export async function runRegistration(o: RegistrationOptions, signal: AbortSignal): Promise<void> {
   let conn: SlothConnection = connect({ address: o.master, token: o.token, tls: o.tls });
@@ -77,6 +78,18 @@ export async function runRegistration(o: RegistrationOptions, signal: AbortSigna
         if (signal.aborted) return;
         if (ConnectError.from(e).code === Code.AlreadyExists)
           throw new AgentNameHeldError(o.name, e);
+        // A token refused before the first registration is a configuration
+        // error that retrying cannot fix (the token is read once, at start).
+        if (!again && ConnectError.from(e).code === Code.Unauthenticated)
+          throw new SlothError(
+            "SLOTH_UNAUTHENTICATED",
+            `cannot register with master at ${o.master}: it refused the cluster token`,
+            {
+              cause: e,
+              hint: "pass the master's token with --token-file or SLOTH_RUNNER_TOKEN (the master keeps it in <data dir>/master/token)",
+              retryable: false,
+            },
+          );
         const error = fromConnectError(e, { kind: "master", address: o.master });
         const retryInMs = backoffDelay(attempt, o.backoff);
         attempt++;

@@ -8,6 +8,7 @@ import {
   onCleanup,
   runCli,
   spawnNode,
+  startTestMaster,
   tempDir,
   waitFor,
 } from "@sloth/testkit";
@@ -18,7 +19,10 @@ afterEach(cleanup);
 /** Stops a daemon by pid at cleanup, in case a test failed before stopping it. */
 function reap(pidFile: string): void {
   onCleanup(() => {
-    const pid = Number(fs.existsSync(pidFile) ? fs.readFileSync(pidFile, "utf8") : 0);
+    const pid = Number.parseInt(
+      fs.existsSync(pidFile) ? fs.readFileSync(pidFile, "utf8") : "0",
+      10,
+    );
     if (pid > 0 && alive(pid)) process.kill(pid, "SIGKILL");
   });
 }
@@ -43,7 +47,8 @@ describe("daemons", () => {
     const pid = Number(started![1]);
     const address = `127.0.0.1:${started![2]}`;
     expect(m.stdout).toContain(`Log: ${path.join(dir, "master", "master.log")}`);
-    expect(fs.readFileSync(path.join(dir, "master", "master.pid"), "utf8").trim()).toBe(
+    // The pid, then the process's start time.
+    expect(fs.readFileSync(path.join(dir, "master", "master.pid"), "utf8").split("\n")[0]).toBe(
       String(pid),
     );
     expect(alive(pid)).toBe(true);
@@ -133,6 +138,36 @@ describe("daemons", () => {
     ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`error: port ${port} is already in use on 127.0.0.1`);
+  });
+
+  it("reports an agent whose token the master refuses as a failed start", async () => {
+    const m = await startTestMaster();
+    const dir = tempDir();
+    const tokenFile = path.join(dir, "wrong.token");
+    fs.writeFileSync(tokenFile, "wrong-token-of-another-cluster\n");
+    const r = await runCli([
+      "--data-dir",
+      dir,
+      "agent",
+      "start",
+      "--daemon",
+      "--name",
+      "refused",
+      "--master",
+      m.address,
+      "--token-file",
+      tokenFile,
+      "--port",
+      "0",
+      "--bind-address",
+      "127.0.0.1",
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `error: cannot register with master at ${m.address}: it refused the cluster token`,
+    );
+    expect(r.stderr).not.toContain("wrong-token-of-another-cluster");
+    expect(fs.existsSync(path.join(dir, "agents", "refused", "agent.pid"))).toBe(false);
   });
 
   it("replaces a stale pid file", async () => {

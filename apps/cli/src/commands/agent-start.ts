@@ -120,6 +120,7 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
   claimPidFile(dir.pid, process.pid, `agent '${name}'`);
   process.once("exit", () => releasePidFile(dir.pid, process.pid));
   const json = (argv.logFormat ?? (isDaemonChild() ? "json" : "text")) === "json";
+  let listening = "";
   const logger = json ? await daemonLogger("json", argv.debug) : undefined;
   const agent = await startAgentFromFlags(
     {
@@ -140,7 +141,11 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
     {
       logger,
       onEvent: (e) => {
-        if (e.type === "listening") notifyParent({ type: "ready", address: e.address });
+        // Ready once the master has answered (or is still unreachable, which
+        // the agent retries): a refused token or a held name fails the start.
+        if (e.type === "listening") listening = e.address;
+        if (e.type === "registered" || e.type === "registration-failed")
+          notifyParent({ type: "ready", address: listening });
         if (json) return;
         const line = describeAgentEvent(name, e);
         if (line) eprintln(line);
