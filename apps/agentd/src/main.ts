@@ -158,7 +158,7 @@ async function installService(argv: string[]): Promise<void> {
     unitName,
     description: `Sloth Runner Agent - ${name}`,
     script: process.argv[1] ?? "sloth-agentd",
-    args: serviceArgs(argv, []),
+    args: serviceArgs(argv, [], process.env, (m) => process.stderr.write(`warning: ${m}\n`)),
     user: args.user,
   });
   if (args.print) {

@@ -216,7 +216,17 @@ export const installServiceCommand: CommandModule<
       unitName: "sloth-runner-master",
       description: "Sloth Runner Master",
       script: process.argv[1] ?? "sloth-runner",
-      args: [...globalArgs, "master", "start", ...serviceArgs(raw.slice(at + 1), [])],
+      args: [
+        ...serviceArgs(globalArgs, [], {}),
+        "master",
+        "start",
+        ...serviceArgs(
+          raw.slice(at + 1),
+          [],
+          globalArgs.some((a) => a.startsWith("--data-dir")) ? {} : process.env,
+          (m) => process.stderr.write(`warning: ${m}\n`),
+        ),
+      ],
       user: argv.user,
     });
     if (argv.print) {

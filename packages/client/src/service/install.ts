@@ -16,12 +16,32 @@ export interface ServiceUnitFor {
   workingDirectory?: string | undefined;
 }
 
-/** Drops the arguments that only concern installing: `--print`, `--unit-dir X`, `--user X`. */
+// Flags naming files or folders: a unit has no working directory of the
+// shell that wrote it, so their values are made absolute.
+const PATH_FLAGS = ["--token-file", "--tls-cert", "--tls-key", "--tls-ca", "--data-dir"];
+
+/**
+ * The arguments a service runs with: drops those that only concern
+ * installing (`--print`, `--unit-dir X`, `--user X`, `--daemon`), makes
+ * path values absolute, and adds `--data-dir` from `SLOTH_RUNNER_DATA_DIR`
+ * when none is given (a service does not inherit the shell's environment).
+ * `warn` hears of files that do not exist (yet) on this machine.
+ */
 export function serviceArgs(
   argv: readonly string[],
   drop: readonly string[] = ["install-service"],
+  env: NodeJS.ProcessEnv = process.env,
+  warn?: (message: string) => void,
 ): string[] {
   const out: string[] = [];
+  let dataDir = false;
+  const absolute = (flag: string, value: string) => {
+    if (flag === "--data-dir") dataDir = true;
+    const abs = path.resolve(value);
+    if (flag !== "--data-dir" && !fs.existsSync(abs))
+      warn?.(`${flag} ${abs} does not exist on this machine; the service will need it`);
+    return abs;
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (drop.includes(a) || a === "--print" || a === "--daemon") continue;
@@ -30,8 +50,18 @@ export function serviceArgs(
       continue;
     }
     if (a.startsWith("--unit-dir=") || a.startsWith("--user=")) continue;
+    const eq = a.indexOf("=");
+    const flag = eq === -1 ? a : a.slice(0, eq);
+    if (PATH_FLAGS.includes(flag)) {
+      if (eq !== -1) out.push(`${flag}=${absolute(flag, a.slice(eq + 1))}`);
+      else if (i + 1 < argv.length) out.push(a, absolute(flag, argv[++i]!));
+      else out.push(a);
+      continue;
+    }
     out.push(a);
   }
+  if (!dataDir && env.SLOTH_RUNNER_DATA_DIR)
+    out.push("--data-dir", path.resolve(env.SLOTH_RUNNER_DATA_DIR));
   return out;
 }
 
