@@ -1,3 +1,4 @@
+import { runWorkflow } from "@sloth/workflow";
 import { afterAll, describe, expect, it } from "vitest";
 import { isSlothError } from "./index.js";
 import { shutdownLuaWorkers } from "./pool.js";
@@ -139,6 +140,34 @@ workflow.define("w"):tasks({ t })
     await w!.hooks.onTaskComplete?.("t", true, { v: 1 });
     const { readFileSync } = await import("node:fs");
     expect(readFileSync(marks, "utf8")).toBe("pre t\npost true done 1\ncomplete t true 1\n");
+  });
+
+  it("a hook that returns false, with or without a reason, says no as an error() would", async () => {
+    const ran = tmp.write("ran.txt", "");
+    const file = tmp.write(
+      "no.sloth",
+      `workflow.define("w"):tasks({
+  task("guarded"):pre_hook(function() return false, "pre says no" end)
+    :command(function() fs.append(${JSON.stringify(ran)}, "ran\\n") return true end),
+  task("plain"):pre_hook(function() return false end):command("true"),
+  task("fine"):pre_hook(function() return nil end):command("true"),
+})
+workflow.define("w2"):tasks({ task("t"):command("true") })
+  :on_start(function() return false, "not allowed today" end)
+`,
+    );
+    const [w, w2] = (await loadFile(file)).workflows;
+    const r = await runWorkflow(w!).result;
+    const by = Object.fromEntries(r.tasks.map((t) => [t.name, t]));
+    expect(by.guarded).toMatchObject({ status: "failed" });
+    expect(by.guarded?.message).toContain("pre says no");
+    expect(by.plain?.message).toContain("the hook returned false");
+    expect(by.fine?.status).toBe("succeeded");
+    const { readFileSync } = await import("node:fs");
+    expect(readFileSync(ran, "utf8")).toBe("");
+    const r2 = await runWorkflow(w2!).result;
+    expect(r2.status).toBe("failed");
+    expect(r2.message).toContain("not allowed today");
   });
 
   it("rejects tasks depending on each other inside one parallel() group", async () => {

@@ -123,7 +123,21 @@ export function bindHook(ref: FnRef, caller: LuaCaller): TaskHook {
     }
     const r = await caller.call(ref, args, ctx);
     if (!r.ok) throw new DslError("SLOTH_LUA_RUNTIME", callFailure(r), { location: r.location });
+    refused(r.values);
   };
+}
+
+/**
+ * A hook says no as a command does, with `return false, "why"` (raising an
+ * error works too); nil or anything else lets things go on.
+ */
+function refused(values: Value[]): void {
+  if (values[0] !== false) return;
+  const why = values[1];
+  throw new DslError(
+    "SLOTH_LUA_RUNTIME",
+    typeof why === "string" && why !== "" ? why : "the hook returned false",
+  );
 }
 
 /** How long a workflow hook may run: they have no timeout or signal of their own. */
@@ -137,5 +151,6 @@ export function bindWorkflowHook(
   return async (...args) => {
     const r = await caller.call(ref, args, { timeoutMs: WORKFLOW_HOOK_TIMEOUT_MS });
     if (!r.ok) throw new DslError("SLOTH_LUA_RUNTIME", callFailure(r), { location: r.location });
+    refused(r.values);
   };
 }
