@@ -306,6 +306,11 @@ describe("run: bad inputs", () => {
         code: 1,
         stderr: `error: cannot use values file '${dir}/bad.yaml': expected a mapping of names to values\n`,
       },
+      {
+        args: ["run", example("hello.sloth"), "-v", `${dir}/missing.yaml`],
+        code: 2,
+        stderr: `error: cannot read values file '${dir}/missing.yaml': no such file; check the path given with --values/-v\n`,
+      },
     ];
     const results = await inBatches(cases, 4, (c) => sloth(...c.args));
     results.forEach((r, i) => {
@@ -378,6 +383,21 @@ describe("run: SIGTERM", () => {
     expect(p.stdout()).toContain("lua: cancelled: interrupted by SIGTERM\n");
     const pid = Number(fs.readFileSync(pidFile, "utf8"));
     await waitFor(() => !running(pid), { what: `process ${pid} to end` });
+  });
+});
+
+describe("run: several values files", () => {
+  it("merges them in order: mappings key by key, later files win", async () => {
+    const f = file(
+      "merged.sloth",
+      `workflow.define("m"):tasks({ task("t"):command(function() return true, values.env .. " " .. values.db.host .. ":" .. values.db.port .. " " .. #values.list end) })\n`,
+    );
+    const a = file("a.yaml", "env: prod\ndb:\n  host: a\n  port: 5432\nlist: [1, 2]\n");
+    const b = file("b.json", '{"db": {"host": "b"}, "list": [3]}');
+    const r = await sloth("run", f, "-v", a, "-v", b);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("t: succeeded in");
+    expect(r.stdout).toContain("(prod b:5432 1)");
   });
 });
 

@@ -10,7 +10,7 @@ export interface RunArgs extends GlobalArgs {
   workflow?: string | undefined;
   // Not yargs arrays: those would swallow a following positional FILE.
   task?: string | string[] | undefined;
-  values?: string | undefined;
+  values?: string | string[] | undefined;
   param?: string | string[] | undefined;
   maxParallel?: number | undefined;
   failFast?: boolean | undefined;
@@ -46,7 +46,11 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         type: "string",
         describe: "Run only these tasks and what they depend on (repeatable, or comma-separated)",
       })
-      .option("values", { alias: "v", type: "string", describe: "Values file (YAML or JSON)" })
+      .option("values", {
+        alias: "v",
+        type: "string",
+        describe: "Values file, YAML or JSON (repeatable: merged in order, later files win)",
+      })
       .option("param", { type: "string", describe: "Task parameter KEY=VALUE (repeatable)" })
       .option("max-parallel", {
         type: "number",

@@ -5,7 +5,7 @@ import { eprintln, painter, printJson, println, table } from "../output.js";
 type FileArgs = GlobalArgs & {
   file: string;
   json?: boolean | undefined;
-  values?: string | undefined;
+  values?: string | string[] | undefined;
 };
 type ShowArgs = FileArgs & { workflow?: string | undefined; group?: string | undefined };
 
@@ -16,7 +16,7 @@ const fileArgs = (y: Argv<GlobalArgs>): Argv<FileArgs> =>
     .option("values", {
       alias: "v",
       type: "string",
-      describe: "Values file (YAML or JSON)",
+      describe: "Values file, YAML or JSON (repeatable: merged in order, later files win)",
     }) as Argv<FileArgs>;
 
 async function load(argv: FileArgs) {

@@ -57,14 +57,55 @@ function missingFile(file: string): CliError {
   return new CliError(`workflow file '${file}' not found`, { hint: "check the path", exitCode: 2 });
 }
 
-/** Reads `--values FILE`: YAML or JSON, a mapping at the top. */
-export async function readValues(file: string | undefined): Promise<Record<string, Value>> {
-  if (!file) return {};
+/**
+ * Reads `--values FILE` (repeatable): YAML or JSON, a mapping at the top.
+ * Several files are merged in order: a later file's keys win, mappings
+ * merge key by key, anything else (lists included) is replaced.
+ */
+export async function readValues(
+  files: string | readonly string[] | undefined,
+): Promise<Record<string, Value>> {
+  const list = files === undefined ? [] : typeof files === "string" ? [files] : files;
+  let merged: Record<string, Value> = {};
+  for (const file of list) if (file) merged = mergeValues(merged, await readValuesFile(file));
+  return merged;
+}
+
+function isMapping(v: unknown): v is Record<string, Value> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function mergeValues(
+  base: Record<string, Value>,
+  over: Record<string, Value>,
+): Record<string, Value> {
+  const out: Record<string, Value> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isMapping(b) && isMapping(v) ? mergeValues(b, v) : v;
+  }
+  return out;
+}
+
+async function readValuesFile(file: string): Promise<Record<string, Value>> {
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (e) {
-    throw new CliError(`cannot read values file '${file}': ${(e as Error).message}`, { cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "it is a directory"
+          : code === "EACCES"
+            ? "permission denied"
+            : (e as Error).message;
+    throw new CliError(`cannot read values file '${file}': ${why}`, {
+      cause: e,
+      hint: "check the path given with --values/-v",
+      exitCode: 2,
+    });
   }
   const { parse } = await import("yaml");
   let value: unknown;
@@ -72,18 +113,14 @@ export async function readValues(file: string | undefined): Promise<Record<strin
     // YAML is a superset of JSON, so one parser reads both.
     value = parse(text);
   } catch (e) {
-    throw new CliError(
-      `cannot parse values file '${file}': ${(e as Error).message.split("\n")[0]}`,
-      {
-        cause: e,
-      },
-    );
+    const first = ((e as Error).message.split("\n")[0] ?? "").replace(/:\s*$/, "");
+    throw new CliError(`cannot parse values file '${file}': ${first}`, { cause: e });
   }
   if (value === null || value === undefined) return {};
-  if (typeof value !== "object" || Array.isArray(value)) {
+  if (!isMapping(value)) {
     throw new CliError(`cannot use values file '${file}': expected a mapping of names to values`);
   }
-  return value as Record<string, Value>;
+  return value;
 }
 
 /** How to pick workflows from a loaded file. */
