@@ -11,6 +11,7 @@ import {
   println,
   table,
 } from "../output.js";
+import { oneLine } from "../run/display.js";
 
 interface RunsArgs extends GlobalArgs {
   json?: boolean;
@@ -110,17 +111,26 @@ const show: CommandModule<RunsArgs, IdArgs> = {
         paintStatus(c, t.reused ? "reused" : t.status),
         String(t.attempts),
         duration(t.durationMs),
-        t.message ?? "",
+        oneLine(t.message ?? ""),
       ]);
       println(table([["TASK", "STATUS", "ATTEMPTS", "DURATION", "MESSAGE"], ...rows]));
       const outputs = run.tasks.filter((t) => t.output !== undefined);
       if (outputs.length > 0) {
         println();
         println("outputs:");
-        for (const t of outputs) println(`  ${t.name}: ${JSON.stringify(t.output)}`);
+        for (const t of outputs) {
+          const text = JSON.stringify(t.output);
+          // A task's stdout can be a megabyte: `--json` has it all.
+          println(
+            `  ${t.name}: ${text.length > OUTPUT_SHOWN ? `${text.slice(0, OUTPUT_SHOWN)}… (${text.length} characters; --json shows all)` : text}`,
+          );
+        }
       }
     }),
 };
+
+// Characters of each task output `runs show` prints.
+const OUTPUT_SHOWN = 2000;
 
 const logs: CommandModule<RunsArgs, IdArgs & { task?: string }> = {
   command: "logs <id> [task]",

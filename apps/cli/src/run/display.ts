@@ -51,7 +51,7 @@ export function describeEvent(e: RunEvent, c: Painter): string | undefined {
     case "task.started":
       return `${e.task}: ${c.cyan("started")}`;
     case "task.succeeded":
-      return `${e.task}: ${c.green("succeeded")} in ${formatDuration(e.durationMs)}${e.message ? ` (${e.message})` : ""}`;
+      return `${e.task}: ${c.green("succeeded")} in ${formatDuration(e.durationMs)}${e.message?.trim() ? ` (${oneLine(e.message)})` : ""}`;
     case "task.failed": {
       const tries = e.attempts > 1 ? ` after ${e.attempts} attempts` : "";
       return `${e.task}: ${c.red("failed")}${tries} in ${formatDuration(e.durationMs)}: ${e.message}`;
@@ -96,4 +96,17 @@ export function summaryLines(result: RunResult, c: Painter): string[] {
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * A message as one line of an event list or a table cell: its first line,
+ * at most `max` characters, with a note of what was left out.
+ */
+export function oneLine(text: string, max = 200): string {
+  const lines = text.trim().split("\n");
+  let first = (lines[0] ?? "").trimEnd();
+  if (first.length > max) first = `${first.slice(0, max)}…`;
+  return lines.length > 1
+    ? `${first} (+${lines.length - 1} more line${lines.length > 2 ? "s" : ""})`
+    : first;
 }
