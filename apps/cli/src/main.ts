@@ -34,13 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .exitProcess(false)
     .fail((msg, err) => {
-      throw (
-        err ??
-        new CliError(msg ?? "invalid arguments", {
-          hint: "run with --help to see the usage",
-          exitCode: 2,
-        })
-      );
+      throw err ?? usageError(msg ?? "invalid arguments", argv);
     });
   for (const command of commands) cli = cli.command(command);
   try {
@@ -91,4 +85,58 @@ export async function report(e: unknown, debug: boolean): Promise<number> {
   );
   if (debug && e instanceof Error) eprintln(e.stack);
   return 70;
+}
+
+/** The first word of each top-level command ("run", "agent", ...). */
+function commandNames(): string[] {
+  return commands.map((c) => String(c.command ?? "").split(" ")[0] ?? "").filter(Boolean);
+}
+
+/** yargs' usage message, said in this CLI's words where it is vague. */
+function usageError(msg: string, argv: readonly string[]): CliError {
+  const words = argv.filter((a) => !a.startsWith("-"));
+  const first = words[0];
+  const names = commandNames();
+  if (
+    first !== undefined &&
+    !names.includes(first) &&
+    /^(Unknown argument|Did you mean)/.test(msg)
+  ) {
+    const guess = /^Did you mean (\S+)\?/.exec(msg)?.[1];
+    return new CliError(`unknown command '${first}'${guess ? `; did you mean '${guess}'?` : ""}`, {
+      hint: `the commands are: ${names.join(", ")}`,
+      exitCode: 2,
+    });
+  }
+  const negative = argv.find((a) => /^-\d/.test(a));
+  if (negative !== undefined && /^Unknown argument/.test(msg)) {
+    return new CliError(
+      `invalid value '${negative}': negative numbers and durations are not accepted`,
+      {
+        hint: "give a positive value",
+        exitCode: 2,
+      },
+    );
+  }
+  const path = words
+    .filter((w) => /^[a-z][a-z-]*$/.test(w))
+    .slice(0, 2)
+    .join(" ");
+  const unknown = /^Unknown arguments?: (.*)$/.exec(msg)?.[1];
+  if (unknown !== undefined) {
+    // yargs names options without dashes, and twice when camel-cased.
+    const given = unknown
+      .split(", ")
+      .map((n) => argv.find((a) => a === `--${n}` || a.startsWith(`--${n}=`) || a === `-${n}`) ?? n)
+      .map((n) => n.split("=")[0] as string)
+      .filter((n, i, all) => all.indexOf(n) === i && (n.startsWith("-") || argv.includes(n)));
+    const shown = given.length > 0 ? given : unknown.split(", ");
+    const kind = shown.every((n) => n.startsWith("-")) ? "option" : "argument";
+    msg = `unknown ${kind}${shown.length > 1 ? "s" : ""}: ${shown.join(", ")}`;
+  }
+  const missing = /^Not enough non-option arguments/.test(msg);
+  return new CliError(missing ? "missing argument" : msg, {
+    hint: `run \`sloth-runner ${path ? `${path} ` : ""}--help\` to see the usage`,
+    exitCode: 2,
+  });
 }

@@ -94,7 +94,6 @@ export async function loadWorkflowFile(
     file,
     baseDir,
   });
-  for (const n of notices) logger?.warn({ file: shown }, n);
   if (options.prewarm !== false) {
     prewarm(Math.max(0, ...[...converted.groups, ...converted.workflows].map(luaParallelism)));
   }

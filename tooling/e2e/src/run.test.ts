@@ -307,6 +307,28 @@ describe("run: bad inputs", () => {
         stderr: `error: cannot use values file '${dir}/bad.yaml': expected a mapping of names to values\n`,
       },
       {
+        args: ["bogus"],
+        code: 2,
+        stderr:
+          "error: unknown command 'bogus'; the commands are: master, agent, ca, run, runs, workflow, state\n",
+      },
+      {
+        args: ["runs", "list", "--bogus"],
+        code: 2,
+        stderr:
+          "error: unknown option: --bogus; run `sloth-runner runs list --help` to see the usage\n",
+      },
+      {
+        args: ["run", dir],
+        code: 2,
+        stderr: `error: workflow file '${dir}' is a directory; give the path of a .sloth file in it\n`,
+      },
+      {
+        args: ["run", example("hello.sloth"), "--max-parallel", "abc"],
+        code: 2,
+        stderr: "error: invalid --max-parallel 'abc': expected an integer >= 1\n",
+      },
+      {
         args: ["run", example("hello.sloth"), "-v", `${dir}/missing.yaml`],
         code: 2,
         stderr: `error: cannot read values file '${dir}/missing.yaml': no such file; check the path given with --values/-v\n`,

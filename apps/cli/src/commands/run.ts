@@ -126,7 +126,9 @@ async function runFile(argv: RunArgs): Promise<number> {
     : resolveRunTarget(argv.target, argv.file);
   const maxParallel = argv.maxParallel;
   if (maxParallel !== undefined && (!Number.isInteger(maxParallel) || maxParallel < 1)) {
-    throw new CliError(`invalid --max-parallel '${maxParallel}': expected an integer >= 1`, {
+    // yargs turns "abc" into NaN: show what was typed.
+    const raw = rawFlagValue("--max-parallel") ?? String(maxParallel);
+    throw new CliError(`invalid --max-parallel '${raw}': expected an integer >= 1`, {
       exitCode: 2,
     });
   }
@@ -241,4 +243,15 @@ function selectSubset(models: Model[], names: string[], select: Select): Model[]
       return here.length > 0 ? select(m, here) : undefined;
     })
     .filter((m): m is Model => m !== undefined);
+}
+
+/** The text given after `flag` on the command line (`--flag V` or `--flag=V`). */
+function rawFlagValue(flag: string): string | undefined {
+  const args = process.argv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === flag) return args[i + 1];
+    if (a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
+  }
+  return undefined;
 }

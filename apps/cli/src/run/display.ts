@@ -94,7 +94,7 @@ export function summaryLines(result: RunResult, c: Painter): string[] {
   return lines;
 }
 
-function plural(n: number, word: string): string {
+export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 

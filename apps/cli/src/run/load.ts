@@ -29,7 +29,8 @@ export function resolveRunTarget(
     });
   }
   if (isFile(positional)) return { file: path.resolve(positional) };
-  if (/[/\\]|\.(sloth|lua)$/.test(positional)) throw missingFile(positional);
+  if (/[/\\]|\.(sloth|lua)$/.test(positional) || fs.existsSync(positional))
+    throw missingFile(positional);
   throw new CliError(
     `'${positional}' is not a file, so it names a stack, and no workflow file was given`,
     {
@@ -54,6 +55,17 @@ function isFile(p: string): boolean {
 }
 
 function missingFile(file: string): CliError {
+  let dir = false;
+  try {
+    dir = fs.statSync(file).isDirectory();
+  } catch {
+    // Not there at all.
+  }
+  if (dir)
+    return new CliError(`workflow file '${file}' is a directory`, {
+      hint: "give the path of a .sloth file in it",
+      exitCode: 2,
+    });
   return new CliError(`workflow file '${file}' not found`, { hint: "check the path", exitCode: 2 });
 }
 

@@ -1,5 +1,6 @@
 import type { RunPlan } from "@sloth/workflow";
 import { painter, println, table } from "../output.js";
+import { plural } from "./display.js";
 
 /** Prints dry-run plans: JSON, or per workflow its levels and where each task runs. */
 export function printPlans(plans: RunPlan[], json: boolean): void {
@@ -11,7 +12,7 @@ export function printPlans(plans: RunPlan[], json: boolean): void {
   plans.forEach((plan, i) => {
     if (i > 0) println();
     println(
-      `${c.bold(`workflow '${plan.workflow}'`)}: ${plan.tasks.length} tasks, ${plan.levels.length} levels, max parallel ${plan.maxParallel}${plan.failFast ? ", fail fast" : ""}`,
+      `${c.bold(`workflow '${plan.workflow}'`)}: ${plural(plan.tasks.length, "task")}, ${plural(plan.levels.length, "level")}, max parallel ${plan.maxParallel}${plan.failFast ? ", fail fast" : ""}`,
     );
     const rows = [["LEVEL", "TASK", "DEPENDS ON", "RUNS ON"].map((h) => c.bold(h))];
     plan.levels.forEach((names, level) => {
