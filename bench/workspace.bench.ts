@@ -251,7 +251,8 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
   });
   const list = fresh("list");
   fs.writeFileSync(list, touched.join("\n"));
-  const [, tarBack] = await time(() => tarOverTcp(work, `-T ${list}`, tarDst));
+  // Into a folder of its own: ours then applies onto tar's untouched copy.
+  const [, tarBack] = await time(() => tarOverTcp(work, `-T ${list}`, fresh("tarback")));
   // Back onto the runner's copy made by tar, so the source stays as generated.
   const [, back] = await time(async () => {
     const { port, socket } = await listen();

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { unsafe, WorkspaceError } from "./errors.js";
 import { createExcluder } from "./exclude.js";
+import { hashFile } from "./hash.js";
 import { checkPath, checkSymlinkTarget, lstatOrUndefined, SafeTree } from "./paths.js";
 import { type ReadOptions, readTar, type TarHeader } from "./tar-read.js";
 import type { Manifest, ScanOptions } from "./types.js";
@@ -15,6 +16,14 @@ export interface ApplyOptions
    * refused (the agent never saw them). Strongly recommended.
    */
   base?: Manifest;
+  /**
+   * A path changed here since `base` was taken (by the user, or by another
+   * task delivering its changes first), when the incoming change differs
+   * from what is here now: "keep" (default with `base`) leaves it as it is
+   * here, applies everything else, then fails with SLOTH_WORKSPACE_CONFLICT
+   * naming such paths; "overwrite" applies the incoming change anyway.
+   */
+  conflicts?: "keep" | "overwrite";
   /**
    * Entries and deletions under excluded paths: "skip" (default) drops them
    * (counted in `skipped`), "error" refuses the archive naming the entry.
@@ -46,6 +55,24 @@ export async function applyChanges(
     );
   const excluded = createExcluder(root, options);
   const sent = options.base ? new Set(options.base.entries.map((e) => e.path)) : undefined;
+  const baseEntries = options.base
+    ? new Map(options.base.entries.map((e) => [e.path, e]))
+    : undefined;
+  const guard = baseEntries !== undefined && options.conflicts !== "overwrite";
+  const conflicts: string[] = [];
+  /** True when `rel` is here as it was sent (or still absent, when it was not sent). */
+  const asSent = (rel: string): boolean => {
+    const st = lstatOrUndefined(tree.abs(rel));
+    const b = baseEntries?.get(rel);
+    if (b === undefined) return st === undefined;
+    if (st === undefined) return false;
+    if (b.type === "dir") return st.isDirectory();
+    if (b.type === "symlink")
+      return st.isSymbolicLink() && fs.readlinkSync(tree.abs(rel)) === b.target;
+    if (!st.isFile() || st.size !== b.size) return false;
+    if (b.mtimeMs !== undefined && Math.round(st.mtimeMs) === b.mtimeMs) return true;
+    return hashFile(tree.abs(rel), st.size).hash === b.hash;
+  };
   let skipped = 0;
   // An excluded path is none of the sender's business: dropped, or refused.
   const check = (p: unknown, isDir: boolean): string | undefined => {
@@ -66,7 +93,16 @@ export async function applyChanges(
   }
   const tree = new SafeTree(root);
   let removed = 0;
-  for (const rel of deletions) if (remove(tree, rel)) removed++;
+  for (const rel of deletions) {
+    // Already gone here is no conflict; changed here since it was sent is.
+    if (guard && tree.parents(rel, false) && lstatOrUndefined(tree.abs(rel)) !== undefined) {
+      if (!lstatOrUndefined(tree.abs(rel))?.isDirectory() && !asSent(rel)) {
+        conflicts.push(rel);
+        continue;
+      }
+    }
+    if (remove(tree, rel)) removed++;
+  }
   const dirs: { abs: string; mode: number }[] = [];
   let written = 0;
   let seq = 0;
@@ -91,6 +127,12 @@ export async function applyChanges(
     if (h.type === "symlink") {
       const target = checkSymlinkTarget(rel, h.linkname);
       tree.parents(rel, true);
+      if (guard && !asSent(rel)) {
+        const st = lstatOrUndefined(tree.abs(rel));
+        if (!(st?.isSymbolicLink() && fs.readlinkSync(tree.abs(rel)) === target))
+          conflicts.push(rel);
+        return undefined;
+      }
       clear(tree, rel);
       fs.symlinkSync(target, tree.abs(rel));
       written++;
@@ -104,7 +146,9 @@ export async function applyChanges(
     // an inode shared with a file elsewhere (a hard link) is replaced, never
     // written into.
     const abs = tree.abs(rel);
-    const fresh = lstatOrUndefined(abs) === undefined;
+    // Changed here meanwhile: written aside, kept only if it is what is here already.
+    const contested = guard && !asSent(rel);
+    const fresh = !contested && lstatOrUndefined(abs) === undefined;
     const tmp = fresh ? abs : `${abs}.sloth-${process.pid}-${++seq}.tmp`;
     let fd: number | undefined = fs.openSync(tmp, O_CREATE_NEW, 0o600);
     const close = () => {
@@ -119,6 +163,16 @@ export async function applyChanges(
       end() {
         fs.fchmodSync(fd as number, h.mode & 0o777);
         close();
+        if (contested) {
+          const here = lstatOrUndefined(abs);
+          const same =
+            here?.isFile() === true &&
+            here.size === h.size &&
+            hashFile(abs, here.size).hash === hashFile(tmp, h.size).hash;
+          fs.rmSync(tmp, { force: true });
+          if (!same) conflicts.push(rel);
+          return;
+        }
         if (!fresh) {
           if (lstatOrUndefined(abs)?.isDirectory()) clear(tree, rel);
           fs.renameSync(tmp, abs);
@@ -134,6 +188,18 @@ export async function applyChanges(
   // A later entry may have replaced a directory by a symlink: chmod would follow it.
   for (const d of dirs.reverse())
     if (lstatOrUndefined(d.abs)?.isDirectory()) fs.chmodSync(d.abs, d.mode);
+  if (conflicts.length > 0) {
+    const shown = conflicts.slice(0, 5).map((p) => JSON.stringify(p));
+    const more = conflicts.length > 5 ? ` and ${conflicts.length - 5} more` : "";
+    throw new WorkspaceError(
+      "SLOTH_WORKSPACE_CONFLICT",
+      `cannot apply the changes to ${conflicts.length} path(s) that changed here while the task ran: ${shown.join(", ")}${more} (kept as they are here; the rest was applied)`,
+      {
+        details: { entries: conflicts, written, deleted: removed },
+        hint: "do not let tasks that change the same files run at the same time (depends_on), or edit them elsewhere",
+      },
+    );
+  }
   return { written, deleted: removed, skipped };
 }
 

@@ -159,6 +159,58 @@ describe("round trip", () => {
     expect(describeTree(src)).toEqual(expected);
   });
 
+  it("keeps what changed here while the task ran and names it; applies the rest", async () => {
+    const src = tempDir();
+    writeTree(src, {
+      "both.txt": "base",
+      "same.txt": "base",
+      "remote-only.txt": "base",
+      "deleted-there.txt": "base",
+      "deleted-both.txt": "base",
+    });
+    const cache = new BlobCache(tempDir());
+    const { work, manifest } = await send(src, cache);
+    // On the agent:
+    fs.writeFileSync(path.join(work, "both.txt"), "agent's");
+    fs.writeFileSync(path.join(work, "same.txt"), "identical edit");
+    fs.writeFileSync(path.join(work, "remote-only.txt"), "agent's");
+    fs.writeFileSync(path.join(work, "new.txt"), "agent's new");
+    fs.rmSync(path.join(work, "deleted-there.txt"));
+    fs.rmSync(path.join(work, "deleted-both.txt"));
+    // Here, meanwhile (the user, or another task that finished first):
+    fs.writeFileSync(path.join(src, "both.txt"), "mine!");
+    fs.writeFileSync(path.join(src, "same.txt"), "identical edit");
+    fs.writeFileSync(path.join(src, "new.txt"), "my new");
+    fs.writeFileSync(path.join(src, "deleted-there.txt"), "edited here");
+    fs.rmSync(path.join(src, "deleted-both.txt"));
+    const changes = await diffWorkspace(work, manifest);
+    const archive = await collect(packChanges(work, changes));
+    const err = await applyChanges(src, chunks(archive), changes.deleted, { base: manifest }).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string; details: { entries: string[] } },
+    );
+    expect(err?.code).toBe("SLOTH_WORKSPACE_CONFLICT");
+    expect(err?.details.entries.sort()).toEqual(["both.txt", "deleted-there.txt", "new.txt"]);
+    expect(err?.message).toMatch(
+      /^cannot apply the changes to 3 path\(s\) that changed here while the task ran: /,
+    );
+    const read = (f: string) => fs.readFileSync(path.join(src, f), "utf8");
+    expect(read("both.txt")).toBe("mine!");
+    expect(read("new.txt")).toBe("my new");
+    expect(read("deleted-there.txt")).toBe("edited here");
+    expect(read("same.txt")).toBe("identical edit");
+    expect(read("remote-only.txt")).toBe("agent's");
+    expect(fs.existsSync(path.join(src, "deleted-both.txt"))).toBe(false);
+    expect(fs.readdirSync(src).filter((n) => n.includes(".sloth-"))).toEqual([]);
+    // Asked to, the agent's version wins.
+    await applyChanges(src, chunks(archive), changes.deleted, {
+      base: manifest,
+      conflicts: "overwrite",
+    });
+    expect(read("both.txt")).toBe("agent's");
+    expect(fs.existsSync(path.join(src, "deleted-there.txt"))).toBe(false);
+  });
+
   it("diff trusts size and mtime from the base and re-reads the rest", async () => {
     const src = tempDir();
     writeTree(src, { "a.txt": "aaaa", "b.txt": "bbbb" });

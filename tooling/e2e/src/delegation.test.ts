@@ -211,6 +211,24 @@ workflow.define("ws"):tasks({ edit })
     expect(fs.readFileSync(path.join(dir, "secret.txt"), "utf8")).toBe("not shipped either\n");
   });
 
+  it("two parallel tasks changing the same file: the first to finish wins, the other fails naming it", async () => {
+    const file = flow(`
+local fast = task("fast"):delegate_to("web-1"):command("echo fast > shared.txt; echo fast > fast.txt")
+local slow = task("slow"):delegate_to("web-2"):command("sleep 1; echo slow > shared.txt; echo slow > slow.txt")
+workflow.define("race"):tasks({ fast, slow })
+`);
+    const dir = path.dirname(file);
+    fs.writeFileSync(path.join(dir, "shared.txt"), "base\n");
+    const r = await run(file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/fast: succeeded/);
+    expect(r.stdout).toMatch(/slow: failed .*changed here while the task ran: "shared\.txt"/);
+    expect(fs.readFileSync(path.join(dir, "shared.txt"), "utf8")).toBe("fast\n");
+    // The rest of the slow task's changes did come back.
+    expect(fs.readFileSync(path.join(dir, "slow.txt"), "utf8")).toBe("slow\n");
+    expect(fs.readFileSync(path.join(dir, "fast.txt"), "utf8")).toBe("fast\n");
+  });
+
   it("refuses a workspace over --workspace-limit, naming the limit", async () => {
     const file = flow(`
 local t = task("big"):delegate_to("web-1"):command("true")
