@@ -24,7 +24,7 @@ export async function saveArtifacts(
     }
     for (const rel of matches) {
       const target = path.join(dest, rel);
-      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
       await fs.cp(path.join(workdir, rel), target, { recursive: true });
       saved.push(rel);
     }
@@ -58,7 +58,15 @@ export async function consumeArtifacts(
     }
     if (!found) {
       const where = fromTask ? `task '${fromTask}'` : "the artifacts of its dependencies";
-      throw new Error(`artifact '${entry}' not found in ${where}`);
+      const saved: string[] = [];
+      for (const producer of candidates)
+        for (const f of await savedFiles(artifactDir(root, producer)))
+          saved.push(fromTask ? f : `${producer}:${f}`);
+      const list =
+        saved.length === 0
+          ? "none was saved"
+          : `saved: ${saved.slice(0, 10).join(", ")}${saved.length > 10 ? `, and ${saved.length - 10} more` : ""}`;
+      throw new Error(`artifact '${entry}' not found in ${where} (${list})`);
     }
     const target = path.join(workdir, rel);
     await fs.mkdir(path.dirname(target), { recursive: true });
@@ -120,4 +128,21 @@ function globToRegExp(glob: string): RegExp {
     else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
   }
   return new RegExp(`^${re}$`);
+}
+
+/** The files under an artifact folder, relative to it (empty when it has none). */
+async function savedFiles(dir: string, rel = ""): Promise<string[]> {
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await fs.readdir(path.join(dir, rel), { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await savedFiles(dir, p)));
+    else out.push(p);
+  }
+  return out;
 }

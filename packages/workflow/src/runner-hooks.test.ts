@@ -155,8 +155,27 @@ describe("artifacts", () => {
     const result = await runWorkflow(model, { dataDir: dir }).result;
     expect(result.tasks.map((t) => t.message)).toEqual([
       `artifact 'nothing.txt' not found in ${dir}`,
-      "artifact 'ghost:file' not found in task 'ghost'",
+      "artifact 'ghost:file' not found in task 'ghost' (none was saved)",
     ]);
+  });
+
+  test("a consumed artifact that is not there lists what the producer saved", async () => {
+    const model = defineWorkflow({
+      name: "art2",
+      baseDir: dir,
+      tasks: [
+        {
+          name: "producer",
+          command: "mkdir -p dist && echo x > dist/app.tgz && echo y > notes.txt",
+          artifacts: ["dist/app.tgz", "notes.txt"],
+        },
+        { name: "c", dependsOn: ["producer"], consumes: ["producer:app.tgz"], command: "true" },
+      ],
+    });
+    const result = await runWorkflow(model, { dataDir: dir }).result;
+    expect(result.tasks[1]?.message).toBe(
+      "artifact 'producer:app.tgz' not found in task 'producer' (saved: dist/app.tgz, notes.txt)",
+    );
   });
 });
 
