@@ -27,6 +27,8 @@ describe("parseHostPort", () => {
     ["bad_host:5", "'bad_host' is not a valid host name or IPv4 address"],
     ["300.1.1.1:5", "'300.1.1.1' is not a valid host name or IPv4 address"],
     ["-x:5", "'-x' is not a valid host name"],
+    ["http://127.0.0.1:50053", "a URL, where HOST:PORT is expected (leave out the scheme)"],
+    ["https://master.example.com:443", "a URL, where HOST:PORT is expected"],
   ])("rejects %s", (input, reason) => {
     let err: unknown;
     try {

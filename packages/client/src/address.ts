@@ -32,6 +32,8 @@ function invalid(input: string, why: string): SlothError {
  */
 export function parseHostPort(input: string): HostPort {
   const s = input.trim();
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s))
+    throw invalid(input, "a URL, where HOST:PORT is expected (leave out the scheme)");
   let host: string;
   let portText: string;
   if (s.startsWith("[")) {

@@ -40,11 +40,17 @@ export function parseDuration(value: Duration, what = "duration"): number {
   return total;
 }
 
-/** Parses a TTL: a positive, finite duration, rounded up to whole ms. */
+// Longer than any deployment lives, and far inside what dates and int64 hold.
+const MAX_TTL_MS = 100 * 365.25 * 86_400_000;
+
+/** Parses a TTL: a positive, finite duration of at most 100 years, rounded up to whole ms. */
 export function parseTtl(value: Duration): number {
   const ms = parseDuration(value, "ttl");
-  if (!(ms > 0) || !Number.isFinite(ms)) {
-    throw invalid(`invalid ttl ${String(value)}: expected a positive, finite duration`, { value });
+  if (!(ms > 0) || !Number.isFinite(ms) || ms > MAX_TTL_MS) {
+    throw invalid(
+      `invalid ttl ${String(value)}: expected a positive duration of at most 100 years`,
+      { value },
+    );
   }
   return Math.ceil(ms);
 }

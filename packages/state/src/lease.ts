@@ -58,7 +58,9 @@ export async function acquireLease(
   const ttl = parseTtl(options.ttl ?? DEFAULT_TTL_MS);
   const waitMs = parseDuration(options.waitMs ?? 0, "waitMs");
   const owner = options.owner ?? defaultOwner();
-  if (owner.length === 0) throw invalid(`cannot lock '${name}': owner must not be empty`);
+  // The same rule as for names, locally and over the network alike.
+  if (typeof owner !== "string" || owner.length === 0 || owner.length > 1024)
+    throw invalid(`cannot lock '${name}': owner must be a string of 1 to 1,024 characters`);
   const { signal } = options;
   const started = performance.now();
   for (let attempt = 0; ; attempt++) {

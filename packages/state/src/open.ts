@@ -55,6 +55,10 @@ async function openFileBackend(
     );
   }
   const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  if (typeof busyTimeoutMs !== "number" || !Number.isFinite(busyTimeoutMs) || busyTimeoutMs < 0)
+    throw new TypeError(
+      `cannot open state: busyTimeoutMs must be a non-negative number of ms, not '${String(busyTimeoutMs)}'`,
+    );
   const db: Database.Database = await openStateDatabase(options.path, {
     durability,
     busyTimeoutMs,

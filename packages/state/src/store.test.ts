@@ -268,6 +268,11 @@ describe("bad inputs", () => {
     ["a negative waitMs", (s: StateStore) => s.lock("l", { waitMs: -1 })],
     ["an unlock without force or owner", (s: StateStore) => s.unlock("l", {})],
     ["a negative list limit", (s: StateStore) => s.list({ limit: -1 })],
+    ["a fractional list limit", (s: StateStore) => s.list({ limit: 1.5 })],
+    ["a string list limit", (s: StateStore) => s.list({ limit: bad("2") as number })],
+    ["a TTL past 100 years", (s: StateStore) => s.set("k", 1, { ttl: 1e300 })],
+    ["an owner over 1,024 characters", (s: StateStore) => s.lock("l", { owner: "o".repeat(2000) })],
+    ["a numeric owner", (s: StateStore) => s.lock("l", { owner: bad(123) as string })],
   ])("rejects %s with SLOTH_INVALID_ARGUMENT", async (_name, call) => {
     expect(await code(call(fresh()))).toBe("SLOTH_INVALID_ARGUMENT");
   });

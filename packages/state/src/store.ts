@@ -104,7 +104,12 @@ function view(shared: Shared, ns: string): StateStore {
       const prefix = options.prefix ?? "";
       if (typeof prefix !== "string") throw invalid("invalid prefix: expected a string");
       const limit = options.limit ?? Number.POSITIVE_INFINITY;
-      if (!(limit >= 0)) throw invalid(`invalid limit ${limit}: expected a non-negative number`);
+      if (
+        typeof limit !== "number" ||
+        !(limit >= 0) ||
+        (limit !== Number.POSITIVE_INFINITY && !Number.isInteger(limit))
+      )
+        throw invalid(`invalid limit ${String(limit)}: expected a whole number of at least 0`);
       return (await b().list(ns, prefix, limit)).map((e) => toEntry(e));
     },
     async increment(k, by = 1) {
