@@ -124,3 +124,24 @@ describe("master service", () => {
     expect(denied.status).toBe(401);
   });
 });
+
+describe("createMaster options", () => {
+  it.each([
+    [{ heartbeatIntervalMs: 0 }, /a heartbeat interval of 0 ms would have agents call it nonstop/],
+    [
+      { heartbeatIntervalMs: 10_000, agentTtlMs: 5000 },
+      /an agent TTL of 5000 ms is shorter than the heartbeat interval \(10000 ms\)/,
+    ],
+    [{ agentGraceMs: -1 }, /a negative duration/],
+  ])("refuses timings that cannot work: %j", async (timings, message) => {
+    const { createMaster } = await import("./master.js");
+    let err: unknown;
+    try {
+      createMaster({ registryPath: ":memory:", token: "t".repeat(32), ...timings });
+    } catch (e) {
+      err = e;
+    }
+    expect(isSlothError(err, "SLOTH_INVALID_ARGUMENT")).toBe(true);
+    expect((err as Error).message).toMatch(message);
+  });
+});

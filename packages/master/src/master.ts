@@ -118,6 +118,7 @@ export function createMaster(options: MasterOptions): Master {
   const log = options.logger ?? silent;
   if (!options.token)
     throw new SlothError("SLOTH_TOKEN_MISSING", "cannot start master: the cluster token is empty");
+  checkTimings(options);
   const registry = new AgentRegistry(options.registryPath, {
     ttlMs: options.agentTtlMs ?? 15_000,
     graceMs: options.agentGraceMs ?? 10_000,
@@ -375,4 +376,24 @@ async function* masterEvents(
     registry.off("removed", onRemoved);
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+/** Heartbeat settings that cannot work are refused at start, not found out by flapping agents. */
+function checkTimings(o: MasterOptions): void {
+  const interval = o.heartbeatIntervalMs ?? 5000;
+  const ttl = o.agentTtlMs ?? 15_000;
+  const bad = (what: string, hint: string) =>
+    new SlothError("SLOTH_INVALID_ARGUMENT", `cannot start master: ${what}`, { hint });
+  if (!(interval >= 100))
+    throw bad(
+      `a heartbeat interval of ${interval} ms would have agents call it nonstop`,
+      "use at least 100ms (default 5s) with --heartbeat-interval",
+    );
+  if (!(ttl >= interval))
+    throw bad(
+      `an agent TTL of ${ttl} ms is shorter than the heartbeat interval (${interval} ms)`,
+      "use an --agent-ttl of at least the interval (default 3 intervals)",
+    );
+  if (!((o.agentGraceMs ?? 10_000) >= 0) || !((o.shutdownTimeoutMs ?? 0) >= 0))
+    throw bad("a negative duration", "use durations of 0 or more");
 }

@@ -72,6 +72,18 @@ describe("sloth-runner master add/list/select/show/update/remove", () => {
       (await cli("master", "update", "staging", "10.0.0.6:50053", "-d", "New staging server"))
         .stdout,
     ).toBe("Master 'staging' updated (10.0.0.6:50053)\n");
+    // TLS and token files can be set and removed ("") after the fact.
+    expect(
+      (await cli("master", "update", "staging", "--tls-ca", "ca.crt", "--token-file", "t")).code,
+    ).toBe(0);
+    const withFiles = JSON.parse((await cli("master", "show", "staging", "--json")).stdout);
+    expect(withFiles.tls.ca).toMatch(/\/ca\.crt$/);
+    expect(withFiles.tokenFile).toMatch(/\/t$/);
+    expect(
+      (await cli("master", "update", "staging", "--tls-ca", "", "--token-file", "")).code,
+    ).toBe(0);
+    const cleared = JSON.parse((await cli("master", "show", "staging", "--json")).stdout);
+    expect([cleared.tls.ca, cleared.tokenFile]).toEqual([null, null]);
     const shown = await cli("master", "show", "staging");
     expect(shown.stdout).toMatch(
       /⭐ staging \(default\)\n {3}Address: 10\.0\.0\.6:50053\n {3}Description: New staging server\n/,

@@ -41,7 +41,8 @@ async function store(argv: GlobalArgs) {
 
 const tokenFileOption = {
   type: "string",
-  describe: "Token file to use with this master (its path is stored, never the token)",
+  describe:
+    'Token file to use with this master (its path is stored, never the token; "" removes it)',
 } as const;
 
 const add: CommandModule<GlobalArgs, AddArgs> = {
@@ -61,7 +62,11 @@ const add: CommandModule<GlobalArgs, AddArgs> = {
         name: argv.name,
         address: argv.address,
         description: argv.description,
-        tokenFile: argv.tokenFile ? (await import("node:path")).resolve(argv.tokenFile) : undefined,
+        // "" removes the recorded file.
+        tokenFile:
+          argv.tokenFile === undefined || argv.tokenFile === ""
+            ? argv.tokenFile
+            : (await import("node:path")).resolve(argv.tokenFile),
         tls: await tlsPaths(argv),
       });
       println(`Master '${m.name}' added (${m.address})${m.isDefault ? " and set as default" : ""}`);
@@ -130,21 +135,25 @@ const show: CommandModule<GlobalArgs, GlobalArgs & { name?: string; json?: boole
 
 const update: CommandModule<GlobalArgs, AddArgs> = {
   command: "update <name> [address]",
-  describe: "Change a master's address, description or token file",
+  describe: "Change a master's address, description, token file or TLS files",
   builder: (y) =>
     y
       .positional("name", { type: "string", demandOption: true })
       .positional("address", { type: "string", describe: "New HOST:PORT" })
       .option("description", { alias: "d", type: "string", describe: "New description" })
-      .option("token-file", tokenFileOption) as unknown as Argv<AddArgs>,
+      .option("token-file", tokenFileOption)
+      .options(tlsOptions) as unknown as Argv<AddArgs>,
   handler: async (argv) => {
     if (
       argv.address === undefined &&
       argv.description === undefined &&
-      argv.tokenFile === undefined
+      argv.tokenFile === undefined &&
+      argv.tlsCa === undefined &&
+      argv.tlsCert === undefined &&
+      argv.tlsKey === undefined
     ) {
       throw new CliError("nothing to update", {
-        hint: "give a new address, --description or --token-file",
+        hint: 'give a new address, --description, --token-file or --tls-* ("" removes a file)',
         exitCode: 2,
       });
     }
@@ -153,7 +162,11 @@ const update: CommandModule<GlobalArgs, AddArgs> = {
       const m = s.update(argv.name, {
         address: argv.address,
         description: argv.description,
-        tokenFile: argv.tokenFile ? (await import("node:path")).resolve(argv.tokenFile) : undefined,
+        // "" removes the recorded file.
+        tokenFile:
+          argv.tokenFile === undefined || argv.tokenFile === ""
+            ? argv.tokenFile
+            : (await import("node:path")).resolve(argv.tokenFile),
         tls: await tlsPaths(argv),
       });
       println(`Master '${m.name}' updated (${m.address})`);
