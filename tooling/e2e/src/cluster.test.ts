@@ -255,6 +255,23 @@ describe("a master with three agents", () => {
       ["alpha", 0, "hi"],
       ["beta", 3, "hi"],
     ]);
+    // One agent by name: one object, and nothing else on stdout.
+    const one = await cli(
+      "agent",
+      "run",
+      "beta",
+      "--json",
+      "printf hi; printf oops >&2; exit $E2E_EXIT",
+    );
+    expect(one.code).toBe(3);
+    expect(JSON.parse(one.stdout)).toMatchObject({
+      agent: "beta",
+      exitCode: 3,
+      signal: null,
+      error: null,
+      stdout: "hi",
+      stderr: "oops",
+    });
   });
 
   it("refuses a selection that matches no active agent", async () => {

@@ -109,14 +109,31 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
           eprintln(`${c.dim("│")}  ${c.bold("Command:")} ${command}`);
           eprintln(c.dim("╰─"));
         }
+        const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
         const r = await runOnAgent(agent, {
           client,
           masterAddress: master.address,
           spec,
           signal: controller.signal,
-          onOutput: (_a, stream, data) =>
-            write(stream === "stderr" ? process.stderr : process.stdout, data),
+          onOutput: (_a, stream, data) => {
+            // --json: one object at the end, as with --label/--name.
+            if (argv.json) kept[stream].push(Buffer.from(data));
+            else return write(stream === "stderr" ? process.stderr : process.stdout, data);
+          },
         });
+        if (argv.json) {
+          printJson({
+            agent: r.agent,
+            exitCode: r.code,
+            signal: r.signal ?? null,
+            timedOut: r.timedOut,
+            durationMs: r.durationMs,
+            error: r.error ?? null,
+            stdout: Buffer.concat(kept.stdout).toString("utf8"),
+            stderr: Buffer.concat(kept.stderr).toString("utf8"),
+          });
+          return interrupted ? signalExitCode(interrupted) : r.code;
+        }
         if (interrupted) {
           eprintln(
             c.yellow(
@@ -248,7 +265,8 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       })
       .option("json", {
         type: "boolean",
-        describe: "With --label/--name: print one JSON object per agent",
+        describe:
+          "Print JSON at the end: one object (per agent with --label/--name) with the exit, timings and output",
       })
       .example("$0 agent run web-1 'uptime'", "")
       .example("$0 agent run web-1 -- ls -la /tmp", "put -- before a command with options")
