@@ -109,7 +109,7 @@ const del: CommandModule<GlobalArgs, NameArgs> = {
     }),
 };
 
-const stop: CommandModule<GlobalArgs, NameArgs & { local?: boolean }> = {
+const stop: CommandModule<GlobalArgs, NameArgs & { local?: boolean; timeout?: string }> = {
   command: "stop <name>",
   describe: "Ask an agent to shut down (through the master, or with --local by its pid file here)",
   builder: (y) =>
@@ -117,13 +117,20 @@ const stop: CommandModule<GlobalArgs, NameArgs & { local?: boolean }> = {
       .positional("name", { type: "string", demandOption: true })
       .option("local", {
         type: "boolean",
-        describe: "Stop the agent started from this data dir: SIGTERM, then SIGKILL after 10 s",
+        describe:
+          "Stop the agent started from this data dir: SIGTERM, then SIGKILL after --timeout",
+      })
+      .option("timeout", {
+        type: "string",
+        default: "10s",
+        describe:
+          "With --local: SIGKILL after this long (running commands get this long to finish)",
       }),
   handler: async (argv) => {
     if (argv.local) {
-      const { stopPidFile } = await import("@sloth/client");
+      const { stopPidFile, parseDuration } = await import("@sloth/client");
       const dir = (await dataDirOf(argv)).agent(argv.name);
-      const r = await stopPidFile(dir.pid);
+      const r = await stopPidFile(dir.pid, parseDuration(argv.timeout ?? "10s", "s"));
       if (r.outcome === "not-running") {
         throw new CliError(`no agent '${argv.name}' is running from this data dir`, {
           hint: `there is no ${dir.pid}`,
@@ -137,7 +144,7 @@ const stop: CommandModule<GlobalArgs, NameArgs & { local?: boolean }> = {
       println(
         r.outcome === "stopped"
           ? `Agent '${argv.name}' stopped (pid ${r.pid})`
-          : `Agent '${argv.name}' killed after 10s (pid ${r.pid})`,
+          : `Agent '${argv.name}' killed after ${argv.timeout ?? "10s"} (pid ${r.pid})`,
       );
       return;
     }

@@ -164,13 +164,21 @@ export async function runMaster(argv: StartArgs): Promise<void> {
 }
 
 /** `sloth-runner master stop`: stops the master started from this data dir (its pid file). */
-export const stopCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+export const stopCommand: CommandModule<GlobalArgs, GlobalArgs & { timeout?: string }> = {
   command: "stop",
-  describe: "Stop the master running from this data dir (SIGTERM, then SIGKILL after 10 s)",
+  describe: "Stop the master running from this data dir (SIGTERM, then SIGKILL after --timeout)",
+  builder: (y) =>
+    y.option("timeout", {
+      type: "string",
+      default: "10s",
+      describe:
+        "SIGKILL after this long; give the master's --shutdown-timeout (default 30s) plus a little to let its runs finish",
+    }) as unknown as Argv<GlobalArgs & { timeout?: string }>,
   handler: async (argv) => {
-    const { stopPidFile } = await import("@sloth/client");
+    const { stopPidFile, parseDuration } = await import("@sloth/client");
     const dir = await dataDirOf(argv);
-    const r = await stopPidFile(dir.master.pid);
+    const graceMs = parseDuration(argv.timeout ?? "10s", "s");
+    const r = await stopPidFile(dir.master.pid, graceMs);
     if (r.outcome === "not-running") {
       throw new CliError("no master is running from this data dir", {
         hint: `there is no ${dir.master.pid}`,
@@ -182,7 +190,7 @@ export const stopCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     println(
       r.outcome === "stopped"
         ? `Master stopped (pid ${r.pid})`
-        : `Master killed after 10s (pid ${r.pid})`,
+        : `Master killed after ${argv.timeout ?? "10s"} (pid ${r.pid})`,
     );
   },
 };
