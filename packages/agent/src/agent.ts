@@ -17,7 +17,7 @@ import { CpuSampler } from "./metrics.js";
 import { validateAgentOptions } from "./options.js";
 import { JobLedger, reapOrphans } from "./orphans.js";
 import { createAgentPrometheus, serveMetrics } from "./prometheus.js";
-import { type HeartbeatOptions, runRegistration } from "./registration.js";
+import { type HeartbeatOptions, runRegistration, sayGoodbye } from "./registration.js";
 import { listenRpc, type RpcServer } from "./server.js";
 import { agentRoutes, type ServiceContext } from "./service.js";
 import { systemFacts } from "./system-facts.js";
@@ -147,6 +147,7 @@ export function createAgent(options: AgentOptions): Agent {
   const prometheus =
     options.metricsPort === undefined ? undefined : createAgentPrometheus(() => tracker.running);
   let registration: Promise<void> | undefined;
+  let goodbye: (() => Promise<void>) | undefined;
   let stopping: Promise<void> | undefined;
   let fatal: SlothError | undefined;
   let settle!: { resolve(): void; reject(e: unknown): void };
@@ -176,6 +177,8 @@ export function createAgent(options: AgentOptions): Agent {
     stopController.abort();
     stopping = (async () => {
       await registration?.catch(() => {});
+      // Marked inactive now, so the master sends nothing new while it drains.
+      if (state.registered && !fatal) await goodbye?.();
       await tracker.drain(graceMs ?? o.shutdownGraceMs, o.killGraceMs + 3000);
       tracker.flushLedger();
       await server?.close(1000);
@@ -302,6 +305,14 @@ export function createAgent(options: AgentOptions): Agent {
           throw e;
         }
       }
+      const link = {
+        master: options.masterAddress,
+        token: options.token,
+        tls: options.tls,
+        name: o.name,
+        secret: identity.secret,
+      };
+      goodbye = () => sayGoodbye(link, tracker.running);
       registration = runRegistration(
         {
           master: options.masterAddress,

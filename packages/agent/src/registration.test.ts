@@ -86,6 +86,24 @@ describe("registration", () => {
     });
   });
 
+  it("is marked inactive at once when it stops, and active again when it comes back", async () => {
+    const m = await master();
+    const dataDir = tempDir();
+    dirs.push(dataDir);
+    const a = await agent(m.address, { dataDir });
+    await a.agent.registered();
+    expect(m.master.registry.get("test-agent")?.status).toBe("active");
+    await a.agent.stop();
+    // Before any TTL could have run out.
+    expect(m.master.registry.get("test-agent")).toMatchObject({
+      status: "inactive",
+      statusReason: "the agent stopped",
+    });
+    const b = await agent(m.address, { dataDir });
+    await b.agent.registered();
+    expect(m.master.registry.get("test-agent")?.status).toBe("active");
+  });
+
   it("keeps retrying while the master is down, then registers", async () => {
     const port = await freePort();
     const a = await agent(`127.0.0.1:${port}`);

@@ -178,3 +178,25 @@ async function heartbeatUntilForgotten(
     }
   }
 }
+
+/**
+ * Tells the master this agent is stopping, so it is marked inactive at once
+ * instead of after its TTL. Best effort: gives up after `timeoutMs`.
+ */
+export async function sayGoodbye(
+  o: Pick<RegistrationOptions, "master" | "token" | "tls" | "name" | "secret">,
+  runningCommands: number,
+  timeoutMs = 2000,
+): Promise<void> {
+  const conn = connect({ address: o.master, token: o.token, tls: o.tls });
+  try {
+    await masterClient(conn).heartbeat(
+      { name: o.name, identitySecret: o.secret, runningCommands, stopping: true },
+      { timeoutMs },
+    );
+  } catch {
+    // The master is away: it will find out from the missing heartbeats.
+  } finally {
+    conn.close();
+  }
+}

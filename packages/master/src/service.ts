@@ -196,6 +196,7 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
       heartbeatGuard(async () => {
         const a = registry.heartbeat(req.name, req.identitySecret, req.runningCommands);
         if (!a) throw new ConnectError(`agent '${req.name}' is not registered`, Code.NotFound);
+        if (req.stopping) registry.setStatus(a.name, "inactive", "the agent stopped");
         const interval = registry.heartbeatInterval(deps.heartbeatIntervalMs);
         registry.stretchTtl(interval);
         return { heartbeatIntervalMs: BigInt(interval) };
