@@ -94,19 +94,20 @@ function commandNames(): string[] {
 
 /** yargs' usage message, said in this CLI's words where it is vague. */
 function usageError(msg: string, argv: readonly string[]): CliError {
-  const words = argv.filter((a) => !a.startsWith("-"));
-  const first = words[0];
   const names = commandNames();
-  if (
-    first !== undefined &&
-    !names.includes(first) &&
-    /^(Unknown argument|Did you mean)/.test(msg)
-  ) {
+  const at = argv.findIndex((a) => names.includes(a));
+  if (at === -1 && /^(Unknown argument|Did you mean)/.test(msg)) {
+    // The first word that is not an option's value.
+    const first = argv.find(
+      (a, i) => !a.startsWith("-") && !(i > 0 && /^--[^=]+$/.test(argv[i - 1] as string)),
+    );
     const guess = /^Did you mean (\S+)\?/.exec(msg)?.[1];
-    return new CliError(`unknown command '${first}'${guess ? `; did you mean '${guess}'?` : ""}`, {
-      hint: `the commands are: ${names.join(", ")}`,
-      exitCode: 2,
-    });
+    return new CliError(
+      first === undefined
+        ? "missing command"
+        : `unknown command '${first}'${guess ? `; did you mean '${guess}'?` : ""}`,
+      { hint: `the commands are: ${names.join(", ")}`, exitCode: 2 },
+    );
   }
   const negative = argv.find((a) => /^-\d/.test(a));
   if (negative !== undefined && /^Unknown argument/.test(msg)) {
@@ -118,9 +119,10 @@ function usageError(msg: string, argv: readonly string[]): CliError {
       },
     );
   }
-  const path = words
-    .filter((w) => /^[a-z][a-z-]*$/.test(w))
+  const path = (at === -1 ? [] : argv.slice(at))
+    .filter((w, i) => i === 0 || /^[a-z][a-z-]*$/.test(w))
     .slice(0, 2)
+    .filter((w) => /^[a-z][a-z-]*$/.test(w))
     .join(" ");
   const unknown = /^Unknown arguments?: (.*)$/.exec(msg)?.[1];
   if (unknown !== undefined) {

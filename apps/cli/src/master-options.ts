@@ -13,5 +13,17 @@ export function withMasterOptions<T>(y: Argv<T>): Argv<T & GlobalArgs> {
       type: "string",
       describe:
         "Cluster token file (default: $SLOTH_RUNNER_TOKEN, the master's recorded file, <data dir>/master/token)",
+    })
+    .option("tls-ca", {
+      type: "string",
+      describe: "CA certificate that verifies the master (default: the one recorded for it)",
+    })
+    .option("tls-cert", {
+      type: "string",
+      describe: "Client certificate for a master that requires mTLS",
+    })
+    .option("tls-key", {
+      type: "string",
+      describe: "Private key of --tls-cert",
     }) as unknown as Argv<T & GlobalArgs>;
 }

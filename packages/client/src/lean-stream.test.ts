@@ -39,6 +39,12 @@ async function* script(req: RunCommandRequest, ctx: HandlerContext) {
     throw toConnectError(
       new SlothError("SLOTH_AGENT_NOT_FOUND", "no agent named 'x'", { hint: "list them" }),
     );
+  } else if (command === "drop") {
+    // The server goes away mid-call: every connection dropped.
+    setTimeout(() => {
+      for (const session of sessions) session.destroy();
+    }, 50);
+    await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve()));
   } else if (command === "hang") {
     await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve()));
   }
@@ -186,6 +192,13 @@ describe("lean server streams", () => {
     // Either the request never reached the server, or it was cancelled there.
     await new Promise((res) => setTimeout(res, 100));
     expect(seen.slice(before).every((s) => s.aborted)).toBe(true);
+  });
+
+  it("reports a connection lost mid-call as Unavailable, not as a protocol error", async () => {
+    const r = await collect(await leanClient(), "drop");
+    expect(r.events).toHaveLength(1);
+    expect(r.error?.code).toBe(Code.Unavailable);
+    expect(r.error?.rawMessage).not.toMatch(/protocol error/);
   });
 
   it("still names an unreachable server through the Connect path", async () => {

@@ -349,8 +349,10 @@ class FrameReader<O extends DescMessage> implements AsyncIterable<MessageShape<O
       return;
     }
     if (!this.gotEnd || this.have > 0 || this.need >= 0) {
+      // A server always ends with its end-of-stream message: the peer or the
+      // link went away mid-call (a killed master, a dropped connection).
       this.fail(
-        new ConnectError("protocol error: missing EndStreamResponse", Code.InvalidArgument),
+        new ConnectError("the connection was lost before the call ended", Code.Unavailable),
         false,
       );
       return;

@@ -130,6 +130,8 @@ export function createDelegate(options: DelegateOptions): Delegate {
     }
     const write = (stream: "stdout" | "stderr" | "log", text: string) =>
       ctx.log.write(stream, prefix ? text.replace(/^(?=.)/gm, prefix) : text);
+    // Whether the agent ever answered: one that never did is not "lost".
+    let reached = false;
     try {
       let manifestJson = "";
       if (options.workspace) {
@@ -140,6 +142,7 @@ export function createDelegate(options: DelegateOptions): Delegate {
           task.workspace?.exclude,
         );
         manifestJson = shipped.manifestJson;
+        reached = true;
       }
       const deps: Record<string, TaskOutput> = ctx.deps;
       let outcome: TaskOutcome | undefined;
@@ -168,6 +171,7 @@ export function createDelegate(options: DelegateOptions): Delegate {
         ctx.signal,
       );
       for await (const r of stream) {
+        reached = true;
         const ev = r.event;
         if (ev.case === "log") write(ev.value.stream as "stdout" | "stderr" | "log", ev.value.text);
         else if (ev.case === "result") {
@@ -201,10 +205,12 @@ export function createDelegate(options: DelegateOptions): Delegate {
         err.code === "SLOTH_UNREACHABLE" ||
         err.code === "SLOTH_AGENT_UNAVAILABLE" ||
         err.code === "SLOTH_REMOTE";
+      const neverReached =
+        !reached && /refused|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|no such host/i.test(err.message);
       return {
         ok: false,
         message:
-          lostLink && !err.message.startsWith("agent lost")
+          lostLink && !neverReached && !err.message.startsWith("agent lost")
             ? `agent lost: ${ch.label}: ${err.describe()}`
             : err.describe(),
         retryable: err.retryable || lostLink,

@@ -159,12 +159,18 @@ workflow.define("targets"):tasks({ each, one, all, check })
     const file = flow(`
 local fb = task("fb"):delegate_to({ labels = { role = "gpu" }, fallback = "local" }):command("echo ran-locally")
 local strict = task("strict"):delegate_to("nobody"):command("echo never")
-workflow.define("fallback"):tasks({ fb, strict })
+local nowhere = task("nowhere"):delegate_to({ address = "127.0.0.1:1" }):command("echo never")
+workflow.define("fallback"):tasks({ fb, strict, nowhere })
 `);
     const r = await run(file);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("fb | ran-locally");
     expect(r.stdout).toMatch(/strict: failed .*agent 'nobody' is not registered/);
+    // Never reached is not "lost".
+    expect(r.stdout).toMatch(
+      /nowhere: failed .*cannot reach agent at 127\.0\.0\.1:1: connection refused/,
+    );
+    expect(r.stdout).not.toMatch(/nowhere: failed .*agent lost/);
   });
 
   it("runs every task on --delegate-to agents", async () => {
