@@ -62,7 +62,15 @@ export function createDualServer(handler: Handler): DualServer {
       const open = [...sessions].map(
         (s) => new Promise<void>((resolve) => s.close(() => resolve())),
       );
-      await Promise.race([Promise.all(open), new Promise((r) => setTimeout(r, waitMs))]);
+      // The timer is cleared when the sessions close first: it must not keep the process up.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(open),
+        new Promise((r) => {
+          timer = setTimeout(r, waitMs);
+        }),
+      ]);
+      clearTimeout(timer);
     },
   };
 }

@@ -325,10 +325,17 @@ export function createMaster(options: MasterOptions): Master {
       const secureClosed = [...secureSessions].map(
         (s) => new Promise<void>((resolve) => s.close(() => resolve())),
       );
+      let timer: NodeJS.Timeout | undefined;
       await Promise.all([
         dual?.closeSessions(2000),
-        Promise.race([Promise.all(secureClosed), new Promise((r) => setTimeout(r, 2000))]),
+        Promise.race([
+          Promise.all(secureClosed),
+          new Promise((r) => {
+            timer = setTimeout(r, 2000);
+          }),
+        ]),
       ]);
+      clearTimeout(timer);
       dual?.destroyConnections();
       for (const s of secureSessions) s.destroy();
       pool.closeAll();
