@@ -423,6 +423,26 @@ describe("run: several values files", () => {
   });
 });
 
+describe("run: the reader of the output goes away (| head -1)", () => {
+  it("stops the run as SIGTERM would, with no EPIPE stack trace", async () => {
+    const pidFile = path.join(dir, "chatty.pid");
+    const f = file(
+      "chatty.sloth",
+      `workflow.define("w"):tasks({ task("chatty"):command("echo $$ > ${pidFile}; while true; do seq 1 1000; sleep 0.01; done") })\n`,
+    );
+    const p = spawnNode(CLI_BIN, ["run", f], { env: env(), cwd: REPO_ROOT });
+    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim() !== "", {
+      what: "the task to start",
+    });
+    // What `| head -1` does once it has its line.
+    p.child.stdout?.destroy();
+    expect(await p.exited).toBe(143);
+    expect(p.stderr()).not.toMatch(/EPIPE|Error:|at .*\(/);
+    const pid = Number(fs.readFileSync(pidFile, "utf8"));
+    await waitFor(() => !running(pid), { what: `process ${pid} to end` });
+  });
+});
+
 describe("run: SIGHUP (the terminal or SSH session closed)", () => {
   it("cancels the run like SIGINT: exit 129, shell and exec.run children gone", async () => {
     const luaPid = path.join(dir, "hup-lua.pid");
