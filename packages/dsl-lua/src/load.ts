@@ -93,6 +93,7 @@ export async function loadWorkflowFile(
     caller,
     file,
     baseDir,
+    notices,
   });
   if (options.prewarm !== false) {
     prewarm(Math.max(0, ...[...converted.groups, ...converted.workflows].map(luaParallelism)));

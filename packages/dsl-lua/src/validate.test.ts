@@ -11,9 +11,29 @@ afterAll(async () => {
 
 it("validate reports unknown dependencies and load errors without throwing", async () => {
   const good = await validate(
-    tmp.write("good.sloth", `workflow.define("w"):tasks({ task("a"), task("b"):depends_on("a") })`),
+    tmp.write(
+      "good.sloth",
+      `workflow.define("w"):tasks({ task("a"):command("true"), task("b"):depends_on("a"):command("true") })`,
+    ),
   );
   expect(good).toMatchObject({ ok: true, problems: [], notices: [] });
+
+  // Notices: a task that does nothing, a config key that looks misspelled.
+  const noticed = await validate(
+    tmp.write(
+      "noticed.sloth",
+      `workflow.define("w"):config({ max_parallel = 2, team = "ops" }):tasks({ task("idle") })`,
+    ),
+  );
+  expect(noticed.ok).toBe(true);
+  expect(noticed.notices).toEqual([
+    expect.stringMatching(
+      /noticed\.sloth:1: workflow 'w': config key 'max_parallel' is not one the runner reads; did you mean 'max_parallel_tasks'\?/,
+    ),
+    expect.stringMatching(
+      /noticed\.sloth:1: task 'idle' has no command: it succeeds without doing anything$/,
+    ),
+  ]);
   expect(good.loaded?.workflows[0]?.tasks.map((t) => t.name)).toEqual(["a", "b"]);
 
   const missing = await validate(

@@ -239,7 +239,7 @@ describe("run: bad inputs", () => {
           "run",
           file(
             "two.sloth",
-            'workflow.define("one"):tasks({ task("a") })\nworkflow.define("two"):tasks({ task("b") })\n',
+            'workflow.define("one"):tasks({ task("a"):command("true") })\nworkflow.define("two"):tasks({ task("b"):command("true") })\n',
           ),
         ],
         code: 1,
@@ -256,7 +256,7 @@ describe("run: bad inputs", () => {
           "run",
           file(
             "stacks.sloth",
-            'workflow.define("w"):tasks({ task("a") }):config({ require_lock = true })\n',
+            'workflow.define("w"):tasks({ task("a"):command("true") }):config({ require_lock = true })\n',
           ),
         ],
         code: 1,

@@ -16,7 +16,7 @@ const STACK_FLAGS = {
 export function convertConfig(
   value: unknown,
   owner: string,
-  cx: { scope: ConvertScope },
+  cx: { scope: ConvertScope; notices?: string[] },
   line: number | undefined,
 ): WorkflowConfig {
   const config: WorkflowConfig = { maxParallelTasks: 4, failFast: false, extra: {} };
@@ -47,6 +47,11 @@ export function convertConfig(
       if (v !== "rollback") throw fail(`on_failure must be "rollback", got ${JSON.stringify(v)}`);
       config.onFailure = "rollback";
     } else {
+      const near = KNOWN.find((known) => similar(k, known));
+      if (near)
+        cx.notices?.push(
+          `${cx.scope.file}${line ? `:${line}` : ""}: ${owner}: config key '${k}' is not one the runner reads; did you mean '${near}'? (kept in config.extra)`,
+        );
       try {
         config.extra[k] = plainValue(v, k) as Value;
       } catch (e) {
@@ -55,4 +60,36 @@ export function convertConfig(
     }
   }
   return config;
+}
+
+const KNOWN = [
+  "timeout",
+  "max_parallel_tasks",
+  "fail_fast",
+  "on_failure",
+  ...Object.keys(STACK_FLAGS),
+];
+
+/** A likely misspelling: one contains the other, or they are a couple of edits apart. */
+function similar(a: string, b: string): boolean {
+  const x = a.toLowerCase().replace(/[-_ ]/g, "");
+  const y = b.toLowerCase().replace(/[-_ ]/g, "");
+  if (x === y) return true;
+  if (x.length >= 4 && (y.startsWith(x) || x.startsWith(y))) return true;
+  return editDistance(x, y) <= 2;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(
+        (prev[j] as number) + 1,
+        (cur[j - 1] as number) + 1,
+        (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    prev = cur;
+  }
+  return prev[b.length] as number;
 }

@@ -65,6 +65,8 @@ export interface TaskSite {
   group?: string | undefined;
   /** The key of a keyed task: its name. */
   key?: string | undefined;
+  /** One-line notices for the user. */
+  notices?: string[] | undefined;
   inherited: {
     workdir?: string | undefined;
     delegateTo?: Delegation | undefined;
@@ -122,6 +124,10 @@ export function convertTask(raw: Record<string, unknown>, site: TaskSite): TaskM
     workspace: f.workspace() ?? site.inherited.workspace,
     source: line !== undefined ? { file: site.scope.file, line } : undefined,
   };
+  if (task.command === undefined && task.delegateTo === undefined)
+    site.notices?.push(
+      `${site.scope.file}${line !== undefined ? `:${line}` : ""}: task '${task.name}' has no command: it succeeds without doing anything`,
+    );
   return task;
 }
 

@@ -41,6 +41,8 @@ export interface ConvertContext {
   caller: LuaCaller;
   file: string;
   baseDir: string;
+  /** One-line notices for the user (a config key that looks misspelled). */
+  notices?: string[];
 }
 
 /** Converts the extraction into models: `workflow.define`s and `TaskDefinitions` groups. */
@@ -226,6 +228,7 @@ function convertTasks(value: unknown, o: Owner, cx: ConvertContext): TaskModel[]
         convertTask(data, {
           scope: cx.scope,
           caller: cx.caller,
+          notices: cx.notices,
           line: line ?? o.line,
           group: o.group,
           key: entry.key,
@@ -239,6 +242,7 @@ function convertTasks(value: unknown, o: Owner, cx: ConvertContext): TaskModel[]
         convertTask(data, {
           scope: cx.scope,
           caller: cx.caller,
+          notices: cx.notices,
           line: o.line,
           group: o.group,
           inherited: o.inherited,
