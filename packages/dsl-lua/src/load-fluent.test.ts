@@ -191,6 +191,12 @@ workflow.define("w"):tasks({ parallel({ a, b }) })`);
       /bad\.sloth:2: unknown workflow method 'task' on workflow 'w'; valid methods: config, description, on_complete, on_start, on_task_complete, on_task_start, tasks, version/,
     ],
     [
+      "a single task where a list is expected",
+      `local a = task("a"):command("true")\nworkflow.define("w"):tasks(a)`,
+      "SLOTH_DSL_INVALID",
+      /bad\.sloth:2: workflow 'w': tasks must be a list of tasks, got a single task; wrap it in braces: :tasks\(\{ t \}\)/,
+    ],
+    [
       "wrong argument type",
       `task("t"):retries("many")`,
       "SLOTH_LUA_RUNTIME",

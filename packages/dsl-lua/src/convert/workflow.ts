@@ -194,6 +194,12 @@ interface Owner {
 
 function convertTasks(value: unknown, o: Owner, cx: ConvertContext): TaskModel[] {
   if (value === undefined) return [];
+  if (typeof value === "object" && value !== null && ("$task" in value || "$parallel" in value))
+    throw invalid(
+      cx.scope,
+      o.line,
+      `${o.owner}: tasks must be a list of tasks, got a single ${"$task" in value ? "task" : "parallel() group"}; wrap it in braces: :tasks({ t })`,
+    );
   if (!isTable(value))
     throw invalid(cx.scope, o.line, `${o.owner}: tasks must be a table, got ${luaType(value)}`);
   // Positional entries keep their order; keyed ones follow in source order.
