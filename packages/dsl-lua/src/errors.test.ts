@@ -67,7 +67,8 @@ describe("load errors", () => {
     const file = tmp.write("spin.sloth", "while true do end");
     const err = (await loadFile(file, { loadTimeoutMs: 500 }).catch((e: unknown) => e)) as DslError;
     expect(err.code).toBe("SLOTH_LUA_WORKER");
-    expect(err.message).toBe("Lua did not finish within 500 ms");
+    expect(err.message).toBe(`cannot load ${file}: its top-level code ran for more than 500 ms`);
+    expect(err.hint).toMatch(/top-level code runs when the file is loaded/);
   });
 });
 

@@ -59,13 +59,25 @@ export async function loadWorkflowFile(
     modules: modulesOf(options),
   };
   const logger = options.logger;
+  const loadTimeoutMs = options.loadTimeoutMs ?? 30_000;
   const end = await runJob(
     { type: "load", spec },
     {
-      timeoutMs: options.loadTimeoutMs ?? 30_000,
+      timeoutMs: loadTimeoutMs,
       onLog: (stream, t) => toLogger(logger, shown, stream, t),
     },
-  );
+  ).catch((e: unknown) => {
+    if (e instanceof DslError && /did not finish within/.test(e.message))
+      throw new DslError(
+        "SLOTH_LUA_WORKER",
+        `cannot load ${shown}: its top-level code ran for more than ${loadTimeoutMs >= 1000 ? `${Math.round(loadTimeoutMs / 1000)} s` : `${loadTimeoutMs} ms`}`,
+        {
+          cause: e,
+          hint: "look for a loop or a long wait outside any task's command (top-level code runs when the file is loaded)",
+        },
+      );
+    throw e;
+  });
   if (end.type === "failed") throw jobError(end.error, baseDir);
   if (end.type !== "loaded")
     throw new DslError("SLOTH_LUA_WORKER", `cannot load ${shown}: unexpected worker reply`);
