@@ -174,6 +174,21 @@ describe("history of runs", () => {
       stdout: "",
       stderr: "error: invalid --older-than 'soon'; use a duration such as 30d, 12h or 90m\n",
     });
+    const other = path.join(dir, "other.sloth");
+    fs.writeFileSync(other, 'workflow.define("o"):tasks({ task("x"):command("true") })\n');
+    const [different, picked] = await Promise.all([
+      sloth("run", other, "--resume", id),
+      sloth("run", "--resume", id, "-g", "nosuch", "--force"),
+    ]);
+    expect(different.stderr).toBe(
+      `error: cannot resume run ${id}: it ran '${f}', and '${other}' is a different file; pass --force to resume it anyway, or run the workflow anew\n`,
+    );
+    expect(picked).toEqual({
+      code: 2,
+      stdout: "",
+      stderr:
+        "error: --resume runs the workflow of that run again: -g cannot pick another; drop -w/-g, or run the other workflow anew\n",
+    });
     const forced = await sloth("run", "--resume", id, "--force");
     expect(forced.code).toBe(1); // b still fails
     expect(ran()).toEqual(["a", "b:1", "b:1"]);

@@ -113,6 +113,11 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
 
 async function runFile(argv: RunArgs): Promise<number> {
   const { resolveRunTarget, readValues, pickModels } = await import("../run/load.js");
+  if (argv.resume !== undefined && (argv.workflow !== undefined || argv.group !== undefined))
+    throw new CliError(
+      `--resume runs the workflow of that run again: ${argv.workflow !== undefined ? "-w" : "-g"} cannot pick another`,
+      { hint: "drop -w/-g, or run the other workflow anew", exitCode: 2 },
+    );
   const resume =
     argv.resume === undefined
       ? undefined

@@ -1,3 +1,4 @@
+import path from "node:path";
 import type { LoadedWorkflows } from "@sloth/dsl-lua";
 import type { HistoryStore, RunDetail, SourceFile } from "@sloth/history";
 import type { RunEvent, RunResult, TaskOutput, Value, WorkflowModel } from "@sloth/workflow";
@@ -116,9 +117,14 @@ export async function loadResume(
     );
   }
   if (hash !== run.fileHash && !options.force) {
-    throw new CliError(`cannot resume run ${run.id}: '${file}' changed since that run`, {
-      hint: "pass --force to resume it anyway, or run the workflow anew",
-    });
+    const other =
+      run.file !== undefined && run.file !== null && path.resolve(file) !== path.resolve(run.file);
+    throw new CliError(
+      other
+        ? `cannot resume run ${run.id}: it ran '${run.file}', and '${file}' is a different file`
+        : `cannot resume run ${run.id}: '${file}' changed since that run`,
+      { hint: "pass --force to resume it anyway, or run the workflow anew" },
+    );
   }
   const [changed] = options.force ? [] : changedSources(file, run.sources);
   if (changed) {
