@@ -241,7 +241,11 @@ describe("sloth-agentd, errors before starting", () => {
       1,
       "error: invalid label 'novalue': expected KEY=VALUE; pass labels as --label env=prod\n",
     ],
-    [["--bogus"], 2, "error: Unknown argument: bogus; run with --help to see the usage\n"],
+    [
+      ["--bogus"],
+      2,
+      "error: unknown option: --bogus; run `sloth-agentd --help` to see the usage\n",
+    ],
     [["--master", "nohost:"], 1, /^error: invalid address 'nohost:'[^\n]*\n$/],
     [
       ["--port", "70000"],

@@ -110,7 +110,16 @@ function report(e: unknown, debug: boolean): number {
     return 1;
   }
   if (e instanceof UsageError || (e instanceof Error && e.name === "YError")) {
-    process.stderr.write(`error: ${e.message}; run with --help to see the usage\n`);
+    // yargs names options without dashes, and twice when camel-cased.
+    const unknown = /^Unknown arguments?: (.*)$/.exec(e.message)?.[1];
+    const message = unknown
+      ? `unknown option${unknown.includes(",") ? "s" : ""}: ${unknown
+          .split(", ")
+          .filter((n) => !/[A-Z]/.test(n))
+          .map((n) => (n.length === 1 ? `-${n}` : `--${n}`))
+          .join(", ")}`
+      : e.message;
+    process.stderr.write(`error: ${message}; run \`sloth-agentd --help\` to see the usage\n`);
     return 2;
   }
   const message = e instanceof Error ? e.message : String(e);
