@@ -12,6 +12,9 @@ import type { LuaModuleDefinition, LuaModuleHost } from "../types.js";
 import { LUA_DSL } from "./lua-dsl.js";
 import { LUA_RUNTIME } from "./lua-runtime.js";
 import { toLua } from "./to-lua.js";
+import { installValueConversions } from "./wasmoon-values.js";
+
+installValueConversions();
 
 // One factory per worker: it compiles the wasm once; engines are then cheap.
 let factory: LuaFactory | undefined;

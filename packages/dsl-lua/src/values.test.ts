@@ -1,0 +1,67 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { shutdownLuaWorkers } from "./pool.js";
+import { loadFile, runCommand, tempDir } from "./test-helpers.js";
+
+const tmp = tempDir();
+afterAll(async () => {
+  tmp.cleanup();
+  await shutdownLuaWorkers();
+});
+
+/** `{ n = { n = ... { n = "leaf" } } }`, `depth` tables deep. */
+function nested(depth: number): Record<string, unknown> {
+  let v: Record<string, unknown> = { n: "leaf" };
+  for (let i = 1; i < depth; i++) v = { n: v };
+  return v;
+}
+
+async function only(body: string, values?: Record<string, unknown>) {
+  const file = tmp.write(`v-${Math.random().toString(36).slice(2)}.sloth`, body);
+  const [w] = (await loadFile(file, values ? { values: values as never } : {})).workflows;
+  return w!.tasks[0]!;
+}
+
+describe("values crossing into Lua and back", () => {
+  it("keeps data nested hundreds of levels deep, in deps and values alike", async () => {
+    const t = await only(
+      `workflow.define("w"):tasks({ task("t"):command(function(params, deps)
+  local d, n = deps.p.d, 0
+  while type(d) == "table" do d = d.n; n = n + 1 end
+  local v, m = values.v, 0
+  while type(v) == "table" do v = v.n; m = m + 1 end
+  return true, n .. " " .. m .. " " .. d, { back = deps.p.d }
+end) })`,
+      { v: nested(200) },
+    );
+    const deep = nested(300);
+    const r = await runCommand(t, { deps: { p: { d: deep } } });
+    expect(r).toMatchObject({ ok: true, message: "300 200 leaf" });
+    expect(r.output?.back).toEqual(deep);
+  });
+
+  it("keeps integers beyond 2^53 as (approximate) numbers instead of wrapping them negative", async () => {
+    const t = await only(`workflow.define("w"):tasks({ task("t"):command(function(params, deps)
+  local d = json.decode("12345678901234567890")
+  return true, tostring(d > 0) .. " " .. tostring(deps.p.big > 0), { maxint = math.maxinteger, d = d }
+end) })`);
+    const r = await runCommand(t, { deps: { p: { big: 2 ** 63 } } });
+    expect(r.message).toBe("true true");
+    expect(r.output?.maxint).toBeGreaterThan(9.2e18);
+    expect(r.output?.d).toBe(Number("12345678901234567890"));
+  });
+
+  it("keeps NUL bytes in strings both ways: exec output, files, outputs", async () => {
+    const out = join(tmp.dir, "nul.out");
+    const t = await only(`workflow.define("w"):tasks({ task("t"):command(function(params, deps)
+  local s = exec.run("printf 'a\\\\0b\\\\0c'").stdout
+  fs.write(${JSON.stringify(out)}, "abc\\0def")
+  return true, tostring(#s) .. " " .. tostring(#deps.p.s), { s = s, echo = deps.p.s }
+end) })`);
+    const r = await runCommand(t, { deps: { p: { s: "x\0y" } } });
+    expect(r.message).toBe("5 3");
+    expect(r.output).toEqual({ s: "a\0b\0c", echo: "x\0y" });
+    expect(readFileSync(out, "utf8")).toBe("abc\0def");
+  });
+});
