@@ -150,6 +150,39 @@ describe("modules", () => {
     expect(String(out.output?.err)).toMatch(/template: unknown variable 'nope'/);
   });
 
+  it("refuses what standard Lua and the shell would: bad input to os, exec, env, template", async () => {
+    mkdirSync(join(tmp.dir, "full/inner"), { recursive: true });
+    writeFileSync(join(tmp.dir, "full/inner/f"), "x");
+    mkdirSync(join(tmp.dir, "empty"), { recursive: true });
+    const out = await run(`
+      local r1, e1 = os.remove("full")
+      local r2 = os.remove("empty")
+      local ok3, e3 = pcall(exec.run, "true", { workdir = "nowhere" })
+      local ok4, e4 = pcall(env.set, "FOO", nil)
+      local ok5, e5 = pcall(env.set, "A=B", "x")
+      local ok6, e6 = pcall(template.render, "{{ constructor }}", {})
+      local first = template.render("{{ hosts.1 }}", { hosts = { "web-1", "web-2" } })
+      local hup = exec.run("kill -HUP $$").exit_code
+      local ok7, e7 = pcall(time.sleep, nil)
+      return true, "", { r1 = tostring(r1), e1 = e1, r2 = r2, e3 = e3, e4 = e4, e5 = e5, e6 = e6, first = first, hup = hup, e7 = e7 }`);
+    expect(out.output).toMatchObject({
+      r1: "nil",
+      e1: "full: Directory not empty",
+      r2: true,
+      first: "web-1",
+      hup: 129,
+    });
+    expect(existsSync(join(tmp.dir, "full/inner/f"))).toBe(true);
+    expect(existsSync(join(tmp.dir, "empty"))).toBe(false);
+    expect(String(out.output?.e3)).toMatch(/exec\.run: workdir '.*nowhere' does not exist/);
+    expect(String(out.output?.e4)).toMatch(
+      /env\.set: the value of 'FOO' must be a string or a number, got nil/,
+    );
+    expect(String(out.output?.e5)).toMatch(/env\.set: expected a variable name without '='/);
+    expect(String(out.output?.e6)).toMatch(/template: unknown variable 'constructor'/);
+    expect(String(out.output?.e7)).toMatch(/time\.sleep expects seconds or a duration/);
+  });
+
   it("exec.run returns stdout, stderr, exit code; honours workdir, env and timeout", async () => {
     mkdirSync(join(tmp.dir, "sub"), { recursive: true });
     const out = await run(`

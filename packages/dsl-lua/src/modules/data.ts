@@ -9,6 +9,8 @@ import { toLua } from "../worker/to-lua.js";
 export function createDataModule(): LuaModuleDefinition {
   const functions = {
     json_decode: (text: string) => {
+      if (typeof text !== "string")
+        throw new Error(`json.decode expects a JSON string, got ${luaTypeOf(text)}`);
       try {
         return toLua(JSON.parse(text));
       } catch (e) {
@@ -18,6 +20,8 @@ export function createDataModule(): LuaModuleDefinition {
     json_pretty: (json: string, indent: number) => JSON.stringify(JSON.parse(json), null, indent),
     yaml_from_json: (json: string) => YAML.stringify(JSON.parse(json)),
     yaml_decode: (text: string) => {
+      if (typeof text !== "string")
+        throw new Error(`yaml.decode expects a YAML string, got ${luaTypeOf(text)}`);
       try {
         return toLua(YAML.parse(text));
       } catch (e) {
@@ -41,13 +45,22 @@ export function renderTemplate(text: string, vars: unknown): string {
     (_, name: string) => {
       let v: unknown = scope;
       for (const part of name.split(".")) {
-        if (v === null || typeof v !== "object" || !(part in v)) {
+        // Lua lists count from 1: {{ hosts.1 }} is the first.
+        const key = Array.isArray(v) && /^\d+$/.test(part) ? String(Number(part) - 1) : part;
+        // Own keys only: {{ constructor }} is not a variable.
+        if (v === null || typeof v !== "object" || !Object.hasOwn(v, key)) {
           throw new Error(`template: unknown variable '${name}'`);
         }
-        v = (v as Record<string, unknown>)[part];
+        v = (v as Record<string, unknown>)[key];
       }
       if (v === undefined || v === null) throw new Error(`template: unknown variable '${name}'`);
       return typeof v === "object" ? JSON.stringify(v) : String(v);
     },
   );
+}
+
+function luaTypeOf(v: unknown): string {
+  if (v === undefined || v === null) return "nil";
+  if (typeof v === "object") return "table";
+  return typeof v;
 }

@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { statSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { parseDuration } from "../convert/duration.js";
 import type { LuaModuleDefinition, LuaModuleHost } from "../types.js";
 
@@ -28,12 +30,30 @@ export function createExecModule(host: LuaModuleHost): LuaModuleDefinition {
   const run = (cmd: string, opts?: ExecOptions): Promise<ExecResult> => {
     if (typeof cmd !== "string") throw new Error("exec.run expects a command string");
     const o = opts ?? {};
+    if (typeof o !== "object" || Array.isArray(o))
+      throw new Error(
+        "exec.run: options must be a table such as { workdir = 'dir', env = { K = 'v' } }",
+      );
+    if (
+      o.env !== undefined &&
+      (typeof o.env !== "object" || o.env === null || Array.isArray(o.env))
+    )
+      throw new Error("exec.run: env must be a table of NAME = value");
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(o.env ?? {})) env[k] = String(v);
+    for (const [k, v] of Object.entries(o.env ?? {})) {
+      if (!/^[^=\0]+$/.test(k))
+        throw new Error(`exec.run: invalid environment variable name '${k}'`);
+      env[k] = String(v);
+    }
+    // Checked here: spawn reports a missing workdir as "spawn bash ENOENT", as if bash were missing.
+    const cwd = host.resolvePath(o.workdir ?? ".");
+    const st = statSync(cwd, { throwIfNoEntry: false });
+    if (st === undefined) throw new Error(`exec.run: workdir '${cwd}' does not exist`);
+    if (!st.isDirectory()) throw new Error(`exec.run: workdir '${cwd}' is not a directory`);
     const timeoutMs = o.timeout === undefined ? undefined : parseDuration(o.timeout, "s");
     return new Promise((resolve, reject) => {
       const child = spawn("bash", ["-c", cmd], {
-        cwd: host.resolvePath(o.workdir ?? "."),
+        cwd,
         env: { ...process.env, ...env },
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],
@@ -90,6 +110,5 @@ export function killGroup(pid: number): void {
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
-  const table: Partial<Record<NodeJS.Signals, number>> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2 };
-  return table[signal] ?? 0;
+  return osConstants.signals[signal] ?? 0;
 }

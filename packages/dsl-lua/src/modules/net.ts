@@ -77,8 +77,13 @@ export function createTimeModule(): LuaModuleDefinition {
     now: () => Date.now() / 1000,
     now_ms: () => Date.now(),
     iso: () => new Date().toISOString(),
-    sleep: (d: number | string) =>
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), parseDuration(d, "s"))),
+    sleep: (d: number | string) => {
+      if (typeof d !== "number" && typeof d !== "string")
+        throw new Error('time.sleep expects seconds or a duration such as "500ms"');
+      return new Promise<boolean>((resolve) =>
+        setTimeout(() => resolve(true), parseDuration(d, "s")),
+      );
+    },
   };
   return { functions, async: ["sleep"] };
 }
@@ -87,15 +92,28 @@ export function createTimeModule(): LuaModuleDefinition {
 export function createEnvModule(): LuaModuleDefinition {
   const functions = {
     get: (name: string, fallback?: string) => process.env[name] ?? fallback,
-    set: (name: string, value: string | number) => {
+    set: (name: string, value: string | number | boolean) => {
+      checkName(name, "env.set");
+      if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean")
+        throw new Error(
+          `env.set: the value of '${name}' must be a string or a number, got ${value === undefined || value === null ? "nil" : typeof value} (use env.unset to remove it)`,
+        );
       process.env[name] = String(value);
       return true;
     },
     unset: (name: string) => {
+      checkName(name, "env.unset");
       delete process.env[name];
       return true;
     },
     all: () => ({ ...process.env }),
   };
   return { functions };
+}
+
+function checkName(name: unknown, fn: string): void {
+  if (typeof name !== "string" || name === "" || /[=\0]/.test(name))
+    throw new Error(
+      `${fn}: expected a variable name without '=', got ${JSON.stringify(name ?? null)}`,
+    );
 }

@@ -179,9 +179,12 @@ end }
 real_io = nil
 
 os.getenv = function(name) return env.get(name) end
+-- As in standard Lua: a file, or an empty directory; never a whole tree.
 os.remove = function(path)
   if not fs.exists(path) then return nil, path .. ": No such file or directory", 2 end
-  fs.rm(path)
+  if fs.is_dir(path) and #fs.ls(path) > 0 then return nil, path .. ": Directory not empty", 39 end
+  local ok, err = pcall(fs.rm, path)
+  if not ok then return nil, tostring(err) end
   return true
 end
 os.rename = function(a, b)
@@ -193,7 +196,8 @@ os.tmpname = fs.tmpname
 os.exit = function() error("os.exit is not allowed in a workflow; return false, 'message' from the task instead", 2) end
 os.execute = function(cmd)
   if cmd == nil then return true end
-  local r = exec.run(cmd)
+  -- Its output goes to the task's log, as a shell's would go to the terminal.
+  local r = exec.run(cmd, { stream = true })
   if r.success then return true, "exit", 0 end
   return nil, "exit", r.exit_code
 end
