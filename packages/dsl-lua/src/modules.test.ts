@@ -183,6 +183,14 @@ describe("modules", () => {
     expect(String(out.output?.e7)).toMatch(/time\.sleep expects seconds or a duration/);
   });
 
+  it("a module of the original tool's documents that is not here says so", async () => {
+    const out = await run(`local r = docker.run("alpine") return true`);
+    expect(out.ok).toBe(false);
+    expect(out.message).toMatch(
+      /attempt to index a nil value \(global 'docker'\): there is no 'docker' module here; run the tool from a command instead, e\.g\. exec\.run\("docker \.\.\."\)/,
+    );
+  });
+
   it("exec.run returns stdout, stderr, exit code; honours workdir, env and timeout", async () => {
     mkdirSync(join(tmp.dir, "sub"), { recursive: true });
     const out = await run(`

@@ -33,7 +33,22 @@ export interface LuaCaller {
 
 /** The message of a failed Lua call: "file:line: reason" and the offending line. */
 export function callFailure(r: Extract<CallResult, { ok: false }>): string {
-  return formatLocated(r.reason, r.location);
+  return formatLocated(withModuleHint(r.reason), r.location);
+}
+
+// Modules of the original Go tool's documents that this runner does not
+// have: a script written for them fails on a nil global, which says little.
+const ORIGINAL_MODULES =
+  /\(global '(facts|file_ops|git|docker|pkg|systemd|infra_test|metrics|net|ai|gitops|go_bridge|salt|terraform|pulumi|aws|gcp|azure|kubernetes)'\)/;
+
+function withModuleHint(reason: string): string {
+  const m = /attempt to (?:index|call) a nil value/.test(reason)
+    ? ORIGINAL_MODULES.exec(reason)
+    : null;
+  const name = m?.[1];
+  if (name === undefined) return reason;
+  const tool = name === "file_ops" ? "cp" : name.replace("_", "-");
+  return `${reason}: there is no '${name}' module here; run the tool from a command instead, e.g. exec.run("${tool} ...") (the modules are listed in the @sloth/dsl-lua README)`;
 }
 
 // What a Lua function receives as `params`: the task's params plus the basics.
