@@ -173,6 +173,25 @@ workflow.define("fallback"):tasks({ fb, strict, nowhere })
     expect(r.stdout).not.toMatch(/nowhere: failed .*agent lost/);
   });
 
+  it("local and delegated tasks share the master's state even without --master", async () => {
+    const file = flow(`
+local init = task("init"):command(function() state.set("cnt", 0) return true end)
+local fan = task("fan"):depends_on({ init }):delegate_to({ "web-1", "web-2" }):command(function()
+  for i = 1, 5 do state.increment("cnt") end
+  return true
+end)
+local check = task("check"):depends_on({ fan }):command(function() return true, "cnt=" .. tostring(state.get("cnt")) end)
+workflow.define("shared"):tasks({ init, fan, check })
+`);
+    // The master comes from the environment, as for a user with a default master.
+    const r = await runCli(["--data-dir", master.dataDir, "run", file, "--no-history"], {
+      env: { ...process.env, SLOTH_RUNNER_MASTER_ADDR: master.address },
+      timeoutMs: 90_000,
+    });
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/check: succeeded in \S+ \(cnt=10\)/);
+  });
+
   it("runs every task on --delegate-to agents", async () => {
     const file = flow(`
 local a = task("a"):command("echo on-agent")

@@ -149,21 +149,31 @@ async function runFile(argv: RunArgs): Promise<number> {
     const { lineLogger } = await import("../logger.js");
     const logger = lineLogger(argv.debug);
     const { stateTargetOf } = await import("../run/state-target.js");
-    const loaded = await loadWorkflowFile(target.file, {
-      values,
-      params,
-      dataDir: dataDir.root,
-      state: await stateTargetOf(argv, dataDir),
-      logger,
-    });
+    const { applyDelegateTo, delegatesThroughMaster } = await import("../run/delegation.js");
+    const { selectTasks, planRun, validateWorkflow } = await import("@sloth/workflow");
+    const load = async (shared: boolean) => {
+      const loaded = await loadWorkflowFile(target.file, {
+        values,
+        params,
+        dataDir: dataDir.root,
+        state: await stateTargetOf(argv, dataDir, shared),
+        logger,
+      });
+      let models = resume
+        ? [(await import("../run/record.js")).resumeModel(loaded, resume.run, selectTasks)]
+        : pickModels(loaded, { workflow: argv.workflow, group: argv.group });
+      if (tasks.length > 0) models = selectSubset(models, tasks, selectTasks);
+      applyDelegateTo(models, list(argv.delegateTo));
+      return { loaded, models };
+    };
+    let { loaded, models } = await load(false);
+    // Tasks delegated through the master use its state store: so must the
+    // local ones, or the run's keys and locks would be split in two.
+    if (argv.master === undefined && !argv.dryRun && delegatesThroughMaster(models))
+      ({ loaded, models } = await load(true));
     for (const notice of loaded.notices) eprintln(`notice: ${notice}`);
     if (target.stack)
       eprintln(`notice: stack '${target.stack}' ignored: stacks are not available yet`);
-    const { selectTasks, planRun, validateWorkflow } = await import("@sloth/workflow");
-    let models = resume
-      ? [(await import("../run/record.js")).resumeModel(loaded, resume.run, selectTasks)]
-      : pickModels(loaded, { workflow: argv.workflow, group: argv.group });
-    if (tasks.length > 0) models = selectSubset(models, tasks, selectTasks);
     const json = argv.output === "json";
     if (argv.dryRun) {
       const plans = models.map((m) => planRun(m, { maxParallel, failFast: argv.failFast }));

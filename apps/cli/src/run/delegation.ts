@@ -13,6 +13,23 @@ export interface RunDelegation {
  * any task is delegated, connects what delegation needs: the master for
  * names and labels, the cluster token (and TLS) for every agent.
  */
+/** Gives `--delegate-to` agents to the tasks without a target of their own. */
+export function applyDelegateTo(models: WorkflowModel[], delegateTo: string[]): void {
+  if (delegateTo.length === 0) return;
+  const target =
+    delegateTo.length === 1
+      ? { kind: "agent" as const, name: delegateTo[0]! }
+      : { kind: "agents" as const, names: delegateTo };
+  for (const m of models) for (const t of m.tasks) t.delegateTo ??= { target };
+}
+
+/** True when a task goes through the master (by name or labels, not by address). */
+export function delegatesThroughMaster(models: WorkflowModel[]): boolean {
+  return models.some((m) =>
+    m.tasks.some((t) => t.delegateTo && t.delegateTo.target.kind !== "address"),
+  );
+}
+
 export async function prepareDelegation(
   argv: GlobalArgs,
   file: string,
@@ -20,13 +37,7 @@ export async function prepareDelegation(
   delegateTo: string[],
   workspace: { maxBytes?: number | undefined } = {},
 ): Promise<RunDelegation | undefined> {
-  if (delegateTo.length > 0) {
-    const target =
-      delegateTo.length === 1
-        ? { kind: "agent" as const, name: delegateTo[0]! }
-        : { kind: "agents" as const, names: delegateTo };
-    for (const m of models) for (const t of m.tasks) t.delegateTo ??= { target };
-  }
+  applyDelegateTo(models, delegateTo);
   const targets = models.flatMap((m) =>
     m.tasks.flatMap((t) => (t.delegateTo ? [t.delegateTo.target] : [])),
   );

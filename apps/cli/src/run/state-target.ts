@@ -6,11 +6,16 @@ const pem = (v: string | Buffer | undefined) => (v === undefined ? undefined : S
 
 /**
  * The store of the Lua `state` module for a run: the master's when the run
- * names one with --master (every task, local or delegated, then shares its
- * keys and locks), else `<data dir>/state.db`.
+ * names one with --master, or delegates tasks through the master (`shared`),
+ * so that every task, local or delegated, shares its keys and locks; else
+ * `<data dir>/state.db`.
  */
-export async function stateTargetOf(argv: GlobalArgs, dataDir: DataDir): Promise<StateTarget> {
-  if (argv.master === undefined) return { path: dataDir.stateDb };
+export async function stateTargetOf(
+  argv: GlobalArgs,
+  dataDir: DataDir,
+  shared = false,
+): Promise<StateTarget> {
+  if (argv.master === undefined && !shared) return { path: dataDir.stateDb };
   const master = await masterOf(argv);
   const token = await tokenFor(argv, master);
   if (!token) {
