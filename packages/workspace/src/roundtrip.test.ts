@@ -159,6 +159,23 @@ describe("round trip", () => {
     expect(describeTree(src)).toEqual(expected);
   });
 
+  it("brings back a mode of 000 as 000 (not tar's default 0644)", async () => {
+    const src = tempDir();
+    writeTree(src, { "locked.txt": "x", "also.txt": "y" });
+    const cache = new BlobCache(tempDir());
+    const { work, manifest } = await send(src, cache);
+    fs.chmodSync(path.join(work, "locked.txt"), 0o000);
+    fs.writeFileSync(path.join(work, "also.txt"), "changed");
+    fs.chmodSync(path.join(work, "also.txt"), 0o000);
+    const changes = await diffWorkspace(work, manifest);
+    const archive = await collect(packChanges(work, changes));
+    await applyChanges(src, chunks(archive), changes.deleted, { base: manifest });
+    expect(fs.statSync(path.join(src, "locked.txt")).mode & 0o777).toBe(0);
+    expect(fs.statSync(path.join(src, "also.txt")).mode & 0o777).toBe(0);
+    fs.chmodSync(path.join(src, "also.txt"), 0o600);
+    expect(fs.readFileSync(path.join(src, "also.txt"), "utf8")).toBe("changed");
+  });
+
   it("keeps what changed here while the task ran and names it; applies the rest", async () => {
     const src = tempDir();
     writeTree(src, {

@@ -31,7 +31,7 @@ export class PackWriter {
 
   /** Adds an entry without content (directory, symlink). */
   async meta(spec: Omit<HeaderSpec, "size">): Promise<void> {
-    this.pack.entry({ ...spec, mtime: EPOCH });
+    this.pack.entry({ ...spec, mode: wireMode(spec.mode ?? 0o755), mtime: EPOCH });
   }
 
   /** Adds a file read from `abs`, checking it still has `size` bytes. */
@@ -40,10 +40,14 @@ export class PackWriter {
     const data = fs.readFileSync(abs);
     if (data.length !== size) throw new FileChanged(abs);
     this.last = new Promise((resolve) => {
-      this.pack.entry({ name, type: "file", mode, size, mtime: EPOCH }, data, (err) => {
-        if (err) this.error ??= err;
-        resolve();
-      });
+      this.pack.entry(
+        { name, type: "file", mode: wireMode(mode), size, mtime: EPOCH },
+        data,
+        (err) => {
+          if (err) this.error ??= err;
+          resolve();
+        },
+      );
     });
     this.queued += size + 1024;
     if (this.queued >= QUEUE_BYTES) await this.flush();
@@ -66,8 +70,9 @@ export class PackWriter {
       const sink = (() => {
         let s!: ReturnType<tar.Pack["entry"]>;
         done = new Promise((resolve, reject) => {
-          s = this.pack.entry({ name, type: "file", mode, size, mtime: EPOCH }, (err) =>
-            err ? reject(err) : resolve(),
+          s = this.pack.entry(
+            { name, type: "file", mode: wireMode(mode), size, mtime: EPOCH },
+            (err) => (err ? reject(err) : resolve()),
           );
         });
         return s;
@@ -113,6 +118,14 @@ export class FileChanged extends Error {
   constructor(readonly file: string) {
     super(`file changed while packing: ${file}`);
   }
+}
+
+/**
+ * tar-stream replaces a mode of 0 by its default (0644/0755); a bit above
+ * the 12 it writes keeps a real 0 (a `chmod 000` file) as 0 in the header.
+ */
+function wireMode(mode: number): number {
+  return (mode & 0o7777) === 0 ? 0o10000 : mode;
 }
 
 // Content is addressed by hash and modes travel in headers; mtimes do not.
