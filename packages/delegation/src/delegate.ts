@@ -43,6 +43,10 @@ type Resolved = { channels: TaskChannel[] } | { none: string };
 /** Creates the executor `runWorkflow` calls for tasks with `delegateTo`. */
 export function createDelegate(options: DelegateOptions): Delegate {
   const direct = new Map<string, ReturnType<typeof directChannel>>();
+  // Agents lost during an attempt of each task (by run and task): a retry on
+  // a labelled target picks another one while there is one.
+  const lost = new Map<string, Set<string>>();
+  const lostKey = (ctx: { runId: string; taskName: string }) => `${ctx.runId}\0${ctx.taskName}`;
   let sources: SourceFile[] | undefined;
   let sourcesRoot = "";
 
@@ -59,7 +63,11 @@ export function createDelegate(options: DelegateOptions): Delegate {
     return options.master;
   };
 
-  async function resolve(target: DelegateTarget, signal: AbortSignal): Promise<Resolved> {
+  async function resolve(
+    target: DelegateTarget,
+    signal: AbortSignal,
+    avoid: ReadonlySet<string> = new Set(),
+  ): Promise<Resolved> {
     switch (target.kind) {
       case "address": {
         if (!options.token) {
@@ -81,7 +89,8 @@ export function createDelegate(options: DelegateOptions): Delegate {
       case "agent":
       case "agents": {
         const m = needMaster(target.kind === "agent" ? `agent '${target.name}'` : "agents by name");
-        const names = target.kind === "agent" ? [target.name] : target.names;
+        // An agent listed twice runs the task once (its output has one place in deps).
+        const names = target.kind === "agent" ? [target.name] : [...new Set(target.names)];
         const { agents } = await m.client.listAgents({}, { signal, timeoutMs: 15_000 });
         const byName = new Map(agents.map((a) => [a.name, a]));
         const down = names.filter((n) => byName.get(n)?.status !== AgentStatus.ACTIVE);
@@ -111,7 +120,9 @@ export function createDelegate(options: DelegateOptions): Delegate {
         const sorted = [...agents].sort(
           (a, b) => a.runningCommands - b.runningCommands || a.name.localeCompare(b.name),
         );
-        const picked = target.all ? sorted : sorted.slice(0, 1);
+        // One agent: not one this task already lost, unless no other is left.
+        const fresh = sorted.filter((a) => !avoid.has(a.name));
+        const picked = target.all ? sorted : (fresh.length > 0 ? fresh : sorted).slice(0, 1);
         return { channels: picked.map((a) => masterChannel(m.client, m.address, a.name)) };
       }
     }
@@ -195,6 +206,18 @@ export function createDelegate(options: DelegateOptions): Delegate {
       return outcome;
     } catch (e) {
       if (ctx.signal.aborted) return { ok: false, message: "cancelled", retryable: false };
+      // The workspace could not be read here: no agent is at fault, and
+      // trying again will not help.
+      const local = e as { code?: unknown; syscall?: unknown };
+      if (
+        !reached &&
+        (typeof local.syscall === "string" ||
+          (typeof local.code === "string" &&
+            /^SLOTH_(WORKSPACE|ARCHIVE|INVALID_ARGUMENT)/.test(local.code)))
+      ) {
+        const msg = isSlothError(e) ? e.describe() : (e as Error).message;
+        return { ok: false, message: `cannot ship the workspace: ${msg}`, retryable: false };
+      }
       const err = isSlothError(e)
         ? e
         : fromConnectError(e, {
@@ -214,6 +237,7 @@ export function createDelegate(options: DelegateOptions): Delegate {
             ? `agent lost: ${ch.label}: ${err.describe()}`
             : err.describe(),
         retryable: err.retryable || lostLink,
+        ...(lostLink ? { lostAgent: ch.agent } : {}),
       };
     }
   }
@@ -223,7 +247,7 @@ export function createDelegate(options: DelegateOptions): Delegate {
     if (!target) return undefined;
     let resolved: Resolved;
     try {
-      resolved = await resolve(target, ctx.signal);
+      resolved = await resolve(target, ctx.signal, lost.get(lostKey(ctx)));
     } catch (e) {
       const err = isSlothError(e)
         ? e
@@ -247,7 +271,16 @@ export function createDelegate(options: DelegateOptions): Delegate {
       };
     }
     const channels = resolved.channels;
-    if (channels.length === 1) return runOn(channels[0]!, task, ctx, "");
+    const remember = (o: TaskOutcome & { lostAgent?: string }) => {
+      if (o.lostAgent !== undefined) {
+        const set = lost.get(lostKey(ctx)) ?? new Set<string>();
+        set.add(o.lostAgent);
+        lost.set(lostKey(ctx), set);
+        delete o.lostAgent;
+      }
+      return o;
+    };
+    if (channels.length === 1) return remember(await runOn(channels[0]!, task, ctx, ""));
     const outcomes = await Promise.all(
       channels.map((ch) => runOn(ch, task, ctx, `[${ch.agent}] `)),
     );

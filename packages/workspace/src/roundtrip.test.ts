@@ -159,6 +159,21 @@ describe("round trip", () => {
     expect(describeTree(src)).toEqual(expected);
   });
 
+  it("refuses a file name that is not valid UTF-8, naming the fix", async () => {
+    const src = tempDir();
+    fs.writeFileSync(
+      Buffer.concat([Buffer.from(`${src}/bad`), Buffer.from([0xff]), Buffer.from("name")]),
+      "x",
+    );
+    const err = await scanWorkspace(src).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string; hint: string },
+    );
+    expect(err?.code).toBe("SLOTH_INVALID_ARGUMENT");
+    expect(err?.message).toBe('cannot send "bad\uFFFDname": its name is not valid UTF-8');
+    expect(err?.hint).toMatch(/rename it, or exclude it/);
+  });
+
   it("brings back a mode of 000 as 000 (not tar's default 0644)", async () => {
     const src = tempDir();
     writeTree(src, { "locked.txt": "x", "also.txt": "y" });

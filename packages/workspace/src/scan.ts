@@ -83,7 +83,18 @@ async function walk(w: Walk, relDir: string): Promise<void> {
     const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
     if (w.excluded(rel, d.isDirectory())) continue;
     const abs = w.prefix + rel;
-    const st = fs.lstatSync(abs);
+    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+    if (st === undefined) {
+      // A name that is not valid UTF-8 comes back from readdir mangled (U+FFFD).
+      if (d.name.includes("\uFFFD"))
+        throw new WorkspaceError(
+          "SLOTH_INVALID_ARGUMENT",
+          `cannot send ${JSON.stringify(rel)}: its name is not valid UTF-8`,
+          { details: { entry: rel }, hint: "rename it, or exclude it (.slothignore)" },
+        );
+      // Deleted while the scan ran: not part of the workspace any more.
+      continue;
+    }
     if (st.isDirectory()) {
       w.entries.push({ path: rel, type: "dir", mode: st.mode & 0o777 });
       await walk(w, rel);
@@ -100,7 +111,7 @@ async function walk(w: Walk, relDir: string): Promise<void> {
           `cannot send symlink ${JSON.stringify(rel)}: it points outside the workspace (${raw})`,
           {
             details: { entry: rel, target: raw },
-            hint: 'exclude it, or pass outsideSymlinks: "skip"',
+            hint: 'exclude it (a .slothignore line, or workspace = { exclude = {...} } in a workflow; outsideSymlinks: "skip" in the API)',
           },
         );
     } else {

@@ -282,6 +282,37 @@ workflow.define("slow"):tasks({ slow })
 });
 
 describe("an agent lost mid-task", () => {
+  it("a retry on a labelled target goes to another agent, not back to the lost one", async () => {
+    const a = await spawnAgent({
+      name: "lost-a",
+      master: master.address,
+      tokenFile,
+      args: ["--label", "pool=retry"],
+    });
+    await spawnAgent({
+      name: "lost-b",
+      master: master.address,
+      tokenFile,
+      args: ["--label", "pool=retry"],
+    });
+    const marker = `3.${Date.now() % 1e6}`;
+    const file = flow(`
+local t = task("t"):delegate_to({ labels = { pool = "retry" } }):retries(1, "fixed"):retry_delay("200ms")
+  :command("sleep ${marker}; echo done on $(hostname)")
+workflow.define("retry"):tasks({ t })
+`);
+    const pending = run(file);
+    const running = () => spawnSync("pgrep", ["-f", `^sleep ${marker}$`]).status === 0;
+    await waitFor(running, { what: "the first attempt to start" });
+    // Both idle: the first by name runs it.
+    a.proc.kill("SIGKILL", true);
+    spawnSync("pkill", ["-f", `^sleep ${marker}$`]);
+    const r = await pending;
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/t: retrying .*agent lost: .*'lost-a'/);
+    expect(r.stdout).toMatch(/t: succeeded/);
+  }, 60_000);
+
   it("fails the task with 'agent lost'", async () => {
     const victim = await spawnAgent({ name: "doomed", master: master.address, tokenFile });
     const marker = `32.${Date.now() % 1e6}`;
