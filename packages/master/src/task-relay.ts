@@ -70,9 +70,22 @@ export function taskRelay(
       } catch (e) {
         throw toConnectError(e);
       }
+      // A caller that goes away mid-upload may leave the request stream
+      // neither ended nor failed: its signal ends the relay instead, or the
+      // upload would count as a run in flight for ever.
+      const gone = new Promise<never>((_, reject) => {
+        const fail = () => reject(new ConnectError("cancelled by the caller", Code.Canceled));
+        if (ctx.signal.aborted) fail();
+        else ctx.signal.addEventListener("abort", fail, { once: true });
+      });
+      gone.catch(() => {});
       async function* chunks() {
         if (first.value?.request) yield first.value.request;
-        for (let r = await it.next(); !r.done; r = await it.next()) {
+        for (
+          let r = await Promise.race([it.next(), gone]);
+          !r.done;
+          r = await Promise.race([it.next(), gone])
+        ) {
           if (r.value.request) yield r.value.request;
         }
       }
@@ -83,6 +96,7 @@ export function taskRelay(
           .uploadBlobs(chunks(), { signal: ctx.signal });
         return { response };
       } catch (e) {
+        if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
         throw lost(a, e);
       } finally {
         deps.runs.inFlight--;
