@@ -99,6 +99,8 @@ async function parse(argv: string[]): Promise<AgentStartFlags | undefined> {
     tlsKey: args.tlsKey,
     tlsCa: args.tlsCa,
     metricsPort: args.metricsPort,
+    keepWorkspaces: args.keepWorkspaces,
+    cacheLimit: args.cacheLimit,
   };
 }
 

@@ -73,8 +73,15 @@ export interface AgentOptions {
    * recycled folder is repaired to exactly the next task's files.
    */
   keepWorkspaces?: number | undefined;
+  /**
+   * Bound of the content cache of delegated tasks' files, in bytes (default
+   * 5 GiB): after each task the least recently used packs beyond it go.
+   */
+  cacheLimitBytes?: number | undefined;
 }
 
+/** Default bound of the workspace cache: 5 GiB. */
+const DEFAULT_CACHE_LIMIT = 5 * 1024 ** 3;
 /** TLS material of an agent, PEM. */
 export interface AgentTls {
   cert: string | Buffer;
@@ -225,6 +232,7 @@ export function createAgent(options: AgentOptions): Agent {
         cacheDir: path.join(dataDir.agent(o.name).dir, "cache"),
         workDir: path.join(scratchDir, "workspaces"),
         keepWorkspaces: options.keepWorkspaces,
+        maxCacheBytes: options.cacheLimitBytes ?? DEFAULT_CACHE_LIMIT,
         logger,
       });
       closeWorkspaces = workspace.close;

@@ -38,6 +38,21 @@ describe("agentOptionsFromFlags", () => {
     }
   });
 
+  it("reads --cache-limit as a size, and refuses one that is not", () => {
+    const env = { SLOTH_RUNNER_TOKEN: "t" };
+    const dir = dataDir();
+    const limit = (cacheLimit?: string) =>
+      agentOptionsFromFlags({ dataDir: dir, cacheLimit }, env).cacheLimitBytes;
+    expect(limit()).toBeUndefined();
+    expect(limit("2G")).toBe(2 * 1024 ** 3);
+    expect(limit("500MiB")).toBe(500 * 1024 ** 2);
+    expect(limit("1.5k")).toBe(1536);
+    expect(limit("1000")).toBe(1000);
+    const e = fail(() => limit("lots"));
+    expect(isSlothError(e, "SLOTH_INVALID_ARGUMENT")).toBe(true);
+    expect((e as Error).message).toBe("invalid --cache-limit 'lots'");
+  });
+
   it("takes the master from the flag, then SLOTH_RUNNER_MASTER_ADDR, then localhost:50053", () => {
     const dir = dataDir();
     const env = { SLOTH_RUNNER_TOKEN: "t" };

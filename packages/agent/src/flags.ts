@@ -46,6 +46,11 @@ export const agentStartFlags = {
     describe:
       "Finished delegated-task workspaces kept to recycle for the next task (default 2; 0 deletes each after its task)",
   },
+  "cache-limit": {
+    type: "string",
+    describe:
+      "Bound of the cache of delegated tasks' files, such as 2G or 500M (default 5G; least recently used first out)",
+  },
   "data-dir": {
     type: "string",
     describe: "Data directory (default: SLOTH_RUNNER_DATA_DIR, else ~/.sloth-runner)",
@@ -67,6 +72,7 @@ export interface AgentStartFlags {
   tlsCa?: string | undefined;
   metricsPort?: number | undefined;
   keepWorkspaces?: number | undefined;
+  cacheLimit?: string | undefined;
 }
 
 /** What the embedding command adds to the flags. */
@@ -118,7 +124,27 @@ export function agentOptionsFromFlags(
     tls: agentTlsFromFlags(flags),
     metricsPort: flags.metricsPort,
     keepWorkspaces: keepWorkspacesOf(flags.keepWorkspaces),
+    cacheLimitBytes: sizeOf(flags.cacheLimit),
   };
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  K: 1024,
+  M: 1024 ** 2,
+  G: 1024 ** 3,
+  T: 1024 ** 4,
+};
+
+/** `--cache-limit`: bytes, or a number with K, M, G or T (powers of 1024, optional B/iB). */
+function sizeOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(text);
+  if (!m)
+    throw new SlothError("SLOTH_INVALID_ARGUMENT", `invalid --cache-limit '${text}'`, {
+      hint: "use a size such as 2G, 500M or a number of bytes",
+    });
+  return Math.floor(Number(m[1]) * (SIZE_UNITS[(m[2] ?? "").toUpperCase()] ?? 1));
 }
 
 function keepWorkspacesOf(n: number | undefined): number | undefined {

@@ -15,6 +15,7 @@ interface AgentStartArgs extends GlobalArgs {
   label?: string | string[];
   metricsPort?: number;
   keepWorkspaces?: number;
+  cacheLimit?: string;
 }
 
 /** Options of `agent start` (also accepted by bare `agent`), the same as sloth-agentd's. */
@@ -44,6 +45,11 @@ export function startAgentOptions<T>(y: Argv<T>): Argv<T & AgentStartArgs> {
     .option("metrics-port", {
       type: "number",
       describe: "Serve Prometheus /metrics over HTTP on this port",
+    })
+    .option("cache-limit", {
+      type: "string",
+      describe:
+        "Bound of the cache of delegated tasks' files, such as 2G or 500M (default 5G; least recently used first out)",
     })
     .option("keep-workspaces", {
       type: "number",
@@ -137,6 +143,7 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
       tlsCa: argv.tlsCa,
       metricsPort: argv.metricsPort,
       keepWorkspaces: argv.keepWorkspaces,
+      cacheLimit: argv.cacheLimit,
     },
     {
       logger,
