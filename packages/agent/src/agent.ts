@@ -215,11 +215,13 @@ export function createAgent(options: AgentOptions): Agent {
       // Commands and tasks an earlier run of this agent had going when it was killed.
       const ledgerFile = path.join(dataDir.agent(o.name).dir, "jobs.json");
       const orphans = reapOrphans(ledgerFile);
-      if (orphans.length > 0)
+      if (orphans.length > 0) {
         logger.warn(
           { pids: orphans },
           `killed ${orphans.length} process(es) left running by an earlier run of this agent`,
         );
+        emit({ type: "orphans-killed", pids: orphans });
+      }
       tracker.useLedger(new JobLedger(ledgerFile));
       const scratchDir = defaultScratchDir(dataDir.root, o.name);
       removeStaleTaskFolders(scratchDir, (dir, err) =>

@@ -22,6 +22,8 @@ export type AgentEvent =
       retryInMs: number;
     }
   | { type: "reconnected"; master: string }
+  /** Processes an earlier run of this agent left running when it was killed, killed at start. */
+  | { type: "orphans-killed"; pids: number[] }
   | { type: "forgotten"; master: string }
   | { type: "stopping"; reason: "stop" | "shutdown-rpc" | "fatal" }
   | { type: "stopped"; error?: SlothError };

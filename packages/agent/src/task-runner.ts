@@ -32,7 +32,12 @@ export interface TaskRunnerContext {
     | ((
         dir: string,
         manifestJson: string,
-      ) => Promise<{ chunks: AsyncIterable<Uint8Array>; deleted: string[] }>)
+      ) => Promise<{
+        chunks: AsyncIterable<Uint8Array>;
+        deleted: string[];
+        /** What cannot travel back: symlinks leaving the workspace, sockets, fifos. */
+        skipped?: string[] | undefined;
+      }>)
     | undefined;
   /** Options for loading the workflow on the agent (such as where Lua `state` points). */
   loadOptions?: Record<string, unknown> | undefined;
@@ -226,7 +231,20 @@ export async function* runDelegatedTask(
       },
     };
     if (req.returnChanges && req.manifestJson && ctx.changes) {
-      const { chunks, deleted } = await ctx.changes(workdir, req.manifestJson);
+      const { chunks, deleted, skipped } = await ctx.changes(workdir, req.manifestJson);
+      if (skipped && skipped.length > 0) {
+        const shown = skipped.slice(0, 10).join(", ");
+        const more = skipped.length > 10 ? ` and ${skipped.length - 10} more` : "";
+        yield {
+          event: {
+            case: "log",
+            value: {
+              stream: "log",
+              text: `not brought back (symlinks leaving the workspace, sockets or fifos): ${shown}${more}\n`,
+            },
+          },
+        };
+      }
       for await (const chunk of chunks) yield { event: { case: "changes", value: chunk } };
       yield { event: { case: "changesEnd", value: { deleted } } };
     }

@@ -196,7 +196,11 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
       },
       async changes(dir, manifestJson) {
         const changes = await ws.diffWorkspace(dir, lent.get(dir) ?? parse(manifestJson));
-        return { chunks: ws.rechunk(ws.packChanges(dir, changes)), deleted: changes.deleted };
+        return {
+          chunks: ws.rechunk(ws.packChanges(dir, changes)),
+          deleted: changes.deleted,
+          skipped: changes.skipped,
+        };
       },
     },
     async close() {

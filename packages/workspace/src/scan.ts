@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { tooLarge, WorkspaceError } from "./errors.js";
+import { WorkspaceError } from "./errors.js";
 import { createExcluder, type Excluder } from "./exclude.js";
 import { hashFile } from "./hash.js";
 import { Pacer } from "./pacer.js";
@@ -124,7 +124,15 @@ async function walk(w: Walk, relDir: string): Promise<void> {
 function fileEntry(w: Walk, rel: string, abs: string, st: fs.Stats): FileEntry {
   w.totalBytes += st.size;
   const max = w.options.maxBytes;
-  if (max !== undefined && w.totalBytes > max) throw tooLarge("the workspace", w.totalBytes, max);
+  if (max !== undefined && w.totalBytes > max)
+    throw new WorkspaceError(
+      "SLOTH_WORKSPACE_TOO_LARGE",
+      `cannot send the workspace: it holds more than the limit of ${max} bytes (over ${w.totalBytes} bytes by ${JSON.stringify(rel)})`,
+      {
+        details: { bytes: w.totalBytes, limit: max, entry: rel },
+        hint: "raise the limit (--workspace-limit) or exclude files (workspace = { exclude = ... }, .slothignore)",
+      },
+    );
   const mode = st.mode & 0o777;
   // Rounded, not floored: a time set through utimes in seconds comes back a hair under.
   const mtimeMs = Math.round(st.mtimeMs);

@@ -212,6 +212,7 @@ local edit = task("edit"):delegate_to("web-1"):workspace({ exclude = { "*.log" }
   echo more >> modified.txt
   rm deleted.txt
   mkdir -p sub && echo deep > sub/new.txt
+  ln -s /etc/hostname outside-link
 ]])
 workflow.define("ws"):tasks({ edit })
 `);
@@ -231,6 +232,9 @@ workflow.define("ws"):tasks({ edit })
     expect(fs.readFileSync(path.join(dir, "modified.txt"), "utf8")).toBe("first\nmore\n");
     expect(fs.existsSync(path.join(dir, "deleted.txt"))).toBe(false);
     expect(fs.readFileSync(path.join(dir, "sub", "new.txt"), "utf8")).toBe("deep\n");
+    // A link leaving the workspace does not travel back, and the log says so.
+    expect(r.stdout).toMatch(/not brought back \(symlinks leaving the workspace[^)]*\): outside-link/);
+    expect(fs.existsSync(path.join(dir, "outside-link"))).toBe(false);
     expect(fs.readFileSync(path.join(dir, ".git", "config"), "utf8")).toBe("[core]\n");
     expect(fs.readFileSync(path.join(dir, "skip.log"), "utf8")).toBe("not shipped\n");
     expect(fs.readFileSync(path.join(dir, "secret.txt"), "utf8")).toBe("not shipped either\n");

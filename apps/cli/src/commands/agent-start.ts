@@ -93,6 +93,10 @@ export function describeAgentEvent(name: string, e: AgentEvent): string | undefi
       );
     case "reconnected":
       return `Agent '${name}' reconnected to master at ${e.master}`;
+    case "orphans-killed":
+      return c.yellow(
+        `warning: killed ${e.pids.length} process(es) left running by an earlier run of agent '${name}' (pids ${e.pids.join(", ")})`,
+      );
     case "forgotten":
       return `Master at ${e.master} no longer knows agent '${name}': registering again`;
     case "stopping":
