@@ -19,9 +19,15 @@ export async function stateTargetOf(
   const master = await masterOf(argv);
   const token = await tokenFor(argv, master);
   if (!token) {
-    throw new CliError(`no cluster token for master at ${master.address}`, {
-      hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN (a local master keeps it in <data dir>/master/token)",
-    });
+    // Shared because tasks are delegated: say it as delegation does.
+    throw new CliError(
+      argv.master === undefined && shared
+        ? "delegated tasks need the cluster token"
+        : `no cluster token for master at ${master.address}`,
+      {
+        hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN (a local master keeps it in <data dir>/master/token)",
+      },
+    );
   }
   const tls = await tlsFor(argv, master);
   return {
