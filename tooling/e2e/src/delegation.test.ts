@@ -233,7 +233,9 @@ workflow.define("ws"):tasks({ edit })
     expect(fs.existsSync(path.join(dir, "deleted.txt"))).toBe(false);
     expect(fs.readFileSync(path.join(dir, "sub", "new.txt"), "utf8")).toBe("deep\n");
     // A link leaving the workspace does not travel back, and the log says so.
-    expect(r.stdout).toMatch(/not brought back \(symlinks leaving the workspace[^)]*\): outside-link/);
+    expect(r.stdout).toMatch(
+      /not brought back \(symlinks leaving the workspace[^)]*\): outside-link/,
+    );
     expect(fs.existsSync(path.join(dir, "outside-link"))).toBe(false);
     expect(fs.readFileSync(path.join(dir, ".git", "config"), "utf8")).toBe("[core]\n");
     expect(fs.readFileSync(path.join(dir, "skip.log"), "utf8")).toBe("not shipped\n");
