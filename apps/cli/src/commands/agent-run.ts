@@ -33,6 +33,20 @@ async function write(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void
   });
 }
 
+/** One agent's run as `--json` prints it. */
+function resultJson(r: AgentRunResult, out: { stdout: Buffer[]; stderr: Buffer[] } | undefined) {
+  return {
+    agent: r.agent,
+    exitCode: r.code,
+    signal: r.signal ?? null,
+    timedOut: r.timedOut,
+    durationMs: r.durationMs,
+    error: r.error ?? null,
+    stdout: Buffer.concat(out?.stdout ?? []).toString("utf8"),
+    stderr: Buffer.concat(out?.stderr ?? []).toString("utf8"),
+  };
+}
+
 function describeEnd(r: AgentRunResult, timeoutMs: number, c: Painter): string {
   const took = formatDuration(r.durationMs);
   if (r.error) return c.red(`✗ ${r.error}`);
@@ -122,16 +136,7 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
           },
         });
         if (argv.json) {
-          printJson({
-            agent: r.agent,
-            exitCode: r.code,
-            signal: r.signal ?? null,
-            timedOut: r.timedOut,
-            durationMs: r.durationMs,
-            error: r.error ?? null,
-            stdout: Buffer.concat(kept.stdout).toString("utf8"),
-            stderr: Buffer.concat(kept.stderr).toString("utf8"),
-          });
+          printJson(resultJson(r, kept));
           return interrupted ? signalExitCode(interrupted) : r.code;
         }
         if (interrupted) {
@@ -192,18 +197,7 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
         },
       });
       if (argv.json) {
-        printJson(
-          results.map((r) => ({
-            agent: r.agent,
-            exitCode: r.code,
-            signal: r.signal ?? null,
-            timedOut: r.timedOut,
-            durationMs: r.durationMs,
-            error: r.error ?? null,
-            stdout: Buffer.concat(captured.get(r.agent)?.stdout ?? []).toString("utf8"),
-            stderr: Buffer.concat(captured.get(r.agent)?.stderr ?? []).toString("utf8"),
-          })),
-        );
+        printJson(results.map((r) => resultJson(r, captured.get(r.agent))));
       } else if (!argv.quiet) {
         const rows = [["AGENT", "EXIT", "DURATION", ""].map((h) => c.bold(h))];
         for (const r of results) {
