@@ -13,6 +13,8 @@ export interface CommandRequest {
   env?: Readonly<Record<string, string>> | undefined;
   /** Kill the process group after this many ms; 0 or omitted: no limit. */
   timeoutMs?: number | undefined;
+  /** Program and arguments to run instead of `bash -c command` (`command` then only names it in logs). */
+  argv?: readonly [string, ...string[]] | undefined;
 }
 
 /** How the command ended. */
@@ -52,6 +54,11 @@ export interface RunCommandOptions {
   exitDrainMs?: number | undefined;
   /** Output held while the consumer lags before the pipes pause (default 1 MiB). */
   highWaterBytes?: number | undefined;
+  /**
+   * The command's standard input, written as it comes; its end closes the
+   * input. Without it the command's input is /dev/null.
+   */
+  stdin?: AsyncIterable<Uint8Array> | undefined;
 }
 
 /** Variables never passed to commands: the cluster token is the agent's, not theirs. */
@@ -84,11 +91,12 @@ export async function* runCommand(
   const startedAt = performance.now();
   let child: ChildProcess;
   try {
-    child = spawn("bash", ["-c", request.command], {
+    const [file, ...args] = request.argv ?? ["bash", "-c", request.command];
+    child = spawn(file, args, {
       cwd: workdir,
       env,
       detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe"],
     });
   } catch (err) {
     // Arguments Node refuses outright, such as NUL bytes in the command or env.
@@ -108,6 +116,7 @@ export async function* runCommand(
   });
   const onAbort = () => run.kill();
   options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.stdin && child.stdin) void pumpInput(options.stdin, child.stdin, () => run.finished);
   const timeoutMs = request.timeoutMs ?? 0;
   // Longer than a timer can hold (about 24.8 days) counts as no limit, rather
   // than firing at once as an overflowing setTimeout would.
@@ -147,6 +156,38 @@ export async function* runCommand(
     // read the output, so the command must not outlive the call.
     if (!run.finished) run.kill();
     run.dispose();
+  }
+}
+
+/**
+ * Copies `input` into a child's stdin, waiting when its pipe is full; ends
+ * it when the input ends. A child that exited or closed its input (EPIPE)
+ * simply stops the copy; so does a failing input.
+ */
+async function pumpInput(
+  input: AsyncIterable<Uint8Array>,
+  stdin: NodeJS.WritableStream & { destroyed?: boolean },
+  finished: () => boolean,
+): Promise<void> {
+  stdin.on("error", () => {});
+  const it = input[Symbol.asyncIterator]();
+  try {
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      if (finished() || stdin.destroyed) break;
+      if (!stdin.write(r.value))
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            stdin.off("drain", done).off("close", done).off("error", done);
+            resolve();
+          };
+          stdin.on("drain", done).on("close", done).on("error", done);
+        });
+    }
+  } catch {
+    // The caller's side broke: its input ends here.
+  } finally {
+    if (!stdin.destroyed) stdin.end();
+    void it.return?.();
   }
 }
 

@@ -2,20 +2,16 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import type { RunTaskRequest } from "@sloth/proto";
-import {
-  AgentService,
-  type CommandEventSchema,
-  OutputStream,
-  type RunCommandRequest,
-  type RunCommandResponseSchema,
-} from "@sloth/proto";
+import { AgentService, type RunCommandRequest, type RunCommandResponseSchema } from "@sloth/proto";
 import type { CommandTracker } from "./command-tracker.js";
 import type { AgentLogger } from "./logger.js";
 import { type CpuSampler, collectMetrics } from "./metrics.js";
 import { JOB_MARK_ENV } from "./orphans.js";
 import type { AgentPrometheus } from "./prometheus.js";
-import { type CommandEvent, type RunCommandOptions, runCommand } from "./run-command.js";
+import { type RunCommandOptions, runCommand } from "./run-command.js";
+import { shellHandler } from "./shell.js";
 import { runDelegatedTask, type TaskRunnerContext } from "./task-runner.js";
+import { type EventInit, toWire } from "./wire.js";
 
 /** What the AgentService handlers need from the agent. */
 export interface ServiceContext {
@@ -44,39 +40,6 @@ export interface WorkspaceSupport {
     chunks: AsyncIterable<Uint8Array>,
     gzip: boolean,
   ): Promise<{ blobs: number; bytes: number }>;
-}
-
-type EventInit = MessageInitShape<typeof CommandEventSchema>;
-
-function toWire(event: CommandEvent): EventInit {
-  switch (event.type) {
-    case "started":
-      return { event: { case: "started", value: { pid: event.pid } } };
-    case "output":
-      return {
-        event: {
-          case: "output",
-          value: {
-            stream: event.stream === "stdout" ? OutputStream.STDOUT : OutputStream.STDERR,
-            data: event.data,
-          },
-        },
-      };
-    case "exit":
-      return {
-        event: {
-          case: "exit",
-          value: {
-            exitCode: event.exitCode,
-            signal: event.signal,
-            signalNumber: event.signalNumber,
-            durationMs: BigInt(event.durationMs),
-            timedOut: event.timedOut,
-            startError: event.startError,
-          },
-        },
-      };
-  }
 }
 
 /**
@@ -213,6 +176,7 @@ export function agentRoutes(ctx: ServiceContext): (router: ConnectRouter) => voi
         return { blobs: BigInt(r.blobs), bytes: BigInt(r.bytes) };
       },
       runTask: (req, call) => runTaskHandler(ctx, req, call),
+      shell: (requests, call) => shellHandler(ctx, requests, call),
       getMetrics() {
         const m = collectMetrics(ctx.sampler, ctx.workdir);
         return {

@@ -1,6 +1,11 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { SlothError, toConnectError } from "@sloth/client";
-import type { MasterService, UploadBlobsToAgentRequest } from "@sloth/proto";
+import type {
+  MasterService,
+  ShellOnAgentRequest,
+  ShellRequest,
+  UploadBlobsToAgentRequest,
+} from "@sloth/proto";
 import type { AgentEntry } from "./registry.js";
 import type { ServiceDeps } from "./service.js";
 
@@ -38,7 +43,10 @@ function lost(a: AgentEntry, e: unknown): ConnectError {
 /** Relays the delegation calls (workspace and task) to the named agent. */
 export function taskRelay(
   deps: ServiceDeps,
-): Pick<Impl, "prepareWorkspaceOnAgent" | "uploadBlobsToAgent" | "runTaskOnAgent"> {
+): Pick<
+  Impl,
+  "prepareWorkspaceOnAgent" | "uploadBlobsToAgent" | "runTaskOnAgent" | "shellOnAgent"
+> {
   return {
     async prepareWorkspaceOnAgent(req, ctx) {
       let a: AgentEntry;
@@ -119,6 +127,36 @@ export function taskRelay(
           .runTask(req.request ?? {}, { signal })) {
           yield { response };
         }
+      } catch (e) {
+        if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
+        throw lost(a, e);
+      } finally {
+        deps.runs.inFlight--;
+      }
+    },
+    async *shellOnAgent(requests: AsyncIterable<ShellOnAgentRequest>, ctx: HandlerContext) {
+      if (deps.shutdownSignal.aborted)
+        throw new ConnectError("master is shutting down", Code.Unavailable);
+      const it = requests[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.done)
+        throw new ConnectError("cannot open a shell: the stream is empty", Code.InvalidArgument);
+      let a: AgentEntry;
+      try {
+        a = usableAgent(deps, first.value.agentName);
+      } catch (e) {
+        throw toConnectError(e);
+      }
+      async function* input(): AsyncGenerator<ShellRequest> {
+        if (first.value?.request) yield first.value.request;
+        for (let r = await it.next(); !r.done; r = await it.next())
+          if (r.value.request) yield r.value.request;
+      }
+      const signal = AbortSignal.any([ctx.signal, deps.cancelSignal]);
+      deps.runs.inFlight++;
+      try {
+        for await (const response of deps.pool.client(a.address, a.tls).shell(input(), { signal }))
+          yield { response };
       } catch (e) {
         if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
         throw lost(a, e);

@@ -1,10 +1,11 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import {
   CLI_BIN,
   cleanup,
+  onCleanup,
   runCli,
   spawnAgent,
   spawnMaster,
@@ -290,6 +291,68 @@ describe("a master with three agents", () => {
       /^error: 'alpha' is an agent name, and --label\/--name select agents too; /,
     );
   });
+
+  it("runs piped input in a shell on an agent through the master, with its exit code", async () => {
+    const dir = tempDir();
+    const p = spawnNode(
+      CLI_BIN,
+      ["--data-dir", master.dataDir, "agent", "shell", "beta", "--workdir", dir, "--env", "X=1"],
+      { env: { SLOTH_RUNNER_MASTER_ADDR: master.address }, stdin: "pipe" },
+    );
+    p.child.stdin?.end('mkdir a && cd a\npwd; echo "x=$X"; echo warn >&2\nexit 4\n');
+    expect(await p.exited).toBe(4);
+    expect(p.stdout()).toBe(`${fs.realpathSync(dir)}/a\nx=1\n`);
+    expect(p.stderr()).toBe("warn\n");
+    const gone = await cli("agent", "shell", "nobody");
+    expect(gone.code).toBe(255);
+    expect(gone.stderr.trim().split("\n")).toHaveLength(1);
+    expect(gone.stderr).toContain("agent 'nobody' not found");
+    const bad = await runCli(["--data-dir", tempDir(), "agent", "shell", "beta"], {
+      env: { SLOTH_RUNNER_MASTER_ADDR: master.address, SLOTH_RUNNER_TOKEN: "not-the-token-000" },
+    });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/token/i);
+  });
+
+  const script = spawnSync("script", ["--version"]).status === 0;
+  it.skipIf(!script)(
+    "opens a terminal shell when run from a terminal: keystrokes go as typed, Ctrl-C stays remote",
+    async () => {
+      // `script` gives the CLI a terminal, as a user's would be.
+      const cmd = `stty rows 24 cols 90; exec ${process.execPath} ${CLI_BIN} --data-dir ${master.dataDir} agent shell gamma`;
+      const child = spawn("script", ["-q", "-f", "-e", "-c", cmd, "/dev/null"], {
+        env: {
+          ...process.env,
+          SLOTH_RUNNER_MASTER_ADDR: master.address,
+          NO_COLOR: "1",
+          TERM: "xterm",
+        },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+      });
+      const exited = new Promise<number | null>((r) => child.on("close", r));
+      onCleanup(() => {
+        child.kill("SIGKILL");
+      });
+      const type = (s: string) => child.stdin.write(s);
+      await waitFor(() => out.includes("Connected to gamma"), { what: `the banner\n${out}` });
+      type("tty; echo T=$TERM\r");
+      await waitFor(() => /T=xterm/.test(out), { what: `tty output\n${out}` });
+      expect(out).toMatch(/\/dev\/pts\/\d+/);
+      type("sleep 60; echo slept\r");
+      await new Promise((r) => setTimeout(r, 700));
+      type("\u0003");
+      type("echo still-$((40+2))\r");
+      await waitFor(() => out.includes("still-42"), { what: `the shell after Ctrl-C\n${out}` });
+      type("exit 6\r");
+      expect(await exited).toBe(6);
+      expect(out).not.toMatch(/\nslept/);
+    },
+    40_000,
+  );
 
   it("refuses an unknown agent with a clear error", async () => {
     const r = await cli("agent", "run", "nobody", "true");

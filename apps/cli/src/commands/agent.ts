@@ -3,6 +3,7 @@ import { CliError, dataDirOf, type GlobalArgs, parseKeyValues, withMaster } from
 import { withMasterOptions } from "../master-options.js";
 import { painter, printJson, println, table } from "../output.js";
 import { runCommand } from "./agent-run.js";
+import { shellCommand } from "./agent-shell.js";
 import { runAgent, startAgentCommand, startAgentOptions } from "./agent-start.js";
 
 type JsonArgs = GlobalArgs & { json?: boolean };
@@ -198,6 +199,7 @@ export const agentCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(list)
       .command(get)
       .command(runCommand)
+      .command(shellCommand)
       .command(del)
       .command(stop)
       .command(metrics)

@@ -12,7 +12,117 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sloth/agent/v1/agent.proto.
  */
 export const file_sloth_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChpzbG90aC9hZ2VudC92MS9hZ2VudC5wcm90bxIOc2xvdGguYWdlbnQudjEiMAoXUHJlcGFyZVdvcmtzcGFjZVJlcXVlc3QSFQoNbWFuaWZlc3RfanNvbhgBIAEoCSIrChhQcmVwYXJlV29ya3NwYWNlUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoCSIxChJVcGxvYWRCbG9ic1JlcXVlc3QSDQoFY2h1bmsYASABKAwSDAoEZ3ppcBgCIAEoCCIzChNVcGxvYWRCbG9ic1Jlc3BvbnNlEg0KBWJsb2JzGAEgASgEEg0KBWJ5dGVzGAIgASgEIisKClNvdXJjZUZpbGUSDAoEcGF0aBgBIAEoCRIPCgdjb250ZW50GAIgASgMIqsCCg5SdW5UYXNrUmVxdWVzdBIVCg13b3JrZmxvd19maWxlGAEgASgJEisKB3NvdXJjZXMYAiADKAsyGi5zbG90aC5hZ2VudC52MS5Tb3VyY2VGaWxlEhAKCHdvcmtmbG93GAMgASgJEgwKBHRhc2sYBCABKAkSEwoLcGFyYW1zX2pzb24YBSABKAkSEwoLdmFsdWVzX2pzb24YBiABKAkSEQoJZGVwc19qc29uGAcgASgJEg4KBnJ1bl9pZBgIIAEoCRIPCgdhdHRlbXB0GAkgASgNEhIKCnRpbWVvdXRfbXMYCiABKAQSFQoNbWFuaWZlc3RfanNvbhgLIAEoCRIWCg5yZXR1cm5fY2hhbmdlcxgMIAEoCBIUCgxzdGF0ZV9tYXN0ZXIYDSABKAkiJwoHVGFza0xvZxIOCgZzdHJlYW0YASABKAkSDAoEdGV4dBgCIAEoCSJmCgpUYXNrUmVzdWx0EgoKAm9rGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSEwoLb3V0cHV0X2pzb24YAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIEhMKC2R1cmF0aW9uX21zGAUgASgEIiYKE1dvcmtzcGFjZUNoYW5nZXNFbmQSDwoHZGVsZXRlZBgBIAMoCSK/AQoPUnVuVGFza1Jlc3BvbnNlEiYKA2xvZxgBIAEoCzIXLnNsb3RoLmFnZW50LnYxLlRhc2tMb2dIABIsCgZyZXN1bHQYAiABKAsyGi5zbG90aC5hZ2VudC52MS5UYXNrUmVzdWx0SAASEQoHY2hhbmdlcxgDIAEoDEgAEjoKC2NoYW5nZXNfZW5kGAQgASgLMiMuc2xvdGguYWdlbnQudjEuV29ya3NwYWNlQ2hhbmdlc0VuZEgAQgcKBWV2ZW50IqIBCgtDb21tYW5kU3BlYxIPCgdjb21tYW5kGAEgASgJEg8KB3dvcmtkaXIYAiABKAkSMQoDZW52GAMgAygLMiQuc2xvdGguYWdlbnQudjEuQ29tbWFuZFNwZWMuRW52RW50cnkSEgoKdGltZW91dF9tcxgEIAEoBBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEVJ1bkNvbW1hbmRSZXF1ZXN0EikKBHNwZWMYASABKAsyGy5zbG90aC5hZ2VudC52MS5Db21tYW5kU3BlYyIxCg5Db21tYW5kU3RhcnRlZBILCgNwaWQYASABKAUSEgoKYWdlbnRfbmFtZRgCIAEoCSJJCgtPdXRwdXRDaHVuaxIsCgZzdHJlYW0YASABKA4yHC5zbG90aC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgCIAEoDCKEAQoLQ29tbWFuZEV4aXQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCRIVCg1zaWduYWxfbnVtYmVyGAMgASgFEhMKC2R1cmF0aW9uX21zGAQgASgEEhEKCXRpbWVkX291dBgFIAEoCBITCgtzdGFydF9lcnJvchgGIAEoCSKmAQoMQ29tbWFuZEV2ZW50EjEKB3N0YXJ0ZWQYASABKAsyHi5zbG90aC5hZ2VudC52MS5Db21tYW5kU3RhcnRlZEgAEi0KBm91dHB1dBgCIAEoCzIbLnNsb3RoLmFnZW50LnYxLk91dHB1dENodW5rSAASKwoEZXhpdBgDIAEoCzIbLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRFeGl0SABCBwoFZXZlbnQiQQoSUnVuQ29tbWFuZFJlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwuc2xvdGguYWdlbnQudjEuQ29tbWFuZEV2ZW50IhMKEUdldE1ldHJpY3NSZXF1ZXN0Io8DCgdNZXRyaWNzEhMKC2NwdV9wZXJjZW50GAEgASgBEhEKCWNwdV9jb3VudBgCIAEoDRIaChJtZW1vcnlfdG90YWxfYnl0ZXMYAyABKAQSGQoRbWVtb3J5X3VzZWRfYnl0ZXMYBCABKAQSEQoJZGlza19wYXRoGAUgASgJEhgKEGRpc2tfdG90YWxfYnl0ZXMYBiABKAQSFwoPZGlza191c2VkX2J5dGVzGAcgASgEEg4KBmxvYWRfMRgIIAEoARIOCgZsb2FkXzUYCSABKAESDwoHbG9hZF8xNRgKIAEoARIWCg51cHRpbWVfc2Vjb25kcxgLIAEoBBIeChZwcm9jZXNzX3VwdGltZV9zZWNvbmRzGAwgASgEEg8KB3ZlcnNpb24YDSABKAkSGAoQcnVubmluZ19jb21tYW5kcxgOIAEoDRIZChFwcm9jZXNzX3Jzc19ieXRlcxgPIAEoBBIwCgxjb2xsZWN0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj4KEkdldE1ldHJpY3NSZXNwb25zZRIoCgdtZXRyaWNzGAEgASgLMhcuc2xvdGguYWdlbnQudjEuTWV0cmljcyIPCg1IZWFsdGhSZXF1ZXN0IkkKDkhlYWx0aFJlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIYChBydW5uaW5nX2NvbW1hbmRzGAMgASgNIiMKD1NodXRkb3duUmVxdWVzdBIQCghncmFjZV9tcxgBIAEoBCISChBTaHV0ZG93blJlc3BvbnNlKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACMuEECgxBZ2VudFNlcnZpY2USVQoKUnVuQ29tbWFuZBIhLnNsb3RoLmFnZW50LnYxLlJ1bkNvbW1hbmRSZXF1ZXN0GiIuc2xvdGguYWdlbnQudjEuUnVuQ29tbWFuZFJlc3BvbnNlMAESUwoKR2V0TWV0cmljcxIhLnNsb3RoLmFnZW50LnYxLkdldE1ldHJpY3NSZXF1ZXN0GiIuc2xvdGguYWdlbnQudjEuR2V0TWV0cmljc1Jlc3BvbnNlEkcKBkhlYWx0aBIdLnNsb3RoLmFnZW50LnYxLkhlYWx0aFJlcXVlc3QaHi5zbG90aC5hZ2VudC52MS5IZWFsdGhSZXNwb25zZRJNCghTaHV0ZG93bhIfLnNsb3RoLmFnZW50LnYxLlNodXRkb3duUmVxdWVzdBogLnNsb3RoLmFnZW50LnYxLlNodXRkb3duUmVzcG9uc2USZQoQUHJlcGFyZVdvcmtzcGFjZRInLnNsb3RoLmFnZW50LnYxLlByZXBhcmVXb3Jrc3BhY2VSZXF1ZXN0Giguc2xvdGguYWdlbnQudjEuUHJlcGFyZVdvcmtzcGFjZVJlc3BvbnNlElgKC1VwbG9hZEJsb2JzEiIuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXF1ZXN0GiMuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXNwb25zZSgBEkwKB1J1blRhc2sSHi5zbG90aC5hZ2VudC52MS5SdW5UYXNrUmVxdWVzdBofLnNsb3RoLmFnZW50LnYxLlJ1blRhc2tSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChpzbG90aC9hZ2VudC92MS9hZ2VudC5wcm90bxIOc2xvdGguYWdlbnQudjEisAEKCVNoZWxsT3BlbhILCgN0dHkYASABKAgSDAoEcm93cxgCIAEoDRIMCgRjb2xzGAMgASgNEgwKBHRlcm0YBCABKAkSDwoHd29ya2RpchgFIAEoCRIvCgNlbnYYBiADKAsyIi5zbG90aC5hZ2VudC52MS5TaGVsbE9wZW4uRW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJTCgxTaGVsbFJlcXVlc3QSKQoEb3BlbhgBIAEoCzIZLnNsb3RoLmFnZW50LnYxLlNoZWxsT3BlbkgAEg8KBWlucHV0GAIgASgMSABCBwoFZXZlbnQiSQoNU2hlbGxSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRFdmVudBILCgN0dHkYAiABKAgiMAoXUHJlcGFyZVdvcmtzcGFjZVJlcXVlc3QSFQoNbWFuaWZlc3RfanNvbhgBIAEoCSIrChhQcmVwYXJlV29ya3NwYWNlUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoCSIxChJVcGxvYWRCbG9ic1JlcXVlc3QSDQoFY2h1bmsYASABKAwSDAoEZ3ppcBgCIAEoCCIzChNVcGxvYWRCbG9ic1Jlc3BvbnNlEg0KBWJsb2JzGAEgASgEEg0KBWJ5dGVzGAIgASgEIisKClNvdXJjZUZpbGUSDAoEcGF0aBgBIAEoCRIPCgdjb250ZW50GAIgASgMIqsCCg5SdW5UYXNrUmVxdWVzdBIVCg13b3JrZmxvd19maWxlGAEgASgJEisKB3NvdXJjZXMYAiADKAsyGi5zbG90aC5hZ2VudC52MS5Tb3VyY2VGaWxlEhAKCHdvcmtmbG93GAMgASgJEgwKBHRhc2sYBCABKAkSEwoLcGFyYW1zX2pzb24YBSABKAkSEwoLdmFsdWVzX2pzb24YBiABKAkSEQoJZGVwc19qc29uGAcgASgJEg4KBnJ1bl9pZBgIIAEoCRIPCgdhdHRlbXB0GAkgASgNEhIKCnRpbWVvdXRfbXMYCiABKAQSFQoNbWFuaWZlc3RfanNvbhgLIAEoCRIWCg5yZXR1cm5fY2hhbmdlcxgMIAEoCBIUCgxzdGF0ZV9tYXN0ZXIYDSABKAkiJwoHVGFza0xvZxIOCgZzdHJlYW0YASABKAkSDAoEdGV4dBgCIAEoCSJmCgpUYXNrUmVzdWx0EgoKAm9rGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSEwoLb3V0cHV0X2pzb24YAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIEhMKC2R1cmF0aW9uX21zGAUgASgEIiYKE1dvcmtzcGFjZUNoYW5nZXNFbmQSDwoHZGVsZXRlZBgBIAMoCSK/AQoPUnVuVGFza1Jlc3BvbnNlEiYKA2xvZxgBIAEoCzIXLnNsb3RoLmFnZW50LnYxLlRhc2tMb2dIABIsCgZyZXN1bHQYAiABKAsyGi5zbG90aC5hZ2VudC52MS5UYXNrUmVzdWx0SAASEQoHY2hhbmdlcxgDIAEoDEgAEjoKC2NoYW5nZXNfZW5kGAQgASgLMiMuc2xvdGguYWdlbnQudjEuV29ya3NwYWNlQ2hhbmdlc0VuZEgAQgcKBWV2ZW50IqIBCgtDb21tYW5kU3BlYxIPCgdjb21tYW5kGAEgASgJEg8KB3dvcmtkaXIYAiABKAkSMQoDZW52GAMgAygLMiQuc2xvdGguYWdlbnQudjEuQ29tbWFuZFNwZWMuRW52RW50cnkSEgoKdGltZW91dF9tcxgEIAEoBBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEVJ1bkNvbW1hbmRSZXF1ZXN0EikKBHNwZWMYASABKAsyGy5zbG90aC5hZ2VudC52MS5Db21tYW5kU3BlYyIxCg5Db21tYW5kU3RhcnRlZBILCgNwaWQYASABKAUSEgoKYWdlbnRfbmFtZRgCIAEoCSJJCgtPdXRwdXRDaHVuaxIsCgZzdHJlYW0YASABKA4yHC5zbG90aC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgCIAEoDCKEAQoLQ29tbWFuZEV4aXQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCRIVCg1zaWduYWxfbnVtYmVyGAMgASgFEhMKC2R1cmF0aW9uX21zGAQgASgEEhEKCXRpbWVkX291dBgFIAEoCBITCgtzdGFydF9lcnJvchgGIAEoCSKmAQoMQ29tbWFuZEV2ZW50EjEKB3N0YXJ0ZWQYASABKAsyHi5zbG90aC5hZ2VudC52MS5Db21tYW5kU3RhcnRlZEgAEi0KBm91dHB1dBgCIAEoCzIbLnNsb3RoLmFnZW50LnYxLk91dHB1dENodW5rSAASKwoEZXhpdBgDIAEoCzIbLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRFeGl0SABCBwoFZXZlbnQiQQoSUnVuQ29tbWFuZFJlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwuc2xvdGguYWdlbnQudjEuQ29tbWFuZEV2ZW50IhMKEUdldE1ldHJpY3NSZXF1ZXN0Io8DCgdNZXRyaWNzEhMKC2NwdV9wZXJjZW50GAEgASgBEhEKCWNwdV9jb3VudBgCIAEoDRIaChJtZW1vcnlfdG90YWxfYnl0ZXMYAyABKAQSGQoRbWVtb3J5X3VzZWRfYnl0ZXMYBCABKAQSEQoJZGlza19wYXRoGAUgASgJEhgKEGRpc2tfdG90YWxfYnl0ZXMYBiABKAQSFwoPZGlza191c2VkX2J5dGVzGAcgASgEEg4KBmxvYWRfMRgIIAEoARIOCgZsb2FkXzUYCSABKAESDwoHbG9hZF8xNRgKIAEoARIWCg51cHRpbWVfc2Vjb25kcxgLIAEoBBIeChZwcm9jZXNzX3VwdGltZV9zZWNvbmRzGAwgASgEEg8KB3ZlcnNpb24YDSABKAkSGAoQcnVubmluZ19jb21tYW5kcxgOIAEoDRIZChFwcm9jZXNzX3Jzc19ieXRlcxgPIAEoBBIwCgxjb2xsZWN0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj4KEkdldE1ldHJpY3NSZXNwb25zZRIoCgdtZXRyaWNzGAEgASgLMhcuc2xvdGguYWdlbnQudjEuTWV0cmljcyIPCg1IZWFsdGhSZXF1ZXN0IkkKDkhlYWx0aFJlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIYChBydW5uaW5nX2NvbW1hbmRzGAMgASgNIiMKD1NodXRkb3duUmVxdWVzdBIQCghncmFjZV9tcxgBIAEoBCISChBTaHV0ZG93blJlc3BvbnNlKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACMqsFCgxBZ2VudFNlcnZpY2USVQoKUnVuQ29tbWFuZBIhLnNsb3RoLmFnZW50LnYxLlJ1bkNvbW1hbmRSZXF1ZXN0GiIuc2xvdGguYWdlbnQudjEuUnVuQ29tbWFuZFJlc3BvbnNlMAESUwoKR2V0TWV0cmljcxIhLnNsb3RoLmFnZW50LnYxLkdldE1ldHJpY3NSZXF1ZXN0GiIuc2xvdGguYWdlbnQudjEuR2V0TWV0cmljc1Jlc3BvbnNlEkcKBkhlYWx0aBIdLnNsb3RoLmFnZW50LnYxLkhlYWx0aFJlcXVlc3QaHi5zbG90aC5hZ2VudC52MS5IZWFsdGhSZXNwb25zZRJNCghTaHV0ZG93bhIfLnNsb3RoLmFnZW50LnYxLlNodXRkb3duUmVxdWVzdBogLnNsb3RoLmFnZW50LnYxLlNodXRkb3duUmVzcG9uc2USZQoQUHJlcGFyZVdvcmtzcGFjZRInLnNsb3RoLmFnZW50LnYxLlByZXBhcmVXb3Jrc3BhY2VSZXF1ZXN0Giguc2xvdGguYWdlbnQudjEuUHJlcGFyZVdvcmtzcGFjZVJlc3BvbnNlElgKC1VwbG9hZEJsb2JzEiIuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXF1ZXN0GiMuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXNwb25zZSgBEkwKB1J1blRhc2sSHi5zbG90aC5hZ2VudC52MS5SdW5UYXNrUmVxdWVzdBofLnNsb3RoLmFnZW50LnYxLlJ1blRhc2tSZXNwb25zZTABEkgKBVNoZWxsEhwuc2xvdGguYWdlbnQudjEuU2hlbGxSZXF1ZXN0Gh0uc2xvdGguYWdlbnQudjEuU2hlbGxSZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+
+/**
+ * How a shell session starts.
+ *
+ * @generated from message sloth.agent.v1.ShellOpen
+ */
+export type ShellOpen = Message<"sloth.agent.v1.ShellOpen"> & {
+  /**
+   * Run the shell on a pseudo-terminal (the caller's input is a terminal):
+   * the caller then sends keystrokes as typed and shows output as it comes.
+   *
+   * @generated from field: bool tty = 1;
+   */
+  tty: boolean;
+
+  /**
+   * Terminal size and type, with `tty`.
+   *
+   * @generated from field: uint32 rows = 2;
+   */
+  rows: number;
+
+  /**
+   * @generated from field: uint32 cols = 3;
+   */
+  cols: number;
+
+  /**
+   * @generated from field: string term = 4;
+   */
+  term: string;
+
+  /**
+   * Working directory; empty means the agent's own working directory.
+   *
+   * @generated from field: string workdir = 5;
+   */
+  workdir: string;
+
+  /**
+   * Extra environment variables.
+   *
+   * @generated from field: map<string, string> env = 6;
+   */
+  env: { [key: string]: string };
+};
+
+/**
+ * Describes the message sloth.agent.v1.ShellOpen.
+ * Use `create(ShellOpenSchema)` to create a new message.
+ */
+export const ShellOpenSchema: GenMessage<ShellOpen> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 0);
+
+/**
+ * @generated from message sloth.agent.v1.ShellRequest
+ */
+export type ShellRequest = Message<"sloth.agent.v1.ShellRequest"> & {
+  /**
+   * @generated from oneof sloth.agent.v1.ShellRequest.event
+   */
+  event: {
+    /**
+     * First message only.
+     *
+     * @generated from field: sloth.agent.v1.ShellOpen open = 1;
+     */
+    value: ShellOpen;
+    case: "open";
+  } | {
+    /**
+     * Bytes for the shell's input.
+     *
+     * @generated from field: bytes input = 2;
+     */
+    value: Uint8Array;
+    case: "input";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sloth.agent.v1.ShellRequest.
+ * Use `create(ShellRequestSchema)` to create a new message.
+ */
+export const ShellRequestSchema: GenMessage<ShellRequest> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 1);
+
+/**
+ * @generated from message sloth.agent.v1.ShellResponse
+ */
+export type ShellResponse = Message<"sloth.agent.v1.ShellResponse"> & {
+  /**
+   * @generated from field: sloth.agent.v1.CommandEvent event = 1;
+   */
+  event?: CommandEvent | undefined;
+
+  /**
+   * On `started`: the shell runs on a pseudo-terminal.
+   *
+   * @generated from field: bool tty = 2;
+   */
+  tty: boolean;
+};
+
+/**
+ * Describes the message sloth.agent.v1.ShellResponse.
+ * Use `create(ShellResponseSchema)` to create a new message.
+ */
+export const ShellResponseSchema: GenMessage<ShellResponse> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 2);
 
 /**
  * @generated from message sloth.agent.v1.PrepareWorkspaceRequest
@@ -31,7 +141,7 @@ export type PrepareWorkspaceRequest = Message<"sloth.agent.v1.PrepareWorkspaceRe
  * Use `create(PrepareWorkspaceRequestSchema)` to create a new message.
  */
 export const PrepareWorkspaceRequestSchema: GenMessage<PrepareWorkspaceRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 0);
+  messageDesc(file_sloth_agent_v1_agent, 3);
 
 /**
  * @generated from message sloth.agent.v1.PrepareWorkspaceResponse
@@ -50,7 +160,7 @@ export type PrepareWorkspaceResponse = Message<"sloth.agent.v1.PrepareWorkspaceR
  * Use `create(PrepareWorkspaceResponseSchema)` to create a new message.
  */
 export const PrepareWorkspaceResponseSchema: GenMessage<PrepareWorkspaceResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 1);
+  messageDesc(file_sloth_agent_v1_agent, 4);
 
 /**
  * @generated from message sloth.agent.v1.UploadBlobsRequest
@@ -76,7 +186,7 @@ export type UploadBlobsRequest = Message<"sloth.agent.v1.UploadBlobsRequest"> & 
  * Use `create(UploadBlobsRequestSchema)` to create a new message.
  */
 export const UploadBlobsRequestSchema: GenMessage<UploadBlobsRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 2);
+  messageDesc(file_sloth_agent_v1_agent, 5);
 
 /**
  * @generated from message sloth.agent.v1.UploadBlobsResponse
@@ -98,7 +208,7 @@ export type UploadBlobsResponse = Message<"sloth.agent.v1.UploadBlobsResponse"> 
  * Use `create(UploadBlobsResponseSchema)` to create a new message.
  */
 export const UploadBlobsResponseSchema: GenMessage<UploadBlobsResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 3);
+  messageDesc(file_sloth_agent_v1_agent, 6);
 
 /**
  * A workflow source file shipped with a task (the workflow and what it requires).
@@ -124,7 +234,7 @@ export type SourceFile = Message<"sloth.agent.v1.SourceFile"> & {
  * Use `create(SourceFileSchema)` to create a new message.
  */
 export const SourceFileSchema: GenMessage<SourceFile> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 4);
+  messageDesc(file_sloth_agent_v1_agent, 7);
 
 /**
  * @generated from message sloth.agent.v1.RunTaskRequest
@@ -217,7 +327,7 @@ export type RunTaskRequest = Message<"sloth.agent.v1.RunTaskRequest"> & {
  * Use `create(RunTaskRequestSchema)` to create a new message.
  */
 export const RunTaskRequestSchema: GenMessage<RunTaskRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 5);
+  messageDesc(file_sloth_agent_v1_agent, 8);
 
 /**
  * One line or chunk of a task's log.
@@ -243,7 +353,7 @@ export type TaskLog = Message<"sloth.agent.v1.TaskLog"> & {
  * Use `create(TaskLogSchema)` to create a new message.
  */
 export const TaskLogSchema: GenMessage<TaskLog> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 6);
+  messageDesc(file_sloth_agent_v1_agent, 9);
 
 /**
  * How the task ended.
@@ -286,7 +396,7 @@ export type TaskResult = Message<"sloth.agent.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 7);
+  messageDesc(file_sloth_agent_v1_agent, 10);
 
 /**
  * The end of the changes archive.
@@ -307,7 +417,7 @@ export type WorkspaceChangesEnd = Message<"sloth.agent.v1.WorkspaceChangesEnd"> 
  * Use `create(WorkspaceChangesEndSchema)` to create a new message.
  */
 export const WorkspaceChangesEndSchema: GenMessage<WorkspaceChangesEnd> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 8);
+  messageDesc(file_sloth_agent_v1_agent, 11);
 
 /**
  * @generated from message sloth.agent.v1.RunTaskResponse
@@ -350,7 +460,7 @@ export type RunTaskResponse = Message<"sloth.agent.v1.RunTaskResponse"> & {
  * Use `create(RunTaskResponseSchema)` to create a new message.
  */
 export const RunTaskResponseSchema: GenMessage<RunTaskResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 9);
+  messageDesc(file_sloth_agent_v1_agent, 12);
 
 /**
  * CommandSpec describes one shell command to run.
@@ -392,7 +502,7 @@ export type CommandSpec = Message<"sloth.agent.v1.CommandSpec"> & {
  * Use `create(CommandSpecSchema)` to create a new message.
  */
 export const CommandSpecSchema: GenMessage<CommandSpec> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 10);
+  messageDesc(file_sloth_agent_v1_agent, 13);
 
 /**
  * @generated from message sloth.agent.v1.RunCommandRequest
@@ -409,7 +519,7 @@ export type RunCommandRequest = Message<"sloth.agent.v1.RunCommandRequest"> & {
  * Use `create(RunCommandRequestSchema)` to create a new message.
  */
 export const RunCommandRequestSchema: GenMessage<RunCommandRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 11);
+  messageDesc(file_sloth_agent_v1_agent, 14);
 
 /**
  * CommandStarted is the first event of a run.
@@ -437,7 +547,7 @@ export type CommandStarted = Message<"sloth.agent.v1.CommandStarted"> & {
  * Use `create(CommandStartedSchema)` to create a new message.
  */
 export const CommandStartedSchema: GenMessage<CommandStarted> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 12);
+  messageDesc(file_sloth_agent_v1_agent, 15);
 
 /**
  * OutputChunk carries bytes exactly as read from the child, never decoded or
@@ -462,7 +572,7 @@ export type OutputChunk = Message<"sloth.agent.v1.OutputChunk"> & {
  * Use `create(OutputChunkSchema)` to create a new message.
  */
 export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 13);
+  messageDesc(file_sloth_agent_v1_agent, 16);
 
 /**
  * CommandExit is the last event of a run.
@@ -519,7 +629,7 @@ export type CommandExit = Message<"sloth.agent.v1.CommandExit"> & {
  * Use `create(CommandExitSchema)` to create a new message.
  */
 export const CommandExitSchema: GenMessage<CommandExit> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 14);
+  messageDesc(file_sloth_agent_v1_agent, 17);
 
 /**
  * CommandEvent is one event of a command's stream.
@@ -556,7 +666,7 @@ export type CommandEvent = Message<"sloth.agent.v1.CommandEvent"> & {
  * Use `create(CommandEventSchema)` to create a new message.
  */
 export const CommandEventSchema: GenMessage<CommandEvent> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 15);
+  messageDesc(file_sloth_agent_v1_agent, 18);
 
 /**
  * @generated from message sloth.agent.v1.RunCommandResponse
@@ -573,7 +683,7 @@ export type RunCommandResponse = Message<"sloth.agent.v1.RunCommandResponse"> & 
  * Use `create(RunCommandResponseSchema)` to create a new message.
  */
 export const RunCommandResponseSchema: GenMessage<RunCommandResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 16);
+  messageDesc(file_sloth_agent_v1_agent, 19);
 
 /**
  * @generated from message sloth.agent.v1.GetMetricsRequest
@@ -586,7 +696,7 @@ export type GetMetricsRequest = Message<"sloth.agent.v1.GetMetricsRequest"> & {
  * Use `create(GetMetricsRequestSchema)` to create a new message.
  */
 export const GetMetricsRequestSchema: GenMessage<GetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 17);
+  messageDesc(file_sloth_agent_v1_agent, 20);
 
 /**
  * Metrics describes the agent host and process.
@@ -694,7 +804,7 @@ export type Metrics = Message<"sloth.agent.v1.Metrics"> & {
  * Use `create(MetricsSchema)` to create a new message.
  */
 export const MetricsSchema: GenMessage<Metrics> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 18);
+  messageDesc(file_sloth_agent_v1_agent, 21);
 
 /**
  * @generated from message sloth.agent.v1.GetMetricsResponse
@@ -711,7 +821,7 @@ export type GetMetricsResponse = Message<"sloth.agent.v1.GetMetricsResponse"> & 
  * Use `create(GetMetricsResponseSchema)` to create a new message.
  */
 export const GetMetricsResponseSchema: GenMessage<GetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 19);
+  messageDesc(file_sloth_agent_v1_agent, 22);
 
 /**
  * @generated from message sloth.agent.v1.HealthRequest
@@ -724,7 +834,7 @@ export type HealthRequest = Message<"sloth.agent.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 20);
+  messageDesc(file_sloth_agent_v1_agent, 23);
 
 /**
  * @generated from message sloth.agent.v1.HealthResponse
@@ -755,7 +865,7 @@ export type HealthResponse = Message<"sloth.agent.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 21);
+  messageDesc(file_sloth_agent_v1_agent, 24);
 
 /**
  * @generated from message sloth.agent.v1.ShutdownRequest
@@ -775,7 +885,7 @@ export type ShutdownRequest = Message<"sloth.agent.v1.ShutdownRequest"> & {
  * Use `create(ShutdownRequestSchema)` to create a new message.
  */
 export const ShutdownRequestSchema: GenMessage<ShutdownRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 22);
+  messageDesc(file_sloth_agent_v1_agent, 25);
 
 /**
  * @generated from message sloth.agent.v1.ShutdownResponse
@@ -788,7 +898,7 @@ export type ShutdownResponse = Message<"sloth.agent.v1.ShutdownResponse"> & {
  * Use `create(ShutdownResponseSchema)` to create a new message.
  */
 export const ShutdownResponseSchema: GenMessage<ShutdownResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 23);
+  messageDesc(file_sloth_agent_v1_agent, 26);
 
 /**
  * Which standard stream a chunk was read from.
@@ -903,6 +1013,19 @@ export const AgentService: GenService<{
     methodKind: "server_streaming";
     input: typeof RunTaskRequestSchema;
     output: typeof RunTaskResponseSchema;
+  },
+  /**
+   * Shell runs an interactive shell: the first request opens it, later ones
+   * carry its input; the responses are those of RunCommand, `started`
+   * telling whether it runs on a terminal. Closing the request stream closes
+   * the shell's input; cancelling the call kills its process group.
+   *
+   * @generated from rpc sloth.agent.v1.AgentService.Shell
+   */
+  shell: {
+    methodKind: "bidi_streaming";
+    input: typeof ShellRequestSchema;
+    output: typeof ShellResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sloth_agent_v1_agent, 0);

@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { CommandEvent, CommandSpec, Metrics, PrepareWorkspaceRequest, PrepareWorkspaceResponse, RunTaskRequest, RunTaskResponse, UploadBlobsRequest, UploadBlobsResponse } from "../../agent/v1/agent_pb.js";
+import type { CommandEvent, CommandSpec, Metrics, PrepareWorkspaceRequest, PrepareWorkspaceResponse, RunTaskRequest, RunTaskResponse, ShellRequest, ShellResponse, UploadBlobsRequest, UploadBlobsResponse } from "../../agent/v1/agent_pb.js";
 import { file_sloth_agent_v1_agent } from "../../agent/v1/agent_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,46 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sloth/master/v1/master.proto.
  */
 export const file_sloth_master_v1_master: GenFile = /*@__PURE__*/
-  fileDesc("ChxzbG90aC9tYXN0ZXIvdjEvbWFzdGVyLnByb3RvEg9zbG90aC5tYXN0ZXIudjEibgoeUHJlcGFyZVdvcmtzcGFjZU9uQWdlbnRSZXF1ZXN0EhIKCmFnZW50X25hbWUYASABKAkSOAoHcmVxdWVzdBgCIAEoCzInLnNsb3RoLmFnZW50LnYxLlByZXBhcmVXb3Jrc3BhY2VSZXF1ZXN0Il0KH1ByZXBhcmVXb3Jrc3BhY2VPbkFnZW50UmVzcG9uc2USOgoIcmVzcG9uc2UYASABKAsyKC5zbG90aC5hZ2VudC52MS5QcmVwYXJlV29ya3NwYWNlUmVzcG9uc2UiZAoZVXBsb2FkQmxvYnNUb0FnZW50UmVxdWVzdBISCgphZ2VudF9uYW1lGAEgASgJEjMKB3JlcXVlc3QYAiABKAsyIi5zbG90aC5hZ2VudC52MS5VcGxvYWRCbG9ic1JlcXVlc3QiUwoaVXBsb2FkQmxvYnNUb0FnZW50UmVzcG9uc2USNQoIcmVzcG9uc2UYASABKAsyIy5zbG90aC5hZ2VudC52MS5VcGxvYWRCbG9ic1Jlc3BvbnNlIlwKFVJ1blRhc2tPbkFnZW50UmVxdWVzdBISCgphZ2VudF9uYW1lGAEgASgJEi8KB3JlcXVlc3QYAiABKAsyHi5zbG90aC5hZ2VudC52MS5SdW5UYXNrUmVxdWVzdCJLChZSdW5UYXNrT25BZ2VudFJlc3BvbnNlEjEKCHJlc3BvbnNlGAEgASgLMh8uc2xvdGguYWdlbnQudjEuUnVuVGFza1Jlc3BvbnNlIoMBCgtTeXN0ZW1GYWN0cxIQCghob3N0bmFtZRgBIAEoCRIKCgJvcxgCIAEoCRIMCgRhcmNoGAMgASgJEg4KBmtlcm5lbBgEIAEoCRIMCgRjcHVzGAUgASgNEhQKDG1lbW9yeV9ieXRlcxgGIAEoBBIUCgxub2RlX3ZlcnNpb24YByABKAkilQMKBUFnZW50EgwKBG5hbWUYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIsCgZzdGF0dXMYAyABKA4yHC5zbG90aC5tYXN0ZXIudjEuQWdlbnRTdGF0dXMSFQoNc3RhdHVzX3JlYXNvbhgEIAEoCRIPCgd2ZXJzaW9uGAUgASgJEjIKBmxhYmVscxgGIAMoCzIiLnNsb3RoLm1hc3Rlci52MS5BZ2VudC5MYWJlbHNFbnRyeRIrCgVmYWN0cxgHIAEoCzIcLnNsb3RoLm1hc3Rlci52MS5TeXN0ZW1GYWN0cxItCglsYXN0X3NlZW4YCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXJlZ2lzdGVyZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3RscxgKIAEoCBIYChBydW5uaW5nX2NvbW1hbmRzGAsgASgNGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEivQIKFFJlZ2lzdGVyQWdlbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSFgoOcmVwb3J0X2FkZHJlc3MYAiABKAkSFAoMYmluZF9hZGRyZXNzGAMgASgJEgwKBHBvcnQYBCABKA0SDwoHdmVyc2lvbhgFIAEoCRJBCgZsYWJlbHMYBiADKAsyMS5zbG90aC5tYXN0ZXIudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QuTGFiZWxzRW50cnkSKwoFZmFjdHMYByABKAsyHC5zbG90aC5tYXN0ZXIudjEuU3lzdGVtRmFjdHMSFwoPaWRlbnRpdHlfc2VjcmV0GAggASgMEhIKCnNlcnZlc190bHMYCSABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ/ChVSZWdpc3RlckFnZW50UmVzcG9uc2USJQoFYWdlbnQYASABKAsyFi5zbG90aC5tYXN0ZXIudjEuQWdlbnQSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgEEiAKGGhlYXJ0YmVhdF9qaXR0ZXJfcGVyY2VudBgDIAEoDSJlChBIZWFydGJlYXRSZXF1ZXN0EgwKBG5hbWUYASABKAkSFwoPaWRlbnRpdHlfc2VjcmV0GAIgASgMEhgKEHJ1bm5pbmdfY29tbWFuZHMYAyABKA0SEAoIc3RvcHBpbmcYBCABKAgiMgoRSGVhcnRiZWF0UmVzcG9uc2USHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAEgASgEIsMBChFMaXN0QWdlbnRzUmVxdWVzdBI+CgZsYWJlbHMYASADKAsyLi5zbG90aC5tYXN0ZXIudjEuTGlzdEFnZW50c1JlcXVlc3QuTGFiZWxzRW50cnkSEQoJbmFtZV9nbG9iGAIgASgJEiwKBnN0YXR1cxgDIAEoDjIcLnNsb3RoLm1hc3Rlci52MS5BZ2VudFN0YXR1cxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjwKEkxpc3RBZ2VudHNSZXNwb25zZRImCgZhZ2VudHMYASADKAsyFi5zbG90aC5tYXN0ZXIudjEuQWdlbnQiHwoPR2V0QWdlbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkiOQoQR2V0QWdlbnRSZXNwb25zZRIlCgVhZ2VudBgBIAEoCzIWLnNsb3RoLm1hc3Rlci52MS5BZ2VudCIiChJEZWxldGVBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCSIVChNEZWxldGVBZ2VudFJlc3BvbnNlIiAKEFN0b3BBZ2VudFJlcXVlc3QSDAoEbmFtZRgBIAEoCSITChFTdG9wQWdlbnRSZXNwb25zZSJSChFSdW5PbkFnZW50UmVxdWVzdBISCgphZ2VudF9uYW1lGAEgASgJEikKBHNwZWMYAiABKAsyGy5zbG90aC5hZ2VudC52MS5Db21tYW5kU3BlYyJBChJSdW5PbkFnZW50UmVzcG9uc2USKwoFZXZlbnQYASABKAsyHC5zbG90aC5hZ2VudC52MS5Db21tYW5kRXZlbnQiJgoWR2V0QWdlbnRNZXRyaWNzUmVxdWVzdBIMCgRuYW1lGAEgASgJIkMKF0dldEFnZW50TWV0cmljc1Jlc3BvbnNlEigKB21ldHJpY3MYASABKAsyFy5zbG90aC5hZ2VudC52MS5NZXRyaWNzIg8KDUhlYWx0aFJlcXVlc3QiUAoOSGVhbHRoUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIVCg1hZ2VudHNfYWN0aXZlGAIgASgNEhYKDnJ1bnNfaW5fZmxpZ2h0GAMgASgNKn0KC0FnZW50U3RhdHVzEhwKGEFHRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0FHRU5UX1NUQVRVU19BQ1RJVkUQARIZChVBR0VOVF9TVEFUVVNfSU5BQ1RJVkUQAhIcChhBR0VOVF9TVEFUVVNfVU5SRUFDSEFCTEUQAzL3CAoNTWFzdGVyU2VydmljZRJeCg1SZWdpc3RlckFnZW50EiUuc2xvdGgubWFzdGVyLnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0GiYuc2xvdGgubWFzdGVyLnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZRJSCglIZWFydGJlYXQSIS5zbG90aC5tYXN0ZXIudjEuSGVhcnRiZWF0UmVxdWVzdBoiLnNsb3RoLm1hc3Rlci52MS5IZWFydGJlYXRSZXNwb25zZRJVCgpMaXN0QWdlbnRzEiIuc2xvdGgubWFzdGVyLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiMuc2xvdGgubWFzdGVyLnYxLkxpc3RBZ2VudHNSZXNwb25zZRJPCghHZXRBZ2VudBIgLnNsb3RoLm1hc3Rlci52MS5HZXRBZ2VudFJlcXVlc3QaIS5zbG90aC5tYXN0ZXIudjEuR2V0QWdlbnRSZXNwb25zZRJYCgtEZWxldGVBZ2VudBIjLnNsb3RoLm1hc3Rlci52MS5EZWxldGVBZ2VudFJlcXVlc3QaJC5zbG90aC5tYXN0ZXIudjEuRGVsZXRlQWdlbnRSZXNwb25zZRJSCglTdG9wQWdlbnQSIS5zbG90aC5tYXN0ZXIudjEuU3RvcEFnZW50UmVxdWVzdBoiLnNsb3RoLm1hc3Rlci52MS5TdG9wQWdlbnRSZXNwb25zZRJXCgpSdW5PbkFnZW50EiIuc2xvdGgubWFzdGVyLnYxLlJ1bk9uQWdlbnRSZXF1ZXN0GiMuc2xvdGgubWFzdGVyLnYxLlJ1bk9uQWdlbnRSZXNwb25zZTABEmQKD0dldEFnZW50TWV0cmljcxInLnNsb3RoLm1hc3Rlci52MS5HZXRBZ2VudE1ldHJpY3NSZXF1ZXN0Giguc2xvdGgubWFzdGVyLnYxLkdldEFnZW50TWV0cmljc1Jlc3BvbnNlEkkKBkhlYWx0aBIeLnNsb3RoLm1hc3Rlci52MS5IZWFsdGhSZXF1ZXN0Gh8uc2xvdGgubWFzdGVyLnYxLkhlYWx0aFJlc3BvbnNlEnwKF1ByZXBhcmVXb3Jrc3BhY2VPbkFnZW50Ei8uc2xvdGgubWFzdGVyLnYxLlByZXBhcmVXb3Jrc3BhY2VPbkFnZW50UmVxdWVzdBowLnNsb3RoLm1hc3Rlci52MS5QcmVwYXJlV29ya3NwYWNlT25BZ2VudFJlc3BvbnNlEm8KElVwbG9hZEJsb2JzVG9BZ2VudBIqLnNsb3RoLm1hc3Rlci52MS5VcGxvYWRCbG9ic1RvQWdlbnRSZXF1ZXN0Gisuc2xvdGgubWFzdGVyLnYxLlVwbG9hZEJsb2JzVG9BZ2VudFJlc3BvbnNlKAESYwoOUnVuVGFza09uQWdlbnQSJi5zbG90aC5tYXN0ZXIudjEuUnVuVGFza09uQWdlbnRSZXF1ZXN0Gicuc2xvdGgubWFzdGVyLnYxLlJ1blRhc2tPbkFnZW50UmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_sloth_agent_v1_agent]);
+  fileDesc("ChxzbG90aC9tYXN0ZXIvdjEvbWFzdGVyLnByb3RvEg9zbG90aC5tYXN0ZXIudjEiWAoTU2hlbGxPbkFnZW50UmVxdWVzdBISCgphZ2VudF9uYW1lGAEgASgJEi0KB3JlcXVlc3QYAiABKAsyHC5zbG90aC5hZ2VudC52MS5TaGVsbFJlcXVlc3QiRwoUU2hlbGxPbkFnZW50UmVzcG9uc2USLwoIcmVzcG9uc2UYASABKAsyHS5zbG90aC5hZ2VudC52MS5TaGVsbFJlc3BvbnNlIm4KHlByZXBhcmVXb3Jrc3BhY2VPbkFnZW50UmVxdWVzdBISCgphZ2VudF9uYW1lGAEgASgJEjgKB3JlcXVlc3QYAiABKAsyJy5zbG90aC5hZ2VudC52MS5QcmVwYXJlV29ya3NwYWNlUmVxdWVzdCJdCh9QcmVwYXJlV29ya3NwYWNlT25BZ2VudFJlc3BvbnNlEjoKCHJlc3BvbnNlGAEgASgLMiguc2xvdGguYWdlbnQudjEuUHJlcGFyZVdvcmtzcGFjZVJlc3BvbnNlImQKGVVwbG9hZEJsb2JzVG9BZ2VudFJlcXVlc3QSEgoKYWdlbnRfbmFtZRgBIAEoCRIzCgdyZXF1ZXN0GAIgASgLMiIuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXF1ZXN0IlMKGlVwbG9hZEJsb2JzVG9BZ2VudFJlc3BvbnNlEjUKCHJlc3BvbnNlGAEgASgLMiMuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXNwb25zZSJcChVSdW5UYXNrT25BZ2VudFJlcXVlc3QSEgoKYWdlbnRfbmFtZRgBIAEoCRIvCgdyZXF1ZXN0GAIgASgLMh4uc2xvdGguYWdlbnQudjEuUnVuVGFza1JlcXVlc3QiSwoWUnVuVGFza09uQWdlbnRSZXNwb25zZRIxCghyZXNwb25zZRgBIAEoCzIfLnNsb3RoLmFnZW50LnYxLlJ1blRhc2tSZXNwb25zZSKDAQoLU3lzdGVtRmFjdHMSEAoIaG9zdG5hbWUYASABKAkSCgoCb3MYAiABKAkSDAoEYXJjaBgDIAEoCRIOCgZrZXJuZWwYBCABKAkSDAoEY3B1cxgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSFAoMbm9kZV92ZXJzaW9uGAcgASgJIpUDCgVBZ2VudBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSLAoGc3RhdHVzGAMgASgOMhwuc2xvdGgubWFzdGVyLnYxLkFnZW50U3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBCABKAkSDwoHdmVyc2lvbhgFIAEoCRIyCgZsYWJlbHMYBiADKAsyIi5zbG90aC5tYXN0ZXIudjEuQWdlbnQuTGFiZWxzRW50cnkSKwoFZmFjdHMYByABKAsyHC5zbG90aC5tYXN0ZXIudjEuU3lzdGVtRmFjdHMSLQoJbGFzdF9zZWVuGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1yZWdpc3RlcmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0bHMYCiABKAgSGAoQcnVubmluZ19jb21tYW5kcxgLIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr0CChRSZWdpc3RlckFnZW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhYKDnJlcG9ydF9hZGRyZXNzGAIgASgJEhQKDGJpbmRfYWRkcmVzcxgDIAEoCRIMCgRwb3J0GAQgASgNEg8KB3ZlcnNpb24YBSABKAkSQQoGbGFiZWxzGAYgAygLMjEuc2xvdGgubWFzdGVyLnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0LkxhYmVsc0VudHJ5EisKBWZhY3RzGAcgASgLMhwuc2xvdGgubWFzdGVyLnYxLlN5c3RlbUZhY3RzEhcKD2lkZW50aXR5X3NlY3JldBgIIAEoDBISCgpzZXJ2ZXNfdGxzGAkgASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEifwoVUmVnaXN0ZXJBZ2VudFJlc3BvbnNlEiUKBWFnZW50GAEgASgLMhYuc2xvdGgubWFzdGVyLnYxLkFnZW50Eh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgCIAEoBBIgChhoZWFydGJlYXRfaml0dGVyX3BlcmNlbnQYAyABKA0iZQoQSGVhcnRiZWF0UmVxdWVzdBIMCgRuYW1lGAEgASgJEhcKD2lkZW50aXR5X3NlY3JldBgCIAEoDBIYChBydW5uaW5nX2NvbW1hbmRzGAMgASgNEhAKCHN0b3BwaW5nGAQgASgIIjIKEUhlYXJ0YmVhdFJlc3BvbnNlEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgBIAEoBCLDAQoRTGlzdEFnZW50c1JlcXVlc3QSPgoGbGFiZWxzGAEgAygLMi4uc2xvdGgubWFzdGVyLnYxLkxpc3RBZ2VudHNSZXF1ZXN0LkxhYmVsc0VudHJ5EhEKCW5hbWVfZ2xvYhgCIAEoCRIsCgZzdGF0dXMYAyABKA4yHC5zbG90aC5tYXN0ZXIudjEuQWdlbnRTdGF0dXMaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI8ChJMaXN0QWdlbnRzUmVzcG9uc2USJgoGYWdlbnRzGAEgAygLMhYuc2xvdGgubWFzdGVyLnYxLkFnZW50Ih8KD0dldEFnZW50UmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKEEdldEFnZW50UmVzcG9uc2USJQoFYWdlbnQYASABKAsyFi5zbG90aC5tYXN0ZXIudjEuQWdlbnQiIgoSRGVsZXRlQWdlbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkiFQoTRGVsZXRlQWdlbnRSZXNwb25zZSIgChBTdG9wQWdlbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkiEwoRU3RvcEFnZW50UmVzcG9uc2UiUgoRUnVuT25BZ2VudFJlcXVlc3QSEgoKYWdlbnRfbmFtZRgBIAEoCRIpCgRzcGVjGAIgASgLMhsuc2xvdGguYWdlbnQudjEuQ29tbWFuZFNwZWMiQQoSUnVuT25BZ2VudFJlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwuc2xvdGguYWdlbnQudjEuQ29tbWFuZEV2ZW50IiYKFkdldEFnZW50TWV0cmljc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJDChdHZXRBZ2VudE1ldHJpY3NSZXNwb25zZRIoCgdtZXRyaWNzGAEgASgLMhcuc2xvdGguYWdlbnQudjEuTWV0cmljcyIPCg1IZWFsdGhSZXF1ZXN0IlAKDkhlYWx0aFJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFQoNYWdlbnRzX2FjdGl2ZRgCIAEoDRIWCg5ydW5zX2luX2ZsaWdodBgDIAEoDSp9CgtBZ2VudFN0YXR1cxIcChhBR0VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNBR0VOVF9TVEFUVVNfQUNUSVZFEAESGQoVQUdFTlRfU1RBVFVTX0lOQUNUSVZFEAISHAoYQUdFTlRfU1RBVFVTX1VOUkVBQ0hBQkxFEAMy2AkKDU1hc3RlclNlcnZpY2USXgoNUmVnaXN0ZXJBZ2VudBIlLnNsb3RoLm1hc3Rlci52MS5SZWdpc3RlckFnZW50UmVxdWVzdBomLnNsb3RoLm1hc3Rlci52MS5SZWdpc3RlckFnZW50UmVzcG9uc2USUgoJSGVhcnRiZWF0EiEuc2xvdGgubWFzdGVyLnYxLkhlYXJ0YmVhdFJlcXVlc3QaIi5zbG90aC5tYXN0ZXIudjEuSGVhcnRiZWF0UmVzcG9uc2USVQoKTGlzdEFnZW50cxIiLnNsb3RoLm1hc3Rlci52MS5MaXN0QWdlbnRzUmVxdWVzdBojLnNsb3RoLm1hc3Rlci52MS5MaXN0QWdlbnRzUmVzcG9uc2USTwoIR2V0QWdlbnQSIC5zbG90aC5tYXN0ZXIudjEuR2V0QWdlbnRSZXF1ZXN0GiEuc2xvdGgubWFzdGVyLnYxLkdldEFnZW50UmVzcG9uc2USWAoLRGVsZXRlQWdlbnQSIy5zbG90aC5tYXN0ZXIudjEuRGVsZXRlQWdlbnRSZXF1ZXN0GiQuc2xvdGgubWFzdGVyLnYxLkRlbGV0ZUFnZW50UmVzcG9uc2USUgoJU3RvcEFnZW50EiEuc2xvdGgubWFzdGVyLnYxLlN0b3BBZ2VudFJlcXVlc3QaIi5zbG90aC5tYXN0ZXIudjEuU3RvcEFnZW50UmVzcG9uc2USVwoKUnVuT25BZ2VudBIiLnNsb3RoLm1hc3Rlci52MS5SdW5PbkFnZW50UmVxdWVzdBojLnNsb3RoLm1hc3Rlci52MS5SdW5PbkFnZW50UmVzcG9uc2UwARJkCg9HZXRBZ2VudE1ldHJpY3MSJy5zbG90aC5tYXN0ZXIudjEuR2V0QWdlbnRNZXRyaWNzUmVxdWVzdBooLnNsb3RoLm1hc3Rlci52MS5HZXRBZ2VudE1ldHJpY3NSZXNwb25zZRJJCgZIZWFsdGgSHi5zbG90aC5tYXN0ZXIudjEuSGVhbHRoUmVxdWVzdBofLnNsb3RoLm1hc3Rlci52MS5IZWFsdGhSZXNwb25zZRJ8ChdQcmVwYXJlV29ya3NwYWNlT25BZ2VudBIvLnNsb3RoLm1hc3Rlci52MS5QcmVwYXJlV29ya3NwYWNlT25BZ2VudFJlcXVlc3QaMC5zbG90aC5tYXN0ZXIudjEuUHJlcGFyZVdvcmtzcGFjZU9uQWdlbnRSZXNwb25zZRJvChJVcGxvYWRCbG9ic1RvQWdlbnQSKi5zbG90aC5tYXN0ZXIudjEuVXBsb2FkQmxvYnNUb0FnZW50UmVxdWVzdBorLnNsb3RoLm1hc3Rlci52MS5VcGxvYWRCbG9ic1RvQWdlbnRSZXNwb25zZSgBEmMKDlJ1blRhc2tPbkFnZW50EiYuc2xvdGgubWFzdGVyLnYxLlJ1blRhc2tPbkFnZW50UmVxdWVzdBonLnNsb3RoLm1hc3Rlci52MS5SdW5UYXNrT25BZ2VudFJlc3BvbnNlMAESXwoMU2hlbGxPbkFnZW50EiQuc2xvdGgubWFzdGVyLnYxLlNoZWxsT25BZ2VudFJlcXVlc3QaJS5zbG90aC5tYXN0ZXIudjEuU2hlbGxPbkFnZW50UmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_timestamp, file_sloth_agent_v1_agent]);
+
+/**
+ * @generated from message sloth.master.v1.ShellOnAgentRequest
+ */
+export type ShellOnAgentRequest = Message<"sloth.master.v1.ShellOnAgentRequest"> & {
+  /**
+   * @generated from field: string agent_name = 1;
+   */
+  agentName: string;
+
+  /**
+   * @generated from field: sloth.agent.v1.ShellRequest request = 2;
+   */
+  request?: ShellRequest | undefined;
+};
+
+/**
+ * Describes the message sloth.master.v1.ShellOnAgentRequest.
+ * Use `create(ShellOnAgentRequestSchema)` to create a new message.
+ */
+export const ShellOnAgentRequestSchema: GenMessage<ShellOnAgentRequest> = /*@__PURE__*/
+  messageDesc(file_sloth_master_v1_master, 0);
+
+/**
+ * @generated from message sloth.master.v1.ShellOnAgentResponse
+ */
+export type ShellOnAgentResponse = Message<"sloth.master.v1.ShellOnAgentResponse"> & {
+  /**
+   * @generated from field: sloth.agent.v1.ShellResponse response = 1;
+   */
+  response?: ShellResponse | undefined;
+};
+
+/**
+ * Describes the message sloth.master.v1.ShellOnAgentResponse.
+ * Use `create(ShellOnAgentResponseSchema)` to create a new message.
+ */
+export const ShellOnAgentResponseSchema: GenMessage<ShellOnAgentResponse> = /*@__PURE__*/
+  messageDesc(file_sloth_master_v1_master, 1);
 
 /**
  * @generated from message sloth.master.v1.PrepareWorkspaceOnAgentRequest
@@ -36,7 +75,7 @@ export type PrepareWorkspaceOnAgentRequest = Message<"sloth.master.v1.PrepareWor
  * Use `create(PrepareWorkspaceOnAgentRequestSchema)` to create a new message.
  */
 export const PrepareWorkspaceOnAgentRequestSchema: GenMessage<PrepareWorkspaceOnAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 0);
+  messageDesc(file_sloth_master_v1_master, 2);
 
 /**
  * @generated from message sloth.master.v1.PrepareWorkspaceOnAgentResponse
@@ -53,7 +92,7 @@ export type PrepareWorkspaceOnAgentResponse = Message<"sloth.master.v1.PrepareWo
  * Use `create(PrepareWorkspaceOnAgentResponseSchema)` to create a new message.
  */
 export const PrepareWorkspaceOnAgentResponseSchema: GenMessage<PrepareWorkspaceOnAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 1);
+  messageDesc(file_sloth_master_v1_master, 3);
 
 /**
  * @generated from message sloth.master.v1.UploadBlobsToAgentRequest
@@ -77,7 +116,7 @@ export type UploadBlobsToAgentRequest = Message<"sloth.master.v1.UploadBlobsToAg
  * Use `create(UploadBlobsToAgentRequestSchema)` to create a new message.
  */
 export const UploadBlobsToAgentRequestSchema: GenMessage<UploadBlobsToAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 2);
+  messageDesc(file_sloth_master_v1_master, 4);
 
 /**
  * @generated from message sloth.master.v1.UploadBlobsToAgentResponse
@@ -94,7 +133,7 @@ export type UploadBlobsToAgentResponse = Message<"sloth.master.v1.UploadBlobsToA
  * Use `create(UploadBlobsToAgentResponseSchema)` to create a new message.
  */
 export const UploadBlobsToAgentResponseSchema: GenMessage<UploadBlobsToAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 3);
+  messageDesc(file_sloth_master_v1_master, 5);
 
 /**
  * @generated from message sloth.master.v1.RunTaskOnAgentRequest
@@ -116,7 +155,7 @@ export type RunTaskOnAgentRequest = Message<"sloth.master.v1.RunTaskOnAgentReque
  * Use `create(RunTaskOnAgentRequestSchema)` to create a new message.
  */
 export const RunTaskOnAgentRequestSchema: GenMessage<RunTaskOnAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 4);
+  messageDesc(file_sloth_master_v1_master, 6);
 
 /**
  * @generated from message sloth.master.v1.RunTaskOnAgentResponse
@@ -133,7 +172,7 @@ export type RunTaskOnAgentResponse = Message<"sloth.master.v1.RunTaskOnAgentResp
  * Use `create(RunTaskOnAgentResponseSchema)` to create a new message.
  */
 export const RunTaskOnAgentResponseSchema: GenMessage<RunTaskOnAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 5);
+  messageDesc(file_sloth_master_v1_master, 7);
 
 /**
  * SystemFacts describes the host an agent runs on.
@@ -182,7 +221,7 @@ export type SystemFacts = Message<"sloth.master.v1.SystemFacts"> & {
  * Use `create(SystemFactsSchema)` to create a new message.
  */
 export const SystemFactsSchema: GenMessage<SystemFacts> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 6);
+  messageDesc(file_sloth_master_v1_master, 8);
 
 /**
  * Agent is one registry entry. It never carries the identity secret.
@@ -259,7 +298,7 @@ export type Agent = Message<"sloth.master.v1.Agent"> & {
  * Use `create(AgentSchema)` to create a new message.
  */
 export const AgentSchema: GenMessage<Agent> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 7);
+  messageDesc(file_sloth_master_v1_master, 9);
 
 /**
  * @generated from message sloth.master.v1.RegisterAgentRequest
@@ -326,7 +365,7 @@ export type RegisterAgentRequest = Message<"sloth.master.v1.RegisterAgentRequest
  * Use `create(RegisterAgentRequestSchema)` to create a new message.
  */
 export const RegisterAgentRequestSchema: GenMessage<RegisterAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 8);
+  messageDesc(file_sloth_master_v1_master, 10);
 
 /**
  * @generated from message sloth.master.v1.RegisterAgentResponse
@@ -357,7 +396,7 @@ export type RegisterAgentResponse = Message<"sloth.master.v1.RegisterAgentRespon
  * Use `create(RegisterAgentResponseSchema)` to create a new message.
  */
 export const RegisterAgentResponseSchema: GenMessage<RegisterAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 9);
+  messageDesc(file_sloth_master_v1_master, 11);
 
 /**
  * @generated from message sloth.master.v1.HeartbeatRequest
@@ -394,7 +433,7 @@ export type HeartbeatRequest = Message<"sloth.master.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 10);
+  messageDesc(file_sloth_master_v1_master, 12);
 
 /**
  * @generated from message sloth.master.v1.HeartbeatResponse
@@ -411,7 +450,7 @@ export type HeartbeatResponse = Message<"sloth.master.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 11);
+  messageDesc(file_sloth_master_v1_master, 13);
 
 /**
  * @generated from message sloth.master.v1.ListAgentsRequest
@@ -444,7 +483,7 @@ export type ListAgentsRequest = Message<"sloth.master.v1.ListAgentsRequest"> & {
  * Use `create(ListAgentsRequestSchema)` to create a new message.
  */
 export const ListAgentsRequestSchema: GenMessage<ListAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 12);
+  messageDesc(file_sloth_master_v1_master, 14);
 
 /**
  * @generated from message sloth.master.v1.ListAgentsResponse
@@ -461,7 +500,7 @@ export type ListAgentsResponse = Message<"sloth.master.v1.ListAgentsResponse"> &
  * Use `create(ListAgentsResponseSchema)` to create a new message.
  */
 export const ListAgentsResponseSchema: GenMessage<ListAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 13);
+  messageDesc(file_sloth_master_v1_master, 15);
 
 /**
  * @generated from message sloth.master.v1.GetAgentRequest
@@ -478,7 +517,7 @@ export type GetAgentRequest = Message<"sloth.master.v1.GetAgentRequest"> & {
  * Use `create(GetAgentRequestSchema)` to create a new message.
  */
 export const GetAgentRequestSchema: GenMessage<GetAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 14);
+  messageDesc(file_sloth_master_v1_master, 16);
 
 /**
  * @generated from message sloth.master.v1.GetAgentResponse
@@ -495,7 +534,7 @@ export type GetAgentResponse = Message<"sloth.master.v1.GetAgentResponse"> & {
  * Use `create(GetAgentResponseSchema)` to create a new message.
  */
 export const GetAgentResponseSchema: GenMessage<GetAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 15);
+  messageDesc(file_sloth_master_v1_master, 17);
 
 /**
  * @generated from message sloth.master.v1.DeleteAgentRequest
@@ -512,7 +551,7 @@ export type DeleteAgentRequest = Message<"sloth.master.v1.DeleteAgentRequest"> &
  * Use `create(DeleteAgentRequestSchema)` to create a new message.
  */
 export const DeleteAgentRequestSchema: GenMessage<DeleteAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 16);
+  messageDesc(file_sloth_master_v1_master, 18);
 
 /**
  * @generated from message sloth.master.v1.DeleteAgentResponse
@@ -525,7 +564,7 @@ export type DeleteAgentResponse = Message<"sloth.master.v1.DeleteAgentResponse">
  * Use `create(DeleteAgentResponseSchema)` to create a new message.
  */
 export const DeleteAgentResponseSchema: GenMessage<DeleteAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 17);
+  messageDesc(file_sloth_master_v1_master, 19);
 
 /**
  * @generated from message sloth.master.v1.StopAgentRequest
@@ -542,7 +581,7 @@ export type StopAgentRequest = Message<"sloth.master.v1.StopAgentRequest"> & {
  * Use `create(StopAgentRequestSchema)` to create a new message.
  */
 export const StopAgentRequestSchema: GenMessage<StopAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 18);
+  messageDesc(file_sloth_master_v1_master, 20);
 
 /**
  * @generated from message sloth.master.v1.StopAgentResponse
@@ -555,7 +594,7 @@ export type StopAgentResponse = Message<"sloth.master.v1.StopAgentResponse"> & {
  * Use `create(StopAgentResponseSchema)` to create a new message.
  */
 export const StopAgentResponseSchema: GenMessage<StopAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 19);
+  messageDesc(file_sloth_master_v1_master, 21);
 
 /**
  * @generated from message sloth.master.v1.RunOnAgentRequest
@@ -577,7 +616,7 @@ export type RunOnAgentRequest = Message<"sloth.master.v1.RunOnAgentRequest"> & {
  * Use `create(RunOnAgentRequestSchema)` to create a new message.
  */
 export const RunOnAgentRequestSchema: GenMessage<RunOnAgentRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 20);
+  messageDesc(file_sloth_master_v1_master, 22);
 
 /**
  * @generated from message sloth.master.v1.RunOnAgentResponse
@@ -594,7 +633,7 @@ export type RunOnAgentResponse = Message<"sloth.master.v1.RunOnAgentResponse"> &
  * Use `create(RunOnAgentResponseSchema)` to create a new message.
  */
 export const RunOnAgentResponseSchema: GenMessage<RunOnAgentResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 21);
+  messageDesc(file_sloth_master_v1_master, 23);
 
 /**
  * @generated from message sloth.master.v1.GetAgentMetricsRequest
@@ -611,7 +650,7 @@ export type GetAgentMetricsRequest = Message<"sloth.master.v1.GetAgentMetricsReq
  * Use `create(GetAgentMetricsRequestSchema)` to create a new message.
  */
 export const GetAgentMetricsRequestSchema: GenMessage<GetAgentMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 22);
+  messageDesc(file_sloth_master_v1_master, 24);
 
 /**
  * @generated from message sloth.master.v1.GetAgentMetricsResponse
@@ -628,7 +667,7 @@ export type GetAgentMetricsResponse = Message<"sloth.master.v1.GetAgentMetricsRe
  * Use `create(GetAgentMetricsResponseSchema)` to create a new message.
  */
 export const GetAgentMetricsResponseSchema: GenMessage<GetAgentMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 23);
+  messageDesc(file_sloth_master_v1_master, 25);
 
 /**
  * @generated from message sloth.master.v1.HealthRequest
@@ -641,7 +680,7 @@ export type HealthRequest = Message<"sloth.master.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 24);
+  messageDesc(file_sloth_master_v1_master, 26);
 
 /**
  * @generated from message sloth.master.v1.HealthResponse
@@ -668,7 +707,7 @@ export type HealthResponse = Message<"sloth.master.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_master_v1_master, 25);
+  messageDesc(file_sloth_master_v1_master, 27);
 
 /**
  * @generated from enum sloth.master.v1.AgentStatus
@@ -826,6 +865,17 @@ export const MasterService: GenService<{
     methodKind: "server_streaming";
     input: typeof RunTaskOnAgentRequestSchema;
     output: typeof RunTaskOnAgentResponseSchema;
+  },
+  /**
+   * ShellOnAgent relays an interactive shell (AgentService.Shell) of the
+   * named agent; `agent_name` is required on the first message.
+   *
+   * @generated from rpc sloth.master.v1.MasterService.ShellOnAgent
+   */
+  shellOnAgent: {
+    methodKind: "bidi_streaming";
+    input: typeof ShellOnAgentRequestSchema;
+    output: typeof ShellOnAgentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sloth_master_v1_master, 0);
