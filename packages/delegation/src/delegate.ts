@@ -143,6 +143,7 @@ export function createDelegate(options: DelegateOptions): Delegate {
       ctx.log.write(stream, prefix ? text.replace(/^(?=.)/gm, prefix) : text);
     // Whether the agent ever answered: one that never did is not "lost".
     let reached = false;
+    let remote: { signal: AbortSignal; dispose(): void } | undefined;
     try {
       let manifestJson = "";
       if (options.workspace) {
@@ -161,6 +162,11 @@ export function createDelegate(options: DelegateOptions): Delegate {
         options.workspace && manifestJson
           ? options.workspace.receiver(ctx.workdir, manifestJson, task.workspace?.exclude)
           : undefined;
+      // The agent enforces what is left of the attempt's time; a timeout
+      // here keeps the call open so its report and changes still arrive.
+      remote = lingerOnTimeout(ctx.signal);
+      const timeoutMs =
+        ctx.deadline !== undefined ? Math.max(1, ctx.deadline - Date.now()) : (task.timeoutMs ?? 0);
       const stream = ch.runTask(
         {
           workflowFile: path
@@ -175,11 +181,11 @@ export function createDelegate(options: DelegateOptions): Delegate {
           depsJson: JSON.stringify(deps),
           runId: ctx.runId,
           attempt: ctx.attempt,
-          timeoutMs: BigInt(task.timeoutMs ?? 0),
+          timeoutMs: BigInt(timeoutMs),
           manifestJson,
           returnChanges: changes !== undefined,
         },
-        ctx.signal,
+        remote.signal,
       );
       for await (const r of stream) {
         reached = true;
@@ -239,6 +245,8 @@ export function createDelegate(options: DelegateOptions): Delegate {
         retryable: err.retryable || lostLink,
         ...(lostLink ? { lostAgent: ch.agent } : {}),
       };
+    } finally {
+      remote?.dispose();
     }
   }
 
@@ -314,4 +322,44 @@ function statusWord(s: AgentStatus): string {
     : s === AgentStatus.UNREACHABLE
       ? "unreachable"
       : "not active";
+}
+
+/**
+ * How long a task's call stays open after its attempt timed out here: the
+ * agent enforces the same deadline, then reports it and sends the changes
+ * made before it (the engine waits up to DELEGATED_TIMEOUT_WAIT_MS).
+ */
+const TIMEOUT_LINGER_MS = 20_000;
+
+/**
+ * A signal for the agent call that follows `signal`, except that a timeout
+ * (the engine's `{ kind: "timeout" }` reason) cancels the call only if the
+ * agent has not ended it within {@link TIMEOUT_LINGER_MS}, or once the run
+ * itself stops.
+ */
+function lingerOnTimeout(signal: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  const c = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let run: AbortSignal | undefined;
+  const now = () => c.abort(signal.reason);
+  const onAbort = () => {
+    const reason = signal.reason as { kind?: unknown; runSignal?: unknown } | undefined;
+    if (reason?.kind !== "timeout") return now();
+    timer = setTimeout(now, TIMEOUT_LINGER_MS);
+    if (reason.runSignal instanceof AbortSignal) {
+      run = reason.runSignal;
+      if (run.aborted) now();
+      else run.addEventListener("abort", now, { once: true });
+    }
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return {
+    signal: c.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      run?.removeEventListener("abort", now);
+    },
+  };
 }

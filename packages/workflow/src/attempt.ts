@@ -3,7 +3,14 @@ import { runShell } from "./shell.js";
 import type { DelegateExecutor } from "./types.js";
 
 /** Why an attempt's signal was aborted. */
-export type StopReason = { kind: "timeout"; timeoutMs: number } | { kind: "stop"; message: string };
+export type StopReason =
+  | {
+      kind: "timeout";
+      timeoutMs: number;
+      /** The run's own signal: work still finishing after the timeout stops when it aborts. */
+      runSignal?: AbortSignal | undefined;
+    }
+  | { kind: "stop"; message: string };
 
 /** How an attempt ended. */
 export type AttemptResult =
@@ -19,6 +26,12 @@ export interface AttemptEnv {
   delegate: DelegateExecutor | undefined;
 }
 
+/**
+ * How long a delegated attempt that timed out here may take to bring back
+ * the agent's report of the same timeout and the changes made before it.
+ */
+export const DELEGATED_TIMEOUT_WAIT_MS = 30_000;
+
 /** Runs one attempt of a task's command; `ctx.signal` carries a {@link StopReason}. */
 export async function runAttempt(
   task: TaskModel,
@@ -28,9 +41,17 @@ export async function runAttempt(
   const work = execute(task, ctx, env);
   // A shell command resolves only once its process group is gone: wait for
   // that, so no process outlives its task. Functions may ignore the signal.
+  const kill = env.killGraceMs ?? 2000;
+  // A delegated task's agent enforces the same deadline and then sends its
+  // result and the workspace changes made so far: they are waited for.
+  const delegated = task.delegateTo !== undefined && env.delegate !== undefined;
   const settled = runsShellLocally(task, env)
     ? await settle(work)
-    : await untilAborted(ctx.signal, work, env.killGraceMs ?? 2000);
+    : await untilAborted(ctx.signal, work, (reason) =>
+        delegated && (reason as StopReason | undefined)?.kind === "timeout"
+          ? Math.max(kill, DELEGATED_TIMEOUT_WAIT_MS)
+          : kill,
+      );
   if (ctx.signal.aborted) return stopped(ctx.signal);
   if (settled.kind === "aborted") return stopped(ctx.signal);
   if (settled.kind === "error") {
@@ -140,11 +161,11 @@ type Settled<T> =
 function untilAborted<T>(
   signal: AbortSignal,
   work: Promise<T>,
-  graceMs: number,
+  graceMs: (reason: unknown) => number,
 ): Promise<Settled<T>> {
   return new Promise((resolve) => {
     const onAbort = (): void => {
-      const timer = setTimeout(() => resolve({ kind: "aborted" }), graceMs);
+      const timer = setTimeout(() => resolve({ kind: "aborted" }), graceMs(signal.reason));
       work
         .finally(() => clearTimeout(timer))
         .then(

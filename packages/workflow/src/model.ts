@@ -57,6 +57,8 @@ export interface TaskContext {
   attempt: number;
   /** The run's extra environment (`RunOptions.env`), for the commands a function starts. */
   env?: Readonly<Record<string, string>> | undefined;
+  /** When the task has a timeout: the Date.now() at which this attempt times out. */
+  deadline?: number | undefined;
 }
 
 /** What a command function returns. */

@@ -109,10 +109,16 @@ export async function runTask(
       timeoutMs === undefined
         ? undefined
         : setTimeout(
-            () => controller.abort({ kind: "timeout", timeoutMs } satisfies StopReason),
+            () =>
+              controller.abort({
+                kind: "timeout",
+                timeoutMs,
+                runSignal: env.runSignal,
+              } satisfies StopReason),
             timeoutMs,
           );
     const ctx = makeCtx(controller.signal, attempt);
+    if (timeoutMs !== undefined) ctx.deadline = Date.now() + timeoutMs;
     const ended = await runAttempt(task, ctx, env);
     clearTimeout(timer);
     env.runSignal.removeEventListener("abort", onRunStop);

@@ -285,6 +285,23 @@ workflow.define("slow"):tasks({ slow })
       what: "the remote sleep to be killed",
     });
   });
+
+  it("a task that times out on the agent still brings back what it changed, as a local one leaves it", async () => {
+    const file = flow(`
+local slow = task("slow"):delegate_to("web-1"):timeout("2s"):command("echo partial > made.txt; rm gone.txt; sleep 30; echo late > late.txt")
+workflow.define("slow"):tasks({ slow })
+`);
+    const dir = path.dirname(file);
+    fs.writeFileSync(path.join(dir, "gone.txt"), "x\n");
+    const started = Date.now();
+    const r = await run(file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/slow: timed out/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(fs.readFileSync(path.join(dir, "made.txt"), "utf8")).toBe("partial\n");
+    expect(fs.existsSync(path.join(dir, "gone.txt"))).toBe(false);
+    expect(fs.existsSync(path.join(dir, "late.txt"))).toBe(false);
+  });
 });
 
 describe("an agent lost mid-task", () => {
