@@ -29,6 +29,8 @@ export interface DataDir {
   stateDb: string;
   stacksDb: string;
   runs: string;
+  /** The last scan of each delegated workspace, so the next run hashes only what changed. */
+  workspaceScans: string;
 }
 
 /**
@@ -75,6 +77,7 @@ export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.e
     stateDb: path.join(root, "state.db"),
     stacksDb: path.join(root, "stacks.db"),
     runs: path.join(root, "runs"),
+    workspaceScans: path.join(root, "workspace-scans"),
   };
 }
 

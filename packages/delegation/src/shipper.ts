@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,6 +13,74 @@ export interface ShipperOptions {
   gzip?: boolean | undefined;
   /** Refuse workspaces larger than this many bytes (default: no limit). */
   maxBytes?: number | undefined;
+  /**
+   * A folder where the last scan of each workspace is kept between runs, so
+   * that files untouched since (by size, mtime and ctime) are not read and
+   * hashed again. Default: none (each process hashes a workspace once).
+   */
+  scanCache?: string | undefined;
+}
+
+/** A workspace's last scan, and when that scan started. */
+interface Scan {
+  manifest: Manifest;
+  startedAt: number;
+}
+
+// Scans kept in `scanCache`, the most recently used first.
+const MAX_KEPT_SCANS = 64;
+
+function scanFile(folder: string, dir: string): string {
+  return path.join(folder, `${createHash("sha256").update(dir).digest("hex").slice(0, 32)}.json`);
+}
+
+/** The scan of `dir` kept in `folder`, if any and sound. */
+function loadScan(folder: string, dir: string): Scan | undefined {
+  try {
+    const file = scanFile(folder, dir);
+    if (fs.statSync(file).size > 256 * 1024 * 1024) return undefined;
+    const saved = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<
+      Scan & { v: number; dir: string }
+    >;
+    if (
+      saved.v !== 1 ||
+      saved.dir !== dir ||
+      typeof saved.startedAt !== "number" ||
+      !Array.isArray(saved.manifest?.entries)
+    )
+      return undefined;
+    return { manifest: saved.manifest, startedAt: saved.startedAt };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keeps the scan of `dir` (best effort: a cache that cannot be written only costs time). */
+function saveScan(folder: string, dir: string, startedAt: number, manifestJson: string): void {
+  try {
+    fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
+    const file = scanFile(folder, dir);
+    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    fs.writeFileSync(
+      tmp,
+      `{"v":1,"dir":${JSON.stringify(dir)},"startedAt":${startedAt},"manifest":${manifestJson}}`,
+      { mode: 0o600 },
+    );
+    fs.renameSync(tmp, file);
+    const kept = fs
+      .readdirSync(folder)
+      .filter((n) => n.endsWith(".json"))
+      .map((n) => {
+        const p = path.join(folder, n);
+        return { p, t: fs.statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 };
+      });
+    if (kept.length > MAX_KEPT_SCANS) {
+      kept.sort((a, b) => b.t - a.t);
+      for (const k of kept.slice(MAX_KEPT_SCANS)) fs.rmSync(k.p, { force: true });
+    }
+  } catch {
+    // Read-only or full data directory: the next run hashes again.
+  }
 }
 
 /**
@@ -21,19 +90,24 @@ export interface ShipperOptions {
  */
 export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper {
   const manifests = new Map<string, Manifest>();
-  // The last manifest of each folder: unchanged files (same size and mtime)
-  // are not read and hashed again on the next send.
-  const last = new Map<string, Manifest>();
+  // The last scan of each folder: files untouched since (same size, mtime,
+  // and a ctime older than that scan) are not read and hashed again.
+  const last = new Map<string, Scan>();
   return {
     async send(channel, dir, signal, exclude) {
       const { scanWorkspace, packBlobs, rechunk } = await import("@sloth/workspace");
+      const root = path.resolve(dir);
+      const before =
+        last.get(root) ?? (options.scanCache ? loadScan(options.scanCache, root) : undefined);
+      const startedAt = Date.now();
       const manifest = await scanWorkspace(dir, {
         exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
         maxBytes: options.maxBytes,
-        reuse: last.get(dir),
+        ...(before ? { reuse: before.manifest, reuseUntouchedBefore: before.startedAt } : {}),
       });
-      last.set(dir, manifest);
+      last.set(root, { manifest, startedAt });
       const manifestJson = JSON.stringify(manifest);
+      if (options.scanCache) saveScan(options.scanCache, root, startedAt, manifestJson);
       manifests.set(manifestJson, manifest);
       const missing = await channel.prepare(manifestJson, signal);
       if (missing.length > 0) {

@@ -138,7 +138,14 @@ function fileEntry(w: Walk, rel: string, abs: string, st: fs.Stats): FileEntry {
   const mtimeMs = Math.round(st.mtimeMs);
   const trusted = mtimeMs < w.startMs - RACY_MS;
   const prev = w.reuse.get(rel);
-  if (prev && trusted && prev.mtimeMs === mtimeMs && prev.size === st.size)
+  const before = w.options.reuseUntouchedBefore;
+  if (
+    prev &&
+    trusted &&
+    prev.mtimeMs === mtimeMs &&
+    prev.size === st.size &&
+    (before === undefined || st.ctimeMs < before - RACY_MS)
+  )
     return { path: rel, type: "file", mode, size: st.size, hash: prev.hash, mtimeMs };
   const { hash, size } = hashFile(abs, st.size);
   // The file grew or shrank while read: the bytes hashed are what counts.

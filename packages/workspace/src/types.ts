@@ -60,6 +60,14 @@ export interface ScanOptions {
    * match keep its hash instead of being read again.
    */
   reuse?: Manifest;
+  /**
+   * With a `reuse` manifest kept from another process (an earlier run): a
+   * hash is kept only for a file whose ctime, which no process can set back,
+   * is older than this Date.now() value (when the scan that made `reuse`
+   * started), so a file rewritten since with its old size and mtime is read
+   * again.
+   */
+  reuseUntouchedBefore?: number;
 }
 
 /** After a task: what changed relative to a base manifest. */

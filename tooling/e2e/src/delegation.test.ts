@@ -242,6 +242,34 @@ workflow.define("ws"):tasks({ edit })
     expect(fs.readFileSync(path.join(dir, "secret.txt"), "utf8")).toBe("not shipped either\n");
   });
 
+  it("keeps each workspace's scan between runs, and still ships a file rewritten with its old size and mtime", async () => {
+    const file = flow(`
+local show = task("show"):delegate_to("web-1"):command("cat data.txt")
+workflow.define("show"):tasks({ show })
+`);
+    const dir = path.dirname(file);
+    const data = path.join(dir, "data.txt");
+    const old = new Date(Date.now() - 60_000);
+    fs.writeFileSync(data, "version-1\n");
+    fs.utimesSync(data, old, old);
+    const first = await run(file);
+    expect(first.code, first.stderr + first.stdout).toBe(0);
+    expect(first.stdout).toContain("show | version-1");
+    const scans = path.join(master.dataDir, "workspace-scans");
+    const kept = fs
+      .readdirSync(scans)
+      .map((n) => path.join(scans, n))
+      .filter((p) => fs.readFileSync(p, "utf8").includes(`"dir":${JSON.stringify(dir)}`));
+    expect(kept).toHaveLength(1);
+    expect(fs.statSync(kept[0]!).mode & 0o777).toBe(0o600);
+    // Same size, same mtime: only the ctime tells the next run it changed.
+    fs.writeFileSync(data, "version-2\n");
+    fs.utimesSync(data, old, old);
+    const second = await run(file);
+    expect(second.code, second.stderr + second.stdout).toBe(0);
+    expect(second.stdout).toContain("show | version-2");
+  });
+
   it("two parallel tasks changing the same file: the first to finish wins, the other fails naming it", async () => {
     const file = flow(`
 local fast = task("fast"):delegate_to("web-1"):command("echo fast > shared.txt; echo fast > fast.txt")

@@ -1,6 +1,6 @@
 import type { Delegate } from "@sloth/delegation";
 import type { DelegateExecutor, WorkflowModel } from "@sloth/workflow";
-import { CliError, type GlobalArgs, masterOf, tlsFor, tokenFor } from "../context.js";
+import { CliError, dataDirOf, type GlobalArgs, masterOf, tlsFor, tokenFor } from "../context.js";
 
 /** Delegate executors for a run, and the connections they hold. */
 export interface RunDelegation {
@@ -58,7 +58,10 @@ export async function prepareDelegation(
     : undefined;
   const client = conn ? masterClient(conn) : undefined;
   const { workspaceShipper } = await import("@sloth/delegation");
-  const shipper = workspaceShipper({ maxBytes: workspace.maxBytes });
+  const shipper = workspaceShipper({
+    maxBytes: workspace.maxBytes,
+    scanCache: (await dataDirOf(argv)).workspaceScans,
+  });
   const delegates: Delegate[] = [];
   return {
     delegateFor(model) {

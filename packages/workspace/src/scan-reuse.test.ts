@@ -1,0 +1,86 @@
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { cleanupTemp, tempDir } from "../test-support/helpers.js";
+import { type FileEntry, scanWorkspace } from "./index.js";
+
+afterAll(cleanupTemp);
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+const old = new Date(Date.now() - 60_000);
+
+/** Files whose mtime and ctime are old enough to be trusted by a later scan. */
+async function workspace(): Promise<string> {
+  const dir = tempDir();
+  for (const name of ["a.txt", "b.txt", "c.txt"]) {
+    fs.writeFileSync(path.join(dir, name), `content of ${name}\n`);
+    fs.utimesSync(path.join(dir, name), old, old);
+  }
+  // ctime is the time of the last change: let it fall behind the next scan's start.
+  await new Promise((r) => setTimeout(r, 150));
+  return dir;
+}
+
+/** The workspace files a scan opened (each opening reads and hashes one). */
+async function opened(dir: string, scan: () => Promise<unknown>): Promise<string[]> {
+  const spy = vi.spyOn(fs, "openSync");
+  try {
+    await scan();
+    return spy.mock.calls
+      .map((c) => String(c[0]))
+      .filter((p) => p.startsWith(dir))
+      .map((p) => path.relative(dir, p))
+      .sort();
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+const hashOf = (m: { entries: unknown[] }, p: string) =>
+  (m.entries as FileEntry[]).find((e) => e.path === p)?.hash;
+
+describe("scanWorkspace with reuse", () => {
+  it("hashes only the files that changed since the reused scan", async () => {
+    const dir = await workspace();
+    const startedAt = Date.now();
+    const first = await scanWorkspace(dir);
+    expect(first.entries.every((e) => e.type !== "file" || e.mtimeMs !== undefined)).toBe(true);
+    fs.writeFileSync(path.join(dir, "b.txt"), "new content, longer than before\n");
+    const again = await opened(dir, () =>
+      scanWorkspace(dir, { reuse: first, reuseUntouchedBefore: startedAt }),
+    );
+    expect(again).toEqual(["b.txt"]);
+    const none = await opened(dir, () => scanWorkspace(dir, { reuse: first }));
+    expect(none).toEqual(["b.txt"]);
+  });
+
+  it("reads again a file rewritten with its old size and mtime when the reused scan is older than its ctime", async () => {
+    const dir = await workspace();
+    const startedAt = Date.now();
+    const first = await scanWorkspace(dir);
+    await new Promise((r) => setTimeout(r, 150));
+    // Same size, mtime set back: only its ctime tells.
+    fs.writeFileSync(path.join(dir, "a.txt"), "CONTENT OF a.txt\n");
+    fs.utimesSync(path.join(dir, "a.txt"), old, old);
+    let next: Awaited<ReturnType<typeof scanWorkspace>> | undefined;
+    const files = await opened(dir, async () => {
+      next = await scanWorkspace(dir, { reuse: first, reuseUntouchedBefore: startedAt });
+    });
+    expect(files).toEqual(["a.txt"]);
+    expect(hashOf(next!, "a.txt")).not.toBe(hashOf(first, "a.txt"));
+    expect(hashOf(next!, "c.txt")).toBe(hashOf(first, "c.txt"));
+  });
+
+  it("never trusts a file modified just before the scan", async () => {
+    const dir = await workspace();
+    const first = await scanWorkspace(dir);
+    fs.writeFileSync(path.join(dir, "c.txt"), "fresh\n");
+    const second = await scanWorkspace(dir, { reuse: first });
+    const c = (second.entries as FileEntry[]).find((e) => e.path === "c.txt");
+    // Racy: no mtime recorded, so the next scan hashes it again.
+    expect(c?.mtimeMs).toBeUndefined();
+    expect(await opened(dir, () => scanWorkspace(dir, { reuse: second }))).toEqual(["c.txt"]);
+  });
+});
