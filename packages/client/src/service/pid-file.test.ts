@@ -54,4 +54,28 @@ describe("pid files", () => {
       other.kill("SIGKILL");
     }
   });
+  it("counts an exited process its parent has not reaped (a zombie) as stopped", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-pid-"));
+    dirs.push(dir);
+    // The background sleep exits at once; its parent, now `sleep 30`, never waits for it.
+    const parent = spawn("bash", ["-c", "sleep 0.05 & echo $!; exec sleep 30"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    try {
+      const pid = Number(
+        await new Promise<string>((r) => parent.stdout.once("data", (b) => r(String(b)))),
+      );
+      await new Promise((r) => setTimeout(r, 400));
+      expect(fs.readFileSync(`/proc/${pid}/stat`, "utf8")).toMatch(/\) Z /);
+      expect(processAlive(pid)).toBe(false);
+      const file = path.join(dir, "zombie.pid");
+      fs.writeFileSync(file, `${pid}\n`);
+      const started = Date.now();
+      expect((await stopPidFile(file, 5_000)).outcome).not.toBe("killed");
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(processAlive(parent.pid!)).toBe(true);
+    } finally {
+      parent.kill("SIGKILL");
+    }
+  });
 });

@@ -6,10 +6,24 @@ import { SlothError } from "../errors.js";
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+  // A process that exited but is not reaped yet (a zombie: its parent, such
+  // as PID 1 in a container, has not waited for it) still takes signals.
+  return !exited(pid);
+}
+
+/** True when /proc shows `pid` as a zombie (or dead); false without /proc. */
+function exited(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return false;
+  }
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state === "Z" || state === "X";
 }
 
 /**
