@@ -28,6 +28,10 @@ function feed(open: Req) {
       queue.push({ event: { case: "input", value: Buffer.from(data) } });
       wake?.();
     },
+    resize(rows: number, cols: number) {
+      queue.push({ event: { case: "resize", value: { rows, cols } } });
+      wake?.();
+    },
     end() {
       ended = true;
       wake?.();
@@ -112,6 +116,11 @@ describe("AgentService.Shell", () => {
       expect(last?.tty).toBe(true);
       expect(last?.stdout).toMatch(/\/dev\/pts\/\d+/);
       expect(last?.stdout).toContain("33 101");
+      // The caller's window changes size: the shell's terminal follows.
+      input.resize(51, 149);
+      await new Promise((r) => setTimeout(r, 300));
+      input.send("stty size\r");
+      await waitFor(() => last?.stdout.includes("51 149") === true, { what: "the new size" });
       input.send("sleep 60; echo slept\r");
       await waitFor(() => last?.stdout.includes("sleep 60; echo slept") === true, {
         what: "echo of the command",

@@ -3,6 +3,7 @@
 // and Red Hat system), so line editing, Ctrl-C, colours and full-screen
 // programs work as over ssh; without `script`, or for piped input, it is a
 // plain bash reading its input.
+import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -53,6 +54,33 @@ export function shellArgv(open: ShellOpen): { argv: [string, ...string[]]; tty: 
   };
 }
 
+/**
+ * Sets the size of the terminal of the shell under `script` (pid): the
+ * kernel then tells its foreground programs (SIGWINCH), as a terminal window
+ * does. Best effort: a shell that is gone or a system without /proc keeps
+ * its size.
+ */
+function resizeTerminal(scriptPid: number, rows: number, cols: number): void {
+  const r = dimension(rows);
+  const c = dimension(cols);
+  if (r === undefined || c === undefined) return;
+  let terminal: string | undefined;
+  try {
+    const children = fs.readFileSync(`/proc/${scriptPid}/task/${scriptPid}/children`, "utf8");
+    for (const child of children.trim().split(/\s+/)) {
+      const fd0 = fs.readlinkSync(`/proc/${child}/fd/0`);
+      if (/^\/dev\/pts\/\d+$/.test(fd0)) {
+        terminal = fd0;
+        break;
+      }
+    }
+  } catch {
+    return;
+  }
+  if (terminal === undefined) return;
+  execFile("stty", ["-F", terminal, "rows", String(r), "cols", String(c)], () => {});
+}
+
 /** The Shell handler: the first request opens the shell, the rest is its input. */
 export async function* shellHandler(
   ctx: ServiceContext,
@@ -70,9 +98,14 @@ export async function* shellHandler(
   if (!ctx.tracker.accepting)
     throw new ConnectError(`agent '${ctx.name}' is shutting down`, Code.Unavailable);
   const { argv, tty } = shellArgv(open);
+  let pid: number | undefined;
   async function* input(): AsyncGenerator<Uint8Array> {
-    for (let r = await it.next(); !r.done; r = await it.next())
-      if (r.value.event.case === "input") yield r.value.event.value;
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      const ev = r.value.event;
+      if (ev.case === "input") yield ev.value;
+      else if (ev.case === "resize" && tty && pid !== undefined)
+        resizeTerminal(pid, ev.value.rows, ev.value.cols);
+    }
   }
   const run = ctx.tracker.track(call.signal);
   const log = { shell: argv[0], tty, workdir: open.workdir || undefined };
@@ -93,6 +126,7 @@ export async function* shellHandler(
       const wire = toWire(event);
       if (wire.event?.case === "started") {
         wire.event.value.agentName = ctx.name;
+        pid = wire.event.value.pid;
         yield { event: wire, tty };
         continue;
       }

@@ -70,7 +70,7 @@ export {
   stopPidFile,
 } from "./service/pid-file.js";
 export { renderSystemdUnit, type SystemdUnitOptions } from "./service/systemd.js";
-export { type ShellOptions, shellOnAgent } from "./shell.js";
+export { type ShellOptions, shellOnAgent, type TerminalSize } from "./shell.js";
 export { type Durability, type OpenSqliteOptions, openSqlite, writeTransaction } from "./sqlite.js";
 export {
   type CertificatePair,

@@ -4,6 +4,12 @@ import type { MasterService, ShellOnAgentRequestSchema, ShellOpenSchema } from "
 import { fromConnectError } from "./connect-errors.js";
 import { type AgentRunResult, LINK_FAILED_EXIT } from "./fan-out.js";
 
+/** A terminal's size, in characters. */
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
+
 /** Options of {@link shellOnAgent}. */
 export interface ShellOptions {
   client: Client<typeof MasterService>;
@@ -11,8 +17,11 @@ export interface ShellOptions {
   masterAddress: string;
   /** How the shell starts: `tty` asks for a pseudo-terminal. */
   open: MessageInitShape<typeof ShellOpenSchema>;
-  /** What is typed or piped; its end closes the shell's input. */
-  input: AsyncIterable<Uint8Array>;
+  /**
+   * What is typed or piped, and the new size of the caller's terminal when
+   * it changes; its end closes the shell's input.
+   */
+  input: AsyncIterable<Uint8Array | TerminalSize>;
   signal?: AbortSignal | undefined;
   /** Called once the shell runs; `tty` tells whether it got a terminal. */
   onStarted?: ((tty: boolean) => void) | undefined;
@@ -37,8 +46,11 @@ export async function shellOnAgent(agent: string, options: ShellOptions): Promis
   };
   async function* requests(): AsyncGenerator<MessageInitShape<typeof ShellOnAgentRequestSchema>> {
     yield { agentName: agent, request: { event: { case: "open", value: options.open } } };
-    for await (const data of options.input)
-      if (data.length > 0) yield { request: { event: { case: "input", value: data } } };
+    for await (const item of options.input) {
+      if (item instanceof Uint8Array) {
+        if (item.length > 0) yield { request: { event: { case: "input", value: item } } };
+      } else yield { request: { event: { case: "resize", value: item } } };
+    }
   }
   try {
     let sawExit = false;

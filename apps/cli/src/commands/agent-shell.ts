@@ -10,9 +10,14 @@ interface ShellArgs extends GlobalArgs {
   env?: string | string[];
 }
 
-/** Standard input as an async iterable that can be ended from outside. */
-function stdinSource(): { input: AsyncIterable<Uint8Array>; close(): void } {
-  const queue: Uint8Array[] = [];
+type Item = Uint8Array | { rows: number; cols: number };
+
+/**
+ * Standard input, and the terminal's new size when it changes, as an async
+ * iterable that can be ended from outside.
+ */
+function stdinSource(): { input: AsyncIterable<Item>; close(): void } {
+  const queue: Item[] = [];
   let ended = false;
   let wake: (() => void) | undefined;
   const stdin = process.stdin;
@@ -26,8 +31,15 @@ function stdinSource(): { input: AsyncIterable<Uint8Array>; close(): void } {
     ended = true;
     wake?.();
   };
+  const onResize = () => {
+    const { rows, columns } = process.stdout;
+    if (rows > 0 && columns > 0) queue.push({ rows, cols: columns });
+    wake?.();
+  };
   stdin.on("data", onData).on("end", onEnd).on("error", onEnd);
+  if (process.stdout.isTTY) process.stdout.on("resize", onResize);
   const close = () => {
+    process.stdout.off("resize", onResize);
     if (ended && queue.length === 0) return;
     ended = true;
     queue.length = 0;
@@ -35,7 +47,7 @@ function stdinSource(): { input: AsyncIterable<Uint8Array>; close(): void } {
     stdin.pause();
     wake?.();
   };
-  async function* input(): AsyncGenerator<Uint8Array> {
+  async function* input(): AsyncGenerator<Item> {
     for (;;) {
       const chunk = queue.shift();
       if (chunk) {

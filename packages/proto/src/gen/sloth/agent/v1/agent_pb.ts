@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sloth/agent/v1/agent.proto.
  */
 export const file_sloth_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChpzbG90aC9hZ2VudC92MS9hZ2VudC5wcm90bxIOc2xvdGguYWdlbnQudjEisAEKCVNoZWxsT3BlbhILCgN0dHkYASABKAgSDAoEcm93cxgCIAEoDRIMCgRjb2xzGAMgASgNEgwKBHRlcm0YBCABKAkSDwoHd29ya2RpchgFIAEoCRIvCgNlbnYYBiADKAsyIi5zbG90aC5hZ2VudC52MS5TaGVsbE9wZW4uRW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJTCgxTaGVsbFJlcXVlc3QSKQoEb3BlbhgBIAEoCzIZLnNsb3RoLmFnZW50LnYxLlNoZWxsT3BlbkgAEg8KBWlucHV0GAIgASgMSABCBwoFZXZlbnQiSQoNU2hlbGxSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRFdmVudBILCgN0dHkYAiABKAgiMAoXUHJlcGFyZVdvcmtzcGFjZVJlcXVlc3QSFQoNbWFuaWZlc3RfanNvbhgBIAEoCSIrChhQcmVwYXJlV29ya3NwYWNlUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoCSIxChJVcGxvYWRCbG9ic1JlcXVlc3QSDQoFY2h1bmsYASABKAwSDAoEZ3ppcBgCIAEoCCIzChNVcGxvYWRCbG9ic1Jlc3BvbnNlEg0KBWJsb2JzGAEgASgEEg0KBWJ5dGVzGAIgASgEIisKClNvdXJjZUZpbGUSDAoEcGF0aBgBIAEoCRIPCgdjb250ZW50GAIgASgMIqsCCg5SdW5UYXNrUmVxdWVzdBIVCg13b3JrZmxvd19maWxlGAEgASgJEisKB3NvdXJjZXMYAiADKAsyGi5zbG90aC5hZ2VudC52MS5Tb3VyY2VGaWxlEhAKCHdvcmtmbG93GAMgASgJEgwKBHRhc2sYBCABKAkSEwoLcGFyYW1zX2pzb24YBSABKAkSEwoLdmFsdWVzX2pzb24YBiABKAkSEQoJZGVwc19qc29uGAcgASgJEg4KBnJ1bl9pZBgIIAEoCRIPCgdhdHRlbXB0GAkgASgNEhIKCnRpbWVvdXRfbXMYCiABKAQSFQoNbWFuaWZlc3RfanNvbhgLIAEoCRIWCg5yZXR1cm5fY2hhbmdlcxgMIAEoCBIUCgxzdGF0ZV9tYXN0ZXIYDSABKAkiJwoHVGFza0xvZxIOCgZzdHJlYW0YASABKAkSDAoEdGV4dBgCIAEoCSJmCgpUYXNrUmVzdWx0EgoKAm9rGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSEwoLb3V0cHV0X2pzb24YAyABKAkSEQoJcmV0cnlhYmxlGAQgASgIEhMKC2R1cmF0aW9uX21zGAUgASgEIiYKE1dvcmtzcGFjZUNoYW5nZXNFbmQSDwoHZGVsZXRlZBgBIAMoCSK/AQoPUnVuVGFza1Jlc3BvbnNlEiYKA2xvZxgBIAEoCzIXLnNsb3RoLmFnZW50LnYxLlRhc2tMb2dIABIsCgZyZXN1bHQYAiABKAsyGi5zbG90aC5hZ2VudC52MS5UYXNrUmVzdWx0SAASEQoHY2hhbmdlcxgDIAEoDEgAEjoKC2NoYW5nZXNfZW5kGAQgASgLMiMuc2xvdGguYWdlbnQudjEuV29ya3NwYWNlQ2hhbmdlc0VuZEgAQgcKBWV2ZW50IqIBCgtDb21tYW5kU3BlYxIPCgdjb21tYW5kGAEgASgJEg8KB3dvcmtkaXIYAiABKAkSMQoDZW52GAMgAygLMiQuc2xvdGguYWdlbnQudjEuQ29tbWFuZFNwZWMuRW52RW50cnkSEgoKdGltZW91dF9tcxgEIAEoBBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEVJ1bkNvbW1hbmRSZXF1ZXN0EikKBHNwZWMYASABKAsyGy5zbG90aC5hZ2VudC52MS5Db21tYW5kU3BlYyIxCg5Db21tYW5kU3RhcnRlZBILCgNwaWQYASABKAUSEgoKYWdlbnRfbmFtZRgCIAEoCSJJCgtPdXRwdXRDaHVuaxIsCgZzdHJlYW0YASABKA4yHC5zbG90aC5hZ2VudC52MS5PdXRwdXRTdHJlYW0SDAoEZGF0YRgCIAEoDCKEAQoLQ29tbWFuZEV4aXQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCRIVCg1zaWduYWxfbnVtYmVyGAMgASgFEhMKC2R1cmF0aW9uX21zGAQgASgEEhEKCXRpbWVkX291dBgFIAEoCBITCgtzdGFydF9lcnJvchgGIAEoCSKmAQoMQ29tbWFuZEV2ZW50EjEKB3N0YXJ0ZWQYASABKAsyHi5zbG90aC5hZ2VudC52MS5Db21tYW5kU3RhcnRlZEgAEi0KBm91dHB1dBgCIAEoCzIbLnNsb3RoLmFnZW50LnYxLk91dHB1dENodW5rSAASKwoEZXhpdBgDIAEoCzIbLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRFeGl0SABCBwoFZXZlbnQiQQoSUnVuQ29tbWFuZFJlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwuc2xvdGguYWdlbnQudjEuQ29tbWFuZEV2ZW50IhMKEUdldE1ldHJpY3NSZXF1ZXN0Io8DCgdNZXRyaWNzEhMKC2NwdV9wZXJjZW50GAEgASgBEhEKCWNwdV9jb3VudBgCIAEoDRIaChJtZW1vcnlfdG90YWxfYnl0ZXMYAyABKAQSGQoRbWVtb3J5X3VzZWRfYnl0ZXMYBCABKAQSEQoJZGlza19wYXRoGAUgASgJEhgKEGRpc2tfdG90YWxfYnl0ZXMYBiABKAQSFwoPZGlza191c2VkX2J5dGVzGAcgASgEEg4KBmxvYWRfMRgIIAEoARIOCgZsb2FkXzUYCSABKAESDwoHbG9hZF8xNRgKIAEoARIWCg51cHRpbWVfc2Vjb25kcxgLIAEoBBIeChZwcm9jZXNzX3VwdGltZV9zZWNvbmRzGAwgASgEEg8KB3ZlcnNpb24YDSABKAkSGAoQcnVubmluZ19jb21tYW5kcxgOIAEoDRIZChFwcm9jZXNzX3Jzc19ieXRlcxgPIAEoBBIwCgxjb2xsZWN0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj4KEkdldE1ldHJpY3NSZXNwb25zZRIoCgdtZXRyaWNzGAEgASgLMhcuc2xvdGguYWdlbnQudjEuTWV0cmljcyIPCg1IZWFsdGhSZXF1ZXN0IkkKDkhlYWx0aFJlc3BvbnNlEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIYChBydW5uaW5nX2NvbW1hbmRzGAMgASgNIiMKD1NodXRkb3duUmVxdWVzdBIQCghncmFjZV9tcxgBIAEoBCISChBTaHV0ZG93blJlc3BvbnNlKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACMqsFCgxBZ2VudFNlcnZpY2USVQoKUnVuQ29tbWFuZBIhLnNsb3RoLmFnZW50LnYxLlJ1bkNvbW1hbmRSZXF1ZXN0GiIuc2xvdGguYWdlbnQudjEuUnVuQ29tbWFuZFJlc3BvbnNlMAESUwoKR2V0TWV0cmljcxIhLnNsb3RoLmFnZW50LnYxLkdldE1ldHJpY3NSZXF1ZXN0GiIuc2xvdGguYWdlbnQudjEuR2V0TWV0cmljc1Jlc3BvbnNlEkcKBkhlYWx0aBIdLnNsb3RoLmFnZW50LnYxLkhlYWx0aFJlcXVlc3QaHi5zbG90aC5hZ2VudC52MS5IZWFsdGhSZXNwb25zZRJNCghTaHV0ZG93bhIfLnNsb3RoLmFnZW50LnYxLlNodXRkb3duUmVxdWVzdBogLnNsb3RoLmFnZW50LnYxLlNodXRkb3duUmVzcG9uc2USZQoQUHJlcGFyZVdvcmtzcGFjZRInLnNsb3RoLmFnZW50LnYxLlByZXBhcmVXb3Jrc3BhY2VSZXF1ZXN0Giguc2xvdGguYWdlbnQudjEuUHJlcGFyZVdvcmtzcGFjZVJlc3BvbnNlElgKC1VwbG9hZEJsb2JzEiIuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXF1ZXN0GiMuc2xvdGguYWdlbnQudjEuVXBsb2FkQmxvYnNSZXNwb25zZSgBEkwKB1J1blRhc2sSHi5zbG90aC5hZ2VudC52MS5SdW5UYXNrUmVxdWVzdBofLnNsb3RoLmFnZW50LnYxLlJ1blRhc2tSZXNwb25zZTABEkgKBVNoZWxsEhwuc2xvdGguYWdlbnQudjEuU2hlbGxSZXF1ZXN0Gh0uc2xvdGguYWdlbnQudjEuU2hlbGxSZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChpzbG90aC9hZ2VudC92MS9hZ2VudC5wcm90bxIOc2xvdGguYWdlbnQudjEisAEKCVNoZWxsT3BlbhILCgN0dHkYASABKAgSDAoEcm93cxgCIAEoDRIMCgRjb2xzGAMgASgNEgwKBHRlcm0YBCABKAkSDwoHd29ya2RpchgFIAEoCRIvCgNlbnYYBiADKAsyIi5zbG90aC5hZ2VudC52MS5TaGVsbE9wZW4uRW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKCAQoMU2hlbGxSZXF1ZXN0EikKBG9wZW4YASABKAsyGS5zbG90aC5hZ2VudC52MS5TaGVsbE9wZW5IABIPCgVpbnB1dBgCIAEoDEgAEi0KBnJlc2l6ZRgDIAEoCzIbLnNsb3RoLmFnZW50LnYxLlNoZWxsUmVzaXplSABCBwoFZXZlbnQiKQoLU2hlbGxSZXNpemUSDAoEcm93cxgBIAEoDRIMCgRjb2xzGAIgASgNIkkKDVNoZWxsUmVzcG9uc2USKwoFZXZlbnQYASABKAsyHC5zbG90aC5hZ2VudC52MS5Db21tYW5kRXZlbnQSCwoDdHR5GAIgASgIIjAKF1ByZXBhcmVXb3Jrc3BhY2VSZXF1ZXN0EhUKDW1hbmlmZXN0X2pzb24YASABKAkiKwoYUHJlcGFyZVdvcmtzcGFjZVJlc3BvbnNlEg8KB21pc3NpbmcYASADKAkiMQoSVXBsb2FkQmxvYnNSZXF1ZXN0Eg0KBWNodW5rGAEgASgMEgwKBGd6aXAYAiABKAgiMwoTVXBsb2FkQmxvYnNSZXNwb25zZRINCgVibG9icxgBIAEoBBINCgVieXRlcxgCIAEoBCIrCgpTb3VyY2VGaWxlEgwKBHBhdGgYASABKAkSDwoHY29udGVudBgCIAEoDCKrAgoOUnVuVGFza1JlcXVlc3QSFQoNd29ya2Zsb3dfZmlsZRgBIAEoCRIrCgdzb3VyY2VzGAIgAygLMhouc2xvdGguYWdlbnQudjEuU291cmNlRmlsZRIQCgh3b3JrZmxvdxgDIAEoCRIMCgR0YXNrGAQgASgJEhMKC3BhcmFtc19qc29uGAUgASgJEhMKC3ZhbHVlc19qc29uGAYgASgJEhEKCWRlcHNfanNvbhgHIAEoCRIOCgZydW5faWQYCCABKAkSDwoHYXR0ZW1wdBgJIAEoDRISCgp0aW1lb3V0X21zGAogASgEEhUKDW1hbmlmZXN0X2pzb24YCyABKAkSFgoOcmV0dXJuX2NoYW5nZXMYDCABKAgSFAoMc3RhdGVfbWFzdGVyGA0gASgJIicKB1Rhc2tMb2cSDgoGc3RyZWFtGAEgASgJEgwKBHRleHQYAiABKAkiZgoKVGFza1Jlc3VsdBIKCgJvaxgBIAEoCBIPCgdtZXNzYWdlGAIgASgJEhMKC291dHB1dF9qc29uGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCBITCgtkdXJhdGlvbl9tcxgFIAEoBCImChNXb3Jrc3BhY2VDaGFuZ2VzRW5kEg8KB2RlbGV0ZWQYASADKAkivwEKD1J1blRhc2tSZXNwb25zZRImCgNsb2cYASABKAsyFy5zbG90aC5hZ2VudC52MS5UYXNrTG9nSAASLAoGcmVzdWx0GAIgASgLMhouc2xvdGguYWdlbnQudjEuVGFza1Jlc3VsdEgAEhEKB2NoYW5nZXMYAyABKAxIABI6CgtjaGFuZ2VzX2VuZBgEIAEoCzIjLnNsb3RoLmFnZW50LnYxLldvcmtzcGFjZUNoYW5nZXNFbmRIAEIHCgVldmVudCKiAQoLQ29tbWFuZFNwZWMSDwoHY29tbWFuZBgBIAEoCRIPCgd3b3JrZGlyGAIgASgJEjEKA2VudhgDIAMoCzIkLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRTcGVjLkVudkVudHJ5EhIKCnRpbWVvdXRfbXMYBCABKAQaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI+ChFSdW5Db21tYW5kUmVxdWVzdBIpCgRzcGVjGAEgASgLMhsuc2xvdGguYWdlbnQudjEuQ29tbWFuZFNwZWMiMQoOQ29tbWFuZFN0YXJ0ZWQSCwoDcGlkGAEgASgFEhIKCmFnZW50X25hbWUYAiABKAkiSQoLT3V0cHV0Q2h1bmsSLAoGc3RyZWFtGAEgASgOMhwuc2xvdGguYWdlbnQudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAiABKAwihAEKC0NvbW1hbmRFeGl0EhEKCWV4aXRfY29kZRgBIAEoBRIOCgZzaWduYWwYAiABKAkSFQoNc2lnbmFsX251bWJlchgDIAEoBRITCgtkdXJhdGlvbl9tcxgEIAEoBBIRCgl0aW1lZF9vdXQYBSABKAgSEwoLc3RhcnRfZXJyb3IYBiABKAkipgEKDENvbW1hbmRFdmVudBIxCgdzdGFydGVkGAEgASgLMh4uc2xvdGguYWdlbnQudjEuQ29tbWFuZFN0YXJ0ZWRIABItCgZvdXRwdXQYAiABKAsyGy5zbG90aC5hZ2VudC52MS5PdXRwdXRDaHVua0gAEisKBGV4aXQYAyABKAsyGy5zbG90aC5hZ2VudC52MS5Db21tYW5kRXhpdEgAQgcKBWV2ZW50IkEKElJ1bkNvbW1hbmRSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLnNsb3RoLmFnZW50LnYxLkNvbW1hbmRFdmVudCITChFHZXRNZXRyaWNzUmVxdWVzdCKPAwoHTWV0cmljcxITCgtjcHVfcGVyY2VudBgBIAEoARIRCgljcHVfY291bnQYAiABKA0SGgoSbWVtb3J5X3RvdGFsX2J5dGVzGAMgASgEEhkKEW1lbW9yeV91c2VkX2J5dGVzGAQgASgEEhEKCWRpc2tfcGF0aBgFIAEoCRIYChBkaXNrX3RvdGFsX2J5dGVzGAYgASgEEhcKD2Rpc2tfdXNlZF9ieXRlcxgHIAEoBBIOCgZsb2FkXzEYCCABKAESDgoGbG9hZF81GAkgASgBEg8KB2xvYWRfMTUYCiABKAESFgoOdXB0aW1lX3NlY29uZHMYCyABKAQSHgoWcHJvY2Vzc191cHRpbWVfc2Vjb25kcxgMIAEoBBIPCgd2ZXJzaW9uGA0gASgJEhgKEHJ1bm5pbmdfY29tbWFuZHMYDiABKA0SGQoRcHJvY2Vzc19yc3NfYnl0ZXMYDyABKAQSMAoMY29sbGVjdGVkX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI+ChJHZXRNZXRyaWNzUmVzcG9uc2USKAoHbWV0cmljcxgBIAEoCzIXLnNsb3RoLmFnZW50LnYxLk1ldHJpY3MiDwoNSGVhbHRoUmVxdWVzdCJJCg5IZWFsdGhSZXNwb25zZRIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSGAoQcnVubmluZ19jb21tYW5kcxgDIAEoDSIjCg9TaHV0ZG93blJlcXVlc3QSEAoIZ3JhY2VfbXMYASABKAQiEgoQU2h1dGRvd25SZXNwb25zZSphCgxPdXRwdXRTdHJlYW0SHQoZT1VUUFVUX1NUUkVBTV9VTlNQRUNJRklFRBAAEhgKFE9VVFBVVF9TVFJFQU1fU1RET1VUEAESGAoUT1VUUFVUX1NUUkVBTV9TVERFUlIQAjKrBQoMQWdlbnRTZXJ2aWNlElUKClJ1bkNvbW1hbmQSIS5zbG90aC5hZ2VudC52MS5SdW5Db21tYW5kUmVxdWVzdBoiLnNsb3RoLmFnZW50LnYxLlJ1bkNvbW1hbmRSZXNwb25zZTABElMKCkdldE1ldHJpY3MSIS5zbG90aC5hZ2VudC52MS5HZXRNZXRyaWNzUmVxdWVzdBoiLnNsb3RoLmFnZW50LnYxLkdldE1ldHJpY3NSZXNwb25zZRJHCgZIZWFsdGgSHS5zbG90aC5hZ2VudC52MS5IZWFsdGhSZXF1ZXN0Gh4uc2xvdGguYWdlbnQudjEuSGVhbHRoUmVzcG9uc2USTQoIU2h1dGRvd24SHy5zbG90aC5hZ2VudC52MS5TaHV0ZG93blJlcXVlc3QaIC5zbG90aC5hZ2VudC52MS5TaHV0ZG93blJlc3BvbnNlEmUKEFByZXBhcmVXb3Jrc3BhY2USJy5zbG90aC5hZ2VudC52MS5QcmVwYXJlV29ya3NwYWNlUmVxdWVzdBooLnNsb3RoLmFnZW50LnYxLlByZXBhcmVXb3Jrc3BhY2VSZXNwb25zZRJYCgtVcGxvYWRCbG9icxIiLnNsb3RoLmFnZW50LnYxLlVwbG9hZEJsb2JzUmVxdWVzdBojLnNsb3RoLmFnZW50LnYxLlVwbG9hZEJsb2JzUmVzcG9uc2UoARJMCgdSdW5UYXNrEh4uc2xvdGguYWdlbnQudjEuUnVuVGFza1JlcXVlc3QaHy5zbG90aC5hZ2VudC52MS5SdW5UYXNrUmVzcG9uc2UwARJICgVTaGVsbBIcLnNsb3RoLmFnZW50LnYxLlNoZWxsUmVxdWVzdBodLnNsb3RoLmFnZW50LnYxLlNoZWxsUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * How a shell session starts.
@@ -90,6 +90,14 @@ export type ShellRequest = Message<"sloth.agent.v1.ShellRequest"> & {
      */
     value: Uint8Array;
     case: "input";
+  } | {
+    /**
+     * The caller's terminal changed size (with `tty`).
+     *
+     * @generated from field: sloth.agent.v1.ShellResize resize = 3;
+     */
+    value: ShellResize;
+    case: "resize";
   } | { case: undefined; value?: undefined };
 };
 
@@ -99,6 +107,28 @@ export type ShellRequest = Message<"sloth.agent.v1.ShellRequest"> & {
  */
 export const ShellRequestSchema: GenMessage<ShellRequest> = /*@__PURE__*/
   messageDesc(file_sloth_agent_v1_agent, 1);
+
+/**
+ * @generated from message sloth.agent.v1.ShellResize
+ */
+export type ShellResize = Message<"sloth.agent.v1.ShellResize"> & {
+  /**
+   * @generated from field: uint32 rows = 1;
+   */
+  rows: number;
+
+  /**
+   * @generated from field: uint32 cols = 2;
+   */
+  cols: number;
+};
+
+/**
+ * Describes the message sloth.agent.v1.ShellResize.
+ * Use `create(ShellResizeSchema)` to create a new message.
+ */
+export const ShellResizeSchema: GenMessage<ShellResize> = /*@__PURE__*/
+  messageDesc(file_sloth_agent_v1_agent, 2);
 
 /**
  * @generated from message sloth.agent.v1.ShellResponse
@@ -122,7 +152,7 @@ export type ShellResponse = Message<"sloth.agent.v1.ShellResponse"> & {
  * Use `create(ShellResponseSchema)` to create a new message.
  */
 export const ShellResponseSchema: GenMessage<ShellResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 2);
+  messageDesc(file_sloth_agent_v1_agent, 3);
 
 /**
  * @generated from message sloth.agent.v1.PrepareWorkspaceRequest
@@ -141,7 +171,7 @@ export type PrepareWorkspaceRequest = Message<"sloth.agent.v1.PrepareWorkspaceRe
  * Use `create(PrepareWorkspaceRequestSchema)` to create a new message.
  */
 export const PrepareWorkspaceRequestSchema: GenMessage<PrepareWorkspaceRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 3);
+  messageDesc(file_sloth_agent_v1_agent, 4);
 
 /**
  * @generated from message sloth.agent.v1.PrepareWorkspaceResponse
@@ -160,7 +190,7 @@ export type PrepareWorkspaceResponse = Message<"sloth.agent.v1.PrepareWorkspaceR
  * Use `create(PrepareWorkspaceResponseSchema)` to create a new message.
  */
 export const PrepareWorkspaceResponseSchema: GenMessage<PrepareWorkspaceResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 4);
+  messageDesc(file_sloth_agent_v1_agent, 5);
 
 /**
  * @generated from message sloth.agent.v1.UploadBlobsRequest
@@ -186,7 +216,7 @@ export type UploadBlobsRequest = Message<"sloth.agent.v1.UploadBlobsRequest"> & 
  * Use `create(UploadBlobsRequestSchema)` to create a new message.
  */
 export const UploadBlobsRequestSchema: GenMessage<UploadBlobsRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 5);
+  messageDesc(file_sloth_agent_v1_agent, 6);
 
 /**
  * @generated from message sloth.agent.v1.UploadBlobsResponse
@@ -208,7 +238,7 @@ export type UploadBlobsResponse = Message<"sloth.agent.v1.UploadBlobsResponse"> 
  * Use `create(UploadBlobsResponseSchema)` to create a new message.
  */
 export const UploadBlobsResponseSchema: GenMessage<UploadBlobsResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 6);
+  messageDesc(file_sloth_agent_v1_agent, 7);
 
 /**
  * A workflow source file shipped with a task (the workflow and what it requires).
@@ -234,7 +264,7 @@ export type SourceFile = Message<"sloth.agent.v1.SourceFile"> & {
  * Use `create(SourceFileSchema)` to create a new message.
  */
 export const SourceFileSchema: GenMessage<SourceFile> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 7);
+  messageDesc(file_sloth_agent_v1_agent, 8);
 
 /**
  * @generated from message sloth.agent.v1.RunTaskRequest
@@ -327,7 +357,7 @@ export type RunTaskRequest = Message<"sloth.agent.v1.RunTaskRequest"> & {
  * Use `create(RunTaskRequestSchema)` to create a new message.
  */
 export const RunTaskRequestSchema: GenMessage<RunTaskRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 8);
+  messageDesc(file_sloth_agent_v1_agent, 9);
 
 /**
  * One line or chunk of a task's log.
@@ -353,7 +383,7 @@ export type TaskLog = Message<"sloth.agent.v1.TaskLog"> & {
  * Use `create(TaskLogSchema)` to create a new message.
  */
 export const TaskLogSchema: GenMessage<TaskLog> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 9);
+  messageDesc(file_sloth_agent_v1_agent, 10);
 
 /**
  * How the task ended.
@@ -396,7 +426,7 @@ export type TaskResult = Message<"sloth.agent.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 10);
+  messageDesc(file_sloth_agent_v1_agent, 11);
 
 /**
  * The end of the changes archive.
@@ -417,7 +447,7 @@ export type WorkspaceChangesEnd = Message<"sloth.agent.v1.WorkspaceChangesEnd"> 
  * Use `create(WorkspaceChangesEndSchema)` to create a new message.
  */
 export const WorkspaceChangesEndSchema: GenMessage<WorkspaceChangesEnd> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 11);
+  messageDesc(file_sloth_agent_v1_agent, 12);
 
 /**
  * @generated from message sloth.agent.v1.RunTaskResponse
@@ -460,7 +490,7 @@ export type RunTaskResponse = Message<"sloth.agent.v1.RunTaskResponse"> & {
  * Use `create(RunTaskResponseSchema)` to create a new message.
  */
 export const RunTaskResponseSchema: GenMessage<RunTaskResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 12);
+  messageDesc(file_sloth_agent_v1_agent, 13);
 
 /**
  * CommandSpec describes one shell command to run.
@@ -502,7 +532,7 @@ export type CommandSpec = Message<"sloth.agent.v1.CommandSpec"> & {
  * Use `create(CommandSpecSchema)` to create a new message.
  */
 export const CommandSpecSchema: GenMessage<CommandSpec> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 13);
+  messageDesc(file_sloth_agent_v1_agent, 14);
 
 /**
  * @generated from message sloth.agent.v1.RunCommandRequest
@@ -519,7 +549,7 @@ export type RunCommandRequest = Message<"sloth.agent.v1.RunCommandRequest"> & {
  * Use `create(RunCommandRequestSchema)` to create a new message.
  */
 export const RunCommandRequestSchema: GenMessage<RunCommandRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 14);
+  messageDesc(file_sloth_agent_v1_agent, 15);
 
 /**
  * CommandStarted is the first event of a run.
@@ -547,7 +577,7 @@ export type CommandStarted = Message<"sloth.agent.v1.CommandStarted"> & {
  * Use `create(CommandStartedSchema)` to create a new message.
  */
 export const CommandStartedSchema: GenMessage<CommandStarted> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 15);
+  messageDesc(file_sloth_agent_v1_agent, 16);
 
 /**
  * OutputChunk carries bytes exactly as read from the child, never decoded or
@@ -572,7 +602,7 @@ export type OutputChunk = Message<"sloth.agent.v1.OutputChunk"> & {
  * Use `create(OutputChunkSchema)` to create a new message.
  */
 export const OutputChunkSchema: GenMessage<OutputChunk> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 16);
+  messageDesc(file_sloth_agent_v1_agent, 17);
 
 /**
  * CommandExit is the last event of a run.
@@ -629,7 +659,7 @@ export type CommandExit = Message<"sloth.agent.v1.CommandExit"> & {
  * Use `create(CommandExitSchema)` to create a new message.
  */
 export const CommandExitSchema: GenMessage<CommandExit> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 17);
+  messageDesc(file_sloth_agent_v1_agent, 18);
 
 /**
  * CommandEvent is one event of a command's stream.
@@ -666,7 +696,7 @@ export type CommandEvent = Message<"sloth.agent.v1.CommandEvent"> & {
  * Use `create(CommandEventSchema)` to create a new message.
  */
 export const CommandEventSchema: GenMessage<CommandEvent> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 18);
+  messageDesc(file_sloth_agent_v1_agent, 19);
 
 /**
  * @generated from message sloth.agent.v1.RunCommandResponse
@@ -683,7 +713,7 @@ export type RunCommandResponse = Message<"sloth.agent.v1.RunCommandResponse"> & 
  * Use `create(RunCommandResponseSchema)` to create a new message.
  */
 export const RunCommandResponseSchema: GenMessage<RunCommandResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 19);
+  messageDesc(file_sloth_agent_v1_agent, 20);
 
 /**
  * @generated from message sloth.agent.v1.GetMetricsRequest
@@ -696,7 +726,7 @@ export type GetMetricsRequest = Message<"sloth.agent.v1.GetMetricsRequest"> & {
  * Use `create(GetMetricsRequestSchema)` to create a new message.
  */
 export const GetMetricsRequestSchema: GenMessage<GetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 20);
+  messageDesc(file_sloth_agent_v1_agent, 21);
 
 /**
  * Metrics describes the agent host and process.
@@ -804,7 +834,7 @@ export type Metrics = Message<"sloth.agent.v1.Metrics"> & {
  * Use `create(MetricsSchema)` to create a new message.
  */
 export const MetricsSchema: GenMessage<Metrics> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 21);
+  messageDesc(file_sloth_agent_v1_agent, 22);
 
 /**
  * @generated from message sloth.agent.v1.GetMetricsResponse
@@ -821,7 +851,7 @@ export type GetMetricsResponse = Message<"sloth.agent.v1.GetMetricsResponse"> & 
  * Use `create(GetMetricsResponseSchema)` to create a new message.
  */
 export const GetMetricsResponseSchema: GenMessage<GetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 22);
+  messageDesc(file_sloth_agent_v1_agent, 23);
 
 /**
  * @generated from message sloth.agent.v1.HealthRequest
@@ -834,7 +864,7 @@ export type HealthRequest = Message<"sloth.agent.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 23);
+  messageDesc(file_sloth_agent_v1_agent, 24);
 
 /**
  * @generated from message sloth.agent.v1.HealthResponse
@@ -865,7 +895,7 @@ export type HealthResponse = Message<"sloth.agent.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 24);
+  messageDesc(file_sloth_agent_v1_agent, 25);
 
 /**
  * @generated from message sloth.agent.v1.ShutdownRequest
@@ -885,7 +915,7 @@ export type ShutdownRequest = Message<"sloth.agent.v1.ShutdownRequest"> & {
  * Use `create(ShutdownRequestSchema)` to create a new message.
  */
 export const ShutdownRequestSchema: GenMessage<ShutdownRequest> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 25);
+  messageDesc(file_sloth_agent_v1_agent, 26);
 
 /**
  * @generated from message sloth.agent.v1.ShutdownResponse
@@ -898,7 +928,7 @@ export type ShutdownResponse = Message<"sloth.agent.v1.ShutdownResponse"> & {
  * Use `create(ShutdownResponseSchema)` to create a new message.
  */
 export const ShutdownResponseSchema: GenMessage<ShutdownResponse> = /*@__PURE__*/
-  messageDesc(file_sloth_agent_v1_agent, 26);
+  messageDesc(file_sloth_agent_v1_agent, 27);
 
 /**
  * Which standard stream a chunk was read from.
