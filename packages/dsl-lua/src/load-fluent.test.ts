@@ -170,6 +170,32 @@ workflow.define("w2"):tasks({ task("t"):command("true") })
     expect(r2.message).toContain("not allowed today");
   });
 
+  it("names a nil entry of :tasks({ ... }) (a misspelt variable) instead of dropping it", async () => {
+    const err = await loadError(`local build = task("build"):command("true")
+local deploy = task("deploy"):command("true")
+workflow.define("ci"):tasks({ build, tset, deploy })`);
+    expect(err.code).toBe("SLOTH_DSL_INVALID");
+    expect(err.message).toMatch(
+      /bad\.sloth:3: workflow 'ci': entry 2 of its tasks is nil \(an undefined variable\?/,
+    );
+  });
+
+  it("tells about a task that no workflow lists (a misspelt variable at the end of the list)", async () => {
+    const loaded = await loadFile(
+      tmp.write(
+        "unused.sloth",
+        `local build = task("build"):command("true")
+local test = task("test"):command("true")
+workflow.define("ci"):tasks({ build, tset })`,
+      ),
+    );
+    expect(loaded.workflows[0]?.tasks.map((t) => t.name)).toEqual(["build"]);
+    expect(loaded.notices).toHaveLength(1);
+    expect(loaded.notices[0]).toMatch(
+      /unused\.sloth:2: task 'test' is defined but no workflow lists it in :tasks\(\{ \.\.\. \}\), so it never runs$/,
+    );
+  });
+
   it("rejects tasks depending on each other inside one parallel() group", async () => {
     const err = await loadError(`local a = task("a")
 local b = task("b"):depends_on(a)

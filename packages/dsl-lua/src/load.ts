@@ -149,6 +149,11 @@ export async function validate(path: string, options: LoadOptions = {}): Promise
         }
       }
     }
+    if (wf.tasks.length === 0)
+      problems.push({
+        code: "SLOTH_DSL_INVALID",
+        message: `'${wf.name}' has no tasks: list them with :tasks({ ... }) (or tasks = { ... } in a group), checking that each variable there is defined`,
+      });
     const cycle = findCycle(wf.tasks);
     const first = cycle && wf.tasks.find((t) => t.name === cycle[0]);
     if (cycle) {

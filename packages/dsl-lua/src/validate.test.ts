@@ -96,3 +96,16 @@ workflow.define("w"):on_start(function() log.info("starting"); log.warn("careful
     ["warn", "careful\nnow"],
   ]);
 });
+
+it("validate reports a workflow left with no tasks (the variables in its list were never defined)", async () => {
+  const r = await validate(
+    tmp.write("empty.sloth", `workflow.define("production_deploy"):tasks({ deploy })`),
+  );
+  expect(r.ok).toBe(false);
+  expect(r.problems).toEqual([
+    expect.objectContaining({
+      code: "SLOTH_DSL_INVALID",
+      message: expect.stringMatching(/^'production_deploy' has no tasks: list them with :tasks/),
+    }),
+  ]);
+});

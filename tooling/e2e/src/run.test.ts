@@ -193,6 +193,12 @@ describe("run: bad inputs", () => {
           `    1 | local a = task("a"):command("true"):bogus(1)\n`,
       },
       {
+        args: ["run", file("empty.sloth", 'workflow.define("deploy"):tasks({ deploy })\n')],
+        code: 1,
+        stderr:
+          "error: workflow 'deploy' in empty.sloth has no tasks, so there is nothing to run; list its tasks with :tasks({ ... }), checking that each variable there is defined\n",
+      },
+      {
         args: [
           "run",
           file(

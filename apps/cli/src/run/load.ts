@@ -147,6 +147,24 @@ export interface Pick {
  * groups in declaration order.
  */
 export function pickModels(loaded: LoadedWorkflows, pick: Pick): WorkflowModel[] {
+  const picked = pickNamed(loaded, pick);
+  const empty = picked.find((m) => m.tasks.length === 0);
+  if (empty) {
+    const what = loaded.groups.includes(empty) ? "group" : "workflow";
+    throw new CliError(
+      `${what} '${empty.name}' in ${path.basename(loaded.file)} has no tasks, so there is nothing to run`,
+      {
+        hint:
+          what === "group"
+            ? "give it tasks = { ... }"
+            : "list its tasks with :tasks({ ... }), checking that each variable there is defined",
+      },
+    );
+  }
+  return picked;
+}
+
+function pickNamed(loaded: LoadedWorkflows, pick: Pick): WorkflowModel[] {
   const file = path.basename(loaded.file);
   const names = (models: WorkflowModel[]) => models.map((m) => m.name).join(", ") || "none";
   if (pick.workflow !== undefined) {

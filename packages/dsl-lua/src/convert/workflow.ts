@@ -32,6 +32,8 @@ export interface RawFile {
   workflows: Array<Record<string, unknown>>;
   /** Files the top level read with require, dofile or loadfile. */
   files?: string[];
+  /** The tasks the top level created with task(), as [name, line]. */
+  created?: Array<[string, number]>;
 }
 
 /** Context of one conversion. */
@@ -72,6 +74,17 @@ export function convertFile(
       throw invalid(cx.scope, line, `workflow '${wf.name}' is already defined at line ${before}`);
     seen.set(wf.name, line);
     workflows.push(wf);
+  }
+  // A task nobody lists never runs: most likely left out of :tasks({ ... }),
+  // or listed under a misspelt variable at the end of the list.
+  const used = new Set(workflows.flatMap((w) => w.tasks.map((t) => t.name)));
+  const told = new Set<string>();
+  for (const [name, line] of raw.created ?? []) {
+    if (used.has(name) || told.has(name) || workflows.length === 0) continue;
+    told.add(name);
+    cx.notices?.push(
+      `${cx.scope.file}:${line}: task '${name}' is defined but no workflow lists it in :tasks({ ... }), so it never runs`,
+    );
   }
   return { workflows, groups };
 }
@@ -205,13 +218,27 @@ function convertTasks(value: unknown, o: Owner, cx: ConvertContext): TaskModel[]
   // Positional entries keep their order; keyed ones follow in source order.
   const entries: Array<{ key?: string; value: unknown }> = [];
   const keyed: string[] = [];
-  if (Array.isArray(value)) for (const v of value) entries.push({ value: v });
+  // A variable that is nil (misspelt, or defined below) leaves a hole in the list.
+  const hole = (position: number) =>
+    invalid(
+      cx.scope,
+      o.line,
+      `${o.owner}: entry ${position} of its tasks is nil (an undefined variable? check the spelling of each task in the list)`,
+    );
+  if (Array.isArray(value))
+    value.forEach((v, i) => {
+      if (v === null || v === undefined) throw hole(i + 1);
+      entries.push({ value: v });
+    });
   else {
     const obj = value as Record<string, unknown>;
-    for (const k of Object.keys(obj)
+    const positions = Object.keys(obj)
       .filter((k) => /^\d+$/.test(k))
-      .sort((a, b) => Number(a) - Number(b)))
+      .sort((a, b) => Number(a) - Number(b));
+    positions.forEach((k, i) => {
+      if (Number(k) !== i + 1) throw hole(i + 1);
       entries.push({ value: obj[k] });
+    });
     keyed.push(...Object.keys(obj).filter((k) => !/^\d+$/.test(k)));
     const pos = (k: string) => cx.index.keyedTask(k, o.group, o.line ?? 0)?.offset ?? Infinity;
     keyed.sort((a, b) => pos(a) - pos(b) || a.localeCompare(b));

@@ -11,6 +11,8 @@ local DATA = setmetatable({}, { __mode = "k" })
 local TASK_META, WF_META, PAR_META = {}, {}, {}
 S.workflows = {}
 S.fns = {}
+-- Tasks the top level created, to tell about those no workflow lists.
+S.created = {}
 
 local function names_of(t)
   local out = {}
@@ -108,6 +110,7 @@ function task(name)
   if type(name) ~= "string" or name == "" then error("task() expects a non-empty name", 2) end
   local obj = setmetatable({}, TASK_META)
   DATA[obj] = { name = name, __line = caller_line(2) }
+  if S.loading then S.created[#S.created + 1] = { name, DATA[obj].__line } end
   return obj
 end
 
@@ -256,7 +259,9 @@ function S.extract()
   local files = {}
   for f in pairs(S.loaded_files or {}) do files[#files + 1] = enc_string(f) end
   table.sort(files)
-  return '{"defs":' .. head .. ',"workflows":[' .. table.concat(wfs, ",") .. '],"files":[' .. table.concat(files, ",") .. "]}"
+  local created = {}
+  for i, c in ipairs(S.created) do created[i] = "[" .. enc_string(c[1]) .. "," .. c[2] .. "]" end
+  return '{"defs":' .. head .. ',"workflows":[' .. table.concat(wfs, ",") .. '],"files":[' .. table.concat(files, ",") .. '],"created":[' .. table.concat(created, ",") .. "]}"
 end
 
 -- Registers every function under the same path as extract() would, without
@@ -300,7 +305,9 @@ function S.run_main(src, name)
   S.host_thread = coroutine.running()
   local f, err = load(src, "@" .. name)
   if not f then return '{"syntax":true,"error":' .. enc_string(err) .. "}" end
+  S.loading = true
   local ok, e = xpcall(f, on_error)
+  S.loading = false
   if not ok then return failure(e) end
   -- The globals as the top level left them: every call starts from these.
   S.globals = {}
