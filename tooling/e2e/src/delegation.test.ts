@@ -200,6 +200,17 @@ workflow.define("flag"):tasks({ a })
     const r = await run(file, "--delegate-to", "db-1");
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toContain("a | on-agent");
+    // HOST:PORT (agent names never hold ':') dials that agent, as delegate_to("HOST:PORT") does.
+    const direct = await run(file, "--delegate-to", agents["db-1"]!.address);
+    expect(direct.code, direct.stderr + direct.stdout).toBe(0);
+    expect(direct.stdout).toContain("a | on-agent");
+    const inline = flow(`
+local b = task("b"):delegate_to("${agents["web-1"]!.address}"):command("echo by-address")
+workflow.define("inline"):tasks({ b })
+`);
+    const byAddress = await run(inline);
+    expect(byAddress.code, byAddress.stderr + byAddress.stdout).toBe(0);
+    expect(byAddress.stdout).toContain("b | by-address");
   });
 
   it("ships the workspace to the agent and brings created, modified and deleted files back", async () => {

@@ -16,10 +16,19 @@ export interface RunDelegation {
 /** Gives `--delegate-to` agents to the tasks without a target of their own. */
 export function applyDelegateTo(models: WorkflowModel[], delegateTo: string[]): void {
   if (delegateTo.length === 0) return;
+  // Agent names never hold ':': HOST:PORT dials that agent directly.
+  const addresses = delegateTo.filter((d) => d.includes(":"));
+  if (addresses.length > 0 && delegateTo.length > 1)
+    throw new CliError(`--delegate-to '${addresses[0]}' is an address, given with other targets`, {
+      hint: "give either agent names (repeatable) or one HOST:PORT",
+      exitCode: 2,
+    });
   const target =
-    delegateTo.length === 1
-      ? { kind: "agent" as const, name: delegateTo[0]! }
-      : { kind: "agents" as const, names: delegateTo };
+    addresses.length === 1
+      ? { kind: "address" as const, address: addresses[0]! }
+      : delegateTo.length === 1
+        ? { kind: "agent" as const, name: delegateTo[0]! }
+        : { kind: "agents" as const, names: delegateTo };
   for (const m of models) for (const t of m.tasks) t.delegateTo ??= { target };
 }
 

@@ -4,13 +4,17 @@ const TABLE_KEYS = ["address", "agent", "agents", "labels", "all", "fallback"];
 
 /**
  * Parses a Lua `delegate_to` value into a {@link Delegation}:
- * `"agent"`, `{ address = "host:port" }`, `{ agent = "name" }`, a list of
+ * `"agent"`, `"host:port"` or `{ address = "host:port" }`, `{ agent = "name" }`, a list of
  * agent names, `{ labels = { k = "v" }, all = true }`, each table form with an
  * optional `fallback = "local"`. Throws an Error whose message says what is
  * wrong (the caller adds the location).
  */
 export function parseDelegateTo(value: unknown): Delegation {
-  if (typeof value === "string") return { target: { kind: "agent", name: agentName(value) } };
+  // Agent names never hold ':', so "host:port" can only be an address.
+  if (typeof value === "string")
+    return value.includes(":")
+      ? { target: { kind: "address", address: address(value) } }
+      : { target: { kind: "agent", name: agentName(value) } };
   if (Array.isArray(value)) return { target: { kind: "agents", names: names(value) } };
   if (value === null || typeof value !== "object") {
     throw new Error(
@@ -80,6 +84,10 @@ function agentName(v: unknown): string {
   if (typeof v !== "string" || v.trim() === "")
     throw new Error(`delegate_to agent name must be a non-empty string, got ${describe(v)}`);
   if (/\s/.test(v)) throw new Error(`delegate_to agent name '${v}' contains spaces`);
+  if (v.includes(":"))
+    throw new Error(
+      `delegate_to agent name '${v}' is an address; give one address alone (delegate_to("${v}") or { address = "${v}" }), or agent names in a list`,
+    );
   return v;
 }
 

@@ -16,6 +16,11 @@ describe("parseDelegateTo", () => {
       { address: "[::1]:50051", fallback: "local" },
       { target: { kind: "address", address: "[::1]:50051" }, fallback: "local" },
     ],
+    [
+      "an address given as a string (agent names never hold ':')",
+      "127.0.0.1:47151",
+      { target: { kind: "address", address: "127.0.0.1:47151" } },
+    ],
     ["a list", ["a", "b"], { target: { kind: "agents", names: ["a", "b"] } }],
     [
       "a list with fallback",
@@ -53,6 +58,8 @@ describe("parseDelegateTo", () => {
       /unknown field 'adress'; valid fields: address, agent, agents, labels, all, fallback/,
     ],
     ["two forms", { address: "h:1", labels: { a: "b" } }, /mixes address and labels/],
+    ["a string that is not host:port", "h:x", /'h:x' is not host:port/],
+    ["an address in a list of names", ["a", "h:1"], /agent name 'h:1' is an address/],
   ])("rejects %s", (_, input, message) => {
     expect(() => parseDelegateTo(input)).toThrow(message);
   });
