@@ -176,7 +176,6 @@ function spawnWorker(): Worker {
     worker = new Worker(new URL("./worker/task-worker.js", import.meta.url), { workerData });
   }
   childSlots.set(worker, slots);
-  worker.unref();
   worker.on("message", (m: JobMessage) => {
     if (m.type === "ready") ready.add(worker);
   });
@@ -185,5 +184,8 @@ function spawnWorker(): Worker {
     const i = idle.indexOf(worker);
     if (i >= 0) idle.splice(i, 1);
   });
+  // After the listeners: adding a "message" listener refs the worker's port
+  // again, and an idle worker must never keep the process alive.
+  worker.unref();
   return worker;
 }
