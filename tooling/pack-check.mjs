@@ -140,6 +140,21 @@ try {
     } catch (e) {
       fail(`import ${p.pkg.name}: ${e.stderr ?? e.message}`);
     }
+    // CommonJS consumers load the same ES module with require() (Node 20.19+).
+    try {
+      const keys = sh(
+        process.execPath,
+        [
+          "--no-warnings",
+          "-e",
+          `const m = require(${JSON.stringify(p.pkg.name)}); const k = Object.keys(m); if (!k.length) throw new Error("no exports"); console.log(k.length);`,
+        ],
+        { cwd: project },
+      ).trim();
+      step(`require ${p.pkg.name}: ${keys} exports`);
+    } catch (e) {
+      fail(`require ${p.pkg.name}: ${e.stderr ?? e.message}`);
+    }
   }
 
   // 5. The installed bins print their versions.
