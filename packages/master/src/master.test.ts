@@ -99,6 +99,32 @@ describe("master service", () => {
     expect(seen).toEqual(["registered:ev", "removed:ev"]);
   });
 
+  it("delivers events from the call on (not from the first read), and those queued when it stops", async () => {
+    const m = await startTestMaster();
+    const it = m.master.events()[Symbol.asyncIterator]();
+    // Registered before anything reads the iterator.
+    await withClient(m.address, m.token, async (c) => {
+      await register(c, "early", {});
+      await c.deleteAgent({ name: "early" });
+    });
+    await m.stop();
+    const seen: string[] = [];
+    for (let r = await it.next(); !r.done; r = await it.next())
+      seen.push(`${r.value.type}:${r.value.agent.name}`);
+    expect(seen).toEqual(["registered:early", "removed:early"]);
+  });
+
+  it("refuses a second listen(), and listen() after stop(): no server outlives stop()", async () => {
+    const m = await startTestMaster();
+    await expect(m.master.listen()).rejects.toSatisfy(
+      (e) => isSlothError(e, "SLOTH_INVALID_ARGUMENT") && /listens already/.test(String(e)),
+    );
+    await m.stop();
+    await expect(m.master.listen()).rejects.toSatisfy(
+      (e) => isSlothError(e, "SLOTH_INVALID_ARGUMENT") && /was stopped/.test(String(e)),
+    );
+  });
+
   it("serves /metrics and Connect JSON over HTTP/1.1 on the same port", async () => {
     const m = await startTestMaster();
     await withClient(m.address, m.token, (c) => register(c, "metered", {}));

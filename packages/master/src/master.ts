@@ -258,6 +258,7 @@ export function createMaster(options: MasterOptions): Master {
       srv.listen(port, bind, () => resolve());
     });
 
+  let listening = false;
   return {
     registry,
     routes,
@@ -269,6 +270,19 @@ export function createMaster(options: MasterOptions): Master {
       masterEvents(registry, AbortSignal.any([shutdown.signal, ...(signal ? [signal] : [])])),
     runsInFlight: () => deps.runs.inFlight,
     async listen() {
+      if (shutdown.signal.aborted)
+        throw new SlothError("SLOTH_INVALID_ARGUMENT", "cannot listen: this master was stopped", {
+          hint: "create a new one with createMaster()",
+        });
+      if (listening)
+        throw new SlothError(
+          "SLOTH_INVALID_ARGUMENT",
+          "cannot listen: the master listens already",
+          {
+            hint: "call listen() once; stop() closes the server it opened",
+          },
+        );
+      listening = true;
       const port = options.port ?? 50053;
       const bind = options.bind ?? "0.0.0.0";
       let address: AddressInfo;
@@ -288,12 +302,18 @@ export function createMaster(options: MasterOptions): Master {
           secureSessions.add(s);
           s.once("close", () => secureSessions.delete(s));
         });
-        await listenOn(srv, port, bind);
+        await listenOn(srv, port, bind).catch((e: unknown) => {
+          listening = false;
+          throw e;
+        });
         secure = srv;
         address = srv.address() as AddressInfo;
       } else {
         const d = createDualServer(serve);
-        await listenOn(d.server, port, bind);
+        await listenOn(d.server, port, bind).catch((e: unknown) => {
+          listening = false;
+          throw e;
+        });
         dual = d;
         address = d.server.address() as AddressInfo;
       }
@@ -346,10 +366,9 @@ export function createMaster(options: MasterOptions): Master {
   };
 }
 
-async function* masterEvents(
-  registry: AgentRegistry,
-  signal: AbortSignal,
-): AsyncGenerator<MasterEvent> {
+function masterEvents(registry: AgentRegistry, signal: AbortSignal): AsyncIterable<MasterEvent> {
+  // Listening starts now, not at the first next(): nothing between the call
+  // and the first read is lost. Events queued before the end are delivered.
   const queue: MasterEvent[] = [];
   let wake: (() => void) | undefined;
   const push = (e: MasterEvent) => {
@@ -360,29 +379,42 @@ async function* masterEvents(
   const onStatus = (agent: AgentEntry, status: AgentState) =>
     push({ type: "status", agent, status });
   const onRemoved = (agent: AgentEntry) => push({ type: "removed", agent });
-  registry.on("registered", onRegistered);
-  registry.on("status", onStatus);
-  registry.on("removed", onRemoved);
-  const onAbort = () => wake?.();
-  signal.addEventListener("abort", onAbort);
-  try {
-    while (!signal.aborted) {
-      const next = queue.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      await new Promise<void>((r) => {
-        wake = r;
-      });
-      wake = undefined;
-    }
-  } finally {
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
     registry.off("registered", onRegistered);
     registry.off("status", onStatus);
     registry.off("removed", onRemoved);
-    signal.removeEventListener("abort", onAbort);
+    signal.removeEventListener("abort", end);
+    wake?.();
+  };
+  if (signal.aborted) ended = true;
+  else {
+    registry.on("registered", onRegistered);
+    registry.on("status", onStatus);
+    registry.on("removed", onRemoved);
+    signal.addEventListener("abort", end, { once: true });
   }
+  async function* read(): AsyncGenerator<MasterEvent> {
+    try {
+      for (;;) {
+        const next = queue.shift();
+        if (next) yield next;
+        else if (ended) return;
+        else {
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+          wake = undefined;
+        }
+      }
+    } finally {
+      end();
+      queue.length = 0;
+    }
+  }
+  return read();
 }
 
 /** Heartbeat settings that cannot work are refused at start, not found out by flapping agents. */
