@@ -1,3 +1,4 @@
+import { StateError } from "./errors.js";
 import { createStateStore, validateName } from "./store.js";
 import type { StateStore } from "./types.js";
 
@@ -35,10 +36,22 @@ export interface ConnectStateOptions {
  */
 export async function connectState(options: ConnectStateOptions): Promise<StateStore> {
   if (typeof options?.master !== "string" || options.master.length === 0) {
-    throw new TypeError("cannot connect state: `master` must be HOST:PORT");
+    throw new StateError(
+      "SLOTH_INVALID_ARGUMENT",
+      "cannot connect state: `master` must be HOST:PORT",
+      {
+        hint: 'pass the master\'s address, such as { master: "10.0.0.5:50053" }',
+      },
+    );
   }
   if (typeof options.token !== "string" || options.token.length === 0) {
-    throw new TypeError("cannot connect state: `token` must be the cluster token");
+    throw new StateError(
+      "SLOTH_INVALID_ARGUMENT",
+      "cannot connect state: `token` must be the cluster token",
+      {
+        hint: "read it from the master's token file (<data dir>/master/token) or SLOTH_RUNNER_TOKEN",
+      },
+    );
   }
   const namespace = validateName(options.namespace ?? "default", "namespace");
   // Connect and the generated code load only here, so `openState` users never pay for them.

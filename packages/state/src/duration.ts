@@ -45,7 +45,7 @@ const MAX_TTL_MS = 100 * 365.25 * 86_400_000;
 
 /** Parses a TTL: a positive, finite duration of at most 100 years, rounded up to whole ms. */
 export function parseTtl(value: Duration): number {
-  const ms = parseDuration(value, "ttl");
+  const ms = typeof value === "number" ? value : parseDuration(value, "ttl");
   if (!(ms > 0) || !Number.isFinite(ms) || ms > MAX_TTL_MS) {
     throw invalid(
       `invalid ttl ${String(value)}: expected a positive duration of at most 100 years`,

@@ -119,6 +119,14 @@ export function createFileBackend(db: Database.Database, busyTimeoutMs: number):
       );
     }
     const next = current + by;
+    // Counts past 2^53 - 1 would silently stop adding up.
+    if (Number.isInteger(current) && Number.isInteger(by) && !Number.isSafeInteger(next)) {
+      throw new StateError(
+        "SLOTH_INVALID_ARGUMENT",
+        `cannot increment key '${key}': the result ${next} is beyond ${Number.MAX_SAFE_INTEGER}, where integers lose precision`,
+        { details: { namespace: ns, key, value: current, by } },
+      );
+    }
     if (!Number.isFinite(next)) {
       throw new StateError(
         "SLOTH_INVALID_ARGUMENT",

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { StateBackend } from "./backend.js";
 import { checkedBackend } from "./checked-backend.js";
+import { StateError } from "./errors.js";
 import { createFileBackend } from "./file-backend.js";
 import { type Durability, openStateDatabase } from "./sqlite.js";
 import { createStateStore, validateName } from "./store.js";
@@ -25,7 +26,13 @@ export interface OpenStateOptions {
  */
 export async function openState(options: OpenStateOptions): Promise<StateStore> {
   if (typeof options?.path !== "string" || options.path.length === 0) {
-    throw new TypeError("cannot open state: `path` must be a non-empty string");
+    throw new StateError(
+      "SLOTH_INVALID_ARGUMENT",
+      "cannot open state: `path` must be a non-empty string",
+      {
+        hint: 'pass the SQLite file to use, such as { path: "state.db" }',
+      },
+    );
   }
   const namespace = validateName(options.namespace ?? "default", "namespace");
   return createStateStore(await openFileBackend(options), namespace);
@@ -40,7 +47,13 @@ export async function openStateBackend(
   options: Omit<OpenStateOptions, "namespace">,
 ): Promise<StateBackend> {
   if (typeof options?.path !== "string" || options.path.length === 0) {
-    throw new TypeError("cannot open state: `path` must be a non-empty string");
+    throw new StateError(
+      "SLOTH_INVALID_ARGUMENT",
+      "cannot open state: `path` must be a non-empty string",
+      {
+        hint: 'pass the SQLite file to use, such as { path: "state.db" }',
+      },
+    );
   }
   return checkedBackend(await openFileBackend(options));
 }
@@ -50,13 +63,15 @@ async function openFileBackend(
 ): Promise<StateBackend> {
   const durability = options.durability ?? "full";
   if (durability !== "full" && durability !== "normal") {
-    throw new TypeError(
-      `cannot open state: durability must be "full" or "normal", not '${durability}'`,
+    throw new StateError(
+      "SLOTH_INVALID_ARGUMENT",
+      `cannot open state: durability must be "full" or "normal", not '${String(durability)}'`,
     );
   }
   const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
   if (typeof busyTimeoutMs !== "number" || !Number.isFinite(busyTimeoutMs) || busyTimeoutMs < 0)
-    throw new TypeError(
+    throw new StateError(
+      "SLOTH_INVALID_ARGUMENT",
       `cannot open state: busyTimeoutMs must be a non-negative number of ms, not '${String(busyTimeoutMs)}'`,
     );
   const db: Database.Database = await openStateDatabase(options.path, {

@@ -3,7 +3,7 @@ import path from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir, waitUntilPast } from "../test-support/temp.js";
-import { isStateError, type JsonValue, openState, type StateStore } from "./index.js";
+import { connectState, isStateError, type JsonValue, openState, type StateStore } from "./index.js";
 
 const tmp = tempDir();
 let store: StateStore;
@@ -141,6 +141,14 @@ describe("increment", () => {
     expect(await s.increment("n")).toBe(1);
     expect(await s.increment("n", -3)).toBe(-2);
     expect(await s.increment("n", 0.5)).toBe(-1.5);
+  });
+
+  it("refuses a count past 2^53 - 1, where it would stop adding up", async () => {
+    const s = fresh();
+    await s.set("big", Number.MAX_SAFE_INTEGER - 1);
+    expect(await s.increment("big")).toBe(Number.MAX_SAFE_INTEGER);
+    expect(await code(s.increment("big"))).toBe("SLOTH_INVALID_ARGUMENT");
+    expect(await s.get("big")).toBe(Number.MAX_SAFE_INTEGER);
   });
 
   it("refuses a non-number with SLOTH_STATE_NOT_A_NUMBER and leaves it unchanged", async () => {
@@ -302,10 +310,19 @@ describe("bad inputs", () => {
     const s = await openState({ path: file });
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     await s.close();
-    await expect(openState({ path: "" })).rejects.toThrow(/path/);
-    await expect(openState({ path: file, durability: "fast" as "full" })).rejects.toThrow(
-      /durability/,
-    );
+    for (const bad of [
+      openState({ path: "" }),
+      openState({ path: file, durability: "fast" as "full" }),
+      openState({ path: file, busyTimeoutMs: -1 }),
+      connectState({ master: "127.0.0.1:1", token: "" }),
+      connectState({ master: "", token: "t" }),
+    ]) {
+      const e = await bad.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(isStateError(e, "SLOTH_INVALID_ARGUMENT"), String(e)).toBe(true);
+    }
     t.cleanup();
   });
 
