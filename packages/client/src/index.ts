@@ -71,7 +71,13 @@ export {
 } from "./service/pid-file.js";
 export { renderSystemdUnit, type SystemdUnitOptions } from "./service/systemd.js";
 export { type ShellOptions, shellOnAgent, type TerminalSize } from "./shell.js";
-export { type Durability, type OpenSqliteOptions, openSqlite, writeTransaction } from "./sqlite.js";
+export {
+  type Durability,
+  type OpenSqliteOptions,
+  openSqlite,
+  sqliteOpenError,
+  writeTransaction,
+} from "./sqlite.js";
 export {
   type CertificatePair,
   type CreateCaOptions,

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { SlothError } from "./errors.js";
 
 /** How hard a database works to keep committed writes across power loss. */
 export type Durability = "full" | "normal";
@@ -38,4 +39,46 @@ export function openSqlite(file: string, options: OpenSqliteOptions = {}): Datab
  */
 export function writeTransaction<T>(db: Database.Database, fn: () => T): T {
   return db.transaction(fn).immediate();
+}
+
+const OPEN_FAILURES: Record<string, [reason: string, hint: string]> = {
+  EISDIR: ["it is a directory", "give the path of a file"],
+  ENOTDIR: ["a part of its path is not a directory", "give a path whose parents are directories"],
+  EEXIST: ["a part of its path is not a directory", "give a path whose parents are directories"],
+  EACCES: ["permission denied", "fix its permissions, or use another data directory"],
+  EPERM: ["permission denied", "fix its permissions, or use another data directory"],
+  EROFS: ["the file system is read-only", "use a data directory on a writable file system"],
+  ENOSPC: ["the disk is full", "free some space"],
+  SQLITE_FULL: ["the disk is full", "free some space"],
+  SQLITE_CANTOPEN: [
+    "SQLite cannot open it",
+    "check that this user can write the file and its folder",
+  ],
+  SQLITE_NOTADB: ["it is not a SQLite database", "move it aside"],
+  SQLITE_CORRUPT: ["the database is corrupt", "restore it from a backup, or move it aside"],
+  SQLITE_READONLY: ["it is read-only", "fix its permissions, or use another data directory"],
+};
+
+/**
+ * Describes a failure to open (or migrate) a SQLite file for the user, as a
+ * one-line SLOTH_DATA_DIR error naming `what` it holds, the file and the
+ * reason, with `recovery` (how to get going again) as the hint when given.
+ * Returns other errors unchanged.
+ */
+export function sqliteOpenError(
+  file: string,
+  e: unknown,
+  what: string,
+  recovery?: string,
+): unknown {
+  const code = (e as { code?: unknown } | null)?.code;
+  const known = typeof code === "string" ? OPEN_FAILURES[code] : undefined;
+  if (known === undefined) return e;
+  const [reason, hint] = known;
+  const fixable = code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT";
+  return new SlothError("SLOTH_DATA_DIR", `cannot open ${what} ${file}: ${reason}`, {
+    hint: fixable && recovery ? recovery : hint,
+    cause: e,
+    details: { path: file, cause: code },
+  });
 }

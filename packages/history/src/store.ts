@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { type Durability, openSqlite, writeTransaction } from "@sloth/client";
+import { type Durability, openSqlite, sqliteOpenError, writeTransaction } from "@sloth/client";
 import type { TaskOutput, Value } from "@sloth/workflow";
 import type Database from "better-sqlite3";
 import { and, asc, desc, eq, inArray, lt, ne, sql } from "drizzle-orm";
@@ -63,11 +63,21 @@ const MIGRATIONS = fileURLToPath(new URL("../drizzle", import.meta.url));
 
 /** Opens history.db, migrating it to the current schema. */
 export function openHistory(options: HistoryOptions): HistoryStore {
-  const sqlite: Database.Database = openSqlite(options.path, {
-    durability: options.durability ?? "normal",
-  });
-  const db: BetterSQLite3Database = drizzle(sqlite);
-  migrate(db, { migrationsFolder: MIGRATIONS });
+  let sqlite: Database.Database | undefined;
+  let db: BetterSQLite3Database;
+  try {
+    sqlite = openSqlite(options.path, { durability: options.durability ?? "normal" });
+    db = drizzle(sqlite);
+    migrate(db, { migrationsFolder: MIGRATIONS });
+  } catch (e) {
+    sqlite?.close();
+    throw sqliteOpenError(
+      options.path,
+      e,
+      "the run history",
+      "move it aside (a new history starts; the old runs stay in the moved file), or run with --no-history",
+    );
+  }
   const limits = {
     logLimit: options.logLimit ?? DEFAULT_LOG_LIMIT,
     flushIntervalMs: options.flushIntervalMs ?? 20,

@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { EventEmitter } from "node:events";
 import { fileURLToPath } from "node:url";
-import { openSqlite, SlothError, writeTransaction } from "@sloth/client";
+import { openSqlite, SlothError, sqliteOpenError, writeTransaction } from "@sloth/client";
 import type Database from "better-sqlite3";
 import { eq } from "drizzle-orm";
 import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
@@ -100,17 +100,29 @@ export class AgentRegistry extends EventEmitter<RegistryEvents> {
     // NORMAL durability: the registry is soft state (agents register again and
     // heartbeat every few seconds), so losing the last writes on power loss
     // costs nothing, while FULL would put an fsync in every registration.
-    this.#sqlite = openSqlite(file, { durability: "normal" });
-    this.#db = drizzle(this.#sqlite);
-    migrate(this.#db, { migrationsFolder: MIGRATIONS });
-    for (const row of this.#db.select().from(agents).all()) {
-      this.#agents.set(row.name, {
-        ...row,
-        labels: JSON.parse(row.labels) as Record<string, string>,
-        facts: JSON.parse(row.facts) as Record<string, string | number>,
-        runningCommands: 0,
-      });
+    let sqlite: Database.Database | undefined;
+    try {
+      sqlite = openSqlite(file, { durability: "normal" });
+      this.#db = drizzle(sqlite);
+      migrate(this.#db, { migrationsFolder: MIGRATIONS });
+      for (const row of this.#db.select().from(agents).all()) {
+        this.#agents.set(row.name, {
+          ...row,
+          labels: JSON.parse(row.labels) as Record<string, string>,
+          facts: JSON.parse(row.facts) as Record<string, string | number>,
+          runningCommands: 0,
+        });
+      }
+    } catch (e) {
+      sqlite?.close();
+      throw sqliteOpenError(
+        file,
+        e,
+        "the agent registry",
+        "move it aside: the master starts a new registry, and agents register again at their next heartbeat",
+      );
     }
+    this.#sqlite = sqlite;
   }
 
   /** Starts the once-a-second flush and liveness sweep. */

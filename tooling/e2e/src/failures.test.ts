@@ -265,6 +265,39 @@ describe("bad input", () => {
     );
   });
 
+  it("names a damaged database file and how to recover, touching nothing", async () => {
+    const dir = tempDir();
+    const garbage = Buffer.alloc(8192, 0x5a);
+    const damaged = (rel: string) => {
+      const file = path.join(dir, rel);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, garbage);
+      return file;
+    };
+    const registry = damaged("master/registry.db");
+    const start = await runCli(["--data-dir", dir, "master", "start", "--port", "0"]);
+    expect(start.code).toBe(1);
+    expect(start.stderr).toContain(
+      `error: cannot open the agent registry ${registry}: it is not a SQLite database; move it aside`,
+    );
+    const masters = damaged("masters.db");
+    const list = await runCli(["--data-dir", dir, "master", "list"]);
+    expect(list.code).toBe(1);
+    expect(list.stderr.trim()).toMatch(
+      new RegExp(
+        `^error: cannot open the list of masters ${masters}: it is not a SQLite database; move it aside and add your masters again`,
+      ),
+    );
+    const history = damaged("history.db");
+    const runs = await runCli(["--data-dir", dir, "runs", "list"]);
+    expect(runs.code).toBe(1);
+    expect(runs.stderr.trim()).toMatch(
+      new RegExp(`^error: cannot open the run history ${history}: it is not a SQLite database`),
+    );
+    for (const r of [start, list, runs]) expect(r.stderr).not.toMatch(/\n\s+at |This is a bug/);
+    for (const f of [registry, masters, history]) expect(fs.readFileSync(f)).toEqual(garbage);
+  });
+
   it("rejects bad addresses, unknown masters and bad names", async () => {
     const dir = tempDir();
     const cases: Array<[string[], string]> = [

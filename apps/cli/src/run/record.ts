@@ -45,7 +45,10 @@ export async function openRunHistory(path: string, facts: RunFacts): Promise<Run
     sources = hashSources(facts.file, facts.sources ?? []);
     store = openHistory({ path });
   } catch (e) {
-    eprintln(`notice: run not recorded: cannot open ${path}: ${(e as Error).message}`);
+    const message = (e as Error).message;
+    eprintln(
+      `notice: run not recorded: ${message.startsWith("cannot open") ? message : `cannot open ${path}: ${message}`}`,
+    );
   }
   return {
     begin(model, runId) {

@@ -5,7 +5,7 @@ import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3"
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { parseHostPort } from "../address.js";
 import { SlothError } from "../errors.js";
-import { openSqlite, writeTransaction } from "../sqlite.js";
+import { openSqlite, sqliteOpenError, writeTransaction } from "../sqlite.js";
 import { masters } from "./schema.js";
 
 /** TLS file paths recorded for a master. */
@@ -106,9 +106,21 @@ function notFound(name: string): SlothError {
 
 /** Opens masters.db (created and migrated if needed). */
 export function openMastersStore(file: string): MastersStore {
-  const sqlite: Database.Database = openSqlite(file);
-  const db: BetterSQLite3Database = drizzle(sqlite);
-  migrate(db, { migrationsFolder: MIGRATIONS });
+  let sqlite: Database.Database | undefined;
+  let db: BetterSQLite3Database;
+  try {
+    sqlite = openSqlite(file);
+    db = drizzle(sqlite);
+    migrate(db, { migrationsFolder: MIGRATIONS });
+  } catch (e) {
+    sqlite?.close();
+    throw sqliteOpenError(
+      file,
+      e,
+      "the list of masters",
+      "move it aside and add your masters again with `sloth-runner master add`",
+    );
+  }
 
   const get = (name: string): MasterRecord | undefined => {
     const row = db.select().from(masters).where(eq(masters.name, name)).get();
