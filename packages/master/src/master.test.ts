@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
+import path from "node:path";
 import { connect, fromConnectError, isSlothError, masterClient } from "@sloth/client";
 import { AgentStatus } from "@sloth/proto";
-import { cleanup, startTestMaster } from "@sloth/testkit";
+import { cleanup, startTestMaster, tempDir } from "@sloth/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import type { MasterEvent } from "./master.js";
 
@@ -112,6 +113,27 @@ describe("master service", () => {
     for (let r = await it.next(); !r.done; r = await it.next())
       seen.push(`${r.value.type}:${r.value.agent.name}`);
     expect(seen).toEqual(["registered:early", "removed:early"]);
+  });
+
+  it("refuses a missing registry path, a bad port and an unknown bind address with typed errors", async () => {
+    const { createMaster } = await import("./master.js");
+    const token = "t".repeat(32);
+    expect(() => createMaster({ registryPath: "", token })).toThrow(
+      /registryPath must name a file/,
+    );
+    for (const [opts, code, message] of [
+      [{ port: 70000 }, "SLOTH_INVALID_ARGUMENT", /cannot listen on port 70000/],
+      [{ port: 0, bind: "no-such-host.invalid" }, "SLOTH_INVALID_ADDRESS", /no such host/],
+    ] as const) {
+      const m = createMaster({ registryPath: path.join(tempDir(), "registry.db"), token, ...opts });
+      const e = await m.listen().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      await m.stop();
+      expect(isSlothError(e, code), String(e)).toBe(true);
+      expect(String(e)).toMatch(message);
+    }
   });
 
   it("refuses a second listen(), and listen() after stop(): no server outlives stop()", async () => {

@@ -118,6 +118,12 @@ export function createMaster(options: MasterOptions): Master {
   const log = options.logger ?? silent;
   if (!options.token)
     throw new SlothError("SLOTH_TOKEN_MISSING", "cannot start master: the cluster token is empty");
+  if (typeof options.registryPath !== "string" || options.registryPath === "")
+    throw new SlothError(
+      "SLOTH_INVALID_ARGUMENT",
+      "cannot create the master: registryPath must name a file",
+      { hint: 'give the SQLite file of its agent registry, such as "registry.db"' },
+    );
   checkTimings(options);
   const registry = new AgentRegistry(options.registryPath, {
     ttlMs: options.agentTtlMs ?? 15_000,
@@ -246,6 +252,13 @@ export function createMaster(options: MasterOptions): Master {
               cause: e,
             }),
           );
+        } else if (e.code === "ENOTFOUND" || e.code === "EAI_AGAIN") {
+          reject(
+            new SlothError("SLOTH_INVALID_ADDRESS", `cannot bind ${bind}: no such host`, {
+              hint: "give an IP address or host name of this machine (bind)",
+              cause: e,
+            }),
+          );
         } else if (e.code === "EADDRNOTAVAIL") {
           reject(
             new SlothError("SLOTH_INVALID_ADDRESS", `cannot bind ${bind}: no such local address`, {
@@ -282,8 +295,12 @@ export function createMaster(options: MasterOptions): Master {
             hint: "call listen() once; stop() closes the server it opened",
           },
         );
-      listening = true;
       const port = options.port ?? 50053;
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new SlothError("SLOTH_INVALID_ARGUMENT", `cannot listen on port ${port}`, {
+          hint: "give a port from 1 to 65535, or 0 for any free port",
+        });
+      listening = true;
       const bind = options.bind ?? "0.0.0.0";
       let address: AddressInfo;
       if (options.tls) {
