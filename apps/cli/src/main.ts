@@ -101,14 +101,26 @@ function usageError(msg: string, argv: readonly string[]): CliError {
     const first = argv.find(
       (a, i) => !a.startsWith("-") && !(i > 0 && /^--[^=]+$/.test(argv[i - 1] as string)),
     );
+    if (first === "stack" || first === "stacks")
+      return new CliError("stacks (`sloth-runner stack ...`) are not available in this version", {
+        hint: "keep deployment state with `sloth-runner state` or the Lua `state` module",
+        exitCode: 2,
+      });
     const guess = /^Did you mean (\S+)\?/.exec(msg)?.[1];
-    return new CliError(
-      first === undefined
-        ? "missing command"
-        : `unknown command '${first}'${guess ? `; did you mean '${guess}'?` : ""}`,
-      { hint: `the commands are: ${names.join(", ")}`, exitCode: 2 },
-    );
+    // yargs suggests the nearest command however far it is ('events' → 'agent').
+    const near = guess !== undefined && first !== undefined && closeEnough(first, guess);
+    return new CliError(first === undefined ? "missing command" : `unknown command '${first}'`, {
+      hint: `${near ? `did you mean '${guess}'? ` : ""}the commands are: ${names.join(", ")}`,
+      exitCode: 2,
+    });
   }
+  // A word after a command group that is none of its commands (`agent install`).
+  const sub = /^Unknown arguments?: ([^,\s]+)/.exec(msg)?.[1];
+  if (at !== -1 && sub !== undefined && argv[at + 1] === sub && /^[a-z][a-z-]*$/.test(sub))
+    return new CliError(`unknown command '${argv[at]} ${sub}'`, {
+      hint: `run \`sloth-runner ${argv[at]} --help\` to see its commands`,
+      exitCode: 2,
+    });
   const negative = argv.find((a) => /^-\d/.test(a));
   if (negative !== undefined && /^Unknown argument/.test(msg)) {
     return new CliError(
@@ -137,8 +149,35 @@ function usageError(msg: string, argv: readonly string[]): CliError {
     msg = `unknown ${kind}${shown.length > 1 ? "s" : ""}: ${shown.join(", ")}`;
   }
   const missing = /^Not enough non-option arguments/.test(msg);
-  return new CliError(missing ? "missing argument" : msg, {
-    hint: `run \`sloth-runner ${path ? `${path} ` : ""}--help\` to see the usage`,
-    exitCode: 2,
-  });
+  return new CliError(
+    missing ? `missing argument${path ? ` to \`sloth-runner ${path}\`` : ""}` : msg,
+    {
+      hint: `run \`sloth-runner ${path ? `${path} ` : ""}--help\` to see the usage`,
+      exitCode: 2,
+    },
+  );
+}
+
+/** True when `guess` is a plausible correction of `word` (a typo away). */
+function closeEnough(word: string, guess: string): boolean {
+  const a = word.toLowerCase();
+  const b = guess.toLowerCase();
+  if (b.startsWith(a) || a.startsWith(b)) return true;
+  // Edit distance, a swap of two neighbours counting as one edit.
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i] as number[];
+      const up = d[i - 1] as number[];
+      row[j] = Math.min(
+        (up[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (up[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
+    }
+  return ((d[a.length] as number[])[b.length] as number) <= (b.length >= 5 ? 2 : 1);
 }

@@ -97,7 +97,7 @@ describe("sloth-runner master add/list/select/show/update/remove", () => {
     const def = await cli("master", "rm", "staging", "--yes");
     expect(def.code).toBe(1);
     expect(def.stderr).toBe(
-      "error: cannot delete default master 'staging'. Select a different default first; run `sloth-runner master select OTHER` first\n",
+      "error: cannot delete default master 'staging'. Select a different default first; run `sloth-runner master select OTHER`\n",
     );
     expect((await cli("master", "delete", "production", "--yes")).stdout).toBe(
       "Master 'production' removed\n",

@@ -316,7 +316,37 @@ describe("run: bad inputs", () => {
         args: ["bogus"],
         code: 2,
         stderr:
-          "error: unknown command 'bogus'; the commands are: master, agent, ca, run, runs, workflow, state\n",
+          "error: unknown command 'bogus'; the commands are: master, agent, ca, run, runs, workflow, state, version\n",
+      },
+      {
+        args: ["agnet", "list"],
+        code: 2,
+        stderr:
+          "error: unknown command 'agnet'; did you mean 'agent'? the commands are: master, agent, ca, run, runs, workflow, state, version\n",
+      },
+      {
+        args: ["events", "list"],
+        code: 2,
+        stderr:
+          "error: unknown command 'events'; the commands are: master, agent, ca, run, runs, workflow, state, version\n",
+      },
+      {
+        args: ["agent", "install"],
+        code: 2,
+        stderr:
+          "error: unknown command 'agent install'; run `sloth-runner agent --help` to see its commands\n",
+      },
+      {
+        args: ["agent", "stop"],
+        code: 2,
+        stderr:
+          "error: missing argument to `sloth-runner agent stop`; run `sloth-runner agent stop --help` to see the usage\n",
+      },
+      {
+        args: ["stack", "list"],
+        code: 2,
+        stderr:
+          "error: stacks (`sloth-runner stack ...`) are not available in this version; keep deployment state with `sloth-runner state` or the Lua `state` module\n",
       },
       {
         args: ["runs", "list", "--bogus"],

@@ -1,4 +1,5 @@
 import type { CommandModule } from "yargs";
+import { VERSION } from "../version.js";
 import { agentCommand } from "./agent.js";
 import { caCommand } from "./ca.js";
 import { masterCommand } from "./master.js";
@@ -6,6 +7,15 @@ import { runCommand } from "./run.js";
 import { runsCommand } from "./runs.js";
 import { stateCommand } from "./state.js";
 import { workflowCommand } from "./workflow.js";
+
+/** `sloth-runner version`: the version, as `--version` prints it. */
+const versionCommand: CommandModule = {
+  command: "version",
+  describe: "Print the version",
+  handler: () => {
+    process.stdout.write(`${VERSION}\n`);
+  },
+};
 
 /**
  * Every top-level command of `sloth-runner`. Each lives in its own file as a
@@ -21,4 +31,5 @@ export const commands: CommandModule<any, any>[] = [
   runsCommand,
   workflowCommand,
   stateCommand,
+  versionCommand,
 ];

@@ -197,7 +197,7 @@ const remove: CommandModule<GlobalArgs, GlobalArgs & { name: string; yes?: boole
         throw new CliError(
           `cannot delete default master '${m.name}'. Select a different default first`,
           {
-            hint: "run `sloth-runner master select OTHER` first",
+            hint: "run `sloth-runner master select OTHER`",
           },
         );
       }

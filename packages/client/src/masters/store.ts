@@ -208,7 +208,7 @@ export function openMastersStore(file: string): MastersStore {
           throw new SlothError(
             "SLOTH_MASTER_IS_DEFAULT",
             `cannot delete default master '${name}'. Select a different default first`,
-            { hint: "run `sloth-runner master select OTHER` first" },
+            { hint: "run `sloth-runner master select OTHER`" },
           );
         }
         db.delete(masters).where(eq(masters.name, name)).run();
