@@ -33,6 +33,8 @@ export interface RunOnAgentsOptions {
     | undefined;
   /** Called when an agent's run ends. */
   onExit?: ((result: AgentRunResult) => void) | undefined;
+  /** Called once the command runs on an agent (before its first output). */
+  onStarted?: ((agent: string) => void) | undefined;
 }
 
 /** Runs one command on one agent through the master. Never throws for remote failures. */
@@ -56,7 +58,8 @@ export async function runOnAgent(
     let sawExit = false;
     for await (const res of stream) {
       const ev = res.event?.event;
-      if (ev?.case === "output") {
+      if (ev?.case === "started") options.onStarted?.(agent);
+      else if (ev?.case === "output") {
         await options.onOutput?.(agent, ev.value.stream === 2 ? "stderr" : "stdout", ev.value.data);
       } else if (ev?.case === "exit") {
         sawExit = true;

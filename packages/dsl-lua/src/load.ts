@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { findCycle, type Value, type WorkflowModel } from "@sloth/workflow";
-import type { LuaCaller } from "./convert/bind.js";
+import { type LuaCaller, withModuleHint } from "./convert/bind.js";
 import { SourceIndex } from "./convert/source-index.js";
 import type { FnRef } from "./convert/values.js";
 import { convertFile, type RawFile } from "./convert/workflow.js";
@@ -208,7 +208,9 @@ function relocate(location: SourceLocation, baseDir: string): SourceLocation {
 
 function jobError(err: JobError, baseDir: string): DslError {
   const location = err.location && relocate(err.location, baseDir);
-  return new DslError(err.code, formatLocated(err.reason, location), { location });
+  return new DslError(err.code, formatLocated(withModuleHint(err.reason), location), {
+    location,
+  });
 }
 
 // Paths in messages: relative to the current directory when below it.

@@ -189,6 +189,15 @@ describe("modules", () => {
     expect(out.message).toMatch(
       /attempt to index a nil value \(global 'docker'\): there is no 'docker' module here; run the tool from a command instead, e\.g\. exec\.run\("docker \.\.\."\)/,
     );
+    // Where there is something better than the tool's name, the hint says it.
+    const net = await run(`local r = net.get("http://x") return true`);
+    expect(net.message).toMatch(/there is no 'net' module here; use the http module for requests/);
+    const systemd = await run(`systemd.restart("nginx") return true`);
+    expect(systemd.message).toMatch(
+      /there is no 'systemd' module here; run exec\.run\("systemctl \.\.\."\)/,
+    );
+    const git = await run(`local g = require("git") return true`);
+    expect(git.message).toMatch(/module 'git' not found; tried .*: there is no 'git' module here/);
   });
 
   it("exec.run returns stdout, stderr, exit code; honours workdir, env and timeout", async () => {
@@ -241,7 +250,7 @@ describe("modules", () => {
       time.sleep(0.2)
       print("p", 1, nil)
       log.info("info", { a = 1 })
-      log.warn("careful")
+      log.warn("careful\\n")
       warn("@on")
       warn("odd ", "thing")
       local f = loadstring("return 1 + 1")

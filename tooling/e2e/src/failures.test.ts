@@ -104,7 +104,7 @@ describe("failures and recovery", () => {
 
   it("re-registers a live agent after `agent delete`", async () => {
     const { agents, cli } = await cluster(["phoenix"]);
-    const d = await cli("agent", "delete", "phoenix");
+    const d = await cli("agent", "delete", "phoenix", "--yes");
     expect(d.code).toBe(0);
     expect(d.stdout).toBe("Agent 'phoenix' deleted\n");
     await agents[0]!.proc.waitForOutput(/registered again|forgotten|no longer knows/, 15_000);

@@ -118,17 +118,19 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
     return await withMaster(argv, async ({ client, master }) => {
       if (!fanOut) {
         const agent = argv.target!;
-        if (!argv.quiet && !argv.json) {
-          eprintln(`${c.dim("╭─")} ${c.bold("Agent:")} ${c.cyan(agent)}`);
-          eprintln(`${c.dim("│")}  ${c.bold("Command:")} ${command}`);
-          eprintln(c.dim("╰─"));
-        }
         const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
         const r = await runOnAgent(agent, {
           client,
           masterAddress: master.address,
           spec,
           signal: controller.signal,
+          // Once it runs: an agent that is not found gets the error alone.
+          onStarted: () => {
+            if (argv.quiet || argv.json) return;
+            eprintln(`${c.dim("╭─")} ${c.bold("Agent:")} ${c.cyan(agent)}`);
+            eprintln(`${c.dim("│")}  ${c.bold("Command:")} ${command}`);
+            eprintln(c.dim("╰─"));
+          },
           onOutput: (_a, stream, data) => {
             // --json: one object at the end, as with --label/--name.
             if (argv.json) kept[stream].push(Buffer.from(data));

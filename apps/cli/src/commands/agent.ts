@@ -102,7 +102,16 @@ const del: CommandModule<GlobalArgs, NameArgs> = {
   command: "delete <name>",
   aliases: ["rm", "remove"],
   describe: "Forget an agent (a running agent registers again)",
-  builder: (y) => withMasterOptions(y).positional("name", { type: "string", demandOption: true }),
+  builder: (y) =>
+    withMasterOptions(y)
+      .positional("name", { type: "string", demandOption: true })
+      // Nothing is lost (a running agent registers again): it never asks, so
+      // --yes, as `master remove` takes it, changes nothing.
+      .option("yes", {
+        alias: "y",
+        type: "boolean",
+        describe: "Accepted for scripts; deleting never asks",
+      }),
   handler: (argv) =>
     withMaster(argv, async ({ client }) => {
       await client.deleteAgent({ name: argv.name }, { timeoutMs: 15_000 });

@@ -41,14 +41,41 @@ export function callFailure(r: Extract<CallResult, { ok: false }>): string {
 const ORIGINAL_MODULES =
   /\(global '(facts|file_ops|git|docker|pkg|systemd|infra_test|metrics|net|ai|gitops|go_bridge|salt|terraform|pulumi|aws|gcp|azure|kubernetes)'\)/;
 
-function withModuleHint(reason: string): string {
+/** A failure that comes from using a module of the original tool, with what to do instead. */
+export function withModuleHint(reason: string): string {
   const m = /attempt to (?:index|call) a nil value/.test(reason)
     ? ORIGINAL_MODULES.exec(reason)
-    : null;
-  const name = m?.[1];
+    : /module '([a-z_]+)' not found/.exec(reason);
+  const name =
+    m?.[1] !== undefined && ORIGINAL_MODULES.test(`(global '${m[1]}')`) ? m[1] : undefined;
   if (name === undefined) return reason;
-  const tool = name === "file_ops" ? "cp" : name.replace("_", "-");
-  return `${reason}: there is no '${name}' module here; run the tool from a command instead, e.g. exec.run("${tool} ...") (the modules are listed in the @sloth/dsl-lua README)`;
+  return `${reason}: ${missingModuleHint(name)}`;
+}
+
+// What to use instead of a module of the original tool, where there is a
+// clear answer; otherwise the command-line tool that does the same job.
+const INSTEAD: Record<string, string> = {
+  net: 'use the http module for requests, or exec.run("curl ...")',
+  file_ops: 'use the fs module (fs.read, fs.write, fs.copy, ...), or exec.run("cp ...")',
+  systemd: 'run exec.run("systemctl ...")',
+  pkg: 'run the package manager with exec.run("apt-get ...") (or dnf, apk, ...)',
+  facts:
+    'read what you need with exec.run("uname -a"), exec.run("hostname"), fs.read("/etc/os-release"), ...',
+  metrics:
+    'read what you need with exec.run("df -h"), exec.run("uptime"), ..., or `sloth-runner agent metrics NAME`',
+  infra_test:
+    'check with exec.run (test -f, systemctl is-active, curl -f, ...) and fail the task with return false, "why"',
+  gitops: 'run exec.run("git ...") and your deploy tool',
+  ai: "call your provider's API with the http module",
+  go_bridge: "run the program with exec.run",
+};
+
+/** How to do without a module of the original tool's documents. */
+export function missingModuleHint(name: string): string {
+  const instead =
+    INSTEAD[name] ??
+    `run the tool from a command instead, e.g. exec.run("${name.replace("_", "-")} ...")`;
+  return `there is no '${name}' module here; ${instead} (the modules are listed in the @sloth/dsl-lua README)`;
 }
 
 // What a Lua function receives as `params`: the task's params plus the basics.

@@ -75,7 +75,8 @@ end
 
 log = {}
 for _, level in ipairs({ "debug", "info", "warn", "error" }) do
-  log[level] = function(...) H.log("log", level:upper() .. " " .. text_of(...) .. "\n") end
+  -- One line per call: a message ending in a newline (exec.run output) gets no empty line after it.
+  log[level] = function(...) H.log("log", level:upper() .. " " .. text_of(...):gsub("\r?\n$", "") .. "\n") end
 end
 log.warning = log.warn
 package.loaded.log = log
