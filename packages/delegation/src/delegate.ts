@@ -288,6 +288,9 @@ export function createDelegate(options: DelegateOptions): Delegate {
       }
       return o;
     };
+    // Where it runs goes in the task's log (text, JSON events and history).
+    const on = channels.map((ch) => ch.label).join(", ");
+    ctx.log.write("log", `INFO running on ${on}${ctx.attempt > 1 ? ` (attempt ${ctx.attempt})` : ""}\n`);
     if (channels.length === 1) return remember(await runOn(channels[0]!, task, ctx, ""));
     const outcomes = await Promise.all(
       channels.map((ch) => runOn(ch, task, ctx, `[${ch.agent}] `)),

@@ -200,10 +200,13 @@ workflow.define("flag"):tasks({ a })
     const r = await run(file, "--delegate-to", "db-1");
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toContain("a | on-agent");
+    // The log says where the task ran.
+    expect(r.stdout).toContain("a | INFO running on agent 'db-1'");
     // HOST:PORT (agent names never hold ':') dials that agent, as delegate_to("HOST:PORT") does.
     const direct = await run(file, "--delegate-to", agents["db-1"]!.address);
     expect(direct.code, direct.stderr + direct.stdout).toBe(0);
     expect(direct.stdout).toContain("a | on-agent");
+    expect(direct.stdout).toContain(`a | INFO running on agent at ${agents["db-1"]!.address}`);
     const inline = flow(`
 local b = task("b"):delegate_to("${agents["web-1"]!.address}"):command("echo by-address")
 workflow.define("inline"):tasks({ b })
