@@ -1,6 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { agentClient, connect, type SlothConnection, type TlsMaterial } from "@sloth/client";
+import {
+  agentClient,
+  connect,
+  fromConnectError,
+  type SlothConnection,
+  type TlsMaterial,
+} from "@sloth/client";
 import type { MasterService, RunTaskRequestSchema, RunTaskResponse } from "@sloth/proto";
 
 /** The delegation calls to one agent, through the master or dialled directly. */
@@ -18,6 +24,11 @@ export interface TaskChannel {
     req: MessageInitShape<typeof RunTaskRequestSchema>,
     signal: AbortSignal,
   ): AsyncIterable<RunTaskResponse>;
+  /**
+   * Dialled agents only: undefined when the agent answers, else why not
+   * (the master knows for the others which agents are up).
+   */
+  unreachable?(signal: AbortSignal): Promise<string | undefined>;
 }
 
 /** A channel to the agent named `name`, relayed by the master. */
@@ -83,6 +94,15 @@ export function directChannel(
       await client.uploadBlobs(requests(), { signal });
     },
     runTask: (req, signal) => client.runTask(req, { signal }),
+    async unreachable(signal) {
+      try {
+        await client.health({}, { signal, timeoutMs: 5000 });
+        return undefined;
+      } catch (e) {
+        if (signal.aborted) return undefined;
+        return fromConnectError(e, { kind: "agent", address }).message;
+      }
+    },
     close: () => conn.close(),
   };
 }

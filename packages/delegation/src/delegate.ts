@@ -279,6 +279,15 @@ export function createDelegate(options: DelegateOptions): Delegate {
       };
     }
     const channels = resolved.channels;
+    // An agent dialled by address is known to be up only by trying it.
+    const only = channels.length === 1 ? channels[0] : undefined;
+    if (task.delegateTo?.fallback === "local" && only?.unreachable) {
+      const why = await only.unreachable(ctx.signal);
+      if (why !== undefined) {
+        ctx.log.write("log", `no target available (${why}): running locally\n`);
+        return undefined;
+      }
+    }
     const remember = (o: TaskOutcome & { lostAgent?: string }) => {
       if (o.lostAgent !== undefined) {
         const set = lost.get(lostKey(ctx)) ?? new Set<string>();
@@ -290,7 +299,10 @@ export function createDelegate(options: DelegateOptions): Delegate {
     };
     // Where it runs goes in the task's log (text, JSON events and history).
     const on = channels.map((ch) => ch.label).join(", ");
-    ctx.log.write("log", `INFO running on ${on}${ctx.attempt > 1 ? ` (attempt ${ctx.attempt})` : ""}\n`);
+    ctx.log.write(
+      "log",
+      `INFO running on ${on}${ctx.attempt > 1 ? ` (attempt ${ctx.attempt})` : ""}\n`,
+    );
     if (channels.length === 1) return remember(await runOn(channels[0]!, task, ctx, ""));
     const outcomes = await Promise.all(
       channels.map((ch) => runOn(ch, task, ctx, `[${ch.agent}] `)),

@@ -160,11 +160,17 @@ workflow.define("targets"):tasks({ each, one, all, check })
 local fb = task("fb"):delegate_to({ labels = { role = "gpu" }, fallback = "local" }):command("echo ran-locally")
 local strict = task("strict"):delegate_to("nobody"):command("echo never")
 local nowhere = task("nowhere"):delegate_to({ address = "127.0.0.1:1" }):command("echo never")
-workflow.define("fallback"):tasks({ fb, strict, nowhere })
+local dialled = task("dialled"):delegate_to({ address = "127.0.0.1:1", fallback = "local" }):command("echo dialled-locally")
+workflow.define("fallback"):tasks({ fb, strict, nowhere, dialled })
 `);
     const r = await run(file);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("fb | ran-locally");
+    // An address that does not answer falls back too.
+    expect(r.stdout).toMatch(
+      /dialled \| no target available \(cannot reach agent at 127\.0\.0\.1:1[^)]*\): running locally/,
+    );
+    expect(r.stdout).toContain("dialled | dialled-locally");
     expect(r.stdout).toMatch(/strict: failed .*agent 'nobody' is not registered/);
     // Never reached is not "lost".
     expect(r.stdout).toMatch(
