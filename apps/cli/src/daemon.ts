@@ -17,9 +17,13 @@ export function isDaemonChild(): boolean {
 
 /** Tells the starting process how start-up went (no-op outside a daemon child). */
 export function notifyParent(msg: DaemonMessage): void {
-  if (!isDaemonChild()) return;
+  // Once: later calls (an agent retrying its registration) find the channel
+  // closed, and a send on a closed channel is an 'error' event that would
+  // crash the daemon.
+  if (!isDaemonChild() || !process.connected) return;
   try {
-    process.send?.(msg);
+    // With a callback, a failed send is reported there, not as an 'error' event.
+    process.send?.(msg, undefined, undefined, () => {});
     if (msg.type === "ready") process.disconnect?.();
   } catch {
     // The parent has gone: nothing to tell.

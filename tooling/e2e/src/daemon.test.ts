@@ -170,6 +170,49 @@ describe("daemons", () => {
     expect(fs.existsSync(path.join(dir, "agents", "refused", "agent.pid"))).toBe(false);
   });
 
+  it("keeps a background agent alive while its master is down, until the master comes", async () => {
+    const dir = tempDir();
+    const pidFile = path.join(dir, "agents", "early", "agent.pid");
+    reap(pidFile);
+    // A free port for the master that is not up yet.
+    const probe = await startTestMaster();
+    const port = probe.port;
+    const token = probe.token;
+    await probe.stop();
+    const a = await runCli(
+      [
+        "--data-dir",
+        dir,
+        "agent",
+        "start",
+        "--daemon",
+        "--name",
+        "early",
+        "--master",
+        `127.0.0.1:${port}`,
+        "--port",
+        "0",
+        "--bind-address",
+        "127.0.0.1",
+      ],
+      { env: { SLOTH_RUNNER_TOKEN: token } },
+    );
+    expect(a.code, a.stderr).toBe(0);
+    const pid = Number.parseInt(fs.readFileSync(pidFile, "utf8"), 10);
+    // Several registration retries later it still runs (it used to die at the second).
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(alive(pid)).toBe(true);
+    const m = await startTestMaster({ port, token });
+    await waitFor(() => m.master.registry.get("early")?.status === "active", {
+      timeoutMs: 20_000,
+      what: "the agent to register once the master is up",
+    });
+    expect((await runCli(["--data-dir", dir, "agent", "stop", "early", "--local"])).code).toBe(0);
+    expect(fs.readFileSync(path.join(dir, "agents", "early", "agent.log"), "utf8")).not.toContain(
+      "ERR_IPC_CHANNEL_CLOSED",
+    );
+  });
+
   it("replaces a stale pid file", async () => {
     const dir = tempDir();
     reap(path.join(dir, "master", "master.pid"));

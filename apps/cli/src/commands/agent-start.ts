@@ -124,6 +124,10 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
     });
     println(`Agent '${name}' started in the background (pid ${pid}), listening on ${address}`);
     println(`Log: ${dir.log}; stop it with \`sloth-runner agent stop ${name} --local\``);
+    const { isLoopbackHost } = await import("@sloth/client");
+    const bind = argv.bindAddress ?? "0.0.0.0";
+    if (!argv.tlsCert && !isLoopbackHost(bind))
+      eprintln(painter(process.stderr).yellow(`warning: ${plaintextWarning(bind)}`));
     return;
   }
   const { claimPidFile, releasePidFile } = await import("@sloth/client");
@@ -164,12 +168,11 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
     },
   );
   const { isLoopbackHost } = await import("@sloth/client");
-  if (!argv.tlsCert && !isLoopbackHost(argv.bindAddress ?? "0.0.0.0")) {
-    eprintln(
-      painter(process.stderr).yellow(
-        `warning: listening on ${argv.bindAddress ?? "0.0.0.0"} without TLS: tokens and output cross the network in clear text`,
-      ),
-    );
+  const bind = argv.bindAddress ?? "0.0.0.0";
+  if (!argv.tlsCert && !isLoopbackHost(bind)) {
+    // In the JSON log as one of its lines; on the terminal otherwise.
+    if (logger) logger.warn({ bind }, plaintextWarning(bind));
+    else eprintln(painter(process.stderr).yellow(`warning: ${plaintextWarning(bind)}`));
   }
   const off = stopOnSignals(agent);
   try {
@@ -193,3 +196,7 @@ export const startAgentCommand: CommandModule<GlobalArgs, AgentStartArgs> = {
   builder: (y) => startAgentOptions(y),
   handler: (argv) => runAgent(argv),
 };
+
+function plaintextWarning(bind: string): string {
+  return `listening on ${bind} without TLS: tokens and output cross the network in clear text`;
+}

@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from "yargs";
 import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
 import { isDaemonChild, notifyParent } from "../daemon.js";
 import { daemonLogger, type LogFormat } from "../logger-factory.js";
-import { eprintln, println } from "../output.js";
+import { eprintln, painter, println } from "../output.js";
 
 interface StartArgs extends GlobalArgs {
   daemon?: boolean;
@@ -106,6 +106,13 @@ export async function runMaster(argv: StartArgs): Promise<void> {
     });
     println(`Master started in the background (pid ${pid}), listening on ${address}`);
     println(`Log: ${dir.master.log}; stop it with \`sloth-runner master stop\``);
+    const { isLoopbackHost } = await import("@sloth/client");
+    if (!argv.tlsCert && !isLoopbackHost(argv.bind))
+      eprintln(
+        painter(process.stderr).yellow(
+          `warning: listening on ${argv.bind} without TLS: tokens and output cross the network in clear text`,
+        ),
+      );
     return;
   }
   const { claimPidFile, releasePidFile } = await import("@sloth/client");
