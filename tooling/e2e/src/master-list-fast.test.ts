@@ -46,7 +46,7 @@ describe("sloth-runner master list, fast and full", () => {
     expect(r.code).not.toBe(0);
     expect(r.stdout).toBe("");
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
-    expect(r.stderr).toMatch(/^error: .*not a database/);
+    expect(r.stderr).toMatch(/^error: .*not a (SQLite )?database/);
     expect(fs.readFileSync(db).equals(before)).toBe(true);
   });
 });
