@@ -13,6 +13,7 @@ export {
   type WorkflowErrorOptions,
 } from "./errors.js";
 export { EventChannel, type RunEvent, type RunEventType, type RunStatus } from "./events.js";
+export { findRunLeftovers, stopRunLeftovers } from "./leftovers.js";
 export type {
   Condition,
   DelegateTarget,

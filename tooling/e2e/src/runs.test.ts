@@ -250,12 +250,13 @@ workflow.define("w"):tasks({
     });
   });
 
-  it("shows a run whose runner was killed with SIGKILL as interrupted", async () => {
+  it("shows a run whose runner was killed with SIGKILL as interrupted; --resume stops what it left running", async () => {
     const pidFile = path.join(dir, "sleep.pid");
+    const resumed = path.join(dir, "resumed");
     const f = path.join(dir, "long.sloth");
     fs.writeFileSync(
       f,
-      `workflow.define("long"):tasks({ task("quick"):command("true"), task("wait"):depends_on("quick"):command("echo $$ > ${pidFile}; exec sleep 30") })\n`,
+      `workflow.define("long"):tasks({ task("quick"):command("true"), task("wait"):depends_on("quick"):command("test -e ${resumed} && exit 0; echo $$ > ${pidFile}; exec sleep 30") })\n`,
     );
     const p = spawnNode(CLI_BIN, ["--data-dir", dataDir, "run", f]);
     await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim() !== "", {
@@ -270,23 +271,47 @@ workflow.define("w"):tasks({
       });
       p.kill("SIGKILL");
       await p.exited;
+      const list = await sloth("runs", "list", "--json");
+      const [run] = JSON.parse(list.stdout) as Run[];
+      expect(run).toMatchObject({
+        status: "interrupted",
+        message: `the runner (pid ${p.child.pid}) stopped before the run ended`,
+      });
+      const shown = await showJson(run?.id ?? "");
+      expect(shown.tasks.map((t) => [t.name, t.status])).toEqual([
+        ["quick", "succeeded"],
+        ["wait", "interrupted"],
+      ]);
+      // The task's sleep outlived its runner; resuming stops it first, so it
+      // never runs twice.
+      expect(running(sleeper)).toBe(true);
+      fs.writeFileSync(resumed, "");
+      const again = await sloth("run", "--resume", run?.id ?? "");
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain(
+        `notice: stopped 1 process(es) of task 'wait' still running since run ${run?.id} was interrupted`,
+      );
+      expect(running(sleeper)).toBe(false);
     } finally {
-      process.kill(sleeper, "SIGKILL");
+      try {
+        process.kill(sleeper, "SIGKILL");
+      } catch {
+        // Stopped by the resume.
+      }
     }
-    const list = await sloth("runs", "list", "--json");
-    const [run] = JSON.parse(list.stdout) as Run[];
-    expect(run).toMatchObject({
-      status: "interrupted",
-      message: `the runner (pid ${p.child.pid}) stopped before the run ended`,
-    });
-    const shown = await showJson(run?.id ?? "");
-    expect(shown.tasks.map((t) => [t.name, t.status])).toEqual([
-      ["quick", "succeeded"],
-      ["wait", "interrupted"],
-    ]);
   });
 });
 
 function hash12(file: string): string {
   return createHash("sha256").update(fs.readFileSync(file)).digest("hex").slice(0, 12);
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
 }

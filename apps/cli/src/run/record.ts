@@ -137,6 +137,19 @@ export async function loadResume(
       { hint: "pass --force to resume it anyway, or run the workflow anew" },
     );
   }
+  if (run.status === "interrupted") {
+    // Its runner died (SIGKILL, a crash) without stopping the tasks it was
+    // running: they must not run twice, alongside their resumed copies.
+    const running = new Set(run.tasks.filter((t) => t.status === "interrupted").map((t) => t.name));
+    const { stopRunLeftovers } = await import("@sloth/workflow");
+    const stopped = await stopRunLeftovers(run.id, running);
+    if (stopped.length > 0) {
+      const tasks = [...new Set(stopped.map((p) => `'${p.task}'`))].join(", ");
+      eprintln(
+        `notice: stopped ${stopped.length} process(es) of task ${tasks} still running since run ${run.id} was interrupted`,
+      );
+    }
+  }
   return { run, file, ...planResume(run) };
 }
 
