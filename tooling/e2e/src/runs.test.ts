@@ -1,8 +1,11 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
-import { CLI_BIN, cleanup, runCli, spawnNode, tempDir, waitFor } from "@sloth/testkit";
+import { CLI_BIN, cleanup, REPO_ROOT, runCli, spawnNode, tempDir, waitFor } from "@sloth/testkit";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+
+const require = createRequire(import.meta.url);
 
 // Run history, `runs` commands and `run --resume`, against the built binary.
 // Ids, times and durations vary: they are replaced by <id>, <when>, <t>.
@@ -226,6 +229,32 @@ workflow.define("w"):tasks({
     expect(forced.code).toBe(0);
     expect((await showJson(idOf(forced.stdout))).resumedFrom).toBe(id);
   });
+
+  it("a history that cannot be written (locked past its wait) does not fail the run", async () => {
+    const f = path.join(dir, "ok.sloth");
+    fs.writeFileSync(f, `workflow.define("ok"):tasks({ task("a"):command("echo fine") })\n`);
+    expect((await sloth("run", f)).code).toBe(0);
+    // Another process holds the write lock for longer than the 5 s busy wait.
+    const db = path.join(dataDir, "history.db");
+    const sqlite = require.resolve("better-sqlite3", {
+      paths: [path.join(REPO_ROOT, "packages", "client")],
+    });
+    const holder = spawnNode(
+      "-e",
+      [
+        `const D=require(${JSON.stringify(sqlite)});const d=new D(${JSON.stringify(db)});d.exec("BEGIN IMMEDIATE");d.exec("DELETE FROM history_runs WHERE 0");console.log("locked");setTimeout(()=>{},9000);`,
+      ],
+      {},
+    );
+    await holder.waitForOutput("locked");
+    const r = await sloth("run", f);
+    holder.kill("SIGKILL");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("a | fine");
+    expect(r.stdout).toMatch(/succeeded in .*: 1 succeeded/);
+    expect(r.stderr).toMatch(/^notice: run \S+ not recorded: cannot write .*history\.db: /m);
+    expect(r.stderr).not.toMatch(/This is a bug/);
+  }, 30_000);
 
   it("records an aborted run; --no-history records nothing; prune deletes finished runs", async () => {
     const aborted = await sloth("run", "examples/conditions.sloth", "--param", "freeze=yes");

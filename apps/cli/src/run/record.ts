@@ -54,14 +54,23 @@ export async function openRunHistory(path: string, facts: RunFacts): Promise<Run
     begin(model, runId) {
       if (!store) return undefined;
       const tasks = model.tasks.map((t) => t.name);
-      const recorder = store.record({
-        id: runId,
-        workflow: model.name,
-        tasks,
-        fileHash,
-        ...facts,
-        sources,
-      });
+      let recorder: ReturnType<HistoryStore["record"]>;
+      try {
+        recorder = store.record({
+          id: runId,
+          workflow: model.name,
+          tasks,
+          fileHash,
+          ...facts,
+          sources,
+        });
+      } catch (e) {
+        // Locked for too long, a full disk, a damaged page: the run goes on.
+        eprintln(
+          `notice: run ${runId} not recorded: cannot write ${path}: ${(e as Error).message}`,
+        );
+        return undefined;
+      }
       return {
         event: (e) => recorder.event(e),
         finish(result) {
