@@ -209,6 +209,35 @@ describe("sloth-runner state --master", () => {
     expect(await remote("delete", "cfg")).toMatchObject({ code: 0, stderr: "" });
   });
 
+  it("exits 75 with the lost-lock message when the master goes away for longer than the lease", async () => {
+    const m = await spawnMaster();
+    const token = path.join(m.dataDir, "master", "token");
+    const holder = spawnNode(CLI_BIN, [
+      "--data-dir",
+      tempDir(),
+      "state",
+      "lock",
+      "job",
+      "--ttl",
+      "2s",
+      "--master",
+      m.address,
+      "--token-file",
+      token,
+      "--",
+      "sh",
+      "-c",
+      "trap 'echo got TERM; exit 143' TERM; echo started; while true; do sleep 0.1; done",
+    ]);
+    await holder.waitForOutput("started");
+    m.proc.kill("SIGKILL");
+    expect(await holder.exited).toBe(75);
+    expect(holder.stdout()).toBe("started\ngot TERM\n");
+    expect(holder.stderr()).toMatch(
+      /error: lost lock 'job' while 'sh' ran; the command was sent SIGTERM; /,
+    );
+  }, 30_000);
+
   it("shares locks and fencing tokens through the master", async () => {
     const m = await spawnMaster();
     const token = path.join(m.dataDir, "master", "token");

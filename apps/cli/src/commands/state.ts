@@ -10,7 +10,7 @@ import {
   tokenFor,
 } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
-import { formatLocalTime, painter, printJson, println, table } from "../output.js";
+import { eprintln, formatLocalTime, painter, printJson, println, table } from "../output.js";
 
 interface StateArgs extends GlobalArgs {
   namespace: string;
@@ -308,7 +308,14 @@ async function runLocked(argv: LockArgs): Promise<void> {
     });
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, forward);
     const lost = lease.signal.aborted;
-    await lease[Symbol.asyncDispose]();
+    // Releasing can fail when the store is gone (the master down): the
+    // lease then expires by itself, and the command's outcome still counts.
+    let releaseError: unknown;
+    try {
+      await lease[Symbol.asyncDispose]();
+    } catch (e) {
+      releaseError = e;
+    }
     if (exit.error) {
       throw new CliError(`cannot run '${file}': ${exit.error.message}`, { exitCode: 127 });
     }
@@ -321,6 +328,10 @@ async function runLocked(argv: LockArgs): Promise<void> {
         },
       );
     }
+    if (releaseError !== undefined)
+      eprintln(
+        `warning: cannot release lock '${argv.name}': ${(releaseError as Error).message}; it expires after its ttl (${argv.ttl})`,
+      );
     const { constants } = await import("node:os");
     const code = exit.code ?? 128 + (exit.signal ? (constants.signals[exit.signal] ?? 0) : 0);
     if (code !== 0) throw new ExitCode(code);
