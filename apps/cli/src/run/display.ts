@@ -16,13 +16,18 @@ export function jsonDisplay(): RunDisplay {
   };
 }
 
+/** The longest unfinished line held back before it is shown in parts. */
+const MAX_HELD_LINE = 1024 * 1024;
+
 /** Plain ordered lines, for logs and pipes; task output as `task | line`. */
 export function plainDisplay(c: Painter): RunDisplay {
-  const partial = new Map<string, string>();
+  // The unfinished line of each task's stream, as pieces: joining them only
+  // at a newline keeps a long line linear (a 200 MB line is one piece per chunk).
+  const partial = new Map<string, { pieces: string[]; length: number }>();
   const flush = (task: string) => {
     for (const key of [...partial.keys()].filter((k) => k.startsWith(`${task}\0`))) {
       const rest = partial.get(key);
-      if (rest) println(`${c.dim(`${task} |`)} ${rest}`);
+      if (rest && rest.length > 0) println(`${c.dim(`${task} |`)} ${rest.pieces.join("")}`);
       partial.delete(key);
     }
   };
@@ -30,9 +35,26 @@ export function plainDisplay(c: Painter): RunDisplay {
     event(e) {
       if (e.type === "task.log") {
         const key = `${e.task}\0${e.stream}`;
-        const lines = ((partial.get(key) ?? "") + e.text).split("\n");
-        partial.set(key, lines.pop() ?? "");
-        for (const line of lines) println(`${c.dim(`${e.task} |`)} ${line}`);
+        const p = partial.get(key) ?? { pieces: [], length: 0 };
+        partial.set(key, p);
+        const lines = e.text.split("\n");
+        const last = lines.pop() ?? "";
+        for (const line of lines) {
+          const head = p.length > 0 ? p.pieces.join("") : "";
+          p.pieces = [];
+          p.length = 0;
+          println(`${c.dim(`${e.task} |`)} ${head}${line}`);
+        }
+        if (last !== "") {
+          p.pieces.push(last);
+          p.length += last.length;
+        }
+        // A line without end is shown in parts rather than held whole.
+        if (p.length >= MAX_HELD_LINE) {
+          println(`${c.dim(`${e.task} |`)} ${p.pieces.join("")}`);
+          p.pieces = [];
+          p.length = 0;
+        }
         return;
       }
       if ("task" in e && e.type.startsWith("task.")) flush(e.task);
