@@ -272,7 +272,15 @@ describe("a master with three agents", () => {
       error: null,
       stdout: "hi",
       stderr: "oops",
+      stdoutBytes: 2,
+      truncated: false,
     });
+    // Past 16 MiB a stream is counted, not held.
+    const big = await cli("agent", "run", "beta", "--json", "head -c 20000000 /dev/zero");
+    expect(big.code).toBe(0);
+    const parsed = JSON.parse(big.stdout) as Record<string, unknown>;
+    expect(parsed).toMatchObject({ stdoutBytes: 20_000_000, truncated: true });
+    expect((parsed.stdout as string).length).toBe(16 * 1024 * 1024);
   });
 
   it("refuses a selection that matches no active agent", async () => {

@@ -33,8 +33,25 @@ async function write(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void
   });
 }
 
+/** Output kept per stream and agent for `--json`: the rest is counted, not held. */
+const JSON_OUTPUT_LIMIT = 16 * 1024 * 1024;
+
+/** One agent's output as `--json` keeps it: the first JSON_OUTPUT_LIMIT bytes of each stream. */
+class KeptOutput {
+  readonly stdout: Buffer[] = [];
+  readonly stderr: Buffer[] = [];
+  readonly bytes = { stdout: 0, stderr: 0 };
+
+  push(stream: "stdout" | "stderr", data: Uint8Array): void {
+    const room = JSON_OUTPUT_LIMIT - this.bytes[stream];
+    if (room > 0) this[stream].push(Buffer.from(data.subarray(0, room)));
+    this.bytes[stream] += data.length;
+  }
+}
+
 /** One agent's run as `--json` prints it. */
-function resultJson(r: AgentRunResult, out: { stdout: Buffer[]; stderr: Buffer[] } | undefined) {
+function resultJson(r: AgentRunResult, out: KeptOutput | undefined) {
+  const cut = (stream: "stdout" | "stderr") => (out?.bytes[stream] ?? 0) > JSON_OUTPUT_LIMIT;
   return {
     agent: r.agent,
     exitCode: r.code,
@@ -44,6 +61,10 @@ function resultJson(r: AgentRunResult, out: { stdout: Buffer[]; stderr: Buffer[]
     error: r.error ?? null,
     stdout: Buffer.concat(out?.stdout ?? []).toString("utf8"),
     stderr: Buffer.concat(out?.stderr ?? []).toString("utf8"),
+    // Bytes the command wrote; more than `stdout`/`stderr` hold when they were cut.
+    stdoutBytes: out?.bytes.stdout ?? 0,
+    stderrBytes: out?.bytes.stderr ?? 0,
+    truncated: cut("stdout") || cut("stderr"),
   };
 }
 
@@ -118,7 +139,7 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
     return await withMaster(argv, async ({ client, master }) => {
       if (!fanOut) {
         const agent = argv.target!;
-        const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+        const kept = new KeptOutput();
         const r = await runOnAgent(agent, {
           client,
           masterAddress: master.address,
@@ -133,7 +154,7 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
           },
           onOutput: (_a, stream, data) => {
             // --json: one object at the end, as with --label/--name.
-            if (argv.json) kept[stream].push(Buffer.from(data));
+            if (argv.json) kept.push(stream, data);
             else return write(stream === "stderr" ? process.stderr : process.stdout, data);
           },
         });
@@ -178,9 +199,7 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
       const width = Math.max(...names.map((n) => n.length));
       const out = painter(process.stdout);
       const prefixer = new LinePrefixer((a) => `${out.cyan(a.padEnd(width))} ${out.dim("|")} `);
-      const captured = new Map<string, { stdout: Buffer[]; stderr: Buffer[] }>(
-        names.map((n) => [n, { stdout: [], stderr: [] }]),
-      );
+      const captured = new Map<string, KeptOutput>(names.map((n) => [n, new KeptOutput()]));
       const results = await runOnAgents(names, {
         client,
         masterAddress: master.address,
@@ -189,7 +208,7 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
         signal: controller.signal,
         onOutput: (a, stream, data) => {
           if (argv.json) {
-            captured.get(a)?.[stream].push(Buffer.from(data));
+            captured.get(a)?.push(stream, data);
             return;
           }
           return prefixer.push(a, stream, data);
@@ -262,7 +281,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .option("json", {
         type: "boolean",
         describe:
-          "Print JSON at the end: one object (per agent with --label/--name) with the exit, timings and output",
+          "Print JSON at the end: one object (per agent with --label/--name) with the exit, timings and output (the first 16 MiB of each stream)",
       })
       .example("$0 agent run web-1 'uptime'", "")
       .example("$0 agent run web-1 -- ls -la /tmp", "put -- before a command with options")
