@@ -77,6 +77,12 @@ export async function report(e: unknown, debug: boolean): Promise<number> {
     printError(red, `${e.message}; run with --help to see the usage`);
     return 2;
   }
+  const system = systemFailure(e);
+  if (system !== undefined) {
+    printError(red, system);
+    if (debug && e instanceof Error) eprintln(e.stack);
+    return 1;
+  }
   const message = e instanceof Error ? e.message : String(e);
   printError(
     red,
@@ -180,4 +186,42 @@ function closeEnough(word: string, guess: string): boolean {
         row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
     }
   return ((d[a.length] as number[])[b.length] as number) <= (b.length >= 5 ? 2 : 1);
+}
+
+const FS_REASONS: Record<string, [string, string]> = {
+  EROFS: [
+    "the file system is read-only",
+    "use a data directory on a writable file system (--data-dir)",
+  ],
+  EACCES: ["permission denied", "fix the permissions, or use another data directory (--data-dir)"],
+  EPERM: ["permission denied", "fix the permissions, or use another data directory (--data-dir)"],
+  ENOSPC: ["the disk is full", "free some space"],
+  EDQUOT: ["the disk quota is exhausted", "free some space"],
+  ENOTDIR: ["a part of the path is not a directory", "check the path"],
+  EISDIR: ["it is a directory", "check the path"],
+  ENOENT: [
+    "no such file or directory",
+    "check the path, and that its folder exists and is writable",
+  ],
+};
+
+/**
+ * A failure of the machine rather than of this program (a read-only or full
+ * disk, a permission), said as one line naming the file and the fix.
+ */
+function systemFailure(e: unknown): string | undefined {
+  const err = e as { code?: unknown; path?: unknown; syscall?: unknown; message?: unknown };
+  if (typeof err?.code !== "string") return undefined;
+  const fsReason = FS_REASONS[err.code];
+  if (fsReason && typeof err.path === "string") {
+    const action = typeof err.syscall === "string" ? err.syscall : "use";
+    return `cannot ${action} ${err.path}: ${fsReason[0]}; ${fsReason[1]}`;
+  }
+  if (err.code === "SQLITE_FULL" || err.code.startsWith("SQLITE_IOERR"))
+    return `a database in the data directory cannot be written: the disk is full or failing (${String(err.message)}); free some space, or check the file system`;
+  if (err.code === "SQLITE_CANTOPEN" || err.code === "SQLITE_READONLY")
+    return `a database in the data directory cannot be opened for writing (${String(err.message)}); check that the data directory and its files are writable, or use another (--data-dir)`;
+  if (err.code === "SQLITE_CORRUPT" || err.code === "SQLITE_NOTADB")
+    return `a database in the data directory is damaged (${String(err.message)}); run with --debug to see which, and move that file aside`;
+  return undefined;
 }

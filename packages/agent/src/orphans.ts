@@ -106,13 +106,28 @@ function markOf(pid: number): string | undefined {
  * Reads the ledger an earlier run of this agent left; when that agent
  * process is gone, kills (SIGKILL) the process groups of the processes that
  * carry one of its running jobs' marks. Removes the ledger; returns the pids
- * found. Needs /proc; does nothing without it.
+ * found. An unreadable ledger is moved aside (`.unreadable`) and reported
+ * through `onUnreadable`. Needs /proc; does nothing without it.
  */
-export function reapOrphans(file: string): number[] {
+export function reapOrphans(file: string, onUnreadable?: (reason: string) => void): number[] {
   let ledger: LedgerFile;
+  let text: string;
   try {
-    ledger = JSON.parse(fs.readFileSync(file, "utf8")) as LedgerFile;
+    text = fs.readFileSync(file, "utf8");
   } catch {
+    return [];
+  }
+  try {
+    ledger = JSON.parse(text) as LedgerFile;
+    if (typeof ledger?.agent !== "string") throw new Error("no agent in it");
+  } catch (e) {
+    // Kept for a look: what it listed may still be running.
+    try {
+      fs.renameSync(file, `${file}.unreadable`);
+    } catch {
+      // Read-only folder: it stays where it is.
+    }
+    onUnreadable?.((e as Error).message);
     return [];
   }
   const [pid, started] = String(ledger.agent).split(":");

@@ -57,6 +57,10 @@ const OPEN_FAILURES: Record<string, [reason: string, hint: string]> = {
   SQLITE_NOTADB: ["it is not a SQLite database", "move it aside"],
   SQLITE_CORRUPT: ["the database is corrupt", "restore it from a backup, or move it aside"],
   SQLITE_READONLY: ["it is read-only", "fix its permissions, or use another data directory"],
+  SQLITE_IOERR: [
+    "the disk failed a read or write (full, or read-only)",
+    "free some space, or check the file system",
+  ],
 };
 
 /**
@@ -72,7 +76,9 @@ export function sqliteOpenError(
   recovery?: string,
 ): unknown {
   const code = (e as { code?: unknown } | null)?.code;
-  const known = typeof code === "string" ? OPEN_FAILURES[code] : undefined;
+  // SQLITE_IOERR_WRITE, SQLITE_IOERR_FSYNC, ...: the same story for the user.
+  const base = typeof code === "string" && code.startsWith("SQLITE_IOERR") ? "SQLITE_IOERR" : code;
+  const known = typeof base === "string" ? OPEN_FAILURES[base] : undefined;
   if (known === undefined) return e;
   const [reason, hint] = known;
   const fixable = code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT";

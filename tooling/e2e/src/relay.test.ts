@@ -242,6 +242,21 @@ describe("RunOnAgent relay", () => {
         /killed \d+ process\(es\) left running/,
       );
       expect(alive(daemon)).toBe(true);
+      // A ledger that cannot be read is kept aside, with a warning.
+      const ledger = path.join(agent.dataDir, "agents", "a1", "jobs.json");
+      await again.proc.kill("SIGKILL");
+      await again.proc.exited;
+      fs.writeFileSync(ledger, '{"agent":"1:garbage","jobs":["x');
+      const third = await spawnAgent({
+        name: "a1",
+        master: m.address,
+        tokenFile: agent.tokenFile,
+        dataDir: agent.dataDir,
+      });
+      expect(third.proc.stderr() + third.proc.stdout()).toMatch(
+        /cannot read the list of jobs an earlier run of this agent had running/,
+      );
+      expect(fs.existsSync(`${ledger}.unreadable`)).toBe(true);
     } finally {
       for (const p of [orphan, daemon]) {
         try {
