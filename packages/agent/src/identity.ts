@@ -59,7 +59,8 @@ function readIdentity(file: string): Uint8Array | undefined {
   const secret = Buffer.from(text.trim(), "base64url");
   if (secret.length !== 32) {
     throw new SlothError("SLOTH_DATA_DIR", `agent identity ${file} is corrupt`, {
-      hint: `delete it and run \`sloth-runner agent delete <name>\` on the master, then start the agent again`,
+      // Its folder is the agent's: <data dir>/agents/NAME/identity.
+      hint: `delete it and run \`sloth-runner agent delete ${path.basename(path.dirname(file))}\` on the master, then start the agent again`,
       details: { file },
     });
   }

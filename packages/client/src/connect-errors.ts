@@ -80,7 +80,7 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
   ) {
     return new SlothError("SLOTH_UNREACHABLE", `cannot reach ${where}: the connection was closed`, {
       cause: e,
-      hint: `if the ${target.kind} uses TLS, pass --tls-ca (and --tls-cert/--tls-key for mTLS)`,
+      hint: closedHint(target.kind),
       retryable: true,
     });
   }
@@ -89,7 +89,7 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
       return new SlothError("SLOTH_UNREACHABLE", `cannot reach ${where}: ${reason(ce)}`, {
         cause: e,
         hint: /ECONNRESET|Protocol error|closed|GOAWAY/i.test(ce.rawMessage)
-          ? `check the address; if the ${target.kind} uses TLS, pass --tls-ca (and --tls-cert/--tls-key for mTLS)`
+          ? `check the address; ${closedHint(target.kind)}`
           : target.kind === "master"
             ? "check that the master runs (`sloth-runner master start`) or choose another with --master"
             : "check that the agent runs and its address is reachable",
@@ -120,7 +120,7 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
           `cannot reach ${where}: the connection was closed`,
           {
             cause: e,
-            hint: `if the ${target.kind} uses TLS, pass --tls-ca (and --tls-cert/--tls-key for mTLS)`,
+            hint: closedHint(target.kind),
             retryable: true,
           },
         );
@@ -188,4 +188,9 @@ function reason(ce: ConnectError): string {
   if (/ECONNRESET|socket hang up|GOAWAY|closed/i.test(m)) return "connection lost";
   if (/EHOSTUNREACH|ENETUNREACH/.test(m)) return "host unreachable";
   return m;
+}
+
+/** What a closed connection can mean: the peer stopped, or it speaks TLS and the caller did not. */
+function closedHint(kind: string): string {
+  return `the ${kind} may have stopped (check that it runs); if it uses TLS, pass --tls-ca (and --tls-cert/--tls-key for mTLS)`;
 }

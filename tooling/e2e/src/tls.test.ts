@@ -92,7 +92,7 @@ describe("TLS and mTLS", () => {
     ]);
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(
-      /error: cannot reach master at 127\.0\.0\.1:\d+: the connection was closed; if the master uses TLS, pass --tls-ca/,
+      /error: cannot reach master at 127\.0\.0\.1:\d+: the connection was closed; the master may have stopped \(check that it runs\); if it uses TLS, pass --tls-ca/,
     );
 
     const noClientCert = await runCli([

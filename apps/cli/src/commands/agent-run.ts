@@ -163,11 +163,12 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
           return interrupted ? signalExitCode(interrupted) : r.code;
         }
         if (interrupted) {
-          eprintln(
-            c.yellow(
-              `✗ interrupted: cancelled on ${agent} after ${formatDuration(Date.now() - started)}`,
-            ),
-          );
+          if (!argv.quiet)
+            eprintln(
+              c.yellow(
+                `✗ interrupted: cancelled on ${agent} after ${formatDuration(Date.now() - started)}`,
+              ),
+            );
           return signalExitCode(interrupted);
         }
         if (r.error && !r.error.startsWith("could not start"))
