@@ -95,6 +95,13 @@ workflow.define("w"):on_start(function() log.info("starting"); log.warn("careful
     ["info", "starting"],
     ["warn", "careful\nnow"],
   ]);
+  // Given a log (as the engine gives one, for workflow.log events), the hook writes there.
+  const written: string[] = [];
+  await loaded.workflows[0]?.hooks.onStart?.({
+    write: (stream, text) => written.push(`${stream}:${text}`),
+  });
+  expect(written).toEqual(["log:INFO starting\n", "log:WARN careful\nnow\n"]);
+  expect(seen).toHaveLength(3);
 });
 
 it("validate reports a workflow left with no tasks (the variables in its list were never defined)", async () => {

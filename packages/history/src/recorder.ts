@@ -201,6 +201,7 @@ export function startRecorder(
         appendLog(task(e.task), e.text, limits.logLimit);
         return;
       case "workflow.started":
+      case "workflow.log":
         return;
       default: {
         const status = ENDS[e.type];

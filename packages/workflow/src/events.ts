@@ -62,6 +62,13 @@ export type RunEvent =
       task: string;
       stream: "stdout" | "stderr" | "log";
       text: string;
+    })
+  | (EventBase & {
+      /** Output of the workflow's own hooks (on_start, on_task_start, ...). */
+      type: "workflow.log";
+      workflow: string;
+      stream: "stdout" | "stderr" | "log";
+      text: string;
     });
 
 /** The `type` of a {@link RunEvent}. */

@@ -152,15 +152,23 @@ export interface WorkflowConfig {
   extra: Record<string, Value>;
 }
 
-/** Workflow lifecycle hooks. */
+/**
+ * Workflow lifecycle hooks. Each gets, last, a log for its output: it becomes
+ * `workflow.log` events of the run.
+ */
 export interface WorkflowHooks {
-  onStart?: (() => Promise<void>) | undefined;
-  onTaskStart?: ((taskName: string) => Promise<void>) | undefined;
+  onStart?: ((log?: TaskLog) => Promise<void>) | undefined;
+  onTaskStart?: ((taskName: string, log?: TaskLog) => Promise<void>) | undefined;
   onTaskComplete?:
-    | ((taskName: string, success: boolean, output: TaskOutput | undefined) => Promise<void>)
+    | ((
+        taskName: string,
+        success: boolean,
+        output: TaskOutput | undefined,
+        log?: TaskLog,
+      ) => Promise<void>)
     | undefined;
   onComplete?:
-    | ((success: boolean, results: Record<string, TaskOutput>) => Promise<void>)
+    | ((success: boolean, results: Record<string, TaskOutput>, log?: TaskLog) => Promise<void>)
     | undefined;
 }
 

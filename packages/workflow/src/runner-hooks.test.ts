@@ -80,6 +80,30 @@ describe("hooks", () => {
     ]);
   });
 
+  test("workflow hooks write to the run as workflow.log events", async () => {
+    const model = defineWorkflow({
+      name: "hooked",
+      baseDir: dir,
+      tasks: [{ name: "a", command: "true" }],
+      hooks: {
+        onStart: async (log) => log?.write("log", "INFO begin\n"),
+        onTaskStart: async (name, log) => log?.write("stdout", `start ${name}\n`),
+        onComplete: async (ok, _results, log) => log?.write("log", `INFO end ${ok}\n`),
+      },
+    });
+    const seen: string[] = [];
+    await runWorkflow(model, {
+      onEvent: (e) => {
+        if (e.type === "workflow.log") seen.push(`${e.workflow} ${e.stream} ${e.text}`);
+      },
+    }).result;
+    expect(seen).toEqual([
+      "hooked log INFO begin\n",
+      "hooked stdout start a\n",
+      "hooked log INFO end true\n",
+    ]);
+  });
+
   test("a failing pre_hook fails the task; a failing post_hook is logged only", async () => {
     const logs: string[] = [];
     const model = defineWorkflow({

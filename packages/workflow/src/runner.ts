@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { validateWorkflow } from "./dag.js";
 import { EventChannel, type RunEvent, type RunStatus } from "./events.js";
-import type { WorkflowModel } from "./model.js";
+import type { TaskLog, WorkflowModel } from "./model.js";
 import { type RunStop, Scheduler, stopRun } from "./scheduler.js";
 import { formatMs, type TaskRunEnv } from "./task-run.js";
 import type { RunHandle, RunOptions, RunResult, TaskStatus } from "./types.js";
@@ -64,6 +64,9 @@ async function execute(
     failFast: options.failFast ?? model.config.failFast,
   };
   const dataDir = options.dataDir ?? path.join(os.tmpdir(), "sloth-runner");
+  const hookLog: TaskLog = {
+    write: (stream, text) => emit({ type: "workflow.log", workflow, stream, text }),
+  };
   const env: TaskRunEnv = {
     env: { ...process.env, ...options.env, SLOTH_RUN_ID: runId, SLOTH_WORKFLOW: workflow },
     outputLimit: options.outputLimit,
@@ -75,6 +78,7 @@ async function execute(
     logger: options.logger,
     runSignal: stop.signal,
     emit,
+    hookLog,
   };
   options.logger?.debug({ runId, workflow, ...limits }, "run started");
   emit({ type: "workflow.started", workflow, tasks: model.tasks.map((t) => t.name) });
@@ -87,7 +91,7 @@ async function execute(
           stopRun(stop, { kind: "stop", message, status: "failed" });
         }, timeoutMs);
   try {
-    await model.hooks.onStart?.();
+    await model.hooks.onStart?.(hookLog);
   } catch (err) {
     stopRun(stop, {
       kind: "stop",
@@ -112,7 +116,7 @@ async function execute(
   }
   if (status !== "interrupted") {
     try {
-      await model.hooks.onComplete?.(status === "succeeded", scheduler.outputs);
+      await model.hooks.onComplete?.(status === "succeeded", scheduler.outputs, hookLog);
     } catch (err) {
       status = "failed";
       message = `on_complete hook failed: ${text(err)}`;

@@ -9,7 +9,14 @@ import {
   type StopReason,
 } from "./attempt.js";
 import type { RunEvent } from "./events.js";
-import type { TaskContext, TaskHook, TaskModel, TaskOutcome, WorkflowHooks } from "./model.js";
+import type {
+  TaskContext,
+  TaskHook,
+  TaskLog,
+  TaskModel,
+  TaskOutcome,
+  WorkflowHooks,
+} from "./model.js";
 import { retryDelay, sleep } from "./retry.js";
 import type { Logger, TaskResult } from "./types.js";
 
@@ -22,6 +29,8 @@ export interface TaskRunEnv extends AttemptEnv {
   /** Aborted (with a {@link StopReason}) when the whole run stops. */
   runSignal: AbortSignal;
   emit(event: DistributiveOmit<RunEvent, "runId" | "time">): void;
+  /** Where the workflow's own hooks write (workflow.log events). */
+  hookLog?: TaskLog | undefined;
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -81,7 +90,9 @@ export async function runTask(
   if (env.runSignal.aborted) return cancelled(0);
 
   env.emit({ type: "task.started", task: task.name, attempt: 1 });
-  await callHook(env, task.name, "on_task_start", () => env.hooks.onTaskStart?.(task.name));
+  await callHook(env, task.name, "on_task_start", () =>
+    env.hooks.onTaskStart?.(task.name, env.hookLog),
+  );
   try {
     await task.hooks.pre?.(base);
   } catch (err) {
@@ -188,7 +199,7 @@ async function finish(
   await callTaskHook(env, task, outcome.ok ? "on_success" : "on_failure", hook, ctx, outcome);
   await callTaskHook(env, task, "post_hook", task.hooks.post, ctx, outcome);
   await callHook(env, task.name, "on_task_complete", () =>
-    env.hooks.onTaskComplete?.(task.name, outcome.ok, outcome.output),
+    env.hooks.onTaskComplete?.(task.name, outcome.ok, outcome.output, env.hookLog),
   );
   const done = result(
     outcome.ok ? "succeeded" : "failed",

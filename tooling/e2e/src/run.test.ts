@@ -444,6 +444,33 @@ describe("run: SIGTERM", () => {
   });
 });
 
+describe("run: workflow hooks", () => {
+  it("shows the hooks' output under the workflow's name, and as workflow.log events", async () => {
+    const f = file(
+      "hooks.sloth",
+      `local t1 = task("t1"):command("echo one")
+workflow.define("wf"):tasks({ t1 })
+  :on_task_start(function(name) log.info("starting " .. name) end)
+  :on_complete(function(ok) print("done", ok) end)
+`,
+    );
+    const text = await sloth("run", f, "--no-history");
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain("wf | INFO starting t1\n");
+    expect(text.stdout).toContain("wf | done\ttrue\n");
+    expect(text.stderr).toBe("");
+    const json = await sloth("run", f, "--no-history", "-o", "json");
+    const events = json.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; workflow?: string; text?: string });
+    expect(events.filter((e) => e.type === "workflow.log").map((e) => e.text)).toEqual([
+      "INFO starting t1\n",
+      "done\ttrue\n",
+    ]);
+  });
+});
+
 describe("run: several values files", () => {
   it("merges them in order: mappings key by key, later files win", async () => {
     const f = file(

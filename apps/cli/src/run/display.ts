@@ -33,8 +33,10 @@ export function plainDisplay(c: Painter): RunDisplay {
   };
   return {
     event(e) {
-      if (e.type === "task.log") {
-        const key = `${e.task}\0${e.stream}`;
+      if (e.type === "task.log" || e.type === "workflow.log") {
+        // The workflow's own hooks write under its name.
+        const who = e.type === "task.log" ? e.task : e.workflow;
+        const key = `${who}\0${e.stream}`;
         const p = partial.get(key) ?? { pieces: [], length: 0 };
         partial.set(key, p);
         const lines = e.text.split("\n");
@@ -43,7 +45,7 @@ export function plainDisplay(c: Painter): RunDisplay {
           const head = p.length > 0 ? p.pieces.join("") : "";
           p.pieces = [];
           p.length = 0;
-          println(`${c.dim(`${e.task} |`)} ${head}${line}`);
+          println(`${c.dim(`${who} |`)} ${head}${line}`);
         }
         if (last !== "") {
           p.pieces.push(last);
@@ -51,7 +53,7 @@ export function plainDisplay(c: Painter): RunDisplay {
         }
         // A line without end is shown in parts rather than held whole.
         if (p.length >= MAX_HELD_LINE) {
-          println(`${c.dim(`${e.task} |`)} ${p.pieces.join("")}`);
+          println(`${c.dim(`${who} |`)} ${p.pieces.join("")}`);
           p.pieces = [];
           p.length = 0;
         }

@@ -73,6 +73,14 @@ export async function liveDisplay(c: Painter): Promise<RunDisplay> {
         case "task.started":
           rows.set(e.task, { status: "running", started: e.time });
           break;
+        case "workflow.log": {
+          // The hooks' output stays on screen, above the task list.
+          const text = e.text.endsWith("\n") ? e.text.slice(0, -1) : e.text;
+          update.clear();
+          for (const line of text.split("\n"))
+            process.stdout.write(`${c.dim(`${e.workflow} |`)} ${line}\n`);
+          break;
+        }
         case "task.log": {
           const row = rows.get(e.task);
           const last = e.text.trimEnd().split("\n").pop()?.trim();

@@ -189,9 +189,12 @@ export const WORKFLOW_HOOK_TIMEOUT_MS = 300_000;
 export function bindWorkflowHook(
   ref: FnRef,
   caller: LuaCaller,
-): (...args: Value[]) => Promise<void> {
-  return async (...args) => {
-    const r = await caller.call(ref, args, { timeoutMs: WORKFLOW_HOOK_TIMEOUT_MS });
+): (args: Value[], log?: TaskLog) => Promise<void> {
+  return async (args, log) => {
+    const r = await caller.call(ref, args, {
+      timeoutMs: WORKFLOW_HOOK_TIMEOUT_MS,
+      ...(log ? { log } : {}),
+    });
     if (!r.ok) throw new DslError("SLOTH_LUA_RUNTIME", callFailure(r), { location: r.location });
     refused(r.values);
   };

@@ -186,10 +186,11 @@ function convertWorkflow(data: Record<string, unknown>, cx: ConvertContext): Wor
     config: convertConfig(fields.config, `workflow '${name}'`, cx, line),
     tasks: convertTasks(fields.tasks, { owner: `workflow '${name}'`, line, inherited: {} }, cx),
     hooks: {
-      onStart: onStart && (() => onStart()),
-      onTaskStart: onTaskStart && ((t) => onTaskStart(t)),
-      onTaskComplete: onTaskComplete && ((t, ok, out) => onTaskComplete(t, ok, out ?? {})),
-      onComplete: onComplete && ((ok, results) => onComplete(ok, results)),
+      onStart: onStart && ((log) => onStart([], log)),
+      onTaskStart: onTaskStart && ((t, log) => onTaskStart([t], log)),
+      onTaskComplete:
+        onTaskComplete && ((t, ok, out, log) => onTaskComplete([t, ok, out ?? {}], log)),
+      onComplete: onComplete && ((ok, results, log) => onComplete([ok, results], log)),
     },
   };
 }
