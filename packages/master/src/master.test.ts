@@ -121,6 +121,9 @@ describe("master service", () => {
     expect(() => createMaster({ registryPath: "", token })).toThrow(
       /registryPath must name a file/,
     );
+    expect(() => createMaster({ registryPath: "r.db", token: "tok" })).toThrow(
+      /the cluster token is too short \(3 characters; at least 16\)/,
+    );
     for (const [opts, code, message] of [
       [{ port: 70000 }, "SLOTH_INVALID_ARGUMENT", /cannot listen on port 70000/],
       [{ port: 0, bind: "no-such-host.invalid" }, "SLOTH_INVALID_ADDRESS", /no such host/],

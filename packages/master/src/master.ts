@@ -113,11 +113,23 @@ export interface Master {
 
 const silent: Logger = { info() {}, warn() {}, error() {} };
 
+/** The shortest cluster token a master accepts. */
+const MIN_TOKEN_LENGTH = 16;
+
 /** Creates a master. Nothing listens until {@link Master.listen}. */
 export function createMaster(options: MasterOptions): Master {
   const log = options.logger ?? silent;
   if (!options.token)
     throw new SlothError("SLOTH_TOKEN_MISSING", "cannot start master: the cluster token is empty");
+  // Anyone who guesses it can run commands on every agent.
+  if (options.token.length < MIN_TOKEN_LENGTH)
+    throw new SlothError(
+      "SLOTH_INVALID_ARGUMENT",
+      `cannot start master: the cluster token is too short (${options.token.length} characters; at least ${MIN_TOKEN_LENGTH})`,
+      {
+        hint: "use a long random token: delete the token file and let the master create one (256 random bits)",
+      },
+    );
   if (typeof options.registryPath !== "string" || options.registryPath === "")
     throw new SlothError(
       "SLOTH_INVALID_ARGUMENT",
