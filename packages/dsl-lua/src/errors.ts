@@ -68,7 +68,21 @@ export function isSlothError(e: unknown, code?: string): e is Error & { code: st
  * Lua error of this package takes.
  */
 export function formatLocated(reason: string, location: SourceLocation | undefined): string {
-  if (!location) return reason;
-  const head = `${location.file}:${location.line}: ${reason}`;
-  return location.sourceLine ? `${head}\n    ${location.line} | ${location.sourceLine}` : head;
+  if (!location) return printable(reason);
+  const head = `${location.file}:${location.line}: ${printable(reason)}`;
+  return location.sourceLine
+    ? `${head}\n    ${location.line} | ${printable(location.sourceLine.slice(0, 300))}`
+    : head;
+}
+
+/**
+ * Control characters shown as escapes: a binary file given as a workflow
+ * would otherwise send raw bytes (and terminal escapes) to the terminal.
+ */
+function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+  return text.replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }

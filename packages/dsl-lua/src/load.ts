@@ -38,6 +38,12 @@ export async function loadWorkflowFile(
       cause: e,
     });
   }
+  // A NUL byte never belongs in a Lua source: an executable or an archive
+  // given by mistake would otherwise fail with its bytes as the "line".
+  if (text.slice(0, 8192).includes("\0"))
+    throw new DslError("SLOTH_DSL_FILE", `cannot load ${shown}: it is a binary file, not Lua`, {
+      hint: "give the path of a .sloth or .lua workflow file",
+    });
   const notices: string[] = [];
   const alias = new RegExp(MODERN_ALIAS.source, "m").exec(text);
   if (alias) {

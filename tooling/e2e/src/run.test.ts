@@ -193,6 +193,11 @@ describe("run: bad inputs", () => {
           `    1 | local a = task("a"):command("true"):bogus(1)\n`,
       },
       {
+        args: ["run", file("binary.sloth", "\x7fELF\x02\x01\x01\x00\x00\x1b[2J")],
+        code: 1,
+        stderr: `error: cannot load ${dir}/binary.sloth: it is a binary file, not Lua; give the path of a .sloth or .lua workflow file\n`,
+      },
+      {
         args: ["run", file("empty.sloth", 'workflow.define("deploy"):tasks({ deploy })\n')],
         code: 1,
         stderr:
