@@ -80,9 +80,11 @@ export function formatLocated(reason: string, location: SourceLocation | undefin
  * would otherwise send raw bytes (and terminal escapes) to the terminal.
  */
 function printable(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-  return text.replace(
-    /[\u0000-\u0008\u000b-\u001f\u007f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  let out = "";
+  for (const ch of text) {
+    const code = ch.charCodeAt(0);
+    const control = (code < 0x20 && code !== 0x09 && code !== 0x0a) || code === 0x7f;
+    out += control ? `\\x${code.toString(16).padStart(2, "0")}` : ch;
+  }
+  return out;
 }
