@@ -120,6 +120,9 @@ export interface OpenDatabaseOptions {
   busyTimeoutMs: number;
 }
 
+/** The largest file checked with `PRAGMA quick_check` when opened. */
+const QUICK_CHECK_MAX = 64 * 1024 * 1024;
+
 /**
  * Opens the file (creating it with mode 0600 and its directory with 0700),
  * switches to WAL, and applies the committed drizzle migrations. Several
@@ -150,6 +153,15 @@ export async function openStateDatabase(
     db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
     if (!migrated(db)) await migrateWithRetry(db, options.busyTimeoutMs);
+    // A damaged page can make a key look absent and take writes silently:
+    // files of ordinary size are checked when opened (about 1 ms per MiB).
+    if (!fresh && (fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0) <= QUICK_CHECK_MAX) {
+      const result = db.pragma("quick_check(1)", { simple: true });
+      if (result !== "ok")
+        throw Object.assign(new Error(`quick_check: ${String(result)}`), {
+          code: "SQLITE_CORRUPT",
+        });
+    }
     // From here on waits are ours (retryBusy), not SQLite's busy handler.
     db.pragma("busy_timeout = 0");
     return db;

@@ -352,4 +352,24 @@ describe("bad inputs", () => {
     expect(fs.readFileSync(notDb, "utf8")).toBe("x".repeat(4096));
     t.cleanup();
   });
+
+  it("finds a damaged page when it opens the file, instead of answering from it", async () => {
+    const t = tempDir();
+    const file = path.join(t.dir, "damaged.db");
+    const s = await openState({ path: file });
+    for (let i = 0; i < 2000; i++) await s.set(`key${i}`, "x".repeat(200));
+    await s.close();
+    // Garbage over a page in the middle, as a bad disk or a torn copy leaves it.
+    const size = fs.statSync(file).size;
+    const fd = fs.openSync(file, "r+");
+    fs.writeSync(fd, Buffer.alloc(4096, 0xa5), 0, 4096, Math.floor(size / 8192) * 4096);
+    fs.closeSync(fd);
+    const e = await openState({ path: file }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isStateError(e, "SLOTH_STATE_UNAVAILABLE"), String(e)).toBe(true);
+    expect((e as Error).message).toBe(`cannot open state ${file}: the database is corrupt`);
+    t.cleanup();
+  });
 });
