@@ -95,7 +95,7 @@ export async function runRegistration(o: RegistrationOptions, signal: AbortSigna
         attempt++;
         o.onState({ registered: false, lastError: error });
         o.logger.warn(
-          { master: o.master, attempt, retryInMs, err: error.message },
+          { master: o.master, attempt, retryInMs, err: error.message, hint: error.hint },
           `cannot register with master at ${o.master}`,
         );
         o.emit({ type: "registration-failed", master: o.master, error, attempt, retryInMs });
@@ -164,7 +164,13 @@ async function heartbeatUntilForgotten(
       failures++;
       o.onState({ registered: false, lastError: error });
       o.logger.warn(
-        { master: o.master, attempt: failures, retryInMs: delay, err: error.message },
+        {
+          master: o.master,
+          attempt: failures,
+          retryInMs: delay,
+          err: error.message,
+          hint: error.hint,
+        },
         `heartbeat to master at ${o.master} failed`,
       );
       o.emit({
