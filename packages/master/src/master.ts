@@ -284,6 +284,8 @@ export function createMaster(options: MasterOptions): Master {
     });
 
   let listening = false;
+  // A master that never served says nothing when it is cleaned up.
+  let listenFailed = false;
   return {
     registry,
     routes,
@@ -333,6 +335,7 @@ export function createMaster(options: MasterOptions): Master {
         });
         await listenOn(srv, port, bind).catch((e: unknown) => {
           listening = false;
+          listenFailed = true;
           throw e;
         });
         secure = srv;
@@ -341,6 +344,7 @@ export function createMaster(options: MasterOptions): Master {
         const d = createDualServer(serve);
         await listenOn(d.server, port, bind).catch((e: unknown) => {
           listening = false;
+          listenFailed = true;
           throw e;
         });
         dual = d;
@@ -390,7 +394,7 @@ export function createMaster(options: MasterOptions): Master {
       pool.closeAll();
       registry.close();
       await (await state?.catch(() => undefined))?.close();
-      log.info({}, "master stopped");
+      if (!listenFailed || listening) log.info({}, "master stopped");
     },
   };
 }
