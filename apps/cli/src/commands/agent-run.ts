@@ -223,20 +223,33 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
       } else if (!argv.quiet) {
         const rows = [["AGENT", "EXIT", "DURATION", ""].map((h) => c.bold(h))];
         for (const r of results) {
-          const state = r.error
-            ? c.red(r.error)
-            : r.signal
-              ? c.red(r.signal)
-              : r.code === 0
-                ? c.green("ok")
-                : c.red("failed");
-          rows.push([r.agent, String(r.code), formatDuration(r.durationMs), state]);
+          // Cancelled by our own Ctrl-C: not a failure of the agent or the link.
+          const cancelled = interrupted !== undefined && r.code === 255;
+          const state = cancelled
+            ? c.yellow("interrupted")
+            : r.error
+              ? c.red(r.error)
+              : r.signal
+                ? c.red(r.signal)
+                : r.code === 0
+                  ? c.green("ok")
+                  : c.red("failed");
+          rows.push([
+            r.agent,
+            cancelled ? "-" : String(r.code),
+            formatDuration(r.durationMs),
+            state,
+          ]);
         }
         eprintln();
         eprintln(table(rows));
         const failed = results.filter((r) => r.code !== 0).length;
         eprintln(
-          `${results.length} agent(s), ${results.length - failed} succeeded, ${failed} failed in ${formatDuration(Date.now() - started)}`,
+          interrupted
+            ? c.yellow(
+                `✗ interrupted: cancelled on ${results.length} agent(s) after ${formatDuration(Date.now() - started)}`,
+              )
+            : `${results.length} agent(s), ${results.length - failed} succeeded, ${failed} failed in ${formatDuration(Date.now() - started)}`,
         );
       }
       if (interrupted) return signalExitCode(interrupted);
