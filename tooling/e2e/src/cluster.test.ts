@@ -217,6 +217,35 @@ describe("a master with three agents", () => {
     });
   });
 
+  it("Ctrl-C on a fan-out cancels every agent's command and reports them as interrupted", async () => {
+    const marker = `601.${crypto.randomInt(1e6)}`;
+    const p = spawnNode(CLI_BIN, [
+      "--data-dir",
+      master.dataDir,
+      "agent",
+      "run",
+      "--label",
+      "tier=test",
+      "--master",
+      master.address,
+      `sleep ${marker}`,
+    ]);
+    const count = () =>
+      (
+        spawnSync("pgrep", ["-f", `^sleep ${marker}$`])
+          .stdout?.toString()
+          .trim()
+          .split("\n") ?? []
+      ).filter(Boolean).length;
+    await waitFor(() => count() === 3, { what: "the three remote sleeps to start" });
+    p.kill("SIGINT");
+    expect(await p.exited).toBe(130);
+    expect(p.stderr()).toMatch(/alpha\s+-\s+\S+\s+interrupted/);
+    expect(p.stderr()).toMatch(/✗ interrupted: cancelled on 3 agent\(s\)/);
+    expect(p.stderr()).not.toMatch(/failed in/);
+    await waitFor(() => count() === 0, { timeoutMs: 3000, what: "the remote sleeps to be killed" });
+  });
+
   it("filters the list by label and name glob", async () => {
     const byLabel = JSON.parse(
       (await cli("agent", "list", "--json", "--label", "tier=test", "--label", "name=beta")).stdout,
