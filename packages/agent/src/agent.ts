@@ -214,7 +214,7 @@ export function createAgent(options: AgentOptions): Agent {
       fs.mkdirSync(dataDir.agent(o.name).dir, { recursive: true, mode: 0o700 });
       // Commands and tasks an earlier run of this agent had going when it was killed.
       const ledgerFile = path.join(dataDir.agent(o.name).dir, "jobs.json");
-      const orphans = reapOrphans(ledgerFile, (reason) =>
+      const orphans = await reapOrphans(ledgerFile, (reason) =>
         logger.warn(
           { file: ledgerFile, reason },
           `cannot read the list of jobs an earlier run of this agent had running (moved to ${ledgerFile}.unreadable): processes it started may still be running`,

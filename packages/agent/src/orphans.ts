@@ -77,31 +77,6 @@ export class JobLedger {
   }
 }
 
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return undefined;
-  }
-}
-
-/** The job mark in a process's environment, if any. */
-function markOf(pid: number): string | undefined {
-  let environ: string;
-  try {
-    environ = fs.readFileSync(`/proc/${pid}/environ`, "latin1");
-  } catch {
-    // Another user's process, or gone.
-    return undefined;
-  }
-  const key = `${JOB_MARK_ENV}=`;
-  const at = environ.startsWith(key) ? 0 : environ.indexOf(`\0${key}`) + 1;
-  if (at === 0 && !environ.startsWith(key)) return undefined;
-  const end = environ.indexOf("\0", at);
-  return environ.slice(at + key.length, end === -1 ? undefined : end);
-}
-
 /**
  * Reads the ledger an earlier run of this agent left; when that agent
  * process is gone, kills (SIGKILL) the process groups of the processes that
@@ -109,7 +84,10 @@ function markOf(pid: number): string | undefined {
  * found. An unreadable ledger is moved aside (`.unreadable`) and reported
  * through `onUnreadable`. Needs /proc; does nothing without it.
  */
-export function reapOrphans(file: string, onUnreadable?: (reason: string) => void): number[] {
+export async function reapOrphans(
+  file: string,
+  onUnreadable?: (reason: string) => void,
+): Promise<number[]> {
   let ledger: LedgerFile;
   let text: string;
   try {
@@ -135,21 +113,15 @@ export function reapOrphans(file: string, onUnreadable?: (reason: string) => voi
   if (Number(pid) !== process.pid && processStartTime(Number(pid)) === started) return [];
   fs.rmSync(file, { force: true });
   const jobs = new Set(Array.isArray(ledger.jobs) ? ledger.jobs.map(String) : []);
-  let entries: string[];
-  try {
-    entries = fs.readdirSync("/proc");
-  } catch {
-    return [];
-  }
-  const ownGroup = statFields(process.pid)?.[2];
+  // Loaded here: an agent with no ledger to read never needs the engine at start.
+  const { listPids, processEnv, processStat } = await import("@sloth/workflow");
+  const ownGroup = processStat(process.pid)?.[2];
   const found: number[] = [];
-  for (const name of entries) {
-    const p = Number(name);
-    if (!Number.isInteger(p) || p <= 1 || p === process.pid) continue;
-    const mark = markOf(p);
+  for (const p of listPids()) {
+    const mark = processEnv(p, JOB_MARK_ENV);
     if (mark === undefined || !jobs.has(mark)) continue;
     found.push(p);
-    const group = statFields(p)?.[2];
+    const group = processStat(p)?.[2];
     const targets = group && group !== "0" && group !== ownGroup ? [-Number(group), p] : [p];
     for (const t of targets) {
       try {

@@ -34,6 +34,7 @@ export type {
   WorkflowModel,
 } from "./model.js";
 export { type PlannedTask, planRun, type RunPlan } from "./plan.js";
+export { listPids, processEnv, processStat } from "./proc.js";
 export { DEFAULT_RETRY_DELAY_MS, MAX_RETRY_DELAY_MS, retryDelay } from "./retry.js";
 export { runWorkflow } from "./runner.js";
 export type {

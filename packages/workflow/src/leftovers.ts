@@ -2,31 +2,7 @@
 // process groups run on, reparented to init. Every task command carries
 // SLOTH_RUN_ID and SLOTH_TASK in its environment, which its children
 // inherit, so what a dead run left running can be found again in /proc.
-import fs from "node:fs";
-
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return undefined;
-  }
-}
-
-/** The value of `name` in a process's environment (as it started), if readable. */
-function envOf(pid: number, name: string): string | undefined {
-  let environ: string;
-  try {
-    environ = fs.readFileSync(`/proc/${pid}/environ`, "latin1");
-  } catch {
-    return undefined;
-  }
-  const key = `${name}=`;
-  const at = environ.startsWith(key) ? 0 : environ.indexOf(`\0${key}`) + 1;
-  if (at === 0 && !environ.startsWith(key)) return undefined;
-  const end = environ.indexOf("\0", at);
-  return environ.slice(at + key.length, end === -1 ? undefined : end);
-}
+import { listPids, processEnv, processStat } from "./proc.js";
 
 /**
  * The processes still running for run `runId` on behalf of one of `tasks`
@@ -37,20 +13,12 @@ export function findRunLeftovers(
   runId: string,
   tasks: ReadonlySet<string>,
 ): Array<{ pid: number; task: string; group: number | undefined }> {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync("/proc");
-  } catch {
-    return [];
-  }
   const found: Array<{ pid: number; task: string; group: number | undefined }> = [];
-  for (const name of entries) {
-    const pid = Number(name);
-    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
-    if (envOf(pid, "SLOTH_RUN_ID") !== runId) continue;
-    const task = envOf(pid, "SLOTH_TASK");
+  for (const pid of listPids()) {
+    if (processEnv(pid, "SLOTH_RUN_ID") !== runId) continue;
+    const task = processEnv(pid, "SLOTH_TASK");
     if (task === undefined || !tasks.has(task)) continue;
-    const fields = statFields(pid);
+    const fields = processStat(pid);
     // A zombie is gone already.
     if (fields === undefined || fields[0] === "Z" || fields[0] === "X") continue;
     const group = Number(fields[2]);
@@ -73,7 +41,7 @@ export async function stopRunLeftovers(
 ): Promise<Array<{ pid: number; task: string }>> {
   const found = findRunLeftovers(runId, tasks);
   if (found.length === 0) return [];
-  const own = statFields(process.pid)?.[2];
+  const own = processStat(process.pid)?.[2];
   const signal = (sig: NodeJS.Signals) => {
     for (const p of findRunLeftovers(runId, tasks)) {
       const targets =
