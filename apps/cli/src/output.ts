@@ -43,6 +43,22 @@ export function println(text = ""): void {
   process.stdout.write(`${text}\n`);
 }
 
+/**
+ * Writes remote output as it comes, waiting while the reader lags. A reader
+ * that went away (EPIPE) is not the link's failure: the CLI's own handler
+ * stops the command.
+ */
+export async function writeOutput(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> {
+  if (stream.destroyed || stream.write(data)) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off("drain", done).off("error", done).off("close", done);
+      resolve();
+    };
+    stream.on("drain", done).on("error", done).on("close", done);
+  });
+}
+
 /** Writes a line to stderr. */
 export function eprintln(text = ""): void {
   process.stderr.write(`${text}\n`);

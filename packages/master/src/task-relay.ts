@@ -40,6 +40,25 @@ function lost(a: AgentEntry, e: unknown): ConnectError {
   );
 }
 
+/**
+ * The first message of a client stream relayed to an agent, which names the
+ * agent, and the rest of the stream.
+ */
+async function openRelay<T extends { agentName: string }>(
+  deps: ServiceDeps,
+  requests: AsyncIterable<T>,
+  what: string,
+): Promise<{ it: AsyncIterator<T>; first: IteratorYieldResult<T>; a: AgentEntry }> {
+  const it = requests[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) throw new ConnectError(`${what}: the stream is empty`, Code.InvalidArgument);
+  try {
+    return { it, first, a: usableAgent(deps, first.value.agentName) };
+  } catch (e) {
+    throw toConnectError(e);
+  }
+}
+
 /** Relays the delegation calls (workspace and task) to the named agent. */
 export function taskRelay(
   deps: ServiceDeps,
@@ -68,16 +87,7 @@ export function taskRelay(
       requests: AsyncIterable<UploadBlobsToAgentRequest>,
       ctx: HandlerContext,
     ) {
-      const it = requests[Symbol.asyncIterator]();
-      const first = await it.next();
-      if (first.done)
-        throw new ConnectError("cannot upload: the stream is empty", Code.InvalidArgument);
-      let a: AgentEntry;
-      try {
-        a = usableAgent(deps, first.value.agentName);
-      } catch (e) {
-        throw toConnectError(e);
-      }
+      const { it, first, a } = await openRelay(deps, requests, "cannot upload");
       // A caller that goes away mid-upload may leave the request stream
       // neither ended nor failed: its signal ends the relay instead, or the
       // upload would count as a run in flight for ever.
@@ -137,16 +147,7 @@ export function taskRelay(
     async *shellOnAgent(requests: AsyncIterable<ShellOnAgentRequest>, ctx: HandlerContext) {
       if (deps.shutdownSignal.aborted)
         throw new ConnectError("master is shutting down", Code.Unavailable);
-      const it = requests[Symbol.asyncIterator]();
-      const first = await it.next();
-      if (first.done)
-        throw new ConnectError("cannot open a shell: the stream is empty", Code.InvalidArgument);
-      let a: AgentEntry;
-      try {
-        a = usableAgent(deps, first.value.agentName);
-      } catch (e) {
-        throw toConnectError(e);
-      }
+      const { it, first, a } = await openRelay(deps, requests, "cannot open a shell");
       async function* input(): AsyncGenerator<ShellRequest> {
         if (first.value?.request) yield first.value.request;
         for (let r = await it.next(); !r.done; r = await it.next())

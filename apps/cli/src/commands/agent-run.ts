@@ -2,7 +2,15 @@ import type { AgentRunResult } from "@sloth/client";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
-import { eprintln, formatDuration, type Painter, painter, printJson, table } from "../output.js";
+import {
+  eprintln,
+  formatDuration,
+  type Painter,
+  painter,
+  printJson,
+  table,
+  writeOutput,
+} from "../output.js";
 import { onStopSignals, signalExitCode } from "../signals.js";
 
 interface RunArgs extends GlobalArgs {
@@ -22,16 +30,6 @@ interface RunArgs extends GlobalArgs {
  * Writes remote output; waits while the reader lags. A reader that went away
  * (EPIPE) is not the link's failure: the CLI's own handler stops the command.
  */
-async function write(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> {
-  if (stream.destroyed || stream.write(data)) return;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      stream.off("drain", done).off("error", done).off("close", done);
-      resolve();
-    };
-    stream.on("drain", done).on("error", done).on("close", done);
-  });
-}
 
 /** Output kept per stream and agent for `--json`: the rest is counted, not held. */
 const JSON_OUTPUT_LIMIT = 16 * 1024 * 1024;
@@ -92,12 +90,18 @@ class LinePrefixer {
     let buf = Buffer.concat([this.#pending.get(key) ?? Buffer.alloc(0), data]);
     const out = stream === "stderr" ? process.stderr : process.stdout;
     for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
-      await write(out, Buffer.concat([Buffer.from(this.prefix(agent)), buf.subarray(0, nl + 1)]));
+      await writeOutput(
+        out,
+        Buffer.concat([Buffer.from(this.prefix(agent)), buf.subarray(0, nl + 1)]),
+      );
       buf = buf.subarray(nl + 1);
     }
     // Memory stays bounded for lines of any length: long partial lines go out as they are.
     if (buf.length > 64 * 1024) {
-      await write(out, Buffer.concat([Buffer.from(this.prefix(agent)), buf, Buffer.from("\n")]));
+      await writeOutput(
+        out,
+        Buffer.concat([Buffer.from(this.prefix(agent)), buf, Buffer.from("\n")]),
+      );
       buf = Buffer.alloc(0);
     }
     this.#pending.set(key, buf);
@@ -108,7 +112,7 @@ class LinePrefixer {
       const key = `${agent}\0${stream}`;
       const buf = this.#pending.get(key);
       if (buf?.length) {
-        await write(
+        await writeOutput(
           stream === "stderr" ? process.stderr : process.stdout,
           Buffer.concat([Buffer.from(this.prefix(agent)), buf, Buffer.from("\n")]),
         );
@@ -155,7 +159,7 @@ export async function runAgentCommand(argv: RunArgs): Promise<number> {
           onOutput: (_a, stream, data) => {
             // --json: one object at the end, as with --label/--name.
             if (argv.json) kept.push(stream, data);
-            else return write(stream === "stderr" ? process.stderr : process.stdout, data);
+            else return writeOutput(stream === "stderr" ? process.stderr : process.stdout, data);
           },
         });
         if (argv.json) {

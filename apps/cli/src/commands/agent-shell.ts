@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from "yargs";
 import { CliError, type GlobalArgs, parseKeyValues, withMaster } from "../context.js";
 import { withMasterOptions } from "../master-options.js";
-import { eprintln, formatDuration, painter } from "../output.js";
+import { eprintln, formatDuration, painter, writeOutput } from "../output.js";
 import { onStopSignals, signalExitCode } from "../signals.js";
 
 interface ShellArgs extends GlobalArgs {
@@ -60,17 +60,6 @@ function stdinSource(): { input: AsyncIterable<Item>; close(): void } {
   return { input: input(), close };
 }
 
-async function write(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> {
-  if (stream.destroyed || stream.write(data)) return;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      stream.off("drain", done).off("error", done).off("close", done);
-      resolve();
-    };
-    stream.on("drain", done).on("error", done).on("close", done);
-  });
-}
-
 /** Runs the session; returns the shell's exit code. */
 async function runShell(argv: ShellArgs): Promise<number> {
   const { shellOnAgent } = await import("@sloth/client");
@@ -119,7 +108,7 @@ async function runShell(argv: ShellArgs): Promise<number> {
           }
         },
         onOutput: (stream, data) =>
-          write(stream === "stderr" ? process.stderr : process.stdout, data),
+          writeOutput(stream === "stderr" ? process.stderr : process.stdout, data),
       });
       restore();
       if (interrupted) {
