@@ -16,20 +16,14 @@ beforeAll(async () => {
   const init = await runCli(["ca", "init", "--dir", caDir]);
   expect(init.code, init.stderr).toBe(0);
   expect(fs.statSync(file("ca.key")).mode & 0o777).toBe(0o600);
-  for (const [name, sans] of [
-    ["master", ["127.0.0.1", "localhost"]],
-    ["agent-1", ["127.0.0.1"]],
-    ["operator", ["operator"]],
-    ["wrong-host", ["example.invalid"]],
+  for (const [name, flags] of [
+    ["master", ["--san", "127.0.0.1", "--san", "localhost"]],
+    ["agent-1", ["--san", "127.0.0.1"]],
+    // The operator's CLI only connects: a client certificate, no address.
+    ["operator", ["--client"]],
+    ["wrong-host", ["--san", "example.invalid"]],
   ] as const) {
-    const r = await runCli([
-      "ca",
-      "issue",
-      name,
-      "--dir",
-      caDir,
-      ...sans.flatMap((s) => ["--san", s]),
-    ]);
+    const r = await runCli(["ca", "issue", name, "--dir", caDir, ...flags]);
     expect(r.code, r.stderr).toBe(0);
   }
 }, 60_000);
@@ -218,5 +212,8 @@ describe("TLS and mTLS", () => {
     const noSan = await runCli(["ca", "issue", "x", "--dir", caDir]);
     expect(noSan.code).toBe(1);
     expect(noSan.stderr).toMatch(/cannot issue a certificate for 'x': no --san given/);
+    const both = await runCli(["ca", "issue", "y", "--dir", caDir, "--client", "--san", "h"]);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/cannot issue a client certificate for 'y' with --san/);
   });
 });

@@ -39,7 +39,7 @@ const init: CommandModule<GlobalArgs, CaArgs> = {
 
 const issue: CommandModule<
   GlobalArgs,
-  CaArgs & { name: string; san?: string | string[]; out?: string }
+  CaArgs & { name: string; san?: string | string[]; out?: string; client?: boolean }
 > = {
   command: "issue <name>",
   describe: "Issue a certificate (server and client) signed by the cluster CA",
@@ -57,7 +57,13 @@ const issue: CommandModule<
       .option("out", {
         type: "string",
         describe: "Folder for NAME.crt and NAME.key (default: the CA folder)",
-      }) as unknown as Argv<CaArgs & { name: string; san?: string | string[]; out?: string }>,
+      })
+      .option("client", {
+        type: "boolean",
+        describe: "A client certificate only (the CLI talking to an mTLS master): no --san",
+      }) as unknown as Argv<
+      CaArgs & { name: string; san?: string | string[]; out?: string; client?: boolean }
+    >,
   handler: async (argv) => {
     const { issueCertificate, readCertificatePair, writeCertificatePair } = await import(
       "@sloth/client"
@@ -82,10 +88,11 @@ const issue: CommandModule<
       name: argv.name,
       sans,
       days: argv.days,
+      client: argv.client === true,
     });
     const out = argv.out ? path.resolve(argv.out) : dir;
     const files = writeCertificatePair(path.join(out, argv.name), pair, argv.force);
-    println(`Issued ${files.cert} for ${sans.join(", ")}`);
+    println(`Issued ${files.cert} ${argv.client ? "(client only)" : `for ${sans.join(", ")}`}`);
     println(`       ${files.key} (mode 0600)`);
     println(
       `Use: --tls-cert ${files.cert} --tls-key ${files.key} --tls-ca ${path.join(dir, "ca.crt")}`,

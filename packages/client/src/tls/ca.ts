@@ -28,6 +28,11 @@ export interface IssueOptions {
   sans: readonly string[];
   /** Validity in days (default 825). */
   days?: number;
+  /**
+   * A client certificate only (the CLI of an operator talking to an mTLS
+   * master): no `sans` needed, and it cannot serve.
+   */
+  client?: boolean;
 }
 
 type Forge = typeof import("node-forge");
@@ -86,12 +91,18 @@ export async function createCertificateAuthority(
  * host names and IP addresses.
  */
 export async function issueCertificate(options: IssueOptions): Promise<CertificatePair> {
-  if (options.sans.length === 0) {
+  if (options.client && options.sans.length > 0)
+    throw new SlothError(
+      "SLOTH_INVALID_ARGUMENT",
+      `cannot issue a client certificate for '${options.name}' with --san: a client is not reached at an address`,
+      { hint: "drop --san, or drop --client for a certificate that also serves" },
+    );
+  if (!options.client && options.sans.length === 0) {
     throw new SlothError(
       "SLOTH_INVALID_ARGUMENT",
       `cannot issue a certificate for '${options.name}': no --san given`,
       {
-        hint: "give every host name and IP address it is reached at, such as --san web-1.example.com --san 10.0.0.7",
+        hint: "give every host name and IP address it is reached at, such as --san web-1.example.com --san 10.0.0.7 (or --client for a certificate that only connects, as the CLI's)",
       },
     );
   }
@@ -112,8 +123,10 @@ export async function issueCertificate(options: IssueOptions): Promise<Certifica
   cert.setExtensions([
     { name: "basicConstraints", cA: false },
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-    { name: "subjectAltName", altNames },
+    options.client
+      ? { name: "extKeyUsage", clientAuth: true }
+      : { name: "extKeyUsage", serverAuth: true, clientAuth: true },
+    ...(options.client ? [] : [{ name: "subjectAltName", altNames }]),
     {
       name: "authorityKeyIdentifier",
       keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes(),
