@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import type { CommandSpecSchema, MasterService } from "@sloth/proto";
+import type { CommandExit, CommandSpecSchema, MasterService } from "@sloth/proto";
 import { fromConnectError } from "./connect-errors.js";
 import type { SlothError } from "./errors.js";
 
@@ -37,19 +37,30 @@ export interface RunOnAgentsOptions {
   onStarted?: ((agent: string) => void) | undefined;
 }
 
+/** A result that says the link failed, until the command's exit says otherwise. */
+export function linkFailed(agent: string): AgentRunResult {
+  return { agent, code: LINK_FAILED_EXIT, exitCode: -1, timedOut: false, durationMs: 0 };
+}
+
+/** Records how a command ended: the process-style code is 128+N for signal N. */
+export function applyExit(result: AgentRunResult, x: CommandExit): void {
+  result.exitCode = x.exitCode;
+  result.timedOut = x.timedOut;
+  result.durationMs = Number(x.durationMs);
+  if (x.startError) result.error = `could not start: ${x.startError}`;
+  else if (x.signalNumber > 0) {
+    result.signal = x.signal;
+    result.code = 128 + x.signalNumber;
+  } else result.code = x.exitCode;
+}
+
 /** Runs one command on one agent through the master. Never throws for remote failures. */
 export async function runOnAgent(
   agent: string,
   options: RunOnAgentsOptions,
 ): Promise<AgentRunResult> {
   const started = Date.now();
-  const result: AgentRunResult = {
-    agent,
-    code: LINK_FAILED_EXIT,
-    exitCode: -1,
-    timedOut: false,
-    durationMs: 0,
-  };
+  const result = linkFailed(agent);
   try {
     const stream = options.client.runOnAgent(
       { agentName: agent, spec: options.spec },
@@ -63,18 +74,7 @@ export async function runOnAgent(
         await options.onOutput?.(agent, ev.value.stream === 2 ? "stderr" : "stdout", ev.value.data);
       } else if (ev?.case === "exit") {
         sawExit = true;
-        const x = ev.value;
-        result.exitCode = x.exitCode;
-        result.timedOut = x.timedOut;
-        result.durationMs = Number(x.durationMs);
-        if (x.startError) {
-          result.error = `could not start: ${x.startError}`;
-        } else if (x.signalNumber > 0) {
-          result.signal = x.signal;
-          result.code = 128 + x.signalNumber;
-        } else {
-          result.code = x.exitCode;
-        }
+        applyExit(result, ev.value);
       }
     }
     if (!sawExit) result.error = "the link ended without an exit status";

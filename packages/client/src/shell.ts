@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import type { MasterService, ShellOnAgentRequestSchema, ShellOpenSchema } from "@sloth/proto";
 import { fromConnectError } from "./connect-errors.js";
-import { type AgentRunResult, LINK_FAILED_EXIT } from "./fan-out.js";
+import { type AgentRunResult, applyExit, linkFailed } from "./fan-out.js";
 
 /** A terminal's size, in characters. */
 export interface TerminalSize {
@@ -37,13 +37,7 @@ export interface ShellOptions {
  */
 export async function shellOnAgent(agent: string, options: ShellOptions): Promise<AgentRunResult> {
   const started = Date.now();
-  const result: AgentRunResult = {
-    agent,
-    code: LINK_FAILED_EXIT,
-    exitCode: -1,
-    timedOut: false,
-    durationMs: 0,
-  };
+  const result = linkFailed(agent);
   async function* requests(): AsyncGenerator<MessageInitShape<typeof ShellOnAgentRequestSchema>> {
     yield { agentName: agent, request: { event: { case: "open", value: options.open } } };
     for await (const item of options.input) {
@@ -61,14 +55,7 @@ export async function shellOnAgent(agent: string, options: ShellOptions): Promis
         await options.onOutput?.(ev.value.stream === 2 ? "stderr" : "stdout", ev.value.data);
       } else if (ev?.case === "exit") {
         sawExit = true;
-        const x = ev.value;
-        result.exitCode = x.exitCode;
-        result.durationMs = Number(x.durationMs);
-        if (x.startError) result.error = `could not start: ${x.startError}`;
-        else if (x.signalNumber > 0) {
-          result.signal = x.signal;
-          result.code = 128 + x.signalNumber;
-        } else result.code = x.exitCode;
+        applyExit(result, ev.value);
       }
     }
     if (!sawExit) result.error = "the link ended without an exit status";

@@ -59,6 +59,33 @@ async function openRelay<T extends { agentName: string }>(
   }
 }
 
+/**
+ * Relays an agent's response stream to the caller, counted as a run in
+ * flight; a master that cancels its runs (at stop) or a caller that goes
+ * away cancels it on the agent.
+ */
+async function* relayStream<R>(
+  deps: ServiceDeps,
+  a: AgentEntry,
+  ctx: HandlerContext,
+  open: (
+    client: ReturnType<ServiceDeps["pool"]["client"]>,
+    signal: AbortSignal,
+  ) => AsyncIterable<R>,
+): AsyncGenerator<{ response: R }> {
+  const signal = AbortSignal.any([ctx.signal, deps.cancelSignal]);
+  deps.runs.inFlight++;
+  try {
+    for await (const response of open(deps.pool.client(a.address, a.tls), signal))
+      yield { response };
+  } catch (e) {
+    if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
+    throw lost(a, e);
+  } finally {
+    deps.runs.inFlight--;
+  }
+}
+
 /** Relays the delegation calls (workspace and task) to the named agent. */
 export function taskRelay(
   deps: ServiceDeps,
@@ -129,20 +156,9 @@ export function taskRelay(
       } catch (e) {
         throw toConnectError(e);
       }
-      const signal = AbortSignal.any([ctx.signal, deps.cancelSignal]);
-      deps.runs.inFlight++;
-      try {
-        for await (const response of deps.pool
-          .client(a.address, a.tls)
-          .runTask(req.request ?? {}, { signal })) {
-          yield { response };
-        }
-      } catch (e) {
-        if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
-        throw lost(a, e);
-      } finally {
-        deps.runs.inFlight--;
-      }
+      yield* relayStream(deps, a, ctx, (client, signal) =>
+        client.runTask(req.request ?? {}, { signal }),
+      );
     },
     async *shellOnAgent(requests: AsyncIterable<ShellOnAgentRequest>, ctx: HandlerContext) {
       if (deps.shutdownSignal.aborted)
@@ -153,17 +169,7 @@ export function taskRelay(
         for (let r = await it.next(); !r.done; r = await it.next())
           if (r.value.request) yield r.value.request;
       }
-      const signal = AbortSignal.any([ctx.signal, deps.cancelSignal]);
-      deps.runs.inFlight++;
-      try {
-        for await (const response of deps.pool.client(a.address, a.tls).shell(input(), { signal }))
-          yield { response };
-      } catch (e) {
-        if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
-        throw lost(a, e);
-      } finally {
-        deps.runs.inFlight--;
-      }
+      yield* relayStream(deps, a, ctx, (client, signal) => client.shell(input(), { signal }));
     },
   };
 }
