@@ -5,6 +5,7 @@
 // goal is a ratio. Also: throughput at concurrency 32, agent idle RSS, and
 // master RSS growth while it relays a large output.
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import { agentClient, connect, masterClient } from "@sloth/client";
 import {
   cpuMs,
@@ -83,6 +84,23 @@ function localRead(bytes: number): Promise<number> {
   });
 }
 
+/** The agent's helper process that forks its commands, if running. */
+function spawnerOf(agentPid: number): number | undefined {
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== agentPid) continue;
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").includes("spawner"))
+        return Number(entry);
+    } catch {
+      // Gone while listing.
+    }
+  }
+  return undefined;
+}
+
 async function idleNodeRss(): Promise<number> {
   const p = spawnNode("-e", ["setInterval(() => {}, 1000); console.log('up')"]);
   await p.waitFor(/up/);
@@ -97,6 +115,8 @@ async function main(): Promise<void> {
   const agent = await startAgent(master, "bench-1");
   await new Promise((r) => setTimeout(r, 1000));
   const agentIdleRss = rssBytes(agent.pid);
+  const spawner = spawnerOf(agent.pid);
+  const spawnerIdleRss = spawner === undefined ? 0 : rssBytes(spawner);
   const nodeIdleRss = await idleNodeRss();
 
   const conn = connect({ address: master.address, token: master.token });
@@ -222,6 +242,10 @@ async function main(): Promise<void> {
         value: mib(agentIdleRss),
         reference: `idle \`node\` ${mib(nodeIdleRss)}`,
         ratio: agentIdleRss / nodeIdleRss,
+        note:
+          spawner === undefined
+            ? "no spawner helper process found"
+            : `plus its spawner helper process (forks the commands): ${mib(spawnerIdleRss)}`,
       }),
       row({
         measure: `master RSS growth relaying ${mib(RELAY_BYTES)}`,
@@ -251,6 +275,7 @@ async function main(): Promise<void> {
       perSecond: { local: localRates, master: masterRates, direct: directRates },
       rss: {
         agentIdle: agentIdleRss,
+        spawnerIdle: spawnerIdleRss,
         nodeIdle: nodeIdleRss,
         masterRssBefore,
         masterRssPeak,

@@ -20,6 +20,7 @@ import { createAgentPrometheus, serveMetrics } from "./prometheus.js";
 import { type HeartbeatOptions, runRegistration, sayGoodbye } from "./registration.js";
 import { listenRpc, type RpcServer } from "./server.js";
 import { agentRoutes, type ServiceContext } from "./service.js";
+import { warmSpawner } from "./spawner.js";
 import { systemFacts } from "./system-facts.js";
 import { defaultScratchDir, removeStaleTaskFolders } from "./task-runner.js";
 import { AGENT_VERSION } from "./version.js";
@@ -297,6 +298,8 @@ export function createAgent(options: AgentOptions): Agent {
       }
       if (identity.created) logger.info({ file: identity.file }, "created agent identity");
       sampler.start();
+      // Commands are forked by a small helper process: start it before the first one.
+      warmSpawner();
       const address = formatHostPort(o.bindAddress, server.port);
       logger.info(
         { address, name: o.name, version: AGENT_VERSION },

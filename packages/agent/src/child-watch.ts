@@ -1,5 +1,5 @@
-import type { ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
+import type { StartedChild } from "./spawner.js";
 
 /** Limits of one watched child. */
 export interface ChildWatchOptions {
@@ -42,7 +42,7 @@ export class ChildWatch {
   private readonly exitDrainMs: number;
 
   constructor(
-    child: ChildProcess,
+    child: StartedChild,
     private readonly pid: number,
     options: ChildWatchOptions,
   ) {

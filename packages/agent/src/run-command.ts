@@ -3,6 +3,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { ChildWatch } from "./child-watch.js";
+import { type StartedChild, startCommand } from "./spawner.js";
 
 /** A command to run with `bash -c`. */
 export interface CommandRequest {
@@ -59,6 +60,12 @@ export interface RunCommandOptions {
    * input. Without it the command's input is /dev/null.
    */
   stdin?: AsyncIterable<Uint8Array> | undefined;
+  /**
+   * Fork through the agent's small spawner process (default true on Linux):
+   * starting a command then costs the same however much memory the agent
+   * holds. False spawns from this process.
+   */
+  spawner?: boolean | undefined;
 }
 
 /** Variables never passed to commands: the cluster token is the agent's, not theirs. */
@@ -89,25 +96,43 @@ export async function* runCommand(
   Object.assign(env, request.env);
 
   const startedAt = performance.now();
-  let child: ChildProcess;
-  try {
-    const [file, ...args] = request.argv ?? ["bash", "-c", request.command];
-    child = spawn(file, args, {
-      cwd: workdir,
-      env,
-      detached: true,
-      stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe"],
-    });
-  } catch (err) {
-    // Arguments Node refuses outright, such as NUL bytes in the command or env.
-    yield notStarted(`cannot run command: ${(err as Error).message}`);
-    return;
-  }
-  const pid = child.pid;
-  if (pid === undefined) {
-    const err = await new Promise<Error>((resolve) => child.once("error", resolve));
-    yield notStarted(`cannot run command: ${err.message}`);
-    return;
+  const [file, ...args] = request.argv ?? ["bash", "-c", request.command];
+  let child: StartedChild;
+  let pid: number;
+  let stdin: NodeJS.WritableStream | undefined;
+  // Commands with an input are spawned here (the helper passes output pipes only).
+  const viaHelper =
+    options.spawner === false || options.stdin ? undefined : startCommand(file, args, workdir, env);
+  if (viaHelper) {
+    const started = await viaHelper;
+    if ("error" in started) {
+      yield notStarted(`cannot run command: ${started.error.message}`);
+      return;
+    }
+    child = started.child;
+    pid = started.pid;
+  } else {
+    let direct: ChildProcess;
+    try {
+      direct = spawn(file, args, {
+        cwd: workdir,
+        env,
+        detached: true,
+        stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe"],
+      });
+    } catch (err) {
+      // Arguments Node refuses outright, such as NUL bytes in the command or env.
+      yield notStarted(`cannot run command: ${(err as Error).message}`);
+      return;
+    }
+    if (direct.pid === undefined) {
+      const err = await new Promise<Error>((resolve) => direct.once("error", resolve));
+      yield notStarted(`cannot run command: ${err.message}`);
+      return;
+    }
+    child = direct;
+    pid = direct.pid;
+    stdin = direct.stdin ?? undefined;
   }
   const run = new ChildWatch(child, pid, {
     highWaterBytes: options.highWaterBytes ?? 1 << 20,
@@ -116,7 +141,9 @@ export async function* runCommand(
   });
   const onAbort = () => run.kill();
   options.signal?.addEventListener("abort", onAbort, { once: true });
-  if (options.stdin && child.stdin) void pumpInput(options.stdin, child.stdin, () => run.finished);
+  // Aborted while the helper was starting it.
+  if (options.signal?.aborted) run.kill();
+  if (options.stdin && stdin) void pumpInput(options.stdin, stdin, () => run.finished);
   const timeoutMs = request.timeoutMs ?? 0;
   // Longer than a timer can hold (about 24.8 days) counts as no limit, rather
   // than firing at once as an overflowing setTimeout would.
@@ -139,6 +166,14 @@ export async function* runCommand(
         await run.changed();
       }
     }
+    if ("lost" in child && child.lost)
+      yield {
+        type: "output",
+        stream: "stderr",
+        data: Buffer.from(
+          "sloth-agentd: the exit status of this command was lost (the agent's spawner process stopped)\n",
+        ),
+      };
     const { code, signal } = run.exit ?? { code: null, signal: null };
     yield {
       type: "exit",

@@ -1,0 +1,156 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { tempDir, waitFor } from "../test/helpers.js";
+import { type CommandEvent, runCommand } from "./run-command.js";
+import { spawnerPid, warmSpawner } from "./spawner.js";
+
+const pkgDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+async function collect(
+  command: string,
+  options: Parameters<typeof runCommand>[1] = {},
+): Promise<{ stdout: string; stderr: string; exit: CommandEvent & { type: "exit" } }> {
+  let stdout = "";
+  let stderr = "";
+  let exit: (CommandEvent & { type: "exit" }) | undefined;
+  for await (const e of runCommand({ command }, options)) {
+    if (e.type === "output") {
+      if (e.stream === "stdout") stdout += Buffer.from(e.data).toString();
+      else stderr += Buffer.from(e.data).toString();
+    }
+    if (e.type === "exit") exit = e;
+  }
+  if (!exit) throw new Error("no exit event");
+  return { stdout, stderr, exit };
+}
+
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
+describe("the spawner helper", () => {
+  it("forks commands from a small helper process, in their own process group", async () => {
+    warmSpawner();
+    const r = await collect("echo $PPID $$ $(ps -o pgid= -p $$)");
+    const [ppid, pid, pgid] = r.stdout.trim().split(/\s+/).map(Number);
+    expect(r.exit.exitCode).toBe(0);
+    const helper = spawnerPid();
+    expect(helper).toBeDefined();
+    expect(ppid).toBe(helper);
+    expect(ppid).not.toBe(process.pid);
+    expect(parentOf(helper as number)).toBe(process.pid);
+    expect(pgid).toBe(pid);
+    // The helper's memory stays small: that is its point.
+    const status = fs.readFileSync(`/proc/${helper}/status`, "utf8");
+    const anonKiB = Number(/RssAnon:\s+(\d+)/.exec(status)?.[1]);
+    expect(anonKiB).toBeGreaterThan(0);
+    expect(anonKiB).toBeLessThan(48 * 1024);
+  });
+
+  it("spawns from the agent itself when asked to", async () => {
+    const r = await collect("echo $PPID", { spawner: false });
+    expect(Number(r.stdout.trim())).toBe(process.pid);
+  });
+
+  it("holds no secret of the agent in its environment", async () => {
+    warmSpawner();
+    await collect("true");
+    const env = fs.readFileSync(`/proc/${spawnerPid()}/environ`, "utf8").split("\0");
+    expect(env.filter((v) => v.startsWith("SLOTH_"))).toEqual([]);
+  });
+
+  it("reports exit codes, signals, output and start errors as a direct spawn does", async () => {
+    const ok = await collect("printf out; printf err >&2; exit 7");
+    expect(ok).toMatchObject({ stdout: "out", stderr: "err", exit: { exitCode: 7, signal: "" } });
+    const killed = await collect("kill -TERM $$");
+    expect(killed.exit).toMatchObject({ exitCode: -1, signal: "SIGTERM", signalNumber: 15 });
+    const events: CommandEvent[] = [];
+    for await (const e of runCommand({ command: "x", argv: ["/nonexistent/program"] }))
+      events.push(e);
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: "exit",
+        exitCode: -1,
+        startError: expect.stringMatching(/ENOENT/),
+      }),
+    ]);
+  });
+
+  it("loses no exit among many short commands at once", async () => {
+    const runs = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => collect(`echo ${i}; exit ${i % 5}`)),
+    );
+    runs.forEach((r, i) => {
+      expect(r.stdout).toBe(`${i}\n`);
+      expect(r.exit.exitCode).toBe(i % 5);
+    });
+  });
+
+  it("keeps output flowing when the helper dies mid-command, says the exit status is lost, and starts again", async () => {
+    warmSpawner();
+    await collect("true");
+    const helper = spawnerPid() as number;
+    const run = runCommand({ command: "echo before; read _ < /dev/null; sleep 1; echo after" });
+    const seen: CommandEvent[] = [];
+    for await (const e of run) {
+      seen.push(e);
+      if (e.type === "output" && Buffer.from(e.data).toString().includes("before"))
+        process.kill(helper, "SIGKILL");
+    }
+    const text = (stream: string) =>
+      seen
+        .flatMap((e) =>
+          e.type === "output" && e.stream === stream ? [Buffer.from(e.data).toString()] : [],
+        )
+        .join("");
+    expect(text("stdout")).toBe("before\nafter\n");
+    expect(text("stderr")).toMatch(/exit status of this command was lost/);
+    expect(seen.at(-1)).toMatchObject({ type: "exit", exitCode: -1 });
+    const again = await collect("echo $PPID");
+    expect(Number(again.stdout.trim())).toBe(spawnerPid());
+    expect(spawnerPid()).not.toBe(helper);
+  });
+
+  it("lets a library user's script end on its own, and ends with it", async () => {
+    const dir = tempDir("sloth-spawner-");
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(pkgDir, "test", `.spawner-exit-${process.pid}.ts`);
+    fs.writeFileSync(
+      file,
+      [
+        'import { runCommand } from "@sloth/agent";',
+        'for await (const e of runCommand({ command: "echo $PPID" }))',
+        '  if (e.type === "output") process.stdout.write(e.data);',
+      ].join("\n"),
+    );
+    cleanups.push(() => fs.rmSync(file, { force: true }));
+    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", file], {
+      cwd: pkgDir,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    cleanups.push(() => child.kill("SIGKILL"));
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+    expect(code).toBe(0);
+    const helper = Number(out.trim());
+    expect(helper).toBeGreaterThan(0);
+    expect(helper).not.toBe(child.pid);
+    // The helper leaves with its agent.
+    await waitFor(() => !fs.existsSync(`/proc/${helper}`) || parentOf(helper) !== child.pid, 5000);
+    expect(
+      fs.existsSync(`/proc/${helper}/stat`) &&
+        fs.readFileSync(`/proc/${helper}/cmdline`, "utf8").includes("spawner"),
+    ).toBe(false);
+  });
+});
