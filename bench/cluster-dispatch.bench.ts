@@ -33,8 +33,8 @@ import {
 const SEQUENTIAL = QUICK ? 100 : 500;
 const ROUNDS = 5;
 const CONCURRENCY = 32;
-const RATE_SECONDS = QUICK ? 1.5 : 4;
-const RATE_REPS = QUICK ? 1 : 3;
+const RATE_SECONDS = QUICK ? 1 : 4;
+const RATE_REPS = 3;
 const RELAY_BYTES = QUICK ? 128 * 1048576 : 1024 * 1048576;
 
 type MasterClient = ReturnType<typeof masterClient>;
