@@ -2,15 +2,17 @@
 import { readFileSync } from "node:fs";
 
 const argv = process.argv.slice(2);
-// The reader of our output went away (`| head -1`): stop as `yes | head`
-// does on SIGPIPE, through SIGTERM so that a run cancels its tasks first,
-// instead of dying on an unhandled EPIPE with a stack trace.
+// The reader of our output went away (`| head -1`): stop through SIGTERM,
+// so that a run cancels its tasks first, instead of dying on an unhandled
+// EPIPE with a stack trace; the exit code is then 141, as for `yes | head`
+// killed by SIGPIPE.
 let hungUp = false;
 for (const stream of [process.stdout, process.stderr]) {
   stream.on("error", (e) => {
     if (e.code !== "EPIPE") throw e;
     if (hungUp) return;
     hungUp = true;
+    globalThis[Symbol.for("sloth-runner.output-closed")] = true;
     process.kill(process.pid, "SIGTERM");
   });
 }

@@ -18,7 +18,17 @@ export function onStopSignals(handler: (sig: NodeJS.Signals) => void): () => voi
   };
 }
 
-/** The exit code of a command stopped by `sig`, as shells report it (128 + N). */
+/**
+ * The exit code of a command stopped by `sig`, as shells report it (128 + N).
+ * Stopped because the reader of its output went away (the bin turns EPIPE
+ * into SIGTERM, so runs cancel their tasks): 141, as for SIGPIPE.
+ */
 export function signalExitCode(sig: NodeJS.Signals): number {
+  if (sig === "SIGTERM" && outputClosed()) return 141;
   return sig === "SIGTERM" ? 143 : sig === "SIGHUP" ? 129 : 130;
+}
+
+/** True once a write to stdout or stderr failed with EPIPE. */
+export function outputClosed(): boolean {
+  return (globalThis as Record<symbol, unknown>)[Symbol.for("sloth-runner.output-closed")] === true;
 }

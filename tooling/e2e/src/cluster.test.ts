@@ -217,6 +217,30 @@ describe("a master with three agents", () => {
     });
   });
 
+  it("stops the remote command when the reader goes away (| head -1): exit 141, nothing left", async () => {
+    const marker = `yes-${crypto.randomInt(1e6)}`;
+    const p = spawnNode(CLI_BIN, [
+      "--data-dir",
+      master.dataDir,
+      "agent",
+      "run",
+      "alpha",
+      "-q",
+      "--master",
+      master.address,
+      `exec -a ${marker} yes`,
+    ]);
+    await waitFor(() => p.stdout().length > 0, { what: "the first output" });
+    // What `| head -1` does once it has its line.
+    p.child.stdout?.destroy();
+    expect(await p.exited).toBe(141);
+    expect(p.stderr()).toBe("");
+    await waitFor(() => spawnSync("pgrep", ["-f", `^${marker}`]).status !== 0, {
+      timeoutMs: 5000,
+      what: "the remote command to be killed",
+    });
+  });
+
   it("Ctrl-C on a fan-out cancels every agent's command and reports them as interrupted", async () => {
     const marker = `601.${crypto.randomInt(1e6)}`;
     const p = spawnNode(CLI_BIN, [

@@ -492,7 +492,7 @@ describe("run: several values files", () => {
 });
 
 describe("run: the reader of the output goes away (| head -1)", () => {
-  it("stops the run as SIGTERM would, with no EPIPE stack trace", async () => {
+  it("stops the run as SIGTERM would, exit 141 as for SIGPIPE, with no EPIPE stack trace", async () => {
     const pidFile = path.join(dir, "chatty.pid");
     const f = file(
       "chatty.sloth",
@@ -504,7 +504,7 @@ describe("run: the reader of the output goes away (| head -1)", () => {
     });
     // What `| head -1` does once it has its line.
     p.child.stdout?.destroy();
-    expect(await p.exited).toBe(143);
+    expect(await p.exited).toBe(141);
     expect(p.stderr()).not.toMatch(/EPIPE|Error:|at .*\(/);
     const pid = Number(fs.readFileSync(pidFile, "utf8"));
     await waitFor(() => !running(pid), { what: `process ${pid} to end` });
