@@ -6,7 +6,14 @@ import type { SlothError } from "@sloth/client";
  */
 export type AgentEvent =
   | { type: "listening"; address: string; port: number }
-  | { type: "registered"; master: string; heartbeatIntervalMs: number; again: boolean }
+  | {
+      type: "registered";
+      master: string;
+      heartbeatIntervalMs: number;
+      again: boolean;
+      /** Set when the master could not reach the agent back: it lists it unreachable. */
+      unreachable?: { address: string; reason: string; hint: string };
+    }
   | {
       type: "registration-failed";
       master: string;

@@ -8,7 +8,7 @@ import {
   SlothError,
   type TlsMaterial,
 } from "@sloth/client";
-import type { RegisterAgentRequestSchema } from "@sloth/proto";
+import { AgentStatus, type RegisterAgentRequestSchema } from "@sloth/proto";
 import { type BackoffOptions, backoffDelay, jittered, sleep } from "./backoff.js";
 import { AgentNameHeldError } from "./errors.js";
 import type { AgentEvent } from "./events.js";
@@ -68,8 +68,11 @@ export async function runRegistration(o: RegistrationOptions, signal: AbortSigna
     while (!signal.aborted) {
       let intervalMs: number;
       let jitterPercent: number;
+      let unreachable: { address: string; reason: string } | undefined;
       try {
         const reply = await masterClient(conn).registerAgent(o.request, call);
+        if (reply.agent?.status === AgentStatus.UNREACHABLE)
+          unreachable = { address: reply.agent.address, reason: reply.agent.statusReason };
         intervalMs = o.heartbeat.intervalMs ?? (Number(reply.heartbeatIntervalMs) || 5000);
         jitterPercent =
           o.heartbeat.jitterPercent ??
@@ -109,13 +112,45 @@ export async function runRegistration(o: RegistrationOptions, signal: AbortSigna
         { master: o.master, name: o.name, heartbeatIntervalMs: intervalMs },
         `${again ? "registered again" : "registered"} with master at ${o.master}`,
       );
-      o.emit({ type: "registered", master: o.master, heartbeatIntervalMs: intervalMs, again });
+      o.emit({
+        type: "registered",
+        master: o.master,
+        heartbeatIntervalMs: intervalMs,
+        again,
+        ...(unreachable && {
+          unreachable: warnUnreachable(o, unreachable.address, unreachable.reason),
+        }),
+      });
       again = true;
       await heartbeatUntilForgotten(o, signal, () => conn, reconnect, intervalMs, jitterPercent);
     }
   } finally {
     conn.close();
   }
+}
+
+/**
+ * Registered, but the master's probe of the agent's address failed: it will
+ * list the agent as unreachable and cannot run anything on it. Said here,
+ * where the operator who can fix it looks.
+ */
+function warnUnreachable(
+  o: RegistrationOptions,
+  address: string,
+  reason: string,
+): { address: string; reason: string; hint: string } {
+  // The master's probe says "cannot reach ADDRESS: why"; only the why is new here.
+  const why = reason.replace(/^cannot reach \S+: /, "").replace(/[\s:]+$/, "") || reason;
+  const host = address.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  const certificate = /altnames|cert's list|certificate/i.test(reason);
+  const hint = certificate
+    ? `issue this agent a certificate with that address as a SAN: \`sloth-runner ca issue ${o.name} --san ${host}\``
+    : "the master must be able to connect to that address: set the address it dials with --report-address, or open the port";
+  o.logger.warn(
+    { master: o.master, address, reason: why, hint },
+    `registered with master at ${o.master}, but the master cannot reach this agent at ${address}`,
+  );
+  return { address, reason: why, hint };
 }
 
 /** Heartbeats until stopped or until the master no longer knows the agent. */

@@ -152,6 +152,34 @@ describe("TLS and mTLS", () => {
     );
   });
 
+  it("warns an agent whose certificate does not cover the address the master dials", async () => {
+    const master = await spawnMaster({ args: tlsArgs("master") });
+    const agent = await spawnAgent({
+      name: "wrong-host",
+      master: master.address,
+      tokenFile: path.join(master.dataDir, "master", "token"),
+      args: tlsArgs("wrong-host"),
+    });
+    await agent.proc.waitForOutput(/cannot reach this agent/);
+    const log = agent.proc.stdout() + agent.proc.stderr();
+    expect(log).toMatch(
+      /registered with master at 127\.0\.0\.1:\d+, but the master cannot reach this agent at 127\.0\.0\.1:\d+/,
+    );
+    expect(log).toMatch(/`sloth-runner ca issue wrong-host --san 127\.0\.0\.1`/);
+    // The same through `sloth-runner agent start`, as a warning line.
+    const viaCli = await spawnAgent({
+      name: "wrong-host-2",
+      master: master.address,
+      tokenFile: path.join(master.dataDir, "master", "token"),
+      args: tlsArgs("wrong-host"),
+      via: "cli",
+    });
+    await viaCli.proc.waitForOutput(/warning: the master cannot reach/);
+    expect(viaCli.proc.stderr()).toMatch(
+      /warning: the master cannot reach this agent at 127\.0\.0\.1:\d+: .*not in the cert's list; issue this agent a certificate with that address as a SAN: `sloth-runner ca issue wrong-host-2 --san 127\.0\.0\.1`/,
+    );
+  });
+
   it("refuses agents that do not serve TLS when the master does", async () => {
     const master = await spawnMaster({
       args: ["--tls-cert", file("master.crt"), "--tls-key", file("master.key")],

@@ -81,8 +81,12 @@ export function describeAgentEvent(name: string, e: AgentEvent): string | undefi
   switch (e.type) {
     case "listening":
       return `Agent '${name}' listening on ${e.address}`;
-    case "registered":
-      return `Agent '${name}' ${e.again ? "registered again" : "registered"} with master at ${e.master}`;
+    case "registered": {
+      const line = `Agent '${name}' ${e.again ? "registered again" : "registered"} with master at ${e.master}`;
+      if (!e.unreachable) return line;
+      const u = e.unreachable;
+      return `${line}\n${c.yellow(`warning: the master cannot reach this agent at ${u.address}: ${u.reason}; ${u.hint}`)}`;
+    }
     case "registration-failed":
       return c.yellow(
         `warning: cannot register with master at ${e.master}: ${e.error.describe()} (retrying in ${formatDuration(e.retryInMs)})`,
