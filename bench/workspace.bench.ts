@@ -6,7 +6,9 @@
 // agent ingests them and the build writes their files as they arrive; the
 // task's turn finishes the build), a tenth of it is changed there and comes
 // back (diff, pack, TCP, apply); then the unchanged workspace is synced
-// again, into a fresh directory and recycling the last one.
+// again, into a fresh directory and recycling the last one (the runner names
+// the workspace it sent last before scanning, and the agent checks it
+// meanwhile, as PrepareWorkspace's previous_manifest_sha256 has it do).
 // The agent is a child process speaking IPC for control and TCP for bytes,
 // as tar's ends are separate processes. Prints a table; writes
 // results/workspace.json.
@@ -58,6 +60,7 @@ function generate(dir: string): void {
 type Request =
   | { op: "prepare"; cache: string; manifest: string; target: string; recycle?: string }
   | { op: "upload"; cache: string; port: number }
+  | { op: "inspect"; cache: string; dir: string }
   | { op: "task"; work: string; manifest: Manifest }
   | { op: "send-changes"; work: string; port: number };
 
@@ -85,6 +88,10 @@ async function agent(): Promise<void> {
           t,
         });
         reply({ missing });
+      } else if (req.op === "inspect") {
+        // PrepareWorkspace naming the workspace sent last: checked while the runner scans.
+        cache(req.cache).inspect(req.dir);
+        reply({});
       } else if (req.op === "upload") {
         // UploadBlobs, then RunTask finishing the build.
         const b = builds.get(req.cache)!;
@@ -216,6 +223,8 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
   let receiveSeconds = 0;
   /** One sync: scan, prepare (ask and start building), pack, upload, finish. */
   const sync = async (target: string, reuse?: Manifest, recycle?: string) => {
+    // The runner names the workspace it sent last before it scans.
+    if (recycle) void call(child, { op: "inspect", cache, dir: recycle });
     let t: number;
     [manifest, t] = await time(() => scanWorkspace(src, reuse ? { reuse } : {}));
     if (!reuse) scan = t;

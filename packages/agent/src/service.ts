@@ -36,6 +36,8 @@ export interface ServiceContext {
 /** The agent's side of workspace shipping. */
 export interface WorkspaceSupport {
   missing(manifestJson: string): Promise<string[]>;
+  /** Starts checking the kept workspace built from the manifest with this SHA-256, for recycling. */
+  warm(previousManifestSha256: string): void;
   ingest(
     chunks: AsyncIterable<Uint8Array>,
     gzip: boolean,
@@ -152,6 +154,8 @@ export function agentRoutes(ctx: ServiceContext): (router: ConnectRouter) => voi
       async prepareWorkspace(req) {
         if (!ctx.workspace)
           throw new ConnectError("this agent cannot receive workspaces", Code.Unimplemented);
+        if (req.previousManifestSha256) ctx.workspace.warm(req.previousManifestSha256);
+        if (req.manifestJson === "") return { missing: [] };
         return { missing: await ctx.workspace.missing(req.manifestJson) };
       },
       async uploadBlobs(requests) {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -100,6 +101,31 @@ describe("agent workspaces", () => {
     expect(tree(second.dir)).toEqual(tree(src));
     // One folder in use, none left behind.
     expect(fs.readdirSync(workDir)).toEqual([path.basename(second.dir)]);
+  });
+
+  it("checks the kept workspace a runner names before its manifest comes, to the same exact result", async () => {
+    const { ws, ship } = await setup();
+    const src = tempDir();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 20; i++) files[`d${i % 3}/f${i}.txt`] = `file ${i}`;
+    write(src, files);
+    const json = await ship(src);
+    const first = await ws.task.workspace?.(json);
+    if (!first) throw new Error("no workspace");
+    fs.writeFileSync(path.join(first.dir, "d1/f4.txt"), "edited by the task");
+    fs.writeFileSync(path.join(first.dir, "d2/extra.txt"), "left over");
+    first.release();
+    // The runner names the manifest it sent last, then scans: the agent checks meanwhile.
+    ws.support.warm(createHash("sha256").update(json).digest("hex"));
+    // A name it does not know, or garbage, changes nothing.
+    ws.support.warm("0".repeat(64));
+    ws.support.warm("not a hash");
+    write(src, { "d0/f3.txt": "changed on the runner" });
+    const second = await ws.task.workspace?.(await ship(src));
+    if (!second) throw new Error("no workspace");
+    expect(fs.existsSync(first.dir)).toBe(false);
+    expect(tree(second.dir)).toEqual(tree(src));
+    second.release();
   });
 
   it("packs the task's changes against the manifest it was lent", async () => {

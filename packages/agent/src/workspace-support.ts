@@ -25,6 +25,8 @@ export interface WorkspaceSupportOptions {
 
 interface Parked {
   dir: string;
+  /** SHA-256 of the manifest JSON it was last built to. */
+  key: string;
   /** The manifest it was last built to: `path\0hash` of each file, to pick the closest. */
   files: Set<string>;
 }
@@ -123,8 +125,8 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
     }
   }
 
-  function park(dir: string, files: Set<string>): void {
-    parked.push({ dir, files });
+  function park(dir: string, files: Set<string>, key: string): void {
+    parked.push({ dir, files, key });
     while (parked.length > keep) remove((parked.shift() as Parked).dir);
   }
 
@@ -156,6 +158,11 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
         if (list) list.push(entry);
         else prepared.set(k, [entry]);
         return missing;
+      },
+      warm(previous) {
+        // The runner scans meanwhile; the build that recycles it uses this check.
+        const p = parked.find((x) => x.key === previous);
+        if (p) cache.inspect(p.dir);
       },
       ingest(chunks, gzip) {
         return cache.ingest(chunks, { gzip, limitBytes: options.maxUploadBytes ?? 4 * 1024 ** 3 });
@@ -190,7 +197,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
           dir: build.dir,
           release: () => {
             lent.delete(build.dir);
-            park(build.dir, files);
+            park(build.dir, files, k);
           },
         };
       },

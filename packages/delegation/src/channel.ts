@@ -19,6 +19,12 @@ export interface TaskChannel {
   readonly address: string;
   readonly via: "master" | "agent";
   prepare(manifestJson: string, signal: AbortSignal): Promise<string[]>;
+  /**
+   * Tells the agent which manifest (by the SHA-256 of its JSON) was sent
+   * last for this folder, so it checks that workspace for recycling while
+   * the runner scans. A hint: failures are ignored.
+   */
+  warm?(previousManifestSha256: string, signal: AbortSignal): Promise<void>;
   upload(chunks: AsyncIterable<Uint8Array>, gzip: boolean, signal: AbortSignal): Promise<void>;
   runTask(
     req: MessageInitShape<typeof RunTaskRequestSchema>,
@@ -48,6 +54,12 @@ export function masterChannel(
         { signal },
       );
       return r.response?.missing ?? [];
+    },
+    async warm(previousManifestSha256, signal) {
+      await client.prepareWorkspaceOnAgent(
+        { agentName: name, request: { manifestJson: "", previousManifestSha256 } },
+        { signal },
+      );
     },
     async upload(chunks, gzip, signal) {
       async function* requests() {
@@ -82,6 +94,9 @@ export function directChannel(
     via: "agent",
     async prepare(manifestJson, signal) {
       return (await client.prepareWorkspace({ manifestJson }, { signal })).missing;
+    },
+    async warm(previousManifestSha256, signal) {
+      await client.prepareWorkspace({ manifestJson: "", previousManifestSha256 }, { signal });
     },
     async upload(chunks, gzip, signal) {
       async function* requests() {

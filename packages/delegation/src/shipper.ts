@@ -25,7 +25,11 @@ export interface ShipperOptions {
 interface Scan {
   manifest: Manifest;
   startedAt: number;
+  /** SHA-256 of the manifest's JSON as sent: names it to the agent next time. */
+  sha?: string | undefined;
 }
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 // Scans kept in `scanCache`, the most recently used first.
 const MAX_KEPT_SCANS = 64;
@@ -49,21 +53,31 @@ function loadScan(folder: string, dir: string): Scan | undefined {
       !Array.isArray(saved.manifest?.entries)
     )
       return undefined;
-    return { manifest: saved.manifest, startedAt: saved.startedAt };
+    return {
+      manifest: saved.manifest,
+      startedAt: saved.startedAt,
+      sha: typeof saved.sha === "string" ? saved.sha : undefined,
+    };
   } catch {
     return undefined;
   }
 }
 
 /** Keeps the scan of `dir` (best effort: a cache that cannot be written only costs time). */
-function saveScan(folder: string, dir: string, startedAt: number, manifestJson: string): void {
+function saveScan(
+  folder: string,
+  dir: string,
+  startedAt: number,
+  manifestJson: string,
+  sha: string,
+): void {
   try {
     fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
     const file = scanFile(folder, dir);
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     fs.writeFileSync(
       tmp,
-      `{"v":1,"dir":${JSON.stringify(dir)},"startedAt":${startedAt},"manifest":${manifestJson}}`,
+      `{"v":1,"dir":${JSON.stringify(dir)},"startedAt":${startedAt},"sha":"${sha}","manifest":${manifestJson}}`,
       { mode: 0o600 },
     );
     fs.renameSync(tmp, file);
@@ -99,15 +113,18 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
       const root = path.resolve(dir);
       const before =
         last.get(root) ?? (options.scanCache ? loadScan(options.scanCache, root) : undefined);
+      // The agent checks the workspace it built from the last manifest while we scan.
+      if (before?.sha && channel.warm) channel.warm(before.sha, signal).catch(() => {});
       const startedAt = Date.now();
       const manifest = await scanWorkspace(dir, {
         exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
         maxBytes: options.maxBytes,
         ...(before ? { reuse: before.manifest, reuseUntouchedBefore: before.startedAt } : {}),
       });
-      last.set(root, { manifest, startedAt });
       const manifestJson = JSON.stringify(manifest);
-      if (options.scanCache) saveScan(options.scanCache, root, startedAt, manifestJson);
+      const sha = sha256(manifestJson);
+      last.set(root, { manifest, startedAt, sha });
+      if (options.scanCache) saveScan(options.scanCache, root, startedAt, manifestJson, sha);
       manifests.set(manifestJson, manifest);
       const missing = await channel.prepare(manifestJson, signal);
       if (missing.length > 0) {

@@ -1,7 +1,13 @@
 import path from "node:path";
 import { unsafe, WorkspaceError } from "./errors.js";
 import { checkManifest, isHash } from "./manifest.js";
-import { type BuiltRecord, type MaterializeOptions, TreeBuilder } from "./materialize.js";
+import {
+  type BuiltRecord,
+  checkKnown,
+  type KnownCheck,
+  type MaterializeOptions,
+  TreeBuilder,
+} from "./materialize.js";
 import { PackStore } from "./pack-store.js";
 import { type ReadOptions, readTar } from "./tar-read.js";
 import type { Manifest, ManifestEntry } from "./types.js";
@@ -10,6 +16,8 @@ export type { MaterializeOptions } from "./materialize.js";
 
 // Builds remembered for recycling; an agent keeps a few workspaces.
 const MAX_RECORDS = 16;
+/** How long a check made by {@link BlobCache.inspect} is used by a build recycling its directory. */
+const EARLY_CHECK_MS = 10_000;
 
 /** Options of a {@link BlobCache}. */
 export interface BlobCacheOptions {
@@ -54,6 +62,11 @@ export class BlobCache {
   private readonly building = new Set<TreeBuilder>();
   // The last builds of this object, by directory, for recycling them.
   private readonly built = new Map<string, BuiltRecord>();
+  /** Checks started by {@link inspect}, by directory. */
+  private readonly checks = new Map<
+    string,
+    { started: number; check: Promise<KnownCheck | undefined> }
+  >();
 
   /** Opens (creating) the cache in `dir`. */
   constructor(dir: string, options: BlobCacheOptions = {}) {
@@ -165,12 +178,17 @@ export class BlobCache {
     this.packs.refresh();
     const dir = path.resolve(targetDir);
     let record: BuiltRecord | undefined;
+    let early: Promise<KnownCheck | undefined> | undefined;
     if (options.recycle !== undefined) {
       const from = path.resolve(options.recycle);
       record = this.built.get(from);
       this.built.delete(from);
+      const c = this.checks.get(from);
+      this.checks.delete(from);
+      // Only a check made moments ago vouches for the directory now.
+      if (c && Date.now() - c.started < EARLY_CHECK_MS) early = c.check;
     }
-    const b = new TreeBuilder(this.packs, entries, dir, options, record);
+    const b = new TreeBuilder(this.packs, entries, dir, options, record, early);
     this.building.add(b);
     const started = b.start();
     started.catch(() => {});
@@ -204,6 +222,26 @@ export class BlobCache {
         end();
       },
     };
+  }
+
+  /**
+   * Starts checking `dir`, a directory an earlier {@link build} of this
+   * cache finished, against the record of that build (an lstat per entry),
+   * so that a build recycling it within the next few seconds uses the check
+   * instead of making it then: an agent calls this when the runner says
+   * which workspace it sent last, and the check runs while the runner scans.
+   * Does nothing for a directory without a record.
+   */
+  inspect(dir: string): void {
+    const at = path.resolve(dir);
+    const record = this.built.get(at);
+    if (record === undefined || this.checks.has(at)) return;
+    const check = checkKnown(at, record).catch(() => undefined);
+    this.checks.set(at, { started: Date.now(), check });
+    // Forgotten if no build comes for it.
+    setTimeout(() => {
+      if (this.checks.get(at)?.check === check) this.checks.delete(at);
+    }, EARLY_CHECK_MS).unref();
   }
 
   /**

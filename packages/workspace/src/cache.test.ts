@@ -110,6 +110,31 @@ describe("BlobCache", () => {
     expect(describeTree(at(3))).toEqual(describeTree(src));
   });
 
+  it("recycles with a check started before the manifest came (inspect), to the same exact result", async () => {
+    const src = tempDir();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 30; i++) files[`d${i % 3}/f${i}`] = `file ${i}`;
+    writeTree(src, files);
+    const old = new Date(Date.now() - 60_000);
+    for (const f of Object.keys(files)) fs.utimesSync(path.join(src, f), old, old);
+    const cache = new BlobCache(tempDir());
+    const m = await fill(cache, src);
+    const root = tempDir();
+    const at = (n: number) => path.join(root, `w${n}`);
+    await cache.materialize(m, at(1));
+    await new Promise((r) => setTimeout(r, 60));
+    // What the task left: one file changed, one added, one removed.
+    fs.writeFileSync(path.join(at(1), "d0/f3"), "changed");
+    fs.writeFileSync(path.join(at(1), "d1/new"), "new");
+    fs.rmSync(path.join(at(1), "d2/f5"));
+    cache.inspect(at(1));
+    // Inspecting a directory the cache never built does nothing.
+    cache.inspect(path.join(root, "unknown"));
+    const r = await cache.materialize(m, at(2), { recycle: at(1) });
+    expect(r).toEqual({ written: 2, kept: 28 });
+    expect(describeTree(at(2))).toEqual(describeTree(src));
+  });
+
   it("is shared by two instances on one folder (two agent processes)", async () => {
     const src = tempDir();
     writeTree(src, { a: "a", b: "b" });

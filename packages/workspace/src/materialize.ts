@@ -66,6 +66,8 @@ export class TreeBuilder {
     private readonly root: string,
     private readonly options: MaterializeOptions,
     private readonly record?: BuiltRecord,
+    /** A check of the recycled directory already under way ({@link checkKnown}). */
+    private readonly early?: Promise<KnownCheck | undefined>,
   ) {
     this.tree = new SafeTree(root);
     this.reader = new BlobReader(packs);
@@ -75,7 +77,14 @@ export class TreeBuilder {
   async start(): Promise<void> {
     // Not in the caller's turn: an agent answers with the missing blobs first.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    this.have = await prepare(this.root, this.entries, this.options, this.record, this.pacer);
+    this.have = await prepare(
+      this.root,
+      this.entries,
+      this.options,
+      this.record,
+      this.pacer,
+      this.early,
+    );
     for (const e of this.entries) {
       if (this.pacer.due()) await this.pacer.pause();
       if (e.type === "symlink") continue;
@@ -168,6 +177,7 @@ async function prepare(
   options: MaterializeOptions,
   record: BuiltRecord | undefined,
   pacer: Pacer,
+  early?: Promise<KnownCheck | undefined>,
 ): Promise<Map<string, ManifestEntry>> {
   // Only a real directory is recycled: a symlink put in its place is not followed.
   if (options.recycle !== undefined && lstatOrUndefined(options.recycle)?.isDirectory()) {
@@ -178,7 +188,7 @@ async function prepare(
       }
       fs.renameSync(options.recycle, root);
     }
-    return record ? repairKnown(root, entries, record, pacer) : repair(root, entries);
+    return record ? repairKnown(root, entries, record, pacer, early) : repair(root, entries);
   }
   fs.mkdirSync(root, { recursive: true });
   if (fs.readdirSync(root).length > 0) throw notEmpty(root);
@@ -218,51 +228,99 @@ async function repair(root: string, entries: ManifestEntry[]): Promise<Map<strin
 }
 
 /**
- * {@link repair} for a directory whose last build is on record: each entry
- * of the record is checked with lstat (no directory listing), and trusted
- * only if its ctime shows it untouched since the build (a file touched since
- * keeps its place only if its content still hashes as recorded); only the
- * directories whose ctime moved (an entry added, removed or renamed) are
- * listed, to delete what the record does not know.
+ * What a directory built earlier holds now, entry by entry of its record:
+ * the entry as found (undefined when gone, of another type, or changed),
+ * and the directories whose listing may have changed since the build.
+ */
+export interface KnownCheck {
+  found: (ManifestEntry | undefined)[];
+  /** Directories (relative) whose ctime moved since the build: listed to find new names. */
+  changedDirs: string[];
+  /** Date.now() when the check started. */
+  at: number;
+}
+
+/**
+ * Checks a directory against the record of its last build: each entry is
+ * checked with lstat (no directory listing), and trusted only if its ctime
+ * (which no process can set back) shows it untouched since the build; a
+ * file touched since counts as found only if its content still hashes as
+ * recorded. Needs no manifest, so an agent can run it while the runner is
+ * still scanning.
+ */
+export async function checkKnown(
+  root: string,
+  record: BuiltRecord,
+  pacer = new Pacer(),
+): Promise<KnownCheck> {
+  const at = Date.now();
+  const limit = record.at - CTIME_SLACK_MS;
+  const prefix = root.endsWith("/") ? root : `${root}/`;
+  const found: (ManifestEntry | undefined)[] = new Array(record.entries.length);
+  const changedDirs: string[] = [];
+  const missingDirs = new Set<string>();
+  for (let i = 0; i < record.entries.length; i++) {
+    if (pacer.due()) await pacer.pause();
+    const r = record.entries[i] as ManifestEntry;
+    const slash = r.path.lastIndexOf("/");
+    if (slash !== -1 && missingDirs.has(r.path.slice(0, slash))) {
+      missingDirs.add(r.path);
+      continue;
+    }
+    const abs = prefix + r.path;
+    const st = lstatOrUndefined(abs);
+    if (st === undefined) {
+      missingDirs.add(r.path);
+      continue;
+    }
+    if (r.type === "dir" && st.isDirectory()) {
+      if (st.ctimeMs >= limit) changedDirs.push(r.path);
+      found[i] = { path: r.path, type: "dir", mode: st.mode & 0o777 };
+    } else if (r.type === "file" && st.isFile() && st.size === r.size) {
+      const untouched = st.ctimeMs < limit || hashFile(abs, st.size).hash === r.hash;
+      if (untouched) found[i] = { ...r, mode: st.mode & 0o777, mtimeMs: Math.round(st.mtimeMs) };
+    } else if (r.type === "symlink" && st.isSymbolicLink()) {
+      if (st.ctimeMs < limit || fs.readlinkSync(abs) === r.target) found[i] = r;
+    } else if (r.type === "dir") {
+      // Something else in a directory's place: nothing below it is the record's.
+      missingDirs.add(r.path);
+    }
+  }
+  return { found, changedDirs, at };
+}
+
+/**
+ * {@link repair} for a directory whose last build is on record: what
+ * {@link checkKnown} found (now, or in a check made moments before) is kept
+ * where the manifest wants it and removed otherwise; only the directories
+ * whose ctime moved (an entry added, removed or renamed) are listed, to
+ * delete what the record does not know.
  */
 async function repairKnown(
   root: string,
   entries: ManifestEntry[],
   record: BuiltRecord,
   pacer: Pacer,
+  early?: Promise<KnownCheck | undefined>,
 ): Promise<Map<string, ManifestEntry>> {
-  const limit = record.at - CTIME_SLACK_MS;
+  const check = (await early?.catch(() => undefined)) ?? (await checkKnown(root, record, pacer));
   const { want, parents } = wanted(entries);
   const prefix = root.endsWith("/") ? root : `${root}/`;
   const known = new Set<string>();
   const gone = new Set<string>();
   // The root was renamed into place, which moves its ctime: always listed.
-  const listed: string[] = [""];
+  const listed: string[] = ["", ...check.changedDirs];
   const have = new Map<string, ManifestEntry>();
-  for (const r of record.entries) {
+  for (let i = 0; i < record.entries.length; i++) {
     if (pacer.due()) await pacer.pause();
+    const r = record.entries[i] as ManifestEntry;
     const slash = r.path.lastIndexOf("/");
     if (slash !== -1 && gone.has(r.path.slice(0, slash))) {
       gone.add(r.path);
       continue;
     }
     known.add(r.path);
-    const abs = prefix + r.path;
-    const st = lstatOrUndefined(abs);
-    if (st === undefined) {
-      gone.add(r.path);
-      continue;
-    }
-    let h: ManifestEntry | undefined;
-    if (r.type === "dir" && st.isDirectory()) {
-      if (st.ctimeMs >= limit) listed.push(r.path);
-      h = { path: r.path, type: "dir", mode: st.mode & 0o777 };
-    } else if (r.type === "file" && st.isFile() && st.size === r.size) {
-      const untouched = st.ctimeMs < limit || hashFile(abs, st.size).hash === r.hash;
-      if (untouched) h = { ...r, mode: st.mode & 0o777, mtimeMs: Math.round(st.mtimeMs) };
-    } else if (r.type === "symlink" && st.isSymbolicLink()) {
-      if (st.ctimeMs < limit || fs.readlinkSync(abs) === r.target) h = r;
-    }
+    const h = check.found[i];
     const w = want.get(r.path);
     const keep =
       h === undefined
@@ -272,7 +330,7 @@ async function repairKnown(
           : w !== undefined && compareEntries(w, h, false);
     if (keep && h) have.set(r.path, h);
     else {
-      fs.rmSync(abs, { recursive: true, force: true });
+      fs.rmSync(prefix + r.path, { recursive: true, force: true });
       gone.add(r.path);
     }
   }

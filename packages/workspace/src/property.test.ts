@@ -258,7 +258,8 @@ it("a recycled workspace ends up exactly as its manifest, whatever the task left
     fc.asyncProperty(
       fc.array(mutation, { maxLength: 6 }),
       fc.array(mutation, { maxLength: 3 }),
-      async (task, runner) => {
+      fc.boolean(),
+      async (task, runner, early) => {
         const k = ++n;
         const src = path.join(base, `src${k}`);
         writeTree(src, { "a/c": "one", "a/d": "two", "b/e": "three", f: "four" });
@@ -278,6 +279,9 @@ it("a recycled workspace ends up exactly as its manifest, whatever the task left
         await new Promise((r) => setTimeout(r, 30));
         await cache.materialize(m1, w(1), { recycle: w(0) });
         for (const t of task) mutate(w(1), t);
+        // The agent checks the parked workspace while the runner scans (as
+        // when a runner names the workspace it sent last).
+        if (early) cache.inspect(w(1));
         // The runner's side moved on too (links out of the tree are not sent).
         for (const t of runner) if (t.op !== "link") mutate(src, t);
         const m2 = await send();
