@@ -8,6 +8,12 @@ import Fastify from "fastify";
 export async function startFastifyMaster({ cert, key, ca, token, registryPath, port = 0 }) {
   const master = createMaster({ registryPath, token, agentTls: { ca, cert, key } });
   const app = Fastify({ http2: true, https: { cert, key, allowHTTP1: true } });
+  // Refuse callers without the cluster token before their request is read:
+  // Connect reads (and decompresses) a body before its interceptors run.
+  app.addHook("onRequest", async (req, reply) => {
+    if (req.url.startsWith("/sloth.") && !master.authorize(req.raw))
+      await reply.code(401).send({ code: "unauthenticated", message: "missing or invalid token" });
+  });
   await app.register(fastifyConnectPlugin, {
     routes: master.routes,
     interceptors: master.interceptors,

@@ -279,7 +279,15 @@ export function createAgent(options: AgentOptions): Agent {
       const fast = createFastCommands(serviceContext, options.token);
       const auth = createAuthInterceptor({ token: options.token, publicMethods: ["Health"] });
       try {
-        server = await listenRpc(routes, [auth], o.bindAddress, o.port, options.tls, fast);
+        server = await listenRpc(
+          routes,
+          [auth],
+          options.token,
+          o.bindAddress,
+          o.port,
+          options.tls,
+          fast,
+        );
       } catch (e) {
         state.state = "stopped";
         settle.resolve();

@@ -2,7 +2,7 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { SlothError, withSpecGrpcMessages } from "@sloth/client";
+import { SlothError, tokenTieredHandler, withSpecGrpcMessages } from "@sloth/client";
 import { PortInUseError } from "./errors.js";
 
 /** A listening h2c server and how to close it. */
@@ -23,6 +23,8 @@ export interface RpcServer {
 export async function listenRpc(
   routes: (router: ConnectRouter) => void,
   interceptors: Interceptor[],
+  /** The cluster token: callers without it get small request limits. */
+  token: string,
   host: string,
   port: number,
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer | undefined },
@@ -30,14 +32,19 @@ export async function listenRpc(
   fast?: (req: unknown) => boolean,
 ): Promise<RpcServer> {
   const connectHandler = withSpecGrpcMessages(
-    connectNodeAdapter({
-      routes,
-      interceptors,
-      // Never compress responses: command output streams at pipe speed, and
-      // gzip costs far more CPU than it saves on the links agents use.
-      // Compressed requests are still accepted.
-      compressMinBytes: Number.MAX_SAFE_INTEGER,
-    }),
+    // A caller without the token gets its request read only up to a few
+    // KiB (Connect reads it before the token check runs).
+    tokenTieredHandler(token, (readMaxBytes) =>
+      connectNodeAdapter({
+        routes,
+        interceptors,
+        readMaxBytes,
+        // Never compress responses: command output streams at pipe speed, and
+        // gzip costs far more CPU than it saves on the links agents use.
+        // Compressed requests are still accepted.
+        compressMinBytes: Number.MAX_SAFE_INTEGER,
+      }),
+    ),
   );
   const handler: typeof connectHandler = (req, res) => {
     if (!fast?.(req)) connectHandler(req, res);

@@ -54,6 +54,13 @@ export {
 } from "./server/connect-stream.js";
 export { specGrpcMessage, withSpecGrpcMessages } from "./server/grpc-message.js";
 export {
+  hasBearerToken,
+  requestAllowed,
+  TRUSTED_READ_MAX_BYTES,
+  tokenTieredHandler,
+  UNTRUSTED_READ_MAX_BYTES,
+} from "./server/guarded.js";
+export {
   type ServiceUnitFor,
   serviceArgs,
   serviceUnitFor,

@@ -6,8 +6,10 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   createAuthInterceptor,
   formatHostPort,
+  requestAllowed,
   SlothError,
   type TlsMaterial,
+  tokenTieredHandler,
   withSpecGrpcMessages,
 } from "@sloth/client";
 import { MasterService, StateService } from "@sloth/proto";
@@ -96,6 +98,17 @@ export interface Master {
   contextValues(req: {
     socket?: { remoteAddress?: string | undefined } | null;
   }): ReturnType<typeof createContextValues>;
+  /**
+   * For frameworks mounting {@link routes}: true when a request may reach
+   * them (it carries the token, or calls Health uncompressed). Connect reads
+   * and decompresses a request before the interceptors check the token, so
+   * check this first (fastify: an `onRequest` hook) and answer 401
+   * otherwise; `master.handler` and `listen()` do it themselves.
+   */
+  authorize(req: {
+    url?: string | undefined;
+    headers: Readonly<Record<string, string | string[] | undefined>>;
+  }): boolean;
   /** Prometheus text of the master's metrics. */
   metrics(): Promise<string>;
   /** Registry changes as an async iterator; ends when `signal` aborts or the master stops. */
@@ -195,27 +208,35 @@ export function createMaster(options: MasterOptions): Master {
     createAuthInterceptor({ token: options.token, publicMethods: ["Health"] }),
   ];
   const handler = withSpecGrpcMessages(
-    connectNodeAdapter({
-      routes,
-      interceptors,
-      // Never compress responses, as agents do not: relayed command output
-      // would be gzipped here and gunzipped by the client, costing far more CPU
-      // than it saves on the links masters use. Compressed requests are accepted.
-      compressMinBytes: Number.MAX_SAFE_INTEGER,
-      contextValues: (req) =>
-        createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
-      fallback: (req, res) => {
-        if (req.method === "GET" && (req.url === "/metrics" || req.url?.startsWith("/metrics?"))) {
-          void metrics.registry.metrics().then((text) => {
-            res.writeHead(200, { "content-type": metrics.registry.contentType });
-            res.end(text);
-          });
-          return;
-        }
-        res.writeHead(404, { "content-type": "text/plain" });
-        res.end("not found\n");
-      },
-    }),
+    // A caller without the token gets its request read only up to a few
+    // KiB: Connect reads (and decompresses) it before the token check runs.
+    tokenTieredHandler(options.token, (readMaxBytes) =>
+      connectNodeAdapter({
+        routes,
+        interceptors,
+        readMaxBytes,
+        // Never compress responses, as agents do not: relayed command output
+        // would be gzipped here and gunzipped by the client, costing far more CPU
+        // than it saves on the links masters use. Compressed requests are accepted.
+        compressMinBytes: Number.MAX_SAFE_INTEGER,
+        contextValues: (req) =>
+          createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
+        fallback: (req, res) => {
+          if (
+            req.method === "GET" &&
+            (req.url === "/metrics" || req.url?.startsWith("/metrics?"))
+          ) {
+            void metrics.registry.metrics().then((text) => {
+              res.writeHead(200, { "content-type": metrics.registry.contentType });
+              res.end(text);
+            });
+            return;
+          }
+          res.writeHead(404, { "content-type": "text/plain" });
+          res.end("not found\n");
+        },
+      }),
+    ),
   );
 
   // Connect binary RunOnAgent calls over HTTP/2 skip the Connect handler:
@@ -293,6 +314,7 @@ export function createMaster(options: MasterOptions): Master {
     handler: serve,
     metrics: () => metrics.registry.metrics(),
     contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
+    authorize: (req) => requestAllowed(req, options.token, ["Health"]),
     events: (signal) =>
       masterEvents(registry, AbortSignal.any([shutdown.signal, ...(signal ? [signal] : [])])),
     runsInFlight: () => deps.runs.inFlight,

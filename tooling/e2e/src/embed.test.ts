@@ -15,7 +15,10 @@ afterAll(cleanup);
 type Started = {
   port: number;
   close(): Promise<void>;
-  master: { registry: { list(): Array<{ name: string; status: string }> } };
+  master: {
+    registry: { list(): Array<{ name: string; status: string }> };
+    authorize(req: { url?: string; headers: Record<string, string> }): boolean;
+  };
 };
 type Starter = (o: Record<string, unknown>) => Promise<Started>;
 
@@ -80,6 +83,34 @@ async function exercise(start: Starter, label: string) {
   }
   expect(out).toBe("embedded\n");
   expect(exit).toBe(4);
+
+  // A caller without the token is refused before its request is inflated,
+  // and Health stays public.
+  const intruder = connect({ address, token: "wrong-token-0123456789", tls: { ca: pki.ca } });
+  onCleanup(() => intruder.close());
+  await expect(masterClient(intruder).listAgents({})).rejects.toMatchObject({
+    code: 16 /* unauthenticated */,
+  });
+  const health = await masterClient(intruder).health({});
+  expect(health).toBeDefined();
+  expect(
+    running.master.authorize({ url: "/sloth.master.v1.MasterService/ListAgents", headers: {} }),
+  ).toBe(false);
+  expect(
+    running.master.authorize({
+      url: "/sloth.master.v1.MasterService/Health",
+      headers: { "content-encoding": "gzip" },
+    }),
+  ).toBe(false);
+  expect(
+    running.master.authorize({ url: "/sloth.master.v1.MasterService/Health", headers: {} }),
+  ).toBe(true);
+  expect(
+    running.master.authorize({
+      url: "/sloth.master.v1.MasterService/ListAgents",
+      headers: { authorization: `Bearer ${token}`, "content-encoding": "gzip" },
+    }),
+  ).toBe(true);
   return { events };
 }
 
