@@ -130,9 +130,9 @@ describe("sloth-agentd", () => {
   it("reads the token from --token-file and refuses other tokens", async () => {
     const dir = tempDir();
     const file = path.join(dir, "token");
-    fs.writeFileSync(file, "file-token-123\n", { mode: 0o600 });
+    fs.writeFileSync(file, "file-token-0123456789\n", { mode: 0o600 });
     const { d, port } = await startDaemon(["--token-file", file], { SLOTH_RUNNER_TOKEN: "" });
-    const good = connect({ address: `127.0.0.1:${port}`, token: "file-token-123" });
+    const good = connect({ address: `127.0.0.1:${port}`, token: "file-token-0123456789" });
     cleanups.push(() => good.close());
     expect((await agentClient(good).health({})).runningCommands).toBe(0);
     await agentClient(good).getMetrics({});

@@ -60,12 +60,13 @@ describe("Agent.stop", () => {
 
 describe("createAgent", () => {
   it("rejects bad options before doing anything", () => {
-    const base = { masterAddress: "127.0.0.1:50053", token: "t" };
+    const base = { masterAddress: "127.0.0.1:50053", token: "t".repeat(32) };
     for (const bad of [
       { ...base, name: "../etc" },
       { ...base, name: "" },
       { ...base, port: 65536 },
       { ...base, token: "" },
+      { ...base, token: "short-token" },
       { ...base, masterAddress: "nope" },
       { ...base, reportAddress: "1.2.3.4" },
     ]) {
@@ -82,7 +83,7 @@ describe("createAgent", () => {
     t = await startTestAgent();
     const other = createAgent({
       masterAddress: "127.0.0.1:1",
-      token: "t",
+      token: "t".repeat(32),
       port: t.port,
       bindAddress: "127.0.0.1",
       dataDir: t.dataDir,

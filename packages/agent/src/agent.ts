@@ -211,6 +211,9 @@ export function createAgent(options: AgentOptions): Agent {
     async start() {
       if (state.state !== "new") throw cancelled("cannot start agent: it was already started");
       state.state = "running";
+      // The token in this process's environment is the agent's secret, not
+      // its tasks': delegated tasks and their Lua workers inherit the environment.
+      if (process.env.SLOTH_RUNNER_TOKEN === options.token) delete process.env.SLOTH_RUNNER_TOKEN;
       // The agent's folder holds its identity secret: 0700 before anything else creates it.
       fs.mkdirSync(dataDir.agent(o.name).dir, { recursive: true, mode: 0o700 });
       // Commands and tasks an earlier run of this agent had going when it was killed.

@@ -180,6 +180,9 @@ export async function startAgentFromFlags(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Agent> {
   const agent = createAgent({ ...agentOptionsFromFlags(flags, env), ...runtime });
+  // Read once: the commands and delegated tasks this process runs (and the
+  // Lua workers it starts) inherit its environment, and must not see it.
+  delete env.SLOTH_RUNNER_TOKEN;
   await agent.start();
   return agent;
 }

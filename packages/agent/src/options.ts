@@ -2,6 +2,9 @@ import os from "node:os";
 import { parseHostPort } from "@sloth/client";
 import { invalidArgument } from "./errors.js";
 
+/** The shortest cluster token an agent accepts, as for a master. */
+const MIN_TOKEN_LENGTH = 16;
+
 /** Agent names become directory names: keep them to host-name characters. */
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})$/;
 const LABEL_KEY = /^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,62})$/;
@@ -72,6 +75,14 @@ export function validateAgentOptions(options: {
     throw invalidArgument(
       "cannot create agent: the cluster token is empty",
       "pass --token-file FILE or set SLOTH_RUNNER_TOKEN",
+    );
+  }
+  // Anyone who guesses it runs commands here: the master's minimum applies
+  // (an agent serves commands even while its master is away).
+  if (options.token.length < MIN_TOKEN_LENGTH) {
+    throw invalidArgument(
+      `cannot create agent: the cluster token is too short (${options.token.length} characters; at least ${MIN_TOKEN_LENGTH})`,
+      "use the master's token (<data dir>/master/token, 256 random bits)",
     );
   }
   const reportAddress = options.reportAddress?.trim() || undefined;

@@ -1,8 +1,9 @@
 import fs from "node:fs";
 import http2 from "node:http2";
+import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
-import { cleanup, spawnAgent, spawnMaster } from "@sloth/testkit";
+import { cleanup, onCleanup, runCli, spawnAgent, spawnMaster, tempDir } from "@sloth/testkit";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 
 afterEach(cleanup);
@@ -100,4 +101,68 @@ describe("callers without the token", () => {
     );
     expect(health.status).toBe(200);
   }, 60_000);
+});
+
+describe("the cluster token", () => {
+  it("never reaches what an agent runs for a delegated task, however the agent got it", async () => {
+    const master = await spawnMaster();
+    const tokenFile = path.join(master.dataDir, "master", "token");
+    const token = fs.readFileSync(tokenFile, "utf8").trim();
+    // From the environment, as agentd's README shows; and from a file while
+    // the variable is also set.
+    await spawnAgent({
+      name: "env-token",
+      master: master.address,
+      tokenFile: "",
+      env: { SLOTH_RUNNER_TOKEN: token },
+    });
+    await spawnAgent({
+      name: "file-token",
+      master: master.address,
+      tokenFile,
+      env: { SLOTH_RUNNER_TOKEN: token },
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-token-leak-"));
+    onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const flow = path.join(dir, "flow.sloth");
+    fs.writeFileSync(
+      flow,
+      `
+local function probe(name, agent)
+  return task(name):delegate_to(agent):command(function()
+    log.info("env.get: " .. tostring(env.get("SLOTH_RUNNER_TOKEN")))
+    log.info("exec.run: " .. exec.run("echo \\"[$SLOTH_RUNNER_TOKEN]\\"").stdout)
+    return true, "ok"
+  end):build()
+end
+local shell_env = task("shell_env"):delegate_to("env-token"):command("env | grep -c SLOTH_RUNNER_TOKEN || true"):build()
+workflow.define("w"):tasks({ probe("on_env", "env-token"), probe("on_file", "file-token"), shell_env })
+`,
+    );
+    const r = await runCli(["--data-dir", master.dataDir, "run", flow, "--no-history"], {
+      env: { SLOTH_RUNNER_MASTER_ADDR: master.address },
+      cwd: dir,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.stdout + r.stderr;
+    expect(out).not.toContain(token);
+    expect(out).toMatch(/on_env \| INFO env\.get: nil/);
+    expect(out).toMatch(/on_file \| INFO exec\.run: \[\]/);
+    expect(out).toMatch(/shell_env \| 0/);
+  }, 90_000);
+
+  it("is refused by an agent when shorter than 16 characters", async () => {
+    const r = await runCli(
+      ["agent", "start", "--name", "weak", "--port", "0", "--data-dir", tempDir()],
+      {
+        env: { SLOTH_RUNNER_TOKEN: "a", SLOTH_RUNNER_MASTER_ADDR: "127.0.0.1:1" },
+      },
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(
+        /^error: cannot create agent: the cluster token is too short \(1 characters; at least 16\)/,
+      ),
+    ]);
+  });
 });

@@ -117,8 +117,8 @@ export async function spawnAgent(options: {
       options.name,
       "--master",
       options.master,
-      "--token-file",
-      options.tokenFile,
+      // Empty: the agent finds the token itself (SLOTH_RUNNER_TOKEN in `env`).
+      ...(options.tokenFile ? ["--token-file", options.tokenFile] : []),
       "--data-dir",
       dataDir,
       "--port",
