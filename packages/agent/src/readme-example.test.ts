@@ -23,7 +23,11 @@ test("the README example runs as written", async () => {
   cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", file], {
     cwd: pkgDir,
-    env: { ...process.env, SLOTH_RUNNER_TOKEN: "readme-token-0123456789", SLOTH_RUNNER_DATA_DIR: dataDir },
+    env: {
+      ...process.env,
+      SLOTH_RUNNER_TOKEN: "readme-token-0123456789",
+      SLOTH_RUNNER_DATA_DIR: dataDir,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   cleanups.push(() => child.kill("SIGKILL"));
