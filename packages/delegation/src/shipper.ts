@@ -19,7 +19,14 @@ export interface ShipperOptions {
    * hashed again. Default: none (each process hashes a workspace once).
    */
   scanCache?: string | undefined;
+  /**
+   * Refuse a task's changes coming back larger than this (default
+   * `maxBytes`, else 4 GiB): what an agent sends is not trusted.
+   */
+  maxChangesBytes?: number | undefined;
 }
+
+const DEFAULT_MAX_CHANGES_BYTES = 4 * 1024 ** 3;
 
 /** A workspace's last scan, and when that scan started. */
 interface Scan {
@@ -137,32 +144,56 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
       return { manifestJson };
     },
     receiver(dir, manifestJson, exclude) {
-      const tmp = path.join(
-        os.tmpdir(),
-        `sloth-changes-${process.pid}-${Math.random().toString(36).slice(2)}.tar`,
-      );
+      const limit = options.maxChangesBytes ?? options.maxBytes ?? DEFAULT_MAX_CHANGES_BYTES;
       let fd: number | undefined;
+      let received = 0;
+      const open = () => {
+        // Unlinked at once: the spool goes away with this process, even if it is killed.
+        const tmp = path.join(
+          os.tmpdir(),
+          `sloth-changes-${process.pid}-${Math.random().toString(36).slice(2)}.tar`,
+        );
+        const f = fs.openSync(tmp, "wx+", 0o600);
+        fs.rmSync(tmp, { force: true });
+        return f;
+      };
+      const close = () => {
+        if (fd !== undefined) fs.closeSync(fd);
+        fd = undefined;
+      };
       return {
         async chunk(data) {
-          fd ??= fs.openSync(tmp, "w", 0o600);
-          fs.writeSync(fd, data);
+          received += data.length;
+          if (received > limit) {
+            close();
+            const { WorkspaceError } = await import("@sloth/workspace");
+            throw new WorkspaceError(
+              "SLOTH_WORKSPACE_TOO_LARGE",
+              `cannot take the task's changes back: they exceed the limit of ${limit} bytes`,
+              {
+                details: { limit },
+                hint: "raise the limit (--workspace-limit), or have the task write large results outside its workspace (or exclude them)",
+              },
+            );
+          }
+          fd ??= open();
+          fs.writeSync(fd, data, 0, data.length, received - data.length);
         },
         async end(deleted) {
           const { applyChanges } = await import("@sloth/workspace");
           try {
-            if (fd !== undefined) fs.closeSync(fd);
-            fd = undefined;
-            const stream = fs.existsSync(tmp)
-              ? fs.createReadStream(tmp)
-              : (async function* () {})();
+            const stream =
+              fd !== undefined
+                ? fs.createReadStream("", { fd, start: 0, autoClose: false })
+                : (async function* () {})();
             await applyChanges(dir, stream, deleted, {
               gzip: false,
               base: manifests.get(manifestJson),
               exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
+              limitBytes: limit,
             });
           } finally {
-            if (fd !== undefined) fs.closeSync(fd);
-            fs.rmSync(tmp, { force: true });
+            close();
           }
         },
       };

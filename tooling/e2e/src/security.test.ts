@@ -166,3 +166,34 @@ workflow.define("w"):tasks({ probe("on_env", "env-token"), probe("on_file", "fil
     ]);
   });
 });
+
+describe("changes coming back from an agent", () => {
+  it("are refused past the workspace limit, leaving no spool file behind", async () => {
+    const master = await spawnMaster();
+    await spawnAgent({
+      name: "big",
+      master: master.address,
+      tokenFile: path.join(master.dataDir, "master", "token"),
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-changes-limit-"));
+    onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+    fs.writeFileSync(path.join(dir, "small.txt"), "small\n");
+    const flow = path.join(dir, "flow.sloth");
+    fs.writeFileSync(
+      flow,
+      `workflow.define("w"):tasks({ task("big"):delegate_to("big"):command("head -c 3000000 /dev/zero > big.bin"):build() })\n`,
+    );
+    const spools = () => fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith("sloth-changes-"));
+    const before = spools();
+    const r = await runCli(
+      ["--data-dir", master.dataDir, "run", flow, "--no-history", "--workspace-limit", "1M"],
+      { env: { SLOTH_RUNNER_MASTER_ADDR: master.address }, cwd: dir },
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(
+      /cannot take the task's changes back: they exceed the limit of 1048576 bytes/,
+    );
+    expect(fs.existsSync(path.join(dir, "big.bin"))).toBe(false);
+    expect(spools().filter((n) => !before.includes(n))).toEqual([]);
+  }, 60_000);
+});

@@ -83,7 +83,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .option("workspace-limit", {
         type: "string",
         describe:
-          "Refuse to ship a delegated task's workspace larger than this (such as 500MB, 2GB; default: no limit)",
+          "Refuse to ship a delegated task's workspace, or take its changes back, larger than this (such as 500MB, 2GB; default: no limit out, 4GB back)",
       })
       .option("tls-ca", {
         type: "string",
