@@ -31,10 +31,14 @@ export function createAuthInterceptor(options: AuthInterceptorOptions): Intercep
   };
 }
 
-/** A client interceptor that sends `authorization: Bearer <token>`. */
+/**
+ * A client interceptor that sends `authorization: Bearer <token>`, except on
+ * Health calls: they need none, and a probe of an address that is not (or
+ * no longer) the agent it should be must not hand the token over.
+ */
 export function bearerInterceptor(token: string): Interceptor {
   return (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
+    if (req.method.name !== "Health") req.header.set("authorization", `Bearer ${token}`);
     return next(req);
   };
 }
