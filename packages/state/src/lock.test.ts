@@ -172,6 +172,28 @@ describe("lock", () => {
     expect(await s.inspect("wl")).toBeUndefined();
   });
 
+  it("withLock rejects with SLOTH_LOCK_LOST when the lock was lost while fn ran", async () => {
+    const s = fresh();
+    let other = 0;
+    const run = s.withLock("lost", async () => {
+      // Someone breaks the lock and another holder runs meanwhile.
+      await s.unlock("lost", { force: true });
+      const intruder = await s.lock("lost");
+      other = intruder.fencingToken;
+      await intruder.release();
+      return "done";
+    });
+    await expect(run).rejects.toMatchObject({ code: "SLOTH_LOCK_LOST" });
+    expect(other).toBe(2);
+    expect(await s.inspect("lost")).toBeUndefined();
+    // fn's own failure still wins over the loss.
+    const failing = s.withLock("lost", async () => {
+      await s.unlock("lost", { force: true });
+      throw new Error("fn failed");
+    });
+    await expect(failing).rejects.toThrow("fn failed");
+  });
+
   it("inspect shows holder, token, acquired and expiry", async () => {
     const s = fresh();
     const lease = await s.lock("i", { owner: "ci-42", ttl: "1m" });

@@ -133,11 +133,18 @@ function view(shared: Shared, ns: string): StateStore {
         ...options,
         autoRenew: options.autoRenew ?? true,
       });
+      let result: Awaited<ReturnType<typeof fn>>;
       try {
-        return await fn(lease.signal, lease);
-      } finally {
-        await lease[Symbol.asyncDispose]();
+        result = await fn(lease.signal, lease);
+      } catch (e) {
+        // fn's own failure is the answer; the lock is released either way.
+        await Promise.resolve(lease[Symbol.asyncDispose]()).catch(() => {});
+        throw e;
       }
+      // A lease lost while fn ran (another holder may have run meanwhile)
+      // is a failure, not a result: SLOTH_LOCK_LOST.
+      await lease.release();
+      return result;
     },
     async inspect(name) {
       const l = await b().inspectLock(ns, lockName(name));

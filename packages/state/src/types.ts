@@ -120,7 +120,10 @@ export interface StateStore extends AsyncDisposable {
   lock(name: string, options?: LockOptions): Promise<Lease>;
   /**
    * Runs `fn` holding the lock (auto-renewed unless `autoRenew: false`) and
-   * releases it after. `fn` gets the lease's signal, aborted if the lease is lost.
+   * releases it after. `fn` gets the lease's signal, aborted if the lease is
+   * lost. Resolves with `fn`'s result only if the lock was still held when
+   * `fn` ended; a lease lost meanwhile (another holder may have run) rejects
+   * with SLOTH_LOCK_LOST, as `fn`'s own failure rejects with it.
    */
   withLock<T>(
     name: string,
