@@ -115,7 +115,12 @@ async function* runCommandHandler(
   req: RunCommandRequest,
   call: HandlerContext,
 ): AsyncGenerator<MessageInitShape<typeof RunCommandResponseSchema>> {
-  for await (const wire of commandEvents(ctx, req.spec, call.signal)) yield { event: wire };
+  for await (const wire of commandEvents(ctx, req.spec, call.signal)) {
+    // Past its deadline (or gone), the call ends with that error, as on the fast path.
+    if (call.signal.aborted) break;
+    yield { event: wire };
+  }
+  if (call.signal.aborted) throw ConnectError.from(call.signal.reason);
 }
 
 async function* runTaskHandler(ctx: ServiceContext, req: RunTaskRequest, call: HandlerContext) {

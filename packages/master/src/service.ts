@@ -17,7 +17,7 @@ import type { AgentPool } from "./agent-pool.js";
 import { factsFromMessage, stateFromStatus, toAgentMessage } from "./convert.js";
 import type { AgentEntry, AgentRegistry, AgentState } from "./registry.js";
 import { matchAgents } from "./selector.js";
-import { taskRelay } from "./task-relay.js";
+import { callerEnded, taskRelay } from "./task-relay.js";
 
 /** The caller's IP address, set per request by the server. */
 export const remoteAddressKey = createContextKey<string | undefined>(undefined, {
@@ -281,7 +281,7 @@ async function* relay(
     }
     if (!sawExit) throw agentLink(a, new Error("stream ended without an exit status"));
   } catch (e) {
-    if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
+    if (ctx.signal.aborted) throw callerEnded(ctx.signal);
     if (deps.cancelSignal.aborted) {
       throw new ConnectError("cancelled: the master is shutting down", Code.Unavailable);
     }

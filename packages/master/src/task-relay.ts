@@ -26,6 +26,16 @@ function usableAgent(deps: ServiceDeps, name: string): AgentEntry {
   return a;
 }
 
+/**
+ * Why a call ended on the caller's side: its deadline (DEADLINE_EXCEEDED,
+ * as the fast paths answer) or the caller going away (CANCELLED).
+ */
+export function callerEnded(signal: AbortSignal): ConnectError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) return reason;
+  return new ConnectError("cancelled by the caller", Code.Canceled);
+}
+
 function lost(a: AgentEntry, e: unknown): ConnectError {
   if (e instanceof ConnectError && e.code !== Code.Unavailable && e.code !== Code.Unknown) return e;
   const msg = e instanceof ConnectError ? e.rawMessage : String(e);
@@ -79,7 +89,7 @@ async function* relayStream<R>(
     for await (const response of open(deps.pool.client(a.address, a.tls), signal))
       yield { response };
   } catch (e) {
-    if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
+    if (ctx.signal.aborted) throw callerEnded(ctx.signal);
     throw lost(a, e);
   } finally {
     deps.runs.inFlight--;
@@ -119,7 +129,7 @@ export function taskRelay(
       // neither ended nor failed: its signal ends the relay instead, or the
       // upload would count as a run in flight for ever.
       const gone = new Promise<never>((_, reject) => {
-        const fail = () => reject(new ConnectError("cancelled by the caller", Code.Canceled));
+        const fail = () => reject(callerEnded(ctx.signal));
         if (ctx.signal.aborted) fail();
         else ctx.signal.addEventListener("abort", fail, { once: true });
       });
@@ -141,7 +151,7 @@ export function taskRelay(
           .uploadBlobs(chunks(), { signal: ctx.signal });
         return { response };
       } catch (e) {
-        if (ctx.signal.aborted) throw new ConnectError("cancelled by the caller", Code.Canceled);
+        if (ctx.signal.aborted) throw callerEnded(ctx.signal);
         throw lost(a, e);
       } finally {
         deps.runs.inFlight--;
