@@ -106,7 +106,7 @@ export async function* runCommand(
   if (viaHelper) {
     const started = await viaHelper;
     if ("error" in started) {
-      yield notStarted(`cannot run command: ${started.error.message}`);
+      yield notStarted(startFailure(started.error, request));
       return;
     }
     child = started.child;
@@ -122,12 +122,12 @@ export async function* runCommand(
       });
     } catch (err) {
       // Arguments Node refuses outright, such as NUL bytes in the command or env.
-      yield notStarted(`cannot run command: ${(err as Error).message}`);
+      yield notStarted(startFailure(err as Error, request));
       return;
     }
     if (direct.pid === undefined) {
       const err = await new Promise<Error>((resolve) => direct.once("error", resolve));
-      yield notStarted(`cannot run command: ${err.message}`);
+      yield notStarted(startFailure(err, request));
       return;
     }
     child = direct;
@@ -238,6 +238,18 @@ async function checkWorkdir(dir: string): Promise<string | undefined> {
     if (code === "ENOENT") return `workdir ${dir} does not exist`;
     return `workdir ${dir} is not accessible (${code ?? (cause as Error).message})`;
   }
+}
+
+/** Why the command could not start, worded for the one who sent it. */
+function startFailure(err: Error, request: CommandRequest): string {
+  if (/E2BIG/.test(err.message)) {
+    const envBytes = Object.entries(request.env ?? {}).reduce(
+      (n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2,
+      0,
+    );
+    return `cannot run command: the command (${Buffer.byteLength(request.command)} bytes) or its environment (${envBytes} bytes added) is longer than the system allows (128 KiB for one argument or variable); send long scripts as a file, or through standard input`;
+  }
+  return `cannot run command: ${err.message}`;
 }
 
 function notStarted(startError: string): CommandEvent {

@@ -154,3 +154,22 @@ describe("the spawner helper", () => {
     ).toBe(false);
   });
 });
+
+describe("start failures", () => {
+  it("says a command longer than the system allows is too long, and how to send it", async () => {
+    const huge = `echo ok # ${"x".repeat(140_000)}`;
+    for (const spawner of [true, false]) {
+      const events: CommandEvent[] = [];
+      for await (const e of runCommand({ command: huge }, { spawner })) events.push(e);
+      expect(events).toEqual([
+        expect.objectContaining({
+          type: "exit",
+          exitCode: -1,
+          startError: expect.stringMatching(
+            /^cannot run command: the command \(140010 bytes\) or its environment \(0 bytes added\) is longer than the system allows .*standard input$/,
+          ),
+        }),
+      ]);
+    }
+  });
+});

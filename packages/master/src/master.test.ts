@@ -82,6 +82,39 @@ describe("master service", () => {
     });
   });
 
+  it("refuses an empty agent name and a port out of range as invalid arguments", async () => {
+    const m = await startTestMaster();
+    await withClient(m.address, m.token, async (c) => {
+      const asSloth = (e: unknown) => fromConnectError(e, { kind: "master", address: m.address });
+      for (const call of [
+        () => c.getAgent({ name: "" }),
+        () => c.deleteAgent({ name: "" }),
+        async () => {
+          for await (const _ of c.runOnAgent({ agentName: "", spec: { command: "true" } })) {
+          }
+        },
+        () => c.prepareWorkspaceOnAgent({ agentName: "", request: { manifestJson: "" } }),
+      ]) {
+        const e = await call().catch(asSloth);
+        expect(isSlothError(e, "SLOTH_INVALID_ARGUMENT"), String(e)).toBe(true);
+        expect((e as Error).message).toMatch(/the agent name is empty/);
+      }
+      for (const port of [0, 70000]) {
+        const e = await c
+          .registerAgent({
+            name: `p${port}`,
+            port,
+            bindAddress: "127.0.0.1",
+            identitySecret: crypto.randomBytes(32),
+          })
+          .catch(asSloth);
+        expect(isSlothError(e, "SLOTH_INVALID_ARGUMENT"), String(e)).toBe(true);
+        expect((e as Error).message).toMatch(new RegExp(`port ${port} is outside 1-65535`));
+      }
+      expect((await c.listAgents({})).agents).toEqual([]);
+    });
+  });
+
   it("streams registry events to embedding code", async () => {
     const m = await startTestMaster();
     const ac = new AbortController();

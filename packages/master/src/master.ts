@@ -281,7 +281,7 @@ export function createMaster(options: MasterOptions): Master {
         if (e.code === "EADDRINUSE") {
           reject(
             new SlothError("SLOTH_PORT_IN_USE", `port ${port} is already in use on ${bind}`, {
-              hint: "stop the other process or choose another port with --port",
+              hint: "stop the other process, or choose another port (the `port` option)",
               cause: e,
             }),
           );

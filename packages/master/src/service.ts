@@ -17,7 +17,7 @@ import type { AgentPool } from "./agent-pool.js";
 import { factsFromMessage, stateFromStatus, toAgentMessage } from "./convert.js";
 import type { AgentEntry, AgentRegistry, AgentState } from "./registry.js";
 import { matchAgents } from "./selector.js";
-import { callerEnded, taskRelay } from "./task-relay.js";
+import { callerEnded, emptyAgentName, taskRelay } from "./task-relay.js";
 
 /** The caller's IP address, set per request by the server. */
 export const remoteAddressKey = createContextKey<string | undefined>(undefined, {
@@ -42,6 +42,7 @@ export interface ServiceDeps {
 }
 
 function notFound(name: string): SlothError {
+  if (name === "") return emptyAgentName();
   return new SlothError("SLOTH_AGENT_NOT_FOUND", `agent '${name}' not found`, {
     hint: "run `sloth-runner agent list` to see the registered agents",
     details: { name },
@@ -82,7 +83,8 @@ export async function probe(
     return "";
   } catch (e) {
     deps.pool.drop(address);
-    const msg = e instanceof ConnectError ? e.rawMessage : String(e);
+    const msg =
+      e instanceof ConnectError ? e.rawMessage : e instanceof Error ? e.message : String(e);
     return `cannot reach ${address}: ${msg}`;
   }
 }
@@ -148,6 +150,12 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
           );
         }
         if (req.reportAddress) parseHostPort(req.reportAddress);
+        else if (!Number.isInteger(req.port) || req.port < 1 || req.port > 65535)
+          throw new SlothError(
+            "SLOTH_INVALID_ARGUMENT",
+            `cannot register agent '${req.name}': port ${req.port} is outside 1-65535`,
+            { hint: "register the port the agent listens on, or a report address" },
+          );
         if (deps.requireAgentTls && !req.servesTls) {
           throw new SlothError(
             "SLOTH_TLS_REQUIRED",

@@ -11,7 +11,15 @@ import type { ServiceDeps } from "./service.js";
 
 type Impl = ServiceImpl<typeof MasterService>;
 
+/** A call naming no agent: a mistake of the caller, not a lookup that failed. */
+export function emptyAgentName(): SlothError {
+  return new SlothError("SLOTH_INVALID_ARGUMENT", "the agent name is empty", {
+    hint: "name an agent: `sloth-runner agent list` shows them",
+  });
+}
+
 function usableAgent(deps: ServiceDeps, name: string): AgentEntry {
+  if (name === "") throw emptyAgentName();
   const a = deps.registry.get(name);
   if (!a) {
     throw new SlothError("SLOTH_AGENT_NOT_FOUND", `agent '${name}' not found`, {

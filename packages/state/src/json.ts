@@ -35,6 +35,8 @@ function check(value: unknown, key: string, path: string, seen: Set<object>): vo
     if (!Number.isFinite(value)) throw notJson(key, path, `${value} is not a finite number`);
     return;
   }
+  if (value === undefined)
+    throw notJson(key, path, "undefined is not JSON (store null, or delete the key)");
   if (typeof value !== "object") throw notJson(key, path, `a ${typeof value} is not JSON`);
   if (seen.has(value)) throw notJson(key, path, "the value contains a cycle");
   seen.add(value);

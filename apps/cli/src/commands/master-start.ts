@@ -142,6 +142,12 @@ export async function runMaster(argv: StartArgs): Promise<void> {
     listening = await master.listen();
   } catch (e) {
     await master.stop();
+    // The library names its option; here the flag is what to change.
+    if (e instanceof SlothError && e.code === "SLOTH_PORT_IN_USE")
+      throw new SlothError(e.code, e.message, {
+        hint: "stop the other process or choose another port with --port",
+        cause: e,
+      });
     throw e;
   }
   if (!tls && !isLoopbackHost(argv.bind)) {

@@ -509,7 +509,8 @@ export const RunTaskResponseSchema: GenMessage<RunTaskResponse> = /*@__PURE__*/
  */
 export type CommandSpec = Message<"sloth.agent.v1.CommandSpec"> & {
   /**
-   * The command line, run with `bash -c`.
+   * The command line, run with `bash -c`: one argument, so at most 128 KiB
+   * on Linux (send longer scripts as a file, or through standard input).
    *
    * @generated from field: string command = 1;
    */
