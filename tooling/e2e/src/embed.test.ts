@@ -1,3 +1,4 @@
+import http2 from "node:http2";
 import path from "node:path";
 import { createAgent } from "@sloth/agent";
 import {
@@ -111,7 +112,7 @@ async function exercise(start: Starter, label: string) {
       headers: { authorization: `Bearer ${token}`, "content-encoding": "gzip" },
     }),
   ).toBe(true);
-  return { events };
+  return { events, port: running.port };
 }
 
 describe("embedding @sloth/master", () => {
@@ -131,6 +132,21 @@ describe("embedding @sloth/master", () => {
     )) as {
       startFastifyMaster: Starter;
     };
-    await exercise(startFastifyMaster, "fastify");
+    const { events, port } = await exercise(startFastifyMaster, "fastify");
+    await waitFor(() => events.includes("registered:fastify-agent"));
+    const metrics = await new Promise<string>((resolve, reject) => {
+      const session = http2.connect(`https://127.0.0.1:${port}`, { ca: pki.ca });
+      session.on("error", reject);
+      const req = session.request({ ":path": "/metrics" });
+      let text = "";
+      req.on("data", (d: Buffer) => {
+        text += d.toString();
+      });
+      req.on("end", () => {
+        session.close();
+        resolve(text);
+      });
+    });
+    expect(metrics).toMatch(/sloth_master_agents\{status="active"\} 1/);
   });
 });
