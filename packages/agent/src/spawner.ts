@@ -144,16 +144,18 @@ class Spawner {
     const proc = this.disabled ? undefined : this.ensure();
     if (!proc?.connected) return undefined;
     const id = this.nextId++;
+    try {
+      proc.send({ id, file, args, cwd, env });
+    } catch {
+      // The helper went away before it got the request: nothing started,
+      // so the caller spawns the command itself.
+      return undefined;
+    }
+    // Answers come from the event loop, after this turn: none is missed.
     const child = new HelperChild();
     return new Promise<Started>((resolve) => {
       this.pending.set(id, { resolve, child, started: false });
       this.ref(true);
-      try {
-        proc.send({ id, file, args, cwd, env });
-      } catch (err) {
-        this.pending.delete(id);
-        resolve({ error: err as Error });
-      }
     });
   }
 
