@@ -2,7 +2,7 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { SlothError, tokenTieredHandler, withSpecGrpcMessages } from "@sloth/client";
+import { closeIfSilent, SlothError, tokenTieredHandler, withSpecGrpcMessages } from "@sloth/client";
 import { PortInUseError } from "./errors.js";
 
 /** A listening h2c server and how to close it. */
@@ -67,6 +67,8 @@ export async function listenRpc(
   server.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    // A connection that never sends a request holds a descriptor for nothing.
+    closeIfSilent(session);
   });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {

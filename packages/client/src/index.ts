@@ -54,6 +54,8 @@ export {
 } from "./server/connect-stream.js";
 export { specGrpcMessage, withSpecGrpcMessages } from "./server/grpc-message.js";
 export {
+  closeIfSilent,
+  FIRST_REQUEST_TIMEOUT_MS,
   hasBearerToken,
   requestAllowed,
   TRUSTED_READ_MAX_BYTES,

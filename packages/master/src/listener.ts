@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { closeIfSilent } from "@sloth/client";
 
 type Handler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -18,12 +19,18 @@ export interface DualServer {
 
 const PREFACE = "PRI";
 
+/** How long a new connection may stay silent before it is closed. */
+export const SILENT_CONNECTION_MS = 30_000;
+
 /**
  * Serves `handler` over cleartext HTTP/2 and HTTP/1.1 on the same port: the
  * first bytes of a connection tell the HTTP/2 preface from an HTTP/1.1
  * request line. gRPC clients get h2c; curl and Prometheus get HTTP/1.1.
  */
-export function createDualServer(handler: Handler): DualServer {
+export function createDualServer(
+  handler: Handler,
+  silentMs: number = SILENT_CONNECTION_MS,
+): DualServer {
   const h2 = http2.createServer(
     {},
     handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
@@ -34,11 +41,18 @@ export function createDualServer(handler: Handler): DualServer {
   h2.on("session", (s) => {
     sessions.add(s);
     s.once("close", () => sessions.delete(s));
+    closeIfSilent(s, silentMs);
   });
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    // A connection that says nothing is not a client: it would hold a
+    // descriptor for ever (HTTP/1.1's own timeouts start with a request).
+    const silent = setTimeout(() => socket.destroy(), silentMs);
+    silent.unref();
+    socket.once("close", () => clearTimeout(silent));
     socket.once("data", (chunk: Buffer) => {
+      clearTimeout(silent);
       socket.pause();
       socket.unshift(chunk);
       // The HTTP/2 session takes over the socket's handle and reads the

@@ -4,6 +4,7 @@ import path from "node:path";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
+  closeIfSilent,
   createAuthInterceptor,
   formatHostPort,
   requestAllowed,
@@ -354,6 +355,7 @@ export function createMaster(options: MasterOptions): Master {
         srv.on("session", (s) => {
           secureSessions.add(s);
           s.once("close", () => secureSessions.delete(s));
+          closeIfSilent(s);
         });
         await listenOn(srv, port, bind).catch((e: unknown) => {
           listening = false;

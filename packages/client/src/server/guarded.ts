@@ -79,3 +79,23 @@ export function requestAllowed(
   }
   return true;
 }
+
+/** How long an HTTP/2 session may go without its first request. */
+export const FIRST_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Closes an HTTP/2 session that sends no request within `ms` of opening: a
+ * connection that never asks anything is not a client, and would hold a
+ * descriptor (and session memory) for ever. Clients connect when they have
+ * a call to make, so this never cuts one short.
+ */
+export function closeIfSilent(
+  session: import("node:http2").ServerHttp2Session,
+  ms = FIRST_REQUEST_TIMEOUT_MS,
+): void {
+  const timer = setTimeout(() => session.destroy(), ms);
+  timer.unref();
+  const clear = () => clearTimeout(timer);
+  session.once("stream", clear);
+  session.once("close", clear);
+}
