@@ -98,7 +98,11 @@ describe("the spawner helper", () => {
     warmSpawner();
     await collect("true");
     const helper = spawnerPid() as number;
-    const run = runCommand({ command: "echo before; read _ < /dev/null; sleep 1; echo after" });
+    const dir = tempDir("sloth-spawner-lost-");
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const marker = path.join(dir, "ran-to-the-end");
+    // Quiet for longer than the drain after an exit: the command must live on.
+    const run = runCommand({ command: `echo before; sleep 2.5; echo after; touch ${marker}` });
     const seen: CommandEvent[] = [];
     for await (const e of run) {
       seen.push(e);
@@ -112,6 +116,7 @@ describe("the spawner helper", () => {
         )
         .join("");
     expect(text("stdout")).toBe("before\nafter\n");
+    expect(fs.existsSync(marker)).toBe(true);
     expect(text("stderr")).toMatch(/exit status of this command was lost/);
     expect(seen.at(-1)).toMatchObject({ type: "exit", exitCode: -1 });
     const again = await collect("echo $PPID");

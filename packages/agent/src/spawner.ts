@@ -96,8 +96,33 @@ class HelperChild extends EventEmitter implements StartedChild {
     });
   }
 
+  /**
+   * The helper is gone: the command may still run, its output still flows
+   * through the pipes the agent holds, and only its exit status is lost. It
+   * counts as exited once it is gone (polled by pid: its new parent reaps
+   * it) or its pipes have closed, whichever comes first; never earlier,
+   * since closing the pipes on a live command would kill it (SIGPIPE).
+   */
+  lose(): void {
+    if (this.exited) return;
+    this.lost = true;
+    const pid = this.pid;
+    const poll = setInterval(() => {
+      if (pid === undefined || !processExists(pid)) end();
+    }, LOST_POLL_MS);
+    poll.unref();
+    const end = () => {
+      clearInterval(poll);
+      this.off("pipes-closed", end);
+      this.exit(null, null);
+    };
+    this.once("pipes-closed", end);
+    if (this.openPipes <= 0) end();
+  }
+
   private pipeClosed(): void {
     this.openPipes--;
+    if (this.openPipes <= 0) this.emit("pipes-closed");
     this.maybeClose();
   }
 
@@ -105,6 +130,19 @@ class HelperChild extends EventEmitter implements StartedChild {
     if (this.closed || !this.exitEmitted || this.openPipes > 0) return;
     this.closed = true;
     this.emit("close");
+  }
+}
+
+/** How often a command whose helper died is checked for having ended. */
+const LOST_POLL_MS = 250;
+
+/** True while a process with this pid exists (signal 0 checks without sending). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -235,8 +273,7 @@ class Spawner {
       }
       // The command may still be running: its output keeps flowing through
       // the pipes the agent holds; only its exit code is lost.
-      p.child.lost = true;
-      p.child.exit(null, null);
+      p.child.lose();
     }
   }
 
