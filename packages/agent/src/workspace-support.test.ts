@@ -128,6 +128,24 @@ describe("agent workspaces", () => {
     second.release();
   });
 
+  it("brings back a rewrite that kept the file's size and mtime (cp -p, tar -x, touch -r)", async () => {
+    const { ws, ship } = await setup();
+    const src = tempDir();
+    write(src, { "a.txt": "aaaa", "b.txt": "bbbb" });
+    const json = await ship(src);
+    const lent = await ws.task.workspace?.(json);
+    if (!lent || !ws.task.changes) throw new Error("no workspace");
+    const file = path.join(lent.dir, "a.txt");
+    const st = fs.statSync(file);
+    fs.writeFileSync(file, "AAAA");
+    fs.utimesSync(file, st.atime, st.mtime);
+    const { chunks, deleted } = await ws.task.changes(lent.dir, json);
+    await applyChanges(src, chunks, deleted, { base: JSON.parse(json) });
+    expect(fs.readFileSync(path.join(src, "a.txt"), "utf8")).toBe("AAAA");
+    expect(tree(src)).toEqual(tree(lent.dir));
+    lent.release();
+  });
+
   it("packs the task's changes against the manifest it was lent", async () => {
     const { ws, ship } = await setup();
     const src = tempDir();

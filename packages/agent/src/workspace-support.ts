@@ -63,7 +63,8 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
   const ttl = options.preparedTtlMs ?? 10 * 60_000;
   const parked: Parked[] = [];
   const prepared = new Map<string, Prepared[]>();
-  const lent = new Map<string, Manifest>();
+  /** Workspaces lent to tasks: what they were built to, and when they were handed over. */
+  const lent = new Map<string, { manifest: Manifest; at: number }>();
   let seq = 0;
 
   fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
@@ -192,7 +193,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
           throw e;
         }
         // Checked by the build: the changes after the task are diffed against it.
-        lent.set(build.dir, manifest);
+        lent.set(build.dir, { manifest, at: Date.now() });
         return {
           dir: build.dir,
           release: () => {
@@ -202,7 +203,14 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
         };
       },
       async changes(dir, manifestJson) {
-        const changes = await ws.diffWorkspace(dir, lent.get(dir) ?? parse(manifestJson));
+        const given = lent.get(dir);
+        // A file the task touched has a later ctime, even if it kept its
+        // size and mtime (cp -p, tar -x, touch -r): it is read again.
+        const changes = await ws.diffWorkspace(
+          dir,
+          given?.manifest ?? parse(manifestJson),
+          given ? { reuseUntouchedBefore: given.at } : {},
+        );
         return {
           chunks: ws.rechunk(ws.packChanges(dir, changes)),
           deleted: changes.deleted,
