@@ -20,7 +20,7 @@ import { createAgentPrometheus, serveMetrics } from "./prometheus.js";
 import { type HeartbeatOptions, runRegistration, sayGoodbye } from "./registration.js";
 import { listenRpc, type RpcServer } from "./server.js";
 import { agentRoutes, type ServiceContext } from "./service.js";
-import { warmSpawner } from "./spawner.js";
+import { stopSpawner, warmSpawner } from "./spawner.js";
 import { systemFacts } from "./system-facts.js";
 import { defaultScratchDir, removeStaleTaskFolders } from "./task-runner.js";
 import { AGENT_VERSION } from "./version.js";
@@ -190,6 +190,8 @@ export function createAgent(options: AgentOptions): Agent {
       await tracker.drain(graceMs ?? o.shutdownGraceMs, o.killGraceMs + 3000);
       tracker.flushLedger();
       await server?.close(1000);
+      // Its helper goes with it (started again if another agent of this process needs it).
+      await stopSpawner();
       await closeWorkspaces?.().catch(() => {});
       await metricsServer?.close();
       sampler.stop();

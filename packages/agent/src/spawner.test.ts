@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { tempDir, waitFor } from "../test/helpers.js";
+import { startTestAgent, tempDir, waitFor } from "../test/helpers.js";
 import { type CommandEvent, runCommand } from "./run-command.js";
 import { spawnerPid, warmSpawner } from "./spawner.js";
 
@@ -176,5 +176,21 @@ describe("start failures", () => {
         }),
       ]);
     }
+  });
+});
+
+describe("with an agent", () => {
+  it("starts with the agent and is gone, reaped, once the agent has stopped", async () => {
+    const t = await startTestAgent();
+    let stopped = false;
+    cleanups.push(() => {
+      if (!stopped) void t.close();
+    });
+    const helper = spawnerPid();
+    expect(helper).toBeDefined();
+    await t.close();
+    stopped = true;
+    expect(fs.existsSync(`/proc/${helper}`)).toBe(false);
+    expect(spawnerPid()).toBeUndefined();
   });
 });

@@ -168,6 +168,24 @@ class Spawner {
     return this.proc?.connected ? this.proc.pid : undefined;
   }
 
+  /**
+   * Ends the helper when no command needs it, and waits until it is gone
+   * (reaped), so that no zombie outlives the agent where PID 1 does not reap.
+   */
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || this.pending.size > 0) return;
+    this.proc = undefined;
+    const exited = new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) resolve();
+      else proc.once("exit", () => resolve());
+    });
+    if (proc.connected) proc.disconnect();
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 2000);
+    await exited;
+    clearTimeout(timer);
+  }
+
   /** Starts the helper now, so the first command does not wait for it. */
   warm(): void {
     if (!this.disabled) this.ensure();
@@ -308,6 +326,11 @@ function spawner(): Spawner {
 /** The pid of the shared helper process, when running (for tests and diagnostics). */
 export function spawnerPid(): number | undefined {
   return shared?.pid;
+}
+
+/** Stops the shared helper process if no command uses it (an agent stopping). */
+export async function stopSpawner(): Promise<void> {
+  await shared?.stop();
 }
 
 /** Starts the shared helper process ahead of the first command. */
