@@ -1,6 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { SlothError } from "@sloth/client";
+import { answerMetrics, SlothError } from "@sloth/client";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** Prometheus metrics of one agent. */
@@ -61,13 +61,7 @@ export async function serveMetrics(
   port: number,
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
-    if (req.method === "GET" && req.url?.split("?")[0] === "/metrics") {
-      void metrics.registry.metrics().then((text) => {
-        res.writeHead(200, { "content-type": metrics.registry.contentType });
-        res.end(text);
-      });
-      return;
-    }
+    if (answerMetrics(req, res, metrics.registry)) return;
     res.writeHead(404, { "content-type": "text/plain" });
     res.end("not found\n");
   });

@@ -54,9 +54,11 @@ export {
 } from "./server/connect-stream.js";
 export { specGrpcMessage, withSpecGrpcMessages } from "./server/grpc-message.js";
 export {
+  answerMetrics,
   closeIfSilent,
   FIRST_REQUEST_TIMEOUT_MS,
   hasBearerToken,
+  type MetricsSource,
   requestAllowed,
   TRUSTED_READ_MAX_BYTES,
   tokenTieredHandler,

@@ -4,6 +4,7 @@ import path from "node:path";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
+  answerMetrics,
   closeIfSilent,
   createAuthInterceptor,
   formatHostPort,
@@ -223,16 +224,7 @@ export function createMaster(options: MasterOptions): Master {
         contextValues: (req) =>
           createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
         fallback: (req, res) => {
-          if (
-            req.method === "GET" &&
-            (req.url === "/metrics" || req.url?.startsWith("/metrics?"))
-          ) {
-            void metrics.registry.metrics().then((text) => {
-              res.writeHead(200, { "content-type": metrics.registry.contentType });
-              res.end(text);
-            });
-            return;
-          }
+          if (answerMetrics(req, res, metrics.registry)) return;
           res.writeHead(404, { "content-type": "text/plain" });
           res.end("not found\n");
         },

@@ -99,3 +99,36 @@ export function closeIfSilent(
   session.once("stream", clear);
   session.once("close", clear);
 }
+
+/** What {@link answerMetrics} needs of a Prometheus registry (prom-client's `Registry`). */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
+/**
+ * Answers `GET /metrics` (with or without a query) with the registry's text
+ * and returns true; anything else is left to the caller (false). A registry
+ * that fails answers 500 instead of leaving the request hanging.
+ */
+export function answerMetrics(
+  req: { method?: string | undefined; url?: string | undefined },
+  res: {
+    writeHead(status: number, headers: Record<string, string>): unknown;
+    end(text: string): unknown;
+  },
+  source: MetricsSource,
+): boolean {
+  if (req.method !== "GET" || req.url?.split("?")[0] !== "/metrics") return false;
+  source.metrics().then(
+    (text) => {
+      res.writeHead(200, { "content-type": source.contentType });
+      res.end(text);
+    },
+    (e: unknown) => {
+      res.writeHead(500, { "content-type": "text/plain" });
+      res.end(`cannot collect metrics: ${e instanceof Error ? e.message : String(e)}\n`);
+    },
+  );
+  return true;
+}
