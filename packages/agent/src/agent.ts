@@ -1,12 +1,16 @@
 import fs from "node:fs";
 import path from "node:path";
+import type { ConnectRouter } from "@connectrpc/connect";
 import {
   createAuthInterceptor,
+  createStandardServices,
   formatHostPort,
   isSlothError,
   resolveDataDir,
   SlothError,
+  STANDARD_PUBLIC_METHODS,
 } from "@sloth/client";
+import { AgentService } from "@sloth/proto";
 import type { BackoffOptions } from "./backoff.js";
 import { CommandTracker } from "./command-tracker.js";
 import type { AgentEvent, AgentStatus } from "./events.js";
@@ -280,9 +284,21 @@ export function createAgent(options: AgentOptions): Agent {
           },
         },
       };
-      const routes = agentRoutes(serviceContext);
+      const agentService = agentRoutes(serviceContext);
+      // grpc.health.v1 for probes and server reflection for grpcurl; NOT_SERVING once stopping.
+      const standard = createStandardServices({
+        services: [AgentService],
+        signal: stopController.signal,
+      });
+      const routes = (router: ConnectRouter) => {
+        agentService(router);
+        standard.routes(router);
+      };
       const fast = createFastCommands(serviceContext, options.token);
-      const auth = createAuthInterceptor({ token: options.token, publicMethods: ["Health"] });
+      const auth = createAuthInterceptor({
+        token: options.token,
+        publicMethods: ["Health", ...STANDARD_PUBLIC_METHODS],
+      });
       try {
         server = await listenRpc(
           routes,

@@ -5,7 +5,10 @@ import { secretsEqual } from "./token.js";
 export interface AuthInterceptorOptions {
   /** The cluster token every caller must present. */
   token: string;
-  /** Method names (such as "Health") callable without a token. */
+  /**
+   * Methods callable without a token: a bare name (such as "Health") on any
+   * service, or a full path such as "/grpc.health.v1.Health/Check".
+   */
   publicMethods?: readonly string[];
 }
 
@@ -17,7 +20,7 @@ export interface AuthInterceptorOptions {
 export function createAuthInterceptor(options: AuthInterceptorOptions): Interceptor {
   const open = new Set(options.publicMethods ?? ["Health"]);
   return (next) => async (req) => {
-    if (!open.has(req.method.name)) {
+    if (!open.has(req.method.name) && !open.has(`/${req.service.typeName}/${req.method.name}`)) {
       const header = req.header.get("authorization");
       if (!header) {
         throw new ConnectError("missing token", Code.Unauthenticated);

@@ -65,6 +65,13 @@ export {
   UNTRUSTED_READ_MAX_BYTES,
 } from "./server/guarded.js";
 export {
+  createStandardServices,
+  type ServingStatus,
+  STANDARD_PUBLIC_METHODS,
+  type StandardServices,
+  type StandardServicesOptions,
+} from "./server/standard-services.js";
+export {
   type ServiceUnitFor,
   serviceArgs,
   serviceUnitFor,

@@ -7,9 +7,11 @@ import {
   answerMetrics,
   closeIfSilent,
   createAuthInterceptor,
+  createStandardServices,
   formatHostPort,
   requestAllowed,
   SlothError,
+  STANDARD_PUBLIC_METHODS,
   type TlsMaterial,
   tokenTieredHandler,
   withSpecGrpcMessages,
@@ -102,7 +104,8 @@ export interface Master {
   }): ReturnType<typeof createContextValues>;
   /**
    * For frameworks mounting {@link routes}: true when a request may reach
-   * them (it carries the token, or calls Health uncompressed). Connect reads
+   * them (it carries the token, or calls Health or grpc.health.v1
+   * uncompressed). Connect reads
    * and decompresses a request before the interceptors check the token, so
    * check this first (fastify: an `onRequest` hook) and answer 401
    * otherwise; `master.handler` and `listen()` do it themselves.
@@ -200,14 +203,21 @@ export function createMaster(options: MasterOptions): Master {
     return state;
   };
   const stateService = createStateService(openStore, shutdown.signal);
+  // grpc.health.v1 for probes and server reflection for grpcurl; NOT_SERVING once stopping.
+  const standard = createStandardServices({
+    services: [MasterService, StateService],
+    signal: shutdown.signal,
+  });
+  const publicMethods = ["Health", ...STANDARD_PUBLIC_METHODS];
   const routes = (router: ConnectRouter) => {
     router.service(MasterService, service);
     router.service(StateService, stateService);
+    standard.routes(router);
   };
   const metrics = createMasterMetrics(registry, () => deps.runs.inFlight);
   const interceptors = [
     metrics.interceptor,
-    createAuthInterceptor({ token: options.token, publicMethods: ["Health"] }),
+    createAuthInterceptor({ token: options.token, publicMethods }),
   ];
   const handler = withSpecGrpcMessages(
     // A caller without the token gets its request read only up to a few
@@ -307,7 +317,7 @@ export function createMaster(options: MasterOptions): Master {
     handler: serve,
     metrics: () => metrics.registry.metrics(),
     contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket?.remoteAddress),
-    authorize: (req) => requestAllowed(req, options.token, ["Health"]),
+    authorize: (req) => requestAllowed(req, options.token, publicMethods),
     events: (signal) =>
       masterEvents(registry, AbortSignal.any([shutdown.signal, ...(signal ? [signal] : [])])),
     runsInFlight: () => deps.runs.inFlight,

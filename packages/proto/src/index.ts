@@ -6,6 +6,11 @@
  * name: the bare names are the agent's; the master's are exported as
  * `MasterHealthRequest` and `MasterHealthResponse`.
  */
+
+// The standard gRPC protocols masters and agents also serve.
+export * as grpcHealthV1 from "./gen/grpc/health/v1/health_pb.js";
+export * as grpcReflectionV1 from "./gen/grpc/reflection/v1/reflection_pb.js";
+export * as grpcReflectionV1alpha from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 export * from "./gen/sloth/agent/v1/agent_pb.js";
 export {
   type HealthRequest,

@@ -57,7 +57,8 @@ export function tokenTieredHandler<H extends NodeHandler>(
 /**
  * For servers that cannot tier their Connect handler (a framework plugin):
  * true when a request may reach it, that is when it carries the token, or
- * calls one of `publicMethods` (such as "Health") uncompressed. Check it
+ * calls one of `publicMethods` (a bare name such as "Health", or a full path
+ * such as "/grpc.health.v1.Health/Check") uncompressed. Check it
  * before the body is read (fastify: an `onRequest` hook), and answer 401
  * otherwise.
  */
@@ -70,8 +71,9 @@ export function requestAllowed(
   publicMethods: readonly string[] = ["Health"],
 ): boolean {
   if (hasBearerToken(req.headers, token)) return true;
-  const method = (req.url ?? "").split("?")[0]?.split("/").pop() ?? "";
-  if (!publicMethods.includes(method)) return false;
+  const url = (req.url ?? "").split("?")[0] ?? "";
+  const method = url.split("/").pop() ?? "";
+  if (!publicMethods.includes(method) && !publicMethods.includes(url)) return false;
   const h = req.headers;
   for (const name of ["content-encoding", "connect-content-encoding", "grpc-encoding"]) {
     const v = h[name];
