@@ -84,12 +84,13 @@ export async function* runCommand(
   options: RunCommandOptions = {},
 ): AsyncGenerator<CommandEvent, void, undefined> {
   const workdir = path.resolve(options.defaultWorkdir ?? process.cwd(), request.workdir || ".");
-  const workdirProblem = await checkWorkdir(workdir);
-  if (workdirProblem) {
-    yield notStarted(`cannot run command: ${workdirProblem}`);
-    return;
-  }
   if (options.signal?.aborted) return;
+  // The workdir is looked at only when the start fails (a missing or
+  // unusable one fails it): the happy path spends no stat on it.
+  const failed = async (err: Error) => {
+    const problem = await checkWorkdir(workdir);
+    return notStarted(problem ? `cannot run command: ${problem}` : startFailure(err, request));
+  };
 
   const env: NodeJS.ProcessEnv = { ...(options.baseEnv ?? process.env) };
   for (const name of PRIVATE_ENV) delete env[name];
@@ -106,7 +107,7 @@ export async function* runCommand(
   if (viaHelper) {
     const started = await viaHelper;
     if ("error" in started) {
-      yield notStarted(startFailure(started.error, request));
+      yield await failed(started.error);
       return;
     }
     child = started.child;
@@ -122,12 +123,12 @@ export async function* runCommand(
       });
     } catch (err) {
       // Arguments Node refuses outright, such as NUL bytes in the command or env.
-      yield notStarted(startFailure(err as Error, request));
+      yield await failed(err as Error);
       return;
     }
     if (direct.pid === undefined) {
       const err = await new Promise<Error>((resolve) => direct.once("error", resolve));
-      yield notStarted(startFailure(err, request));
+      yield await failed(err);
       return;
     }
     child = direct;
@@ -229,6 +230,7 @@ async function pumpInput(
 /** The longest delay setTimeout accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** What is wrong with a workdir a command could not start in, if anything. */
 async function checkWorkdir(dir: string): Promise<string | undefined> {
   try {
     const st = await fs.stat(dir);

@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { agentClient, connect } from "@sloth/client";
@@ -245,6 +246,15 @@ describe("AgentService.RunCommand", () => {
     expect(r.pid).toBe(0);
     expect(r.exit?.exitCode).toBe(-1);
     expect(r.exit?.startError).toMatch(/workdir \/nonexistent\/dir does not exist/);
+    // A file where the folder should be.
+    const file = path.join(os.tmpdir(), `sloth-workdir-file-${process.pid}`);
+    fs.writeFileSync(file, "");
+    try {
+      const f = await run(t.client, { command: "true", workdir: file });
+      expect(f.exit?.startError).toBe(`cannot run command: workdir ${file} is not a directory`);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   });
 
   it("runs in the workdir with the extra environment", async () => {
