@@ -8,12 +8,14 @@
 // back (diff, pack, TCP, apply); then the unchanged workspace is synced
 // again, into a fresh directory and recycling the last one (the runner names
 // the workspace it sent last before scanning, and the agent checks it
-// meanwhile, as PrepareWorkspace's previous_manifest_sha256 has it do).
+// meanwhile, as PrepareWorkspace's previous_manifest_sha256 has it do; the
+// manifest, unchanged, is named by its SHA-256 instead of sent again, as
+// manifest_sha256 has it).
 // The agent is a child process speaking IPC for control and TCP for bytes,
 // as tar's ends are separate processes. Prints a table; writes
 // results/workspace.json.
 import { type ChildProcess, fork, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -26,10 +28,13 @@ import {
   type Manifest,
   packBlobs,
   packChanges,
+  sameManifest,
   scanWorkspace,
   type WorkspaceBuild,
 } from "@sloth/workspace";
 import { median, printTable, QUICK, type Row, round, row, writeResult } from "./lib/report.js";
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 const FILES = QUICK ? 1_000 : 10_000;
 const BYTES = (QUICK ? 10 : 100) * 1024 * 1024;
@@ -58,7 +63,15 @@ function generate(dir: string): void {
 // ---- The agent process -------------------------------------------------
 
 type Request =
-  | { op: "prepare"; cache: string; manifest: string; target: string; recycle?: string }
+  | {
+      op: "prepare";
+      cache: string;
+      /** The manifest's JSON, or (unchanged since the last send) the SHA-256 naming it. */
+      manifest?: string;
+      sha?: string;
+      target: string;
+      recycle?: string;
+    }
   | { op: "upload"; cache: string; port: number }
   | { op: "inspect"; cache: string; dir: string }
   | { op: "task"; work: string; manifest: Manifest }
@@ -68,6 +81,8 @@ async function agent(): Promise<void> {
   const caches = new Map<string, BlobCache>();
   const cache = (dir: string) => caches.get(dir) ?? caches.set(dir, new BlobCache(dir)).get(dir)!;
   const manifests = new Map<string, Manifest>();
+  // Manifests received, by the SHA-256 of their JSON (the agent keeps the last few).
+  const known = new Map<string, Manifest>();
   const builds = new Map<string, { build: WorkspaceBuild; missing: string[]; t: number }>();
   process.on("message", async (msg: { id: number; req: Request }) => {
     const { id, req } = msg;
@@ -76,7 +91,15 @@ async function agent(): Promise<void> {
       if (req.op === "prepare") {
         // What the agent's PrepareWorkspace does: answer, and start building.
         const t = performance.now();
-        const manifest = JSON.parse(req.manifest) as Manifest;
+        let manifest: Manifest | undefined;
+        if (req.manifest !== undefined) {
+          manifest = JSON.parse(req.manifest) as Manifest;
+          known.set(sha256(req.manifest), manifest);
+        } else manifest = known.get(req.sha as string);
+        if (manifest === undefined) {
+          reply({ known: false });
+          return;
+        }
         // RunTask's manifest, kept for the changes after the task.
         manifests.set(req.target, manifest);
         const missing = cache(req.cache).missing(manifest);
@@ -87,7 +110,7 @@ async function agent(): Promise<void> {
           missing,
           t,
         });
-        reply({ missing });
+        reply({ missing, known: true });
       } else if (req.op === "inspect") {
         // PrepareWorkspace naming the workspace sent last: checked while the runner scans.
         cache(req.cache).inspect(req.dir);
@@ -221,7 +244,12 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
   let scan = 0;
   let sendSeconds = 0;
   let receiveSeconds = 0;
-  /** One sync: scan, prepare (ask and start building), pack, upload, finish. */
+  /** The manifest sent last, and the SHA-256 of its JSON. */
+  let last: { manifest: Manifest; sha: string } | undefined;
+  /**
+   * One sync: scan, prepare (ask and start building; an unchanged manifest
+   * is named by its SHA-256, not sent), pack, upload, finish.
+   */
   const sync = async (target: string, reuse?: Manifest, recycle?: string) => {
     // The runner names the workspace it sent last before it scans.
     if (recycle) void call(child, { op: "inspect", cache, dir: recycle });
@@ -229,13 +257,16 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
     [manifest, t] = await time(() => scanWorkspace(src, reuse ? { reuse } : {}));
     if (!reuse) scan = t;
     const { port, socket } = await listen();
-    const { missing } = await call<{ missing: string[] }>(child, {
-      op: "prepare",
-      cache,
-      manifest: JSON.stringify(manifest),
-      target,
-      ...(recycle ? { recycle } : {}),
-    });
+    const common = { op: "prepare", cache, target, ...(recycle ? { recycle } : {}) } as const;
+    let answer: { missing?: string[]; known: boolean } | undefined;
+    if (last && sameManifest(manifest, last.manifest))
+      answer = await call(child, { ...common, sha: last.sha });
+    if (!answer?.known) {
+      const json = JSON.stringify(manifest);
+      last = { manifest, sha: sha256(json) };
+      answer = await call(child, { ...common, manifest: json });
+    }
+    const missing = answer.missing ?? [];
     const t0 = performance.now();
     const done = call<{ bytes: number; seconds: number }>(child, { op: "upload", cache, port });
     await send(await socket, packBlobs(src, manifest, missing));

@@ -35,7 +35,10 @@ export interface ServiceContext {
 
 /** The agent's side of workspace shipping. */
 export interface WorkspaceSupport {
+  /** Starts building a workspace for a manifest; answers the blobs the cache lacks. */
   missing(manifestJson: string): Promise<string[]>;
+  /** The same for a manifest received lately, named by the SHA-256 of its JSON; undefined when not known. */
+  missingKnown(manifestSha256: string): Promise<string[] | undefined>;
   /** Starts checking the kept workspace built from the manifest with this SHA-256, for recycling. */
   warm(previousManifestSha256: string): void;
   ingest(
@@ -160,6 +163,10 @@ export function agentRoutes(ctx: ServiceContext): (router: ConnectRouter) => voi
         if (!ctx.workspace)
           throw new ConnectError("this agent cannot receive workspaces", Code.Unimplemented);
         if (req.previousManifestSha256) ctx.workspace.warm(req.previousManifestSha256);
+        if (req.manifestJson === "" && req.manifestSha256 !== "") {
+          const missing = await ctx.workspace.missingKnown(req.manifestSha256);
+          return missing ? { missing, manifestKnown: true } : { missing: [] };
+        }
         if (req.manifestJson === "") return { missing: [] };
         return { missing: await ctx.workspace.missing(req.manifestJson) };
       },

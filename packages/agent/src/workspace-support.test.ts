@@ -103,6 +103,41 @@ describe("agent workspaces", () => {
     expect(fs.readdirSync(workDir)).toEqual([path.basename(second.dir)]);
   });
 
+  it("builds an unchanged workspace from a manifest named by its SHA-256, and says when it does not know one", async () => {
+    const { ws, ship } = await setup();
+    const src = tempDir();
+    write(src, { "a.txt": "a", "d/b.txt": "b" });
+    const json = await ship(src);
+    const sha = createHash("sha256").update(json).digest("hex");
+    const first = await ws.task.workspace?.(json);
+    if (!first) throw new Error("no workspace");
+    fs.writeFileSync(path.join(first.dir, "a.txt"), "edited by the task");
+    first.release();
+    // Named, not sent: nothing is missing, and the task gets exactly the manifest again.
+    expect(await ws.support.missingKnown(sha)).toEqual([]);
+    const second = await ws.task.workspace?.(json);
+    if (!second) throw new Error("no workspace");
+    expect(tree(second.dir)).toEqual(tree(src));
+    second.release();
+    expect(await ws.support.missingKnown("0".repeat(64))).toBeUndefined();
+    expect(await ws.support.missingKnown("not a hash")).toBeUndefined();
+  });
+
+  it("forgets all but the last few manifests", async () => {
+    const { ws, ship } = await setup();
+    const shas: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const src = tempDir();
+      write(src, { [`f${i}.txt`]: `content ${i}` });
+      const json = await ship(src);
+      shas.push(createHash("sha256").update(json).digest("hex"));
+      const lent = await ws.task.workspace?.(json);
+      lent?.release();
+    }
+    expect(await ws.support.missingKnown(shas[0] as string)).toBeUndefined();
+    expect(await ws.support.missingKnown(shas[5] as string)).toEqual([]);
+  });
+
   it("checks the kept workspace a runner names before its manifest comes, to the same exact result", async () => {
     const { ws, ship } = await setup();
     const src = tempDir();

@@ -63,6 +63,18 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
   const ttl = options.preparedTtlMs ?? 10 * 60_000;
   const parked: Parked[] = [];
   const prepared = new Map<string, Prepared[]>();
+  /**
+   * Manifests received lately, by the SHA-256 of their JSON, most recent
+   * last: a runner whose workspace has not changed names its manifest
+   * instead of sending it again.
+   */
+  const known = new Map<string, { manifest: Manifest; files: Set<string> }>();
+  const KNOWN_MANIFESTS = 4;
+  const learn = (k: string, manifest: Manifest, files: Set<string>) => {
+    known.delete(k);
+    known.set(k, { manifest, files });
+    while (known.size > KNOWN_MANIFESTS) known.delete(known.keys().next().value as string);
+  };
   /** Workspaces lent to tasks: what they were built to, and when they were handed over. */
   const lent = new Map<string, { manifest: Manifest; at: number }>();
   let seq = 0;
@@ -131,34 +143,47 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
     while (parked.length > keep) remove((parked.shift() as Parked).dir);
   }
 
+  /** Starts building a workspace for the manifest named `k`; answers the blobs the cache lacks. */
+  function prepare(k: string, manifest: Manifest, files: Set<string>): string[] {
+    // Start building now: the files are written while the upload arrives.
+    const build = start(manifest, files);
+    const missing = cache.missing(manifest);
+    const entry: Prepared = {
+      build,
+      manifest,
+      files,
+      timer: setTimeout(() => {
+        const list = prepared.get(k);
+        const i = list?.indexOf(entry) ?? -1;
+        if (list === undefined || i === -1) return;
+        list.splice(i, 1);
+        if (list.length === 0) prepared.delete(k);
+        void entry.build.abort().finally(() => remove(entry.build.dir));
+      }, ttl),
+    };
+    entry.timer.unref();
+    const list = prepared.get(k);
+    if (list) list.push(entry);
+    else prepared.set(k, [entry]);
+    return missing;
+  }
+
   return {
     support: {
       async missing(manifestJson) {
         // Checked by the build, before the cache is asked.
         const manifest = JSON.parse(manifestJson) as Manifest;
         const files = fileSet(manifest);
-        // Start building now: the files are written while the upload arrives.
-        const build = start(manifest, files);
-        const missing = cache.missing(manifest);
         const k = key(manifestJson);
-        const entry: Prepared = {
-          build,
-          manifest,
-          files,
-          timer: setTimeout(() => {
-            const list = prepared.get(k);
-            const i = list?.indexOf(entry) ?? -1;
-            if (list === undefined || i === -1) return;
-            list.splice(i, 1);
-            if (list.length === 0) prepared.delete(k);
-            void entry.build.abort().finally(() => remove(entry.build.dir));
-          }, ttl),
-        };
-        entry.timer.unref();
-        const list = prepared.get(k);
-        if (list) list.push(entry);
-        else prepared.set(k, [entry]);
+        const missing = prepare(k, manifest, files);
+        learn(k, manifest, files);
         return missing;
+      },
+      async missingKnown(sha) {
+        const m = known.get(sha);
+        if (m === undefined) return undefined;
+        learn(sha, m.manifest, m.files);
+        return prepare(sha, m.manifest, m.files);
       },
       warm(previous) {
         // The runner scans meanwhile; the build that recycles it uses this check.

@@ -20,6 +20,12 @@ export interface TaskChannel {
   readonly via: "master" | "agent";
   prepare(manifestJson: string, signal: AbortSignal): Promise<string[]>;
   /**
+   * {@link prepare} for a manifest the agent was sent before, named by the
+   * SHA-256 of its JSON; undefined when the agent does not know it (send it
+   * with prepare).
+   */
+  prepareKnown?(manifestSha256: string, signal: AbortSignal): Promise<string[] | undefined>;
+  /**
    * Tells the agent which manifest (by the SHA-256 of its JSON) was sent
    * last for this folder, so it checks that workspace for recycling while
    * the runner scans. A hint: failures are ignored.
@@ -54,6 +60,13 @@ export function masterChannel(
         { signal },
       );
       return r.response?.missing ?? [];
+    },
+    async prepareKnown(manifestSha256, signal) {
+      const r = await client.prepareWorkspaceOnAgent(
+        { agentName: name, request: { manifestJson: "", manifestSha256 } },
+        { signal },
+      );
+      return r.response?.manifestKnown ? r.response.missing : undefined;
     },
     async warm(previousManifestSha256, signal) {
       await client.prepareWorkspaceOnAgent(
@@ -94,6 +107,10 @@ export function directChannel(
     via: "agent",
     async prepare(manifestJson, signal) {
       return (await client.prepareWorkspace({ manifestJson }, { signal })).missing;
+    },
+    async prepareKnown(manifestSha256, signal) {
+      const r = await client.prepareWorkspace({ manifestJson: "", manifestSha256 }, { signal });
+      return r.manifestKnown ? r.missing : undefined;
     },
     async warm(previousManifestSha256, signal) {
       await client.prepareWorkspace({ manifestJson: "", previousManifestSha256 }, { signal });

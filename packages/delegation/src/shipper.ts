@@ -34,6 +34,8 @@ interface Scan {
   startedAt: number;
   /** SHA-256 of the manifest's JSON as sent: names it to the agent next time. */
   sha?: string | undefined;
+  /** That JSON, while this process holds it. */
+  json?: string | undefined;
 }
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -50,9 +52,8 @@ function loadScan(folder: string, dir: string): Scan | undefined {
   try {
     const file = scanFile(folder, dir);
     if (fs.statSync(file).size > 256 * 1024 * 1024) return undefined;
-    const saved = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<
-      Scan & { v: number; dir: string }
-    >;
+    const text = fs.readFileSync(file, "utf8");
+    const saved = JSON.parse(text) as Partial<Scan & { v: number; dir: string }>;
     if (
       saved.v !== 1 ||
       saved.dir !== dir ||
@@ -60,10 +61,16 @@ function loadScan(folder: string, dir: string): Scan | undefined {
       !Array.isArray(saved.manifest?.entries)
     )
       return undefined;
+    const sha = typeof saved.sha === "string" ? saved.sha : undefined;
+    // The manifest's JSON as it was sent is the tail of the file (see saveScan).
+    const marker = `"sha":"${sha}","manifest":`;
+    const at = sha ? text.indexOf(marker) : -1;
+    const json = at === -1 ? undefined : text.slice(at + marker.length, text.lastIndexOf("}"));
     return {
       manifest: saved.manifest,
       startedAt: saved.startedAt,
-      sha: typeof saved.sha === "string" ? saved.sha : undefined,
+      sha,
+      json: json !== undefined && sha256(json) === sha ? json : undefined,
     };
   } catch {
     return undefined;
@@ -104,6 +111,16 @@ function saveScan(
   }
 }
 
+/** Marks the kept scan of `dir` as recently used. */
+function touchScan(folder: string, dir: string): void {
+  try {
+    const now = new Date();
+    fs.utimesSync(scanFile(folder, dir), now, now);
+  } catch {
+    // Gone meanwhile: the next changed scan writes it again.
+  }
+}
+
 /**
  * Ships a task's working directory with @sloth/workspace: the agent is told
  * the manifest, only the contents its cache lacks are sent, and the task's
@@ -116,7 +133,7 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
   const last = new Map<string, Scan>();
   return {
     async send(channel, dir, signal, exclude) {
-      const { scanWorkspace, packBlobs, rechunk } = await import("@sloth/workspace");
+      const { scanWorkspace, packBlobs, rechunk, sameManifest } = await import("@sloth/workspace");
       const root = path.resolve(dir);
       const before =
         last.get(root) ?? (options.scanCache ? loadScan(options.scanCache, root) : undefined);
@@ -128,12 +145,22 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
         maxBytes: options.maxBytes,
         ...(before ? { reuse: before.manifest, reuseUntouchedBefore: before.startedAt } : {}),
       });
-      const manifestJson = JSON.stringify(manifest);
-      const sha = sha256(manifestJson);
-      last.set(root, { manifest, startedAt, sha });
-      if (options.scanCache) saveScan(options.scanCache, root, startedAt, manifestJson, sha);
+      // Unchanged since the last send: the agent is told which manifest, not sent it again.
+      const same =
+        before?.sha !== undefined &&
+        before.json !== undefined &&
+        sameManifest(manifest, before.manifest);
+      const manifestJson = same ? (before.json as string) : JSON.stringify(manifest);
+      const sha = same ? (before.sha as string) : sha256(manifestJson);
+      last.set(root, { manifest, startedAt, sha, json: manifestJson });
+      // Unchanged: the kept scan still describes it (with an older, safe start time).
+      if (options.scanCache) {
+        if (same) touchScan(options.scanCache, root);
+        else saveScan(options.scanCache, root, startedAt, manifestJson, sha);
+      }
       manifests.set(manifestJson, manifest);
-      const missing = await channel.prepare(manifestJson, signal);
+      const known = same ? await channel.prepareKnown?.(sha, signal) : undefined;
+      const missing = known ?? (await channel.prepare(manifestJson, signal));
       if (missing.length > 0) {
         await channel.upload(
           rechunk(packBlobs(dir, manifest, missing, { gzip: options.gzip })),

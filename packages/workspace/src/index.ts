@@ -13,7 +13,7 @@ export {
   type WorkspaceErrorCode,
   type WorkspaceErrorOptions,
 } from "./errors.js";
-export { checkManifest } from "./manifest.js";
+export { checkManifest, sameManifest } from "./manifest.js";
 export { type PackOptions, packBlobs, packChanges } from "./pack.js";
 export { rechunk } from "./rechunk.js";
 export { scanWorkspace } from "./scan.js";

@@ -1,6 +1,6 @@
 import { unsafe, WorkspaceError } from "./errors.js";
 import { checkMode, checkPath, checkSymlinkTarget } from "./paths.js";
-import type { FileEntry, Manifest, ManifestEntry } from "./types.js";
+import type { DirEntry, FileEntry, Manifest, ManifestEntry, SymlinkEntry } from "./types.js";
 
 const HASH = /^[0-9a-f]{64}$/;
 
@@ -55,4 +55,26 @@ export function filesByHash(m: Manifest): Map<string, FileEntry> {
   const out = new Map<string, FileEntry>();
   for (const e of m.entries) if (e.type === "file" && !out.has(e.hash)) out.set(e.hash, e);
   return out;
+}
+
+/**
+ * True when two manifests list the same entries with the same attributes,
+ * in the same order (as two scans of an unchanged tree do): what one of them
+ * serialises to names the other.
+ */
+export function sameManifest(a: Manifest, b: Manifest): boolean {
+  if (a.totalBytes !== b.totalBytes || a.entries.length !== b.entries.length) return false;
+  for (let i = 0; i < a.entries.length; i++) {
+    const x = a.entries[i] as ManifestEntry;
+    const y = b.entries[i] as ManifestEntry;
+    if (x.path !== y.path || x.type !== y.type) return false;
+    if (x.type === "file") {
+      const f = y as FileEntry;
+      if (x.hash !== f.hash || x.size !== f.size || x.mode !== f.mode || x.mtimeMs !== f.mtimeMs)
+        return false;
+    } else if (x.type === "dir") {
+      if (x.mode !== (y as DirEntry).mode) return false;
+    } else if (x.target !== (y as SymlinkEntry).target) return false;
+  }
+  return true;
 }

@@ -1,8 +1,16 @@
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { cleanupTemp, tempDir } from "../test-support/helpers.js";
-import { type FileEntry, scanWorkspace } from "./index.js";
+import {
+  type DirEntry,
+  type FileEntry,
+  type Manifest,
+  type SymlinkEntry,
+  sameManifest,
+  scanWorkspace,
+} from "./index.js";
 
 afterAll(cleanupTemp);
 afterEach(() => {
@@ -82,5 +90,40 @@ describe("scanWorkspace with reuse", () => {
     // Racy: no mtime recorded, so the next scan hashes it again.
     expect(c?.mtimeMs).toBeUndefined();
     expect(await opened(dir, () => scanWorkspace(dir, { reuse: second }))).toEqual(["c.txt"]);
+  });
+});
+
+describe("sameManifest", () => {
+  it("is true for two scans of an unchanged tree, false once anything differs", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-same-"));
+    try {
+      fs.mkdirSync(path.join(dir, "d"));
+      fs.writeFileSync(path.join(dir, "d", "a.txt"), "a");
+      fs.symlinkSync("d/a.txt", path.join(dir, "link"));
+      const a = await scanWorkspace(dir);
+      const b = await scanWorkspace(dir, { reuse: a });
+      expect(sameManifest(a, b)).toBe(true);
+      expect(JSON.stringify(a)).toBe(JSON.stringify(b));
+      const changed = (f: (m: Manifest) => void) => {
+        const m = JSON.parse(JSON.stringify(a)) as Manifest;
+        f(m);
+        return sameManifest(a, m);
+      };
+      const file = (m: Manifest) => m.entries.find((e) => e.type === "file") as FileEntry;
+      expect(changed((m) => (file(m).hash = "0".repeat(64)))).toBe(false);
+      expect(changed((m) => (file(m).mode = 0o755))).toBe(false);
+      expect(changed((m) => (file(m).mtimeMs = 1))).toBe(false);
+      expect(changed((m) => ((m.entries[0] as DirEntry).mode = 0o700))).toBe(false);
+      expect(
+        changed(
+          (m) => ((m.entries.find((e) => e.type === "symlink") as SymlinkEntry).target = "x"),
+        ),
+      ).toBe(false);
+      expect(changed((m) => m.entries.pop())).toBe(false);
+      expect(changed((m) => (m.entries[1]!.path = "d2"))).toBe(false);
+      expect(changed(() => {})).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -288,6 +288,15 @@ workflow.define("show"):tasks({ show })
     const second = await run(file);
     expect(second.code, second.stderr + second.stdout).toBe(0);
     expect(second.stdout).toContain("show | version-2");
+    // Unchanged: the manifest is named to the agent, not sent; the task still sees version 2.
+    const third = await run(file);
+    expect(third.code, third.stderr + third.stdout).toBe(0);
+    expect(third.stdout).toContain("show | version-2");
+    // And changed again, it is sent whole.
+    fs.writeFileSync(data, "version-three\n");
+    const fourth = await run(file);
+    expect(fourth.code, fourth.stderr + fourth.stdout).toBe(0);
+    expect(fourth.stdout).toContain("show | version-three");
   });
 
   it("two parallel tasks changing the same file: the first to finish wins, the other fails naming it", async () => {
