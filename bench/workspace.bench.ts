@@ -72,7 +72,7 @@ type Request =
       target: string;
       recycle?: string;
     }
-  | { op: "upload"; cache: string; port: number }
+  | { op: "upload"; cache: string; port?: number }
   | { op: "inspect"; cache: string; dir: string }
   | { op: "task"; work: string; manifest: Manifest }
   | { op: "send-changes"; work: string; port: number };
@@ -116,11 +116,15 @@ async function agent(): Promise<void> {
         cache(req.cache).inspect(req.dir);
         reply({});
       } else if (req.op === "upload") {
-        // UploadBlobs, then RunTask finishing the build.
+        // UploadBlobs (none when nothing is missing), then RunTask finishing the build.
         const b = builds.get(req.cache)!;
         builds.delete(req.cache);
-        const socket = net.connect(req.port, "127.0.0.1");
-        const r = await cache(req.cache).ingest(socket, { expect: b.missing });
+        const r =
+          req.port === undefined
+            ? { blobs: 0, bytes: 0 }
+            : await cache(req.cache).ingest(net.connect(req.port, "127.0.0.1"), {
+                expect: b.missing,
+              });
         const done = await b.build.finish();
         reply({ ...r, ...done, seconds: (performance.now() - b.t) / 1000 });
       } else if (req.op === "task") reply({ touched: task(req.work, req.manifest) });
@@ -256,7 +260,6 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
     let t: number;
     [manifest, t] = await time(() => scanWorkspace(src, reuse ? { reuse } : {}));
     if (!reuse) scan = t;
-    const { port, socket } = await listen();
     const common = { op: "prepare", cache, target, ...(recycle ? { recycle } : {}) } as const;
     let answer: { missing?: string[]; known: boolean } | undefined;
     if (last && sameManifest(manifest, last.manifest))
@@ -267,6 +270,10 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
       answer = await call(child, { ...common, manifest: json });
     }
     const missing = answer.missing ?? [];
+    // Nothing missing: no upload at all, as the runner skips UploadBlobs then.
+    if (missing.length === 0)
+      return (await call<{ bytes: number }>(child, { op: "upload", cache })).bytes;
+    const { port, socket } = await listen();
     const t0 = performance.now();
     const done = call<{ bytes: number; seconds: number }>(child, { op: "upload", cache, port });
     await send(await socket, packBlobs(src, manifest, missing));

@@ -135,6 +135,31 @@ describe("BlobCache", () => {
     expect(describeTree(at(2))).toEqual(describeTree(src));
   });
 
+  it("lets a check still under way end before it moves the directory it checks", async () => {
+    const src = tempDir();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 2000; i++) files[`d${i % 40}/f${i}`] = `file ${i}`.padEnd(16384, ".");
+    writeTree(src, files);
+    const old = new Date(Date.now() - 60_000);
+    for (const f of Object.keys(files)) fs.utimesSync(path.join(src, f), old, old);
+    const cache = new BlobCache(tempDir());
+    const m = await fill(cache, src);
+    const root = tempDir();
+    const at = (n: number) => path.join(root, `w${n}`);
+    await cache.materialize(m, at(1));
+    await new Promise((r) => setTimeout(r, 60));
+    // Touched since the build (same content): the check reads each file, yielding as it goes,
+    // and the manifest comes while it is still walking w1.
+    const now = new Date();
+    for (const f of Object.keys(files)) fs.utimesSync(path.join(at(1), f), now, now);
+    cache.inspect(at(1));
+    expect(await cache.materialize(m, at(2), { recycle: at(1) })).toEqual({
+      written: 0,
+      kept: 2000,
+    });
+    expect(describeTree(at(2))).toEqual(describeTree(src));
+  });
+
   it("is shared by two instances on one folder (two agent processes)", async () => {
     const src = tempDir();
     writeTree(src, { a: "a", b: "b" });

@@ -181,6 +181,8 @@ async function prepare(
 ): Promise<Map<string, ManifestEntry>> {
   // Only a real directory is recycled: a symlink put in its place is not followed.
   if (options.recycle !== undefined && lstatOrUndefined(options.recycle)?.isDirectory()) {
+    // A check under way reads the directory where it is: let it end before the move.
+    if (early) await early.catch(() => undefined);
     if (path.resolve(options.recycle) !== root) {
       if (fs.existsSync(root)) {
         if (fs.readdirSync(root).length > 0) throw notEmpty(root);
