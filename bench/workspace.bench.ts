@@ -7,10 +7,10 @@
 // task's turn finishes the build), a tenth of it is changed there and comes
 // back (diff, pack, TCP, apply); then the unchanged workspace is synced
 // again, into a fresh directory and recycling the last one (the runner names
-// the workspace it sent last before scanning, and the agent checks it
-// meanwhile, as PrepareWorkspace's previous_manifest_sha256 has it do; the
-// manifest, unchanged, is named by its SHA-256 instead of sent again, as
-// manifest_sha256 has it).
+// the workspace it sent last before scanning, and the agent rebuilds that
+// workspace from its manifest meanwhile, as PrepareWorkspace's
+// previous_manifest_sha256 has it do; the manifest, unchanged, is named by
+// its SHA-256 instead of sent again, as manifest_sha256 has it).
 // The agent is a child process speaking IPC for control and TCP for bytes,
 // as tar's ends are separate processes. Prints a table; writes
 // results/workspace.json.
@@ -73,7 +73,7 @@ type Request =
       recycle?: string;
     }
   | { op: "upload"; cache: string; port?: number }
-  | { op: "inspect"; cache: string; dir: string }
+  | { op: "inspect"; cache: string; dir: string; sha?: string; target: string }
   | { op: "task"; work: string; manifest: Manifest }
   | { op: "send-changes"; work: string; port: number };
 
@@ -84,6 +84,8 @@ async function agent(): Promise<void> {
   // Manifests received, by the SHA-256 of their JSON (the agent keeps the last few).
   const known = new Map<string, Manifest>();
   const builds = new Map<string, { build: WorkspaceBuild; missing: string[]; t: number }>();
+  // Workspaces rebuilt ahead from the manifest a runner named as sent last.
+  const ahead = new Map<string, { sha: string; target: string; build: WorkspaceBuild }>();
   process.on("message", async (msg: { id: number; req: Request }) => {
     const { id, req } = msg;
     const reply = (data: object) => process.send?.({ id, ...data });
@@ -103,17 +105,34 @@ async function agent(): Promise<void> {
         // RunTask's manifest, kept for the changes after the task.
         manifests.set(req.target, manifest);
         const missing = cache(req.cache).missing(manifest);
-        builds.set(req.cache, {
-          build: cache(req.cache).build(manifest, req.target, {
-            ...(req.recycle ? { recycle: req.recycle } : {}),
-          }),
-          missing,
-          t,
-        });
+        const spec = ahead.get(req.cache);
+        ahead.delete(req.cache);
+        let build: WorkspaceBuild;
+        if (spec && spec.sha === req.sha && spec.target === req.target) build = spec.build;
+        else {
+          // Not what was rebuilt ahead: that folder is recycled like any kept one.
+          let recycle = req.recycle;
+          if (spec) {
+            await spec.build.finish();
+            recycle = spec.build.dir;
+          }
+          build = cache(req.cache).build(manifest, req.target, {
+            ...(recycle ? { recycle, untouched: spec !== undefined } : {}),
+          });
+        }
+        builds.set(req.cache, { build, missing, t });
         reply({ missing, known: true });
       } else if (req.op === "inspect") {
-        // PrepareWorkspace naming the workspace sent last: checked while the runner scans.
-        cache(req.cache).inspect(req.dir);
+        // PrepareWorkspace naming the workspace sent last: rebuilt ahead from
+        // its manifest while the runner scans (checked only, when that is unknown).
+        const m = req.sha === undefined ? undefined : known.get(req.sha);
+        if (m && req.sha)
+          ahead.set(req.cache, {
+            sha: req.sha,
+            target: req.target,
+            build: cache(req.cache).build(m, req.target, { recycle: req.dir }),
+          });
+        else cache(req.cache).inspect(req.dir);
         reply({});
       } else if (req.op === "upload") {
         // UploadBlobs (none when nothing is missing), then RunTask finishing the build.
@@ -256,7 +275,14 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
    */
   const sync = async (target: string, reuse?: Manifest, recycle?: string) => {
     // The runner names the workspace it sent last before it scans.
-    if (recycle) void call(child, { op: "inspect", cache, dir: recycle });
+    if (recycle)
+      void call(child, {
+        op: "inspect",
+        cache,
+        dir: recycle,
+        target,
+        ...(last ? { sha: last.sha } : {}),
+      });
     let t: number;
     [manifest, t] = await time(() => scanWorkspace(src, reuse ? { reuse } : {}));
     if (!reuse) scan = t;

@@ -13,6 +13,11 @@ afterEach(async () => {
   for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
+async function waitFor(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(ok()).toBe(true);
+}
+
 function tempDir(): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), "sloth-agent-ws-"));
   made.push(d);
@@ -121,6 +126,48 @@ describe("agent workspaces", () => {
     second.release();
     expect(await ws.support.missingKnown("0".repeat(64))).toBeUndefined();
     expect(await ws.support.missingKnown("not a hash")).toBeUndefined();
+  });
+
+  it("rebuilds the workspace a runner names as sent last while it scans: ready when named again, recycled when it changed", async () => {
+    const { ws, ship, workDir } = await setup();
+    const src = tempDir();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 50; i++) files[`d${i % 5}/f${i}.txt`] = `file ${i}`;
+    write(src, files);
+    const json = await ship(src);
+    const sha = createHash("sha256").update(json).digest("hex");
+    const first = await ws.task.workspace?.(json);
+    if (!first) throw new Error("no workspace");
+    // The task edits, adds and deletes.
+    fs.writeFileSync(path.join(first.dir, "d1/f1.txt"), "edited by the task");
+    fs.writeFileSync(path.join(first.dir, "d2/extra.txt"), "left over");
+    fs.rmSync(path.join(first.dir, "d3/f3.txt"));
+    first.release();
+    // Unchanged: named as sent last (warm), then named again.
+    ws.support.warm(sha);
+    // Rebuilt ahead, before the runner names it again: the kept folder moved into a new one.
+    await waitFor(() => !fs.existsSync(first.dir));
+    expect(fs.readdirSync(workDir)).toHaveLength(1);
+    expect(await ws.support.missingKnown(sha)).toEqual([]);
+    const second = await ws.task.workspace?.(json);
+    if (!second) throw new Error("no workspace");
+    expect(tree(second.dir)).toEqual(tree(src));
+    second.release();
+    // Changed on the runner: the workspace rebuilt ahead is recycled into the new manifest.
+    ws.support.warm(sha);
+    write(src, { "d1/f1.txt": "changed on the runner", "d4/new.txt": "new" });
+    fs.rmSync(path.join(src, "d0/f0.txt"));
+    const third = await ws.task.workspace?.(await ship(src));
+    if (!third) throw new Error("no workspace");
+    expect(tree(third.dir)).toEqual(tree(src));
+    third.release();
+    // Named as sent last, then never asked for: parked again at close, nothing left half-built.
+    ws.support.warm(
+      createHash("sha256")
+        .update(JSON.stringify(await scanWorkspace(src)))
+        .digest("hex"),
+    );
+    expect(fs.readdirSync(workDir).length).toBeLessThanOrEqual(2);
   });
 
   it("forgets all but the last few manifests", async () => {

@@ -29,7 +29,21 @@ interface Parked {
   key: string;
   /** The manifest it was last built to: `path\0hash` of each file, to pick the closest. */
   files: Set<string>;
+  /** Built ahead (see warm) and never handed out since: its build record holds as is. */
+  untouched?: boolean;
 }
+
+/** A workspace rebuilt ahead from the manifest a runner named as sent last. */
+interface Speculative {
+  key: string;
+  build: WorkspaceBuild;
+  manifest: Manifest;
+  files: Set<string>;
+  timer: NodeJS.Timeout;
+}
+
+/** How long a workspace rebuilt ahead waits for its runner before it is parked again. */
+const SPECULATION_MS = 30_000;
 
 interface Prepared {
   build: WorkspaceBuild;
@@ -110,8 +124,10 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
    * it (taken), when at least half of that one's files would stay: emptying
    * a folder of another source costs more than building a fresh one.
    */
+  const newDir = () => path.join(workDir, `ws-${process.pid}-${Date.now().toString(36)}-${++seq}`);
+
   function place(files: Set<string>): { dir: string; from?: Parked } {
-    const dir = path.join(workDir, `ws-${process.pid}-${Date.now().toString(36)}-${++seq}`);
+    const dir = newDir();
     let best = -1;
     let score = 0;
     parked.forEach((p, i) => {
@@ -130,7 +146,11 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
   function start(manifest: Manifest, files: Set<string>): WorkspaceBuild {
     const { dir, from } = place(files);
     try {
-      return cache.build(manifest, dir, from ? { recycle: from.dir } : {});
+      return cache.build(
+        manifest,
+        dir,
+        from ? { recycle: from.dir, untouched: from.untouched === true } : {},
+      );
     } catch (e) {
       // Refused before touching anything: the kept folder stays available.
       if (from) parked.push(from);
@@ -138,15 +158,80 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
     }
   }
 
-  function park(dir: string, files: Set<string>, key: string): void {
-    parked.push({ dir, files, key });
+  function park(dir: string, files: Set<string>, key: string, untouched = false): void {
+    parked.push({ dir, files, key, untouched });
     while (parked.length > keep) remove((parked.shift() as Parked).dir);
   }
 
+  /**
+   * Workspaces being rebuilt ahead, by the key of their manifest: when a
+   * runner names the manifest it sent last (warm), the kept workspace built
+   * from it is brought back to exactly that manifest while the runner scans,
+   * so an unchanged workspace is ready when the runner names it again.
+   */
+  const speculating = new Map<string, Speculative>();
+
+  function speculate(previous: string): boolean {
+    const m = known.get(previous);
+    const i = parked.findIndex((x) => x.key === previous);
+    if (m === undefined || i === -1 || speculating.has(previous)) return false;
+    const [from] = parked.splice(i, 1) as [Parked];
+    let build: WorkspaceBuild;
+    try {
+      build = cache.build(m.manifest, newDir(), {
+        recycle: from.dir,
+        untouched: from.untouched === true,
+      });
+    } catch {
+      parked.push(from);
+      return false;
+    }
+    const spec: Speculative = {
+      key: previous,
+      build,
+      manifest: m.manifest,
+      files: m.files,
+      timer: setTimeout(() => void settle(spec), SPECULATION_MS),
+    };
+    spec.timer.unref();
+    speculating.set(previous, spec);
+    return true;
+  }
+
+  /** Takes the workspace rebuilt ahead for `key`, if any, off the list. */
+  function claim(key: string): Speculative | undefined {
+    const spec = speculating.get(key);
+    if (spec === undefined) return undefined;
+    speculating.delete(key);
+    clearTimeout(spec.timer);
+    return spec;
+  }
+
+  /** Parks a workspace rebuilt ahead that its runner did not ask for (its workspace changed). */
+  async function settle(spec: Speculative): Promise<void> {
+    if (claim(spec.key) !== spec) return;
+    try {
+      await spec.build.finish();
+      park(spec.build.dir, spec.files, spec.key, true);
+    } catch {
+      remove(spec.build.dir);
+    }
+  }
+
+  /** Parks every workspace rebuilt ahead, so a new build can recycle them. */
+  async function settleAll(): Promise<void> {
+    await Promise.all([...speculating.values()].map(settle));
+  }
+
   /** Starts building a workspace for the manifest named `k`; answers the blobs the cache lacks. */
-  function prepare(k: string, manifest: Manifest, files: Set<string>): string[] {
+  function prepare(
+    k: string,
+    manifest: Manifest,
+    files: Set<string>,
+    ahead?: WorkspaceBuild,
+  ): string[] {
     // Start building now: the files are written while the upload arrives.
-    const build = start(manifest, files);
+    const build = ahead ?? start(manifest, files);
     const missing = cache.missing(manifest);
     const entry: Prepared = {
       build,
@@ -173,6 +258,8 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
       async missing(manifestJson) {
         // Checked by the build, before the cache is asked.
         const manifest = JSON.parse(manifestJson) as Manifest;
+        // A changed workspace: what was rebuilt ahead is recycled like any kept one.
+        await settleAll();
         const files = fileSet(manifest);
         const k = key(manifestJson);
         const missing = prepare(k, manifest, files);
@@ -183,10 +270,16 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
         const m = known.get(sha);
         if (m === undefined) return undefined;
         learn(sha, m.manifest, m.files);
+        const ahead = claim(sha);
+        if (ahead) return prepare(sha, ahead.manifest, ahead.files, ahead.build);
+        await settleAll();
         return prepare(sha, m.manifest, m.files);
       },
       warm(previous) {
-        // The runner scans meanwhile; the build that recycles it uses this check.
+        // The runner scans meanwhile: the workspace it sent last is rebuilt
+        // ahead when its manifest is known here, else checked (the build that
+        // recycles it uses the check).
+        if (speculate(previous)) return;
         const p = parked.find((x) => x.key === previous);
         if (p) cache.inspect(p.dir);
       },
@@ -209,6 +302,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
         } else {
           manifest = JSON.parse(manifestJson) as Manifest;
           files = fileSet(manifest);
+          await settleAll();
           build = start(manifest, files);
         }
         try {
@@ -244,6 +338,10 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
       },
     },
     async close() {
+      for (const spec of [...speculating.values()]) {
+        claim(spec.key);
+        await spec.build.abort();
+      }
       for (const list of prepared.values()) {
         for (const p of list) {
           clearTimeout(p.timer);
