@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -234,7 +235,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 async function checkWorkdir(dir: string): Promise<string | undefined> {
   try {
     const st = await fs.stat(dir);
-    return st.isDirectory() ? undefined : `workdir ${dir} is not a directory`;
+    if (!st.isDirectory()) return `workdir ${dir} is not a directory`;
+    // Entering it needs search (x) permission, which stat does not.
+    await fs.access(dir, fsConstants.X_OK);
+    return undefined;
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return `workdir ${dir} does not exist`;

@@ -82,12 +82,25 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
    * last: a runner whose workspace has not changed names its manifest
    * instead of sending it again.
    */
-  const known = new Map<string, { manifest: Manifest; files: Set<string> }>();
+  const known = new Map<string, { manifest: Manifest; files: Set<string>; bytes: number }>();
+  // At most 4, and at most 32 MiB of JSON between them (a parsed manifest
+  // holds several times its JSON): a larger one is sent whole each time.
   const KNOWN_MANIFESTS = 4;
-  const learn = (k: string, manifest: Manifest, files: Set<string>) => {
+  const KNOWN_BYTES = 32 * 1024 * 1024;
+  let knownBytes = 0;
+  const forget = (k: string) => {
+    const m = known.get(k);
+    if (m === undefined) return;
     known.delete(k);
-    known.set(k, { manifest, files });
-    while (known.size > KNOWN_MANIFESTS) known.delete(known.keys().next().value as string);
+    knownBytes -= m.bytes;
+  };
+  const learn = (k: string, manifest: Manifest, files: Set<string>, bytes: number) => {
+    forget(k);
+    if (bytes > KNOWN_BYTES) return;
+    known.set(k, { manifest, files, bytes });
+    knownBytes += bytes;
+    while (known.size > KNOWN_MANIFESTS || knownBytes > KNOWN_BYTES)
+      forget(known.keys().next().value as string);
   };
   /** Workspaces lent to tasks: what they were built to, and when they were handed over. */
   const lent = new Map<string, { manifest: Manifest; at: number }>();
@@ -263,13 +276,13 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
         const files = fileSet(manifest);
         const k = key(manifestJson);
         const missing = prepare(k, manifest, files);
-        learn(k, manifest, files);
+        learn(k, manifest, files, manifestJson.length);
         return missing;
       },
       async missingKnown(sha) {
         const m = known.get(sha);
         if (m === undefined) return undefined;
-        learn(sha, m.manifest, m.files);
+        learn(sha, m.manifest, m.files, m.bytes);
         const ahead = claim(sha);
         if (ahead) return prepare(sha, ahead.manifest, ahead.files, ahead.build);
         await settleAll();
@@ -349,6 +362,8 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
         }
       }
       prepared.clear();
+      known.clear();
+      knownBytes = 0;
     },
   };
 }

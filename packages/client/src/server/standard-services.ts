@@ -5,13 +5,14 @@
 // .proto files.
 import {
   create,
+  type DescEnum,
   type DescFile,
   type DescMessage,
   type DescService,
   type MessageInitShape,
   toBinary,
 } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { type DescriptorProto, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { grpcHealthV1, grpcReflectionV1, grpcReflectionV1alpha } from "@sloth/proto";
 
@@ -69,14 +70,12 @@ export function createStandardServices(options: StandardServicesOptions): Standa
   const changed = () => {
     for (const w of watchers) w();
   };
-  options.signal?.addEventListener(
-    "abort",
-    () => {
-      for (const k of statuses.keys()) statuses.set(k, "NOT_SERVING");
-      changed();
-    },
-    { once: true },
-  );
+  const stopping = () => {
+    for (const k of statuses.keys()) statuses.set(k, "NOT_SERVING");
+    changed();
+  };
+  if (options.signal?.aborted) stopping();
+  else options.signal?.addEventListener("abort", stopping, { once: true });
   const lookup = (service: string) => {
     const s = statuses.get(service);
     return s === undefined ? undefined : Status[s];
@@ -119,6 +118,8 @@ export function createStandardServices(options: StandardServicesOptions): Standa
                 }
               }
               if (ctx.signal.aborted || options.signal?.aborted) return;
+              // A change made while the last status was being sent is sent now.
+              if (dirty) continue;
               await new Promise<void>((resolve) => {
                 wake = resolve;
               });
@@ -167,12 +168,26 @@ type ReflectionRequest =
 function createReflectionIndex(services: readonly DescService[]) {
   const files = new Map<string, DescFile>();
   const symbols = new Map<string, DescFile>();
+  /** Message names: the only symbols `all_extension_numbers_of_type` answers for. */
+  const messages = new Set<string>();
+  /** An enum and its values, which protobuf scopes beside the enum, not inside it. */
+  const addEnum = (e: DescEnum, file: DescFile) => {
+    symbols.set(e.typeName, file);
+    const scope = e.typeName.slice(0, e.typeName.lastIndexOf(".") + 1);
+    for (const v of e.values) symbols.set(`${scope}${v.name}`, file);
+  };
+  /** A message as the descriptor holds it: map entries are nested messages too. */
+  const addProto = (typeName: string, proto: DescriptorProto, file: DescFile) => {
+    symbols.set(typeName, file);
+    messages.add(typeName);
+    for (const f of proto.field) symbols.set(`${typeName}.${f.name}`, file);
+    for (const o of proto.oneofDecl) symbols.set(`${typeName}.${o.name}`, file);
+    for (const x of proto.extension) symbols.set(`${typeName}.${x.name}`, file);
+    for (const n of proto.nestedType) addProto(`${typeName}.${n.name}`, n, file);
+  };
   const addMessage = (m: DescMessage, file: DescFile) => {
-    symbols.set(m.typeName, file);
-    for (const f of m.fields) symbols.set(`${m.typeName}.${f.name}`, file);
-    for (const o of m.oneofs) symbols.set(`${m.typeName}.${o.name}`, file);
-    for (const e of m.nestedEnums) symbols.set(e.typeName, file);
-    for (const x of m.nestedExtensions) symbols.set(x.typeName, file);
+    addProto(m.typeName, m.proto, file);
+    for (const e of m.nestedEnums) addEnum(e, file);
     for (const n of m.nestedMessages) addMessage(n, file);
   };
   const addFile = (file: DescFile) => {
@@ -180,7 +195,7 @@ function createReflectionIndex(services: readonly DescService[]) {
     if (files.has(name)) return;
     files.set(name, file);
     for (const m of file.messages) addMessage(m, file);
-    for (const e of file.enums) symbols.set(e.typeName, file);
+    for (const e of file.enums) addEnum(e, file);
     for (const x of file.extensions) symbols.set(x.typeName, file);
     for (const s of file.services) {
       symbols.set(s.typeName, file);
@@ -249,11 +264,11 @@ function createReflectionIndex(services: readonly DescService[]) {
           `no extension ${req.value.extensionNumber} of ${JSON.stringify(req.value.containingType)}`,
         );
       case "allExtensionNumbersOfType":
-        if (!symbols.has(req.value))
+        if (!messages.has(req.value.replace(/^\./, "")))
           return error(Code.NotFound, `unknown type ${JSON.stringify(req.value)}`);
         return {
           case: "allExtensionNumbersResponse",
-          value: { baseTypeName: req.value, extensionNumber: [] },
+          value: { baseTypeName: req.value.replace(/^\./, ""), extensionNumber: [] },
         };
       default:
         return error(Code.InvalidArgument, "empty reflection request");
