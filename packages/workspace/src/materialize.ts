@@ -318,7 +318,9 @@ async function repairKnown(
   early?: Promise<KnownCheck | undefined>,
 ): Promise<Map<string, ManifestEntry>> {
   const check = (await early?.catch(() => undefined)) ?? (await checkKnown(root, record, pacer));
-  const { want, parents } = wanted(entries);
+  // Rebuilt to the manifest it was built from: each entry of the record is the one wanted.
+  const same = entries === record.entries;
+  const { want, parents } = same ? { want: undefined, parents: undefined } : wanted(entries);
   const prefix = root.endsWith("/") ? root : `${root}/`;
   const known = new Set<string>();
   const gone = new Set<string>();
@@ -335,12 +337,12 @@ async function repairKnown(
     }
     known.add(r.path);
     const h = check.found[i];
-    const w = want.get(r.path);
+    const w = want === undefined ? r : want.get(r.path);
     const keep =
       h === undefined
         ? false
         : h.type === "dir"
-          ? w?.type === "dir" || (w === undefined && parents.has(h.path))
+          ? w?.type === "dir" || (w === undefined && parents?.has(h.path) === true)
           : w !== undefined && compareEntries(w, h, false);
     if (keep && h) have.set(r.path, h);
     else {
