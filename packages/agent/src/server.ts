@@ -2,7 +2,13 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { closeIfSilent, SlothError, tokenTieredHandler, withSpecGrpcMessages } from "@sloth/client";
+import {
+  closeIfSilent,
+  MAX_STREAMS_PER_SESSION,
+  SlothError,
+  tokenTieredHandler,
+  withSpecGrpcMessages,
+} from "@sloth/client";
 import { PortInUseError } from "./errors.js";
 
 /** A listening h2c server and how to close it. */
@@ -59,10 +65,11 @@ export async function listenRpc(
           requestCert: tls.ca !== undefined,
           rejectUnauthorized: tls.ca !== undefined,
           allowHTTP1: true,
+          settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
         },
         handler,
       )
-    : http2.createServer(handler);
+    : http2.createServer({ settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION } }, handler);
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     sessions.add(session);

@@ -58,6 +58,7 @@ export {
   closeIfSilent,
   FIRST_REQUEST_TIMEOUT_MS,
   hasBearerToken,
+  MAX_STREAMS_PER_SESSION,
   type MetricsSource,
   requestAllowed,
   TRUSTED_READ_MAX_BYTES,

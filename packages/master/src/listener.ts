@@ -1,7 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { closeIfSilent } from "@sloth/client";
+import { closeIfSilent, MAX_STREAMS_PER_SESSION } from "@sloth/client";
 
 type Handler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -32,7 +32,7 @@ export function createDualServer(
   silentMs: number = SILENT_CONNECTION_MS,
 ): DualServer {
   const h2 = http2.createServer(
-    {},
+    { settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION } },
     handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
   );
   const h1 = http.createServer(handler as http.RequestListener);

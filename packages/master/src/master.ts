@@ -9,6 +9,7 @@ import {
   createAuthInterceptor,
   createStandardServices,
   formatHostPort,
+  MAX_STREAMS_PER_SESSION,
   requestAllowed,
   SlothError,
   STANDARD_PUBLIC_METHODS,
@@ -351,6 +352,7 @@ export function createMaster(options: MasterOptions): Master {
             requestCert: options.tls.ca !== undefined,
             rejectUnauthorized: options.tls.ca !== undefined,
             allowHTTP1: true,
+            settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
           },
           serve,
         );

@@ -3,6 +3,7 @@
 // for (list the services by reflection, fetch the files defining them, build
 // the methods from those, call one). Spoken with @grpc/grpc-js to a master
 // and an agent started as their CLIs start them.
+import http2 from "node:http2";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -182,6 +183,25 @@ describe("grpc.health.v1 and server reflection on a master and an agent", () => 
       expect(await master.proc.exited).toBe(0);
     } finally {
       health.close();
+    }
+  });
+
+  it("bounds the streams one connection may hold open, on the master and on agents", async () => {
+    const dir = tempDir();
+    const { file } = writeToken(dir);
+    const master = await spawnMaster({ args: ["--token-file", file] });
+    const agent = await spawnAgent({ name: "streams-1", master: master.address, tokenFile: file });
+    for (const address of [master.address, agent.address]) {
+      const session = http2.connect(`http://${address}`);
+      try {
+        const settings = await new Promise<http2.Settings>((resolve, reject) => {
+          session.once("remoteSettings", resolve);
+          session.once("error", reject);
+        });
+        expect(settings.maxConcurrentStreams).toBe(1000);
+      } finally {
+        session.close();
+      }
     }
   });
 

@@ -82,6 +82,13 @@ export function requestAllowed(
   return true;
 }
 
+/**
+ * Streams one HTTP/2 session may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS):
+ * clients queue calls past it, and a caller holding streams open (health
+ * `Watch` needs no token) is bounded per connection.
+ */
+export const MAX_STREAMS_PER_SESSION = 1000;
+
 /** How long an HTTP/2 session may go without its first request. */
 export const FIRST_REQUEST_TIMEOUT_MS = 30_000;
 
