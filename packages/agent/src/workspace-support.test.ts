@@ -2,7 +2,13 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { applyChanges, isWorkspaceError, packBlobs, scanWorkspace } from "@sloth/workspace";
+import {
+  applyChanges,
+  BlobCache,
+  isWorkspaceError,
+  packBlobs,
+  scanWorkspace,
+} from "@sloth/workspace";
 import { afterEach, describe, expect, it } from "vitest";
 import { createWorkspaceSupport } from "./workspace-support.js";
 
@@ -168,6 +174,91 @@ describe("agent workspaces", () => {
         .digest("hex"),
     );
     expect(fs.readdirSync(workDir).length).toBeLessThanOrEqual(2);
+  });
+
+  describe("rebuilding ahead", () => {
+    const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+    const ino = (p: string) => fs.statSync(p).ino;
+    const many = (prefix: string, n = 40) => {
+      const f: Record<string, string> = {};
+      for (let i = 0; i < n; i++) f[`d${i % 4}/${prefix}${i}.txt`] = `${prefix} content ${i}`;
+      return f;
+    };
+
+    it("does not when a blob was pruned meanwhile: the kept folder is recycled, not thrown away", async () => {
+      const { root, ws, ship } = await setup();
+      const src = tempDir();
+      write(src, many("a"));
+      // The blob of d1/a1.txt goes into a pack of its own.
+      const m0 = await scanWorkspace(src);
+      const h1 = (m0.entries.find((e) => e.path === "d1/a1.txt") as { hash: string }).hash;
+      await ws.support.ingest(packBlobs(src, m0, [h1]), false);
+      const json = await ship(src);
+      const first = await ws.task.workspace?.(json);
+      if (!first) throw new Error("no workspace");
+      const kept = ino(path.join(first.dir, "d0/a4.txt"));
+      fs.writeFileSync(path.join(first.dir, "d1/a1.txt"), "edited by the task");
+      first.release();
+      // The cache bound drops the pack holding a1's blob.
+      const others = new Set(
+        m0.entries.flatMap((e) => (e.type === "file" && e.hash !== h1 ? [e.hash] : [])),
+      );
+      expect(new BlobCache(path.join(root, "cache")).prune(0, others).removed).toBe(1);
+      ws.support.warm(sha(json));
+      write(src, { "d2/a2.txt": "changed on the runner" });
+      const second = await ws.task.workspace?.(await ship(src));
+      if (!second) throw new Error("no workspace");
+      expect(tree(second.dir)).toEqual(tree(src));
+      expect(ino(path.join(second.dir, "d0/a4.txt"))).toBe(kept);
+    });
+
+    it("lets a runner naming its manifest while another's changed manifest parks the rebuild still recycle it", async () => {
+      const { ws, ship } = await setup();
+      const a = tempDir();
+      const b = tempDir();
+      write(a, many("a"));
+      write(b, many("b"));
+      const ja = await ship(a);
+      const wa = await ws.task.workspace?.(ja);
+      if (!wa) throw new Error("no workspace");
+      const kept = ino(path.join(wa.dir, "d0/a4.txt"));
+      wa.release();
+      const wb = await ws.task.workspace?.(await ship(b));
+      wb?.release();
+      ws.support.warm(sha(ja)); // runner A: unchanged, scanning
+      write(b, { "d0/b0.txt": "changed" });
+      const pb = ws.support.missing(JSON.stringify(await scanWorkspace(b))); // runner B parks A's rebuild
+      expect(await ws.support.missingKnown(sha(ja))).toEqual([]); // runner A names it meanwhile
+      await pb;
+      const wa2 = await ws.task.workspace?.(ja);
+      if (!wa2) throw new Error("no workspace");
+      expect(tree(wa2.dir)).toEqual(tree(a));
+      expect(ino(path.join(wa2.dir, "d0/a4.txt"))).toBe(kept);
+    });
+
+    it("never trusts a folder a task had: a write through a hard link it left is undone", async () => {
+      const { ws, ship } = await setup();
+      const a = tempDir();
+      const b = tempDir();
+      const outside = tempDir();
+      write(a, many("a"));
+      write(b, many("b"));
+      const ja = await ship(a);
+      const wa = await ws.task.workspace?.(ja);
+      if (!wa) throw new Error("no workspace");
+      fs.linkSync(path.join(wa.dir, "d1/a1.txt"), path.join(outside, "link"));
+      wa.release();
+      ws.support.warm(sha(ja));
+      await new Promise((r) => setTimeout(r, 100));
+      // Another runner's changed manifest parks the rebuild; then the link is written.
+      await ws.support.missing(JSON.stringify(await scanWorkspace(b)));
+      await new Promise((r) => setTimeout(r, 50));
+      fs.writeFileSync(path.join(outside, "link"), "written after the rebuild");
+      write(a, { "d2/a2.txt": "changed" });
+      const wa2 = await ws.task.workspace?.(await ship(a));
+      if (!wa2) throw new Error("no workspace");
+      expect(tree(wa2.dir)).toEqual(tree(a));
+    });
   });
 
   it("forgets all but the last few manifests", async () => {

@@ -29,7 +29,11 @@ interface Parked {
   key: string;
   /** The manifest it was last built to: `path\0hash` of each file, to pick the closest. */
   files: Set<string>;
-  /** Built ahead (see warm) and never handed out since: its build record holds as is. */
+  /**
+   * Never handed out since its build, nor built from a folder that was: its
+   * build record holds as is. (A folder a task had may still be written
+   * through a hard link or by a process the task left behind.)
+   */
   untouched?: boolean;
 }
 
@@ -39,6 +43,8 @@ interface Speculative {
   build: WorkspaceBuild;
   manifest: Manifest;
   files: Set<string>;
+  /** The folder it recycles was itself untouched (see Parked). */
+  untouched: boolean;
   timer: NodeJS.Timeout;
 }
 
@@ -83,7 +89,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
    * instead of sending it again.
    */
   const known = new Map<string, { manifest: Manifest; files: Set<string>; bytes: number }>();
-  // At most 4, and at most 32 MiB of JSON between them (a parsed manifest
+  // At most 4, and at most 32 Mi characters of JSON between them (a parsed manifest
   // holds several times its JSON): a larger one is sent whole each time.
   const KNOWN_MANIFESTS = 4;
   const KNOWN_BYTES = 32 * 1024 * 1024;
@@ -188,6 +194,8 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
     const m = known.get(previous);
     const i = parked.findIndex((x) => x.key === previous);
     if (m === undefined || i === -1 || speculating.has(previous)) return false;
+    // Only from the cache alone: a blob pruned since would leave it waiting.
+    if (cache.missing(m.manifest).length > 0) return false;
     const [from] = parked.splice(i, 1) as [Parked];
     let build: WorkspaceBuild;
     try {
@@ -204,6 +212,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
       build,
       manifest: m.manifest,
       files: m.files,
+      untouched: from.untouched === true,
       timer: setTimeout(() => void settle(spec), SPECULATION_MS),
     };
     spec.timer.unref();
@@ -220,20 +229,36 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
     return spec;
   }
 
+  /** Settles under way, so that a build looking for a kept folder waits for them. */
+  const settling = new Set<Promise<void>>();
+
   /** Parks a workspace rebuilt ahead that its runner did not ask for (its workspace changed). */
   async function settle(spec: Speculative): Promise<void> {
     if (claim(spec.key) !== spec) return;
+    const done = (async () => {
+      try {
+        await spec.build.finish();
+        // Trusted as is only when the folder it came from was.
+        park(spec.build.dir, spec.files, spec.key, spec.untouched);
+      } catch (e) {
+        options.logger?.warn(
+          { dir: spec.build.dir, err: String(e) },
+          "cannot finish a workspace rebuilt ahead; removing it",
+        );
+        remove(spec.build.dir);
+      }
+    })();
+    settling.add(done);
     try {
-      await spec.build.finish();
-      park(spec.build.dir, spec.files, spec.key, true);
-    } catch {
-      remove(spec.build.dir);
+      await done;
+    } finally {
+      settling.delete(done);
     }
   }
 
-  /** Parks every workspace rebuilt ahead, so a new build can recycle them. */
+  /** Parks every workspace rebuilt ahead (waiting for settles under way), so a new build can recycle them. */
   async function settleAll(): Promise<void> {
-    await Promise.all([...speculating.values()].map(settle));
+    await Promise.all([...[...speculating.values()].map(settle), ...settling]);
   }
 
   /** Starts building a workspace for the manifest named `k`; answers the blobs the cache lacks. */
@@ -269,12 +294,18 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
   return {
     support: {
       async missing(manifestJson) {
+        const k = key(manifestJson);
+        // Sent whole, yet the very manifest rebuilt ahead: take that.
+        const ahead = claim(k);
+        if (ahead) {
+          learn(k, ahead.manifest, ahead.files, manifestJson.length);
+          return prepare(k, ahead.manifest, ahead.files, ahead.build);
+        }
         // Checked by the build, before the cache is asked.
         const manifest = JSON.parse(manifestJson) as Manifest;
         // A changed workspace: what was rebuilt ahead is recycled like any kept one.
         await settleAll();
         const files = fileSet(manifest);
-        const k = key(manifestJson);
         const missing = prepare(k, manifest, files);
         learn(k, manifest, files, manifestJson.length);
         return missing;
