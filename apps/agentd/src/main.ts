@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import {
   type AgentStartFlags,
   agentStartFlags,
+  agentTokenWarning,
   startAgentFromFlags,
   stopOnSignals,
 } from "@sloth/agent";
@@ -39,6 +40,8 @@ export async function main(argv: string[]): Promise<void> {
       { level: debug ? "debug" : "info", base: { pid: process.pid } },
       pino.destination({ fd: 2, sync: true }),
     );
+    const tokenWarning = agentTokenWarning(flags);
+    if (tokenWarning) logger.warn(tokenWarning);
     const agent = await startAgentFromFlags(flags, { logger });
     const bind = flags.bindAddress ?? "0.0.0.0";
     if (!flags.tlsCert && !isLoopbackHost(bind))

@@ -8,6 +8,7 @@ import type {
   TlsMaterial,
 } from "@sloth/client";
 import type { MasterService } from "@sloth/proto";
+import { eprintln, painter } from "./output.js";
 
 // @sloth/client pulls in Connect, protobuf and SQLite: load it only when a
 // command needs it, so `--version` and `--help` start fast.
@@ -69,12 +70,20 @@ export async function tokenFor(
   master: ResolvedMaster,
 ): Promise<ResolvedToken | undefined> {
   const { resolveToken } = await client();
-  return resolveToken({
+  const token = resolveToken({
     tokenFile: argv.tokenFile,
     masterTokenFile: master.record?.tokenFile,
     dataDirTokenFile: (await dataDirOf(argv)).master.token,
   });
+  if (token?.warning && !warnedTokenFiles.has(token.warning)) {
+    warnedTokenFiles.add(token.warning);
+    eprintln(painter(process.stderr).yellow(`warning: ${token.warning}`));
+  }
+  return token;
 }
+
+/** Token file warnings already shown by this process. */
+const warnedTokenFiles = new Set<string>();
 
 /** TLS material from --tls-* flags, else recorded for the selected master; undefined for plaintext. */
 export async function tlsFor(

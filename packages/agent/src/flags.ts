@@ -171,6 +171,29 @@ function agentTlsFromFlags(flags: AgentStartFlags): AgentOptions["tls"] {
 }
 
 /**
+ * Why the token these flags select is not kept safely (a token file other
+ * users can read or change), or undefined; for the caller to show.
+ */
+export function agentTokenWarning(
+  flags: AgentStartFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  try {
+    const dataDir = resolveDataDir(flags.dataDir, env);
+    const master = resolveMaster({ flag: flags.master, dataDir, env });
+    return resolveToken({
+      tokenFile: flags.tokenFile,
+      env,
+      masterTokenFile: master.record?.tokenFile,
+      dataDirTokenFile: dataDir.master.token,
+    })?.warning;
+  } catch {
+    // Starting reports what is wrong with these flags.
+    return undefined;
+  }
+}
+
+/**
  * Creates and starts an agent from parsed flags: the whole of `sloth-agentd`
  * and `sloth-runner agent start` apart from printing and signals.
  */

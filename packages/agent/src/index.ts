@@ -19,6 +19,7 @@ export {
   type AgentStartFlags,
   agentOptionsFromFlags,
   agentStartFlags,
+  agentTokenWarning,
   startAgentFromFlags,
   stopOnSignals,
 } from "./flags.js";

@@ -117,6 +117,7 @@ export {
   resolveToken,
   secretsEqual,
   type TokenSource,
+  tokenFileWarning,
 } from "./token.js";
 export {
   agentClient,

@@ -12,6 +12,25 @@ export interface ResolvedToken {
   source: TokenSource;
   /** The file it was read from, when it came from a file. */
   file?: string;
+  /** Why that file is not safe (other users may read or change it), to show the user. */
+  warning?: string;
+}
+
+/**
+ * Why a token file is not safe to keep a secret in, or undefined: a file
+ * other users may read or write (any group or other permission bit), as ssh
+ * says of a private key. Says nothing when the file cannot be checked.
+ */
+export function tokenFileWarning(file: string): string | undefined {
+  let mode: number;
+  try {
+    mode = fs.statSync(file).mode;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  const perm = (mode & 0o777).toString(8).padStart(4, "0");
+  return `token file ${file} can be read or changed by other users (mode ${perm}): run chmod 600 ${file}`;
 }
 
 /** Reads a token file: the first line, trimmed. An empty file is an error. */
@@ -80,26 +99,19 @@ export interface ResolveTokenOptions {
  */
 export function resolveToken(options: ResolveTokenOptions): ResolvedToken | undefined {
   const env = options.env ?? process.env;
-  if (options.tokenFile) {
-    return { token: readTokenFile(options.tokenFile), source: "flag", file: options.tokenFile };
-  }
+  if (options.tokenFile) return fromFile(options.tokenFile, "flag");
   const fromEnv = env.SLOTH_RUNNER_TOKEN?.trim();
   if (fromEnv) return { token: fromEnv, source: "env" };
-  if (options.masterTokenFile) {
-    return {
-      token: readTokenFile(options.masterTokenFile),
-      source: "master",
-      file: options.masterTokenFile,
-    };
-  }
-  if (options.dataDirTokenFile && fs.existsSync(options.dataDirTokenFile)) {
-    return {
-      token: readTokenFile(options.dataDirTokenFile),
-      source: "data-dir",
-      file: options.dataDirTokenFile,
-    };
-  }
+  if (options.masterTokenFile) return fromFile(options.masterTokenFile, "master");
+  if (options.dataDirTokenFile && fs.existsSync(options.dataDirTokenFile))
+    return fromFile(options.dataDirTokenFile, "data-dir");
   return undefined;
+}
+
+function fromFile(file: string, source: TokenSource): ResolvedToken {
+  const token = readTokenFile(file);
+  const warning = tokenFileWarning(file);
+  return warning ? { token, source, file, warning } : { token, source, file };
 }
 
 /** Compares two secrets in constant time (for equal lengths of their hashes). */

@@ -165,6 +165,34 @@ workflow.define("w"):tasks({ probe("on_env", "env-token"), probe("on_file", "fil
       ),
     ]);
   });
+
+  it("kept in a file other users can read: master, agent and CLI say so, and how to fix it", async () => {
+    const dir = tempDir();
+    const file = path.join(dir, "token");
+    const token = "t".repeat(32);
+    fs.writeFileSync(file, `${token}\n`, { mode: 0o644 });
+    fs.chmodSync(file, 0o644);
+    const warning = `token file ${file} can be read or changed by other users (mode 0644): run chmod 600 ${file}`;
+    const master = await spawnMaster({ args: ["--token-file", file] });
+    expect(master.proc.stderr()).toContain(warning);
+    const agent = await spawnAgent({ name: "loose", master: master.address, tokenFile: file });
+    expect(agent.proc.stdout() + agent.proc.stderr()).toContain(warning);
+    const list = await runCli([
+      "agent",
+      "list",
+      "--master",
+      master.address,
+      "--token-file",
+      file,
+      "--data-dir",
+      tempDir(),
+    ]);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stderr.trim().split("\n")).toEqual([`warning: ${warning}`]);
+    expect(list.stdout).toContain("loose");
+    for (const out of [master.proc.stderr(), list.stderr, list.stdout])
+      expect(out).not.toContain(token);
+  });
 });
 
 describe("changes coming back from an agent", () => {

@@ -113,7 +113,8 @@ export function describeAgentEvent(name: string, e: AgentEvent): string | undefi
 
 /** Runs an agent in the foreground until SIGINT/SIGTERM or a Shutdown call. */
 export async function runAgent(argv: AgentStartArgs): Promise<void> {
-  const { startAgentFromFlags, stopOnSignals, AgentNameHeldError } = await import("@sloth/agent");
+  const { startAgentFromFlags, stopOnSignals, AgentNameHeldError, agentTokenWarning } =
+    await import("@sloth/agent");
   const { isSlothError } = await import("@sloth/client");
   const os = await import("node:os");
   const name = argv.name ?? os.hostname();
@@ -140,6 +141,15 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
   const json = (argv.logFormat ?? (isDaemonChild() ? "json" : "text")) === "json";
   let listening = "";
   const logger = json ? await daemonLogger("json", argv.debug) : undefined;
+  const tokenWarning = agentTokenWarning({
+    master: argv.master,
+    tokenFile: argv.tokenFile,
+    dataDir: argv.dataDir,
+  });
+  if (tokenWarning) {
+    if (logger) logger.warn({}, tokenWarning);
+    else eprintln(painter(process.stderr).yellow(`warning: ${tokenWarning}`));
+  }
   const agent = await startAgentFromFlags(
     {
       name: argv.name,

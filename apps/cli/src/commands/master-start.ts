@@ -78,8 +78,15 @@ function announceToken(
 /** Starts a master in the foreground until SIGINT or SIGTERM. */
 export async function runMaster(argv: StartArgs): Promise<void> {
   const { createMaster } = await import("@sloth/master");
-  const { ensureTokenFile, readTokenFile, isLoopbackHost, parseDuration, loadTls, SlothError } =
-    await import("@sloth/client");
+  const {
+    ensureTokenFile,
+    readTokenFile,
+    isLoopbackHost,
+    parseDuration,
+    loadTls,
+    SlothError,
+    tokenFileWarning,
+  } = await import("@sloth/client");
   const tls = loadTls({ cert: argv.tlsCert, key: argv.tlsKey, ca: argv.tlsCa });
   if (tls && (!tls.cert || !tls.key)) {
     throw new SlothError("SLOTH_TLS", "--tls-ca needs --tls-cert and --tls-key on the master", {
@@ -123,6 +130,11 @@ export async function runMaster(argv: StartArgs): Promise<void> {
   else if (process.env.SLOTH_RUNNER_TOKEN?.trim()) token = process.env.SLOTH_RUNNER_TOKEN.trim();
   else token = announceToken(dir.master.token, ensureTokenFile);
   const log = await daemonLogger(argv.logFormat, argv.debug);
+  const tokenWarning = tokenFileWarning(argv.tokenFile ?? dir.master.token);
+  if (tokenWarning && (argv.tokenFile || !process.env.SLOTH_RUNNER_TOKEN?.trim())) {
+    if (log) log.warn({}, tokenWarning);
+    else eprintln(painter(process.stderr).yellow(`warning: ${tokenWarning}`));
+  }
   const master = createMaster({
     registryPath: dir.master.registryDb,
     statePath: dir.master.stateDb,
