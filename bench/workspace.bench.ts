@@ -117,7 +117,7 @@ async function agent(): Promise<void> {
             recycle = spec.build.dir;
           }
           build = cache(req.cache).build(manifest, req.target, {
-            ...(recycle ? { recycle, untouched: spec !== undefined } : {}),
+            ...(recycle ? { recycle } : {}),
           });
         }
         builds.set(req.cache, { build, missing, t });

@@ -29,12 +29,6 @@ interface Parked {
   key: string;
   /** The manifest it was last built to: `path\0hash` of each file, to pick the closest. */
   files: Set<string>;
-  /**
-   * Never handed out since its build, nor built from a folder that was: its
-   * build record holds as is. (A folder a task had may still be written
-   * through a hard link or by a process the task left behind.)
-   */
-  untouched?: boolean;
 }
 
 /** A workspace rebuilt ahead from the manifest a runner named as sent last. */
@@ -43,8 +37,6 @@ interface Speculative {
   build: WorkspaceBuild;
   manifest: Manifest;
   files: Set<string>;
-  /** The folder it recycles was itself untouched (see Parked). */
-  untouched: boolean;
   timer: NodeJS.Timeout;
 }
 
@@ -138,13 +130,13 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
     return s;
   };
 
+  const newDir = () => path.join(workDir, `ws-${process.pid}-${Date.now().toString(36)}-${++seq}`);
+
   /**
    * A folder for a new workspace, and the kept one sharing most files with
    * it (taken), when at least half of that one's files would stay: emptying
    * a folder of another source costs more than building a fresh one.
    */
-  const newDir = () => path.join(workDir, `ws-${process.pid}-${Date.now().toString(36)}-${++seq}`);
-
   function place(files: Set<string>): { dir: string; from?: Parked } {
     const dir = newDir();
     let best = -1;
@@ -165,11 +157,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
   function start(manifest: Manifest, files: Set<string>): WorkspaceBuild {
     const { dir, from } = place(files);
     try {
-      return cache.build(
-        manifest,
-        dir,
-        from ? { recycle: from.dir, untouched: from.untouched === true } : {},
-      );
+      return cache.build(manifest, dir, from ? { recycle: from.dir } : {});
     } catch (e) {
       // Refused before touching anything: the kept folder stays available.
       if (from) parked.push(from);
@@ -177,8 +165,8 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
     }
   }
 
-  function park(dir: string, files: Set<string>, key: string, untouched = false): void {
-    parked.push({ dir, files, key, untouched });
+  function park(dir: string, files: Set<string>, key: string): void {
+    parked.push({ dir, files, key });
     while (parked.length > keep) remove((parked.shift() as Parked).dir);
   }
 
@@ -199,10 +187,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
     const [from] = parked.splice(i, 1) as [Parked];
     let build: WorkspaceBuild;
     try {
-      build = cache.build(m.manifest, newDir(), {
-        recycle: from.dir,
-        untouched: from.untouched === true,
-      });
+      build = cache.build(m.manifest, newDir(), { recycle: from.dir });
     } catch {
       parked.push(from);
       return false;
@@ -212,7 +197,6 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
       build,
       manifest: m.manifest,
       files: m.files,
-      untouched: from.untouched === true,
       timer: setTimeout(() => void settle(spec), SPECULATION_MS),
     };
     spec.timer.unref();
@@ -238,8 +222,10 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
     const done = (async () => {
       try {
         await spec.build.finish();
-        // Trusted as is only when the folder it came from was.
-        park(spec.build.dir, spec.files, spec.key, spec.untouched);
+        // Recycled like any kept folder, checked again: the folder it was
+        // rebuilt from was a task's, which may still write into it through a
+        // hard link or a process it left running.
+        park(spec.build.dir, spec.files, spec.key);
       } catch (e) {
         options.logger?.warn(
           { dir: spec.build.dir, err: String(e) },

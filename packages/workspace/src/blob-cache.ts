@@ -7,7 +7,6 @@ import {
   type KnownCheck,
   type MaterializeOptions,
   TreeBuilder,
-  untouchedCheck,
 } from "./materialize.js";
 import { PackStore } from "./pack-store.js";
 import { type ReadOptions, readTar } from "./tar-read.js";
@@ -187,8 +186,7 @@ export class BlobCache {
       const c = this.checks.get(from);
       this.checks.delete(from);
       // Only a check made moments ago vouches for the directory now.
-      if (record && options.untouched) early = Promise.resolve(untouchedCheck(record));
-      else if (c && Date.now() - c.started < EARLY_CHECK_MS) early = c.check;
+      if (c && Date.now() - c.started < EARLY_CHECK_MS) early = c.check;
     }
     const b = new TreeBuilder(this.packs, entries, dir, options, record, early);
     this.building.add(b);

@@ -22,13 +22,6 @@ export interface MaterializeOptions {
    * It must be on the same filesystem and is consumed.
    */
   recycle?: string;
-  /**
-   * The recycled directory is exactly as this cache built it: nothing has
-   * been in it since its build finished (it was never handed out). Its
-   * record is then trusted without an lstat per entry. Say so only for a
-   * directory no one else can have written; when in doubt, leave it out.
-   */
-  untouched?: boolean;
 }
 
 /**
@@ -296,11 +289,6 @@ export async function checkKnown(
     }
   }
   return { found, changedDirs, at };
-}
-
-/** What {@link checkKnown} finds in a directory nothing has touched since its build. */
-export function untouchedCheck(record: BuiltRecord): KnownCheck {
-  return { found: record.entries.slice(), changedDirs: [], at: Date.now() };
 }
 
 /**
