@@ -28,6 +28,7 @@ export {
   runOnAgents,
   worstCode,
 } from "./fan-out.js";
+export { type ProcessIdentity, pidAlive, processGone, processIdentity } from "./liveness.js";
 export { readMasters } from "./masters/read.js";
 export {
   DEFAULT_MASTER_ADDRESS,

@@ -4,6 +4,8 @@
  * one transaction per scheduler tick, and reads them back for the `runs`
  * commands and `run --resume`.
  */
+
+export { pidAlive } from "@sloth/client";
 export {
   HistoryError,
   type HistoryErrorCode,
@@ -11,7 +13,6 @@ export {
   isHistoryError,
 } from "./errors.js";
 export { changedSources, hashFile, hashSources } from "./hash.js";
-export { pidAlive } from "./liveness.js";
 export type { RunRecorder } from "./recorder.js";
 export { planResume, type ResumePlan } from "./resume.js";
 export {

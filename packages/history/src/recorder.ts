@@ -1,7 +1,6 @@
-import { writeTransaction } from "@sloth/client";
+import { processIdentity as runnerIdentity, writeTransaction } from "@sloth/client";
 import type { RunEvent, RunResult, TaskOutput } from "@sloth/workflow";
 import type Database from "better-sqlite3";
-import { runnerIdentity } from "./liveness.js";
 import type { HistoryTaskStatus, RunStart } from "./types.js";
 
 /** Feeds one run's events into history.db. */

@@ -1,12 +1,17 @@
 import { fileURLToPath } from "node:url";
-import { type Durability, openSqlite, sqliteOpenError, writeTransaction } from "@sloth/client";
+import {
+  type Durability,
+  openSqlite,
+  processGone as runnerGone,
+  sqliteOpenError,
+  writeTransaction,
+} from "@sloth/client";
 import type { TaskOutput, Value } from "@sloth/workflow";
 import type Database from "better-sqlite3";
 import { and, asc, desc, eq, inArray, lt, ne, sql } from "drizzle-orm";
 import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { HistoryError } from "./errors.js";
-import { runnerGone } from "./liveness.js";
 import { type RunRecorder, startRecorder } from "./recorder.js";
 import { runs, runTasks } from "./schema.js";
 import type {

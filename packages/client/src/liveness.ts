@@ -11,8 +11,8 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** Who runs a run: enough to tell later whether that process is still there. */
-export interface RunnerIdentity {
+/** A process, as recorded to tell later whether it is still there (a run's runner, a lock's holder). */
+export interface ProcessIdentity {
   pid: number;
   host: string;
   /** Linux boot id; undefined elsewhere. */
@@ -37,7 +37,7 @@ function startTime(pid: number): string | undefined {
 }
 
 /** The identity of process `pid` (default: this one) on this host. */
-export function runnerIdentity(pid = process.pid): RunnerIdentity {
+export function processIdentity(pid = process.pid): ProcessIdentity {
   return {
     pid,
     host: os.hostname(),
@@ -47,19 +47,19 @@ export function runnerIdentity(pid = process.pid): RunnerIdentity {
 }
 
 /**
- * True when the runner recorded as `r` can no longer end its run: the host
+ * True when the process recorded as `r` is gone: the host
  * rebooted since, or no process has its pid, or the one that has it started
  * at another time. Runs of other hosts are left alone: their pids mean
  * nothing here.
  */
-export function runnerGone(r: {
+export function processGone(r: {
   pid: number;
   host: string;
   bootId: string | null;
   pidStart: string | null;
 }): boolean {
   if (r.host !== os.hostname()) return false;
-  const now = runnerIdentity(r.pid);
+  const now = processIdentity(r.pid);
   if (r.bootId && now.bootId && r.bootId !== now.bootId) return true;
   if (!pidAlive(r.pid)) return true;
   return Boolean(r.pidStart && now.pidStart && r.pidStart !== now.pidStart);
