@@ -107,11 +107,6 @@ function usageError(msg: string, argv: readonly string[]): CliError {
     const first = argv.find(
       (a, i) => !a.startsWith("-") && !(i > 0 && /^--[^=]+$/.test(argv[i - 1] as string)),
     );
-    if (first === "stack" || first === "stacks")
-      return new CliError("stacks (`sloth-runner stack ...`) are not available in this version", {
-        hint: "keep deployment state with `sloth-runner state` or the Lua `state` module",
-        exitCode: 2,
-      });
     const guess = /^Did you mean (\S+)\?/.exec(msg)?.[1];
     // yargs suggests the nearest command however far it is ('events' → 'agent').
     const near = guess !== undefined && first !== undefined && closeEnough(first, guess);

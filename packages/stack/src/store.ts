@@ -213,7 +213,7 @@ function checkResourceName(name: unknown): string {
 }
 
 function versionNumber(v: number | string): number {
-  const n = typeof v === "number" ? v : /^v?(\d+)$/i.exec(v.trim())?.[1];
+  const n = typeof v === "number" ? v : /^v?(\d+)$/i.exec(String(v).trim())?.[1];
   const num = Number(n);
   if (n === undefined || !Number.isInteger(num) || num < 1)
     throw new StackError("SLOTH_INVALID_ARGUMENT", `invalid version ${JSON.stringify(v)}`, {

@@ -11,10 +11,14 @@ const STACK_KEYS = [
 
 /**
  * Checks that a workflow can run: unique task names, known dependencies, no
- * cycle, sane settings, and no stack feature (not available yet).
- * Throws a {@link WorkflowError} naming the culprit.
+ * cycle, sane settings, and stack keys (require_lock, create_snapshot, ...)
+ * only in a run deploying a stack (`options.stack`). Throws a
+ * {@link WorkflowError} naming the culprit.
  */
-export function validateWorkflow(model: WorkflowModel): void {
+export function validateWorkflow(
+  model: WorkflowModel,
+  options: { stack?: string | undefined } = {},
+): void {
   const byName = new Map<string, TaskModel>();
   for (const task of model.tasks) {
     if (!task.name) throw invalid(model, "a task has no name");
@@ -50,10 +54,10 @@ export function validateWorkflow(model: WorkflowModel): void {
   if (!Number.isInteger(max) || max < 1) {
     throw invalid(model, `max_parallel_tasks is ${max}, expected an integer >= 1`);
   }
-  checkStackKeys(model);
+  if (!options.stack) checkStackKeys(model);
 }
 
-/** Throws when the workflow sets a stack key: stacks do not exist yet. */
+/** Throws when the workflow sets a stack key: only a run deploying a stack carries them out. */
 function checkStackKeys(model: WorkflowModel): void {
   const set: string[] = STACK_KEYS.filter(([key]) => model.config[key] === true).map(
     ([, lua]) => lua,
@@ -62,8 +66,11 @@ function checkStackKeys(model: WorkflowModel): void {
   if (set.length === 0) return;
   throw new WorkflowError(
     "SLOTH_WORKFLOW_NEEDS_STACKS",
-    `cannot run workflow '${model.name}': ${set.join(", ")} needs stacks, not available yet`,
-    { hint: "remove these keys from the workflow's config to run it", details: { keys: set } },
+    `cannot run workflow '${model.name}': ${set.join(", ")} ${set.length === 1 ? "needs" : "need"} a stack`,
+    {
+      hint: "run it as a stack's deployment (`sloth-runner run STACK -f FILE`), or remove these keys from the workflow's config",
+      details: { keys: set },
+    },
   );
 }
 

@@ -27,9 +27,13 @@ export interface RunPlan {
 /** Validates the workflow (throwing as `runWorkflow` would) and describes its plan. */
 export function planRun(
   model: WorkflowModel,
-  options: { maxParallel?: number | undefined; failFast?: boolean | undefined } = {},
+  options: {
+    maxParallel?: number | undefined;
+    failFast?: boolean | undefined;
+    stack?: string | undefined;
+  } = {},
 ): RunPlan {
-  validateWorkflow(model);
+  validateWorkflow(model, { stack: options.stack });
   const levels = planLevels(model);
   const levelOf = new Map<string, number>();
   levels.forEach((names, i) => {

@@ -247,8 +247,13 @@ describe("validation", () => {
     );
     expect(isWorkflowError(e, "SLOTH_WORKFLOW_NEEDS_STACKS")).toBe(true);
     expect((e as Error).message).toBe(
-      `cannot run workflow 'v': require_lock, on_failure = "rollback" needs stacks, not available yet`,
+      `cannot run workflow 'v': require_lock, on_failure = "rollback" need a stack`,
     );
+    // A run deploying a stack takes them (its caller carries them out).
+    const ok = runWorkflow(wf([{ name: "a" }], { requireLock: true, onFailure: "rollback" }), {
+      stack: "prod",
+    });
+    ok.cancel();
   });
 
   test("planRun gives levels and where each task runs; selectTasks keeps dependencies", () => {

@@ -15,7 +15,7 @@ import type { RunHandle, RunOptions, RunResult, TaskStatus } from "./types.js";
  * away sees every event.
  */
 export function runWorkflow(model: WorkflowModel, options: RunOptions = {}): RunHandle {
-  validateWorkflow(model);
+  validateWorkflow(model, { stack: options.stack });
   const runId = options.runId ?? newRunId();
   const channel = new EventChannel();
   if (options.onEvent) channel.listen(options.onEvent);

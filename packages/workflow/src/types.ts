@@ -24,6 +24,13 @@ export type DelegateExecutor = (
 export interface RunOptions {
   /** The run's id (default: a time-sortable random id). */
   runId?: string | undefined;
+  /**
+   * The stack this run deploys. It allows the config's stack keys
+   * (require_lock, create_snapshot, validate_before, detect_drift,
+   * on_failure = "rollback"), which the caller carries out around the run,
+   * as `sloth-runner run STACK -f FILE` does; without it they are refused.
+   */
+  stack?: string | undefined;
   /** Merged over every task's params (`--param k=v`); these win. */
   params?: Record<string, Value> | undefined;
   /** The run's values (`--values`), seen as `ctx.values`. */

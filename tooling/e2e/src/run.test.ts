@@ -272,7 +272,7 @@ describe("run: bad inputs", () => {
         ],
         code: 1,
         stderr:
-          "error: cannot run workflow 'w': require_lock needs stacks, not available yet; remove these keys from the workflow's config to run it\n",
+          "error: cannot run workflow 'w': require_lock needs a stack; run it as a stack's deployment (`sloth-runner run STACK -f FILE`), or remove these keys from the workflow's config\n",
       },
       {
         args: ["run", "nope.sloth"],
@@ -294,7 +294,7 @@ describe("run: bad inputs", () => {
       {
         args: ["run", "prod", "-f", example("hello.sloth")],
         code: 0,
-        stderr: "notice: stack 'prod' ignored: stacks are not available yet\n",
+        stderr: "",
       },
       {
         args: ["run", example("hello.sloth"), "--param", "novalue"],
@@ -321,19 +321,19 @@ describe("run: bad inputs", () => {
         args: ["bogus"],
         code: 2,
         stderr:
-          "error: unknown command 'bogus'; the commands are: master, agent, ca, run, runs, workflow, state, version\n",
+          "error: unknown command 'bogus'; the commands are: master, agent, ca, run, runs, workflow, state, stack, version\n",
       },
       {
         args: ["agnet", "list"],
         code: 2,
         stderr:
-          "error: unknown command 'agnet'; did you mean 'agent'? the commands are: master, agent, ca, run, runs, workflow, state, version\n",
+          "error: unknown command 'agnet'; did you mean 'agent'? the commands are: master, agent, ca, run, runs, workflow, state, stack, version\n",
       },
       {
         args: ["events", "list"],
         code: 2,
         stderr:
-          "error: unknown command 'events'; the commands are: master, agent, ca, run, runs, workflow, state, version\n",
+          "error: unknown command 'events'; the commands are: master, agent, ca, run, runs, workflow, state, stack, version\n",
       },
       {
         args: ["agent", "install"],
@@ -348,10 +348,10 @@ describe("run: bad inputs", () => {
           "error: missing argument to `sloth-runner agent stop`; run `sloth-runner agent stop --help` to see the usage\n",
       },
       {
-        args: ["stack", "list"],
+        args: ["stack", "show"],
         code: 2,
         stderr:
-          "error: stacks (`sloth-runner stack ...`) are not available in this version; keep deployment state with `sloth-runner state` or the Lua `state` module\n",
+          "error: missing argument to `sloth-runner stack show`; run `sloth-runner stack show --help` to see the usage\n",
       },
       {
         args: ["runs", "list", "--bogus"],

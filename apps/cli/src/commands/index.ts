@@ -5,6 +5,7 @@ import { caCommand } from "./ca.js";
 import { masterCommand } from "./master.js";
 import { runCommand } from "./run.js";
 import { runsCommand } from "./runs.js";
+import { stackCommand } from "./stack.js";
 import { stateCommand } from "./state.js";
 import { workflowCommand } from "./workflow.js";
 
@@ -31,5 +32,6 @@ export const commands: CommandModule<any, any>[] = [
   runsCommand,
   workflowCommand,
   stateCommand,
+  stackCommand,
   versionCommand,
 ];

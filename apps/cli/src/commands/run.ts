@@ -172,17 +172,17 @@ async function runFile(argv: RunArgs): Promise<number> {
     if (argv.master === undefined && !argv.dryRun && delegatesThroughMaster(models))
       ({ loaded, models } = await load(true));
     for (const notice of loaded.notices) eprintln(`notice: ${notice}`);
-    if (target.stack)
-      eprintln(`notice: stack '${target.stack}' ignored: stacks are not available yet`);
     const json = argv.output === "json";
     if (argv.dryRun) {
-      const plans = models.map((m) => planRun(m, { maxParallel, failFast: argv.failFast }));
+      const plans = models.map((m) =>
+        planRun(m, { maxParallel, failFast: argv.failFast, stack: target.stack }),
+      );
       const { printPlans } = await import("../run/plan.js");
       printPlans(plans, json);
       return 0;
     }
     // Check every group before the first one starts.
-    for (const model of models) validateWorkflow(model);
+    for (const model of models) validateWorkflow(model, { stack: target.stack });
     const { executeRuns } = await import("../run/execute.js");
     const { prepareDelegation } = await import("../run/delegation.js");
     const delegation = await prepareDelegation(argv, target.file, models, list(argv.delegateTo), {
@@ -199,8 +199,14 @@ async function runFile(argv: RunArgs): Promise<number> {
           reused: Object.keys(resume?.completed ?? {}),
         })
       : undefined;
+    let code: number | undefined;
+    let stackRun: import("../run/stack.js").StackRun | undefined;
     try {
-      return await executeRuns(models, {
+      if (target.stack) {
+        const { beginStackRun } = await import("../run/stack.js");
+        stackRun = await beginStackRun(dataDir.stacksDb, target.stack, target.file, models);
+      }
+      code = await executeRuns(models, {
         history,
         completed: resume?.completed,
         json,
@@ -211,11 +217,19 @@ async function runFile(argv: RunArgs): Promise<number> {
         dataDir: dataDir.root,
         logger,
         delegateFor: delegation?.delegateFor,
+        stack: target.stack,
+        onStart: stackRun?.onStart,
+        onResult: stackRun?.onResult,
       });
     } finally {
+      const after = await stackRun?.finish(
+        code === undefined ? "the run failed to start" : code > 128 ? "interrupted" : undefined,
+      );
+      if (after?.failure && code === 0) code = 1;
       history?.close();
       delegation?.close();
     }
+    return code;
   } finally {
     await shutdownLuaWorkers();
   }

@@ -26,6 +26,12 @@ export interface ExecuteOptions {
   completed?: Record<string, TaskOutput | undefined> | undefined;
   /** Runs delegated tasks on agents; absent when no task is delegated. */
   delegateFor?: ((model: WorkflowModel) => DelegateExecutor) | undefined;
+  /** The stack the runs deploy (`run STACK -f FILE`). */
+  stack?: string | undefined;
+  /** Called as each workflow starts, with its run id. */
+  onStart?: ((runId: string) => void) | undefined;
+  /** Called with every finished workflow's result. */
+  onResult?: ((result: RunResult) => void) | undefined;
 }
 
 /**
@@ -71,6 +77,7 @@ export async function executeRuns(
         logger: options.logger,
         completed: options.completed,
         delegate: options.delegateFor?.(model),
+        stack: options.stack,
         onEvent: (e) => {
           display.event(e);
           recording?.event(e);
@@ -78,11 +85,13 @@ export async function executeRuns(
       });
       // The run starts on the next macrotask, so no event is missed.
       recording = options.history?.begin(model, handle.runId);
+      options.onStart?.(handle.runId);
       cancel = handle.cancel;
       const result = await handle.result;
       recording?.finish(result);
       display.stop();
       results.push(result);
+      options.onResult?.(result);
       if (!options.json) for (const line of summaryLines(result, c)) println(line);
       if (!options.json && recording) println(`run id: ${result.runId}`);
       if (result.status !== "succeeded") break;

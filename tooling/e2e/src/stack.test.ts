@@ -1,0 +1,316 @@
+import fs from "node:fs";
+import path from "node:path";
+import { CLI_BIN, cleanup, runCli, spawnNode, tempDir, waitFor } from "@sloth/testkit";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+
+// `sloth-runner stack ...` and `run STACK -f FILE`, against the built binary,
+// with a private data dir (stacks.db) per test.
+let dataDir: string;
+let dir: string;
+beforeEach(() => {
+  dataDir = tempDir("sloth-stack-data-");
+  dir = tempDir("sloth-stack-files-");
+});
+afterEach(cleanup);
+afterAll(cleanup);
+
+const sloth = (...args: string[]) => runCli(["--data-dir", dataDir, ...args], { env: { CI: "" } });
+const json = async (...args: string[]) => {
+  const r = await sloth(...args, "--json");
+  expect(r.stderr).toBe("");
+  return JSON.parse(r.stdout);
+};
+const write = (name: string, text: string) => {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+};
+
+describe("stack commands", () => {
+  it("create, lock, snapshot, compare, restore, delete, with an audit trail", async () => {
+    expect((await sloth("stack", "list")).stdout).toBe("no stacks yet\n");
+    expect(await sloth("stack", "create", "network", "-d", "VPC")).toMatchObject({
+      code: 0,
+      stdout: "stack 'network' created\n",
+    });
+    await sloth("stack", "create", "backend", "--depends-on", "network");
+    const list = await json("stack", "list");
+    expect(list.map((s: { name: string; status: string }) => [s.name, s.status])).toEqual([
+      ["backend", "created"],
+      ["network", "created"],
+    ]);
+
+    const acquired = await json(
+      "stack",
+      "lock",
+      "acquire",
+      "backend",
+      "--reason",
+      "v2",
+      "--locked-by",
+      "deploy-bot",
+      "--ttl",
+      "10m",
+    );
+    expect(acquired).toMatchObject({ lockedBy: "deploy-bot", reason: "v2", pid: 0 });
+    // A second holder is refused, naming the first.
+    const again = await sloth("stack", "lock", "acquire", "backend", "--locked-by", "alice");
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(
+      /^error: stack 'backend' is locked by deploy-bot since \S+ \(manual: v2\); wait for it to be released, or `sloth-runner stack lock force-release backend` if its holder is gone\n$/,
+    );
+    expect(await json("stack", "lock", "status", "backend")).toMatchObject({ locked: true });
+    const wrong = await sloth("stack", "lock", "release", "backend", "--locked-by", "alice");
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/is locked by deploy-bot, not by alice/);
+    expect(
+      (await sloth("stack", "lock", "release", "backend", "--locked-by", "deploy-bot")).stdout,
+    ).toBe("stack 'backend' unlocked\n");
+
+    await sloth(
+      "stack",
+      "resource",
+      "set",
+      "backend",
+      "web",
+      "--type",
+      "service",
+      "--desired",
+      '{"port":80}',
+    );
+    expect((await sloth("stack", "snapshot", "create", "backend", "-d", "first")).stdout).toBe(
+      "snapshot v1 of stack 'backend' created\n",
+    );
+    await sloth(
+      "stack",
+      "resource",
+      "set",
+      "backend",
+      "web",
+      "--type",
+      "service",
+      "--desired",
+      '{"port":8080}',
+    );
+    const cmp = await sloth("stack", "snapshot", "compare", "backend", "v1");
+    expect(cmp.stdout).toBe("~ $.resources.web.desired.port: 80 -> 8080\n1 difference(s)\n");
+    await sloth("stack", "snapshot", "restore", "backend", "v1");
+    expect((await json("stack", "resource", "list", "backend"))[0].desired).toEqual({ port: 80 });
+
+    expect((await sloth("stack", "deps", "order", "backend", "network")).stdout).toBe(
+      "1. network\n2. backend\n",
+    );
+    const cycle = await sloth("stack", "deps", "set", "network", "backend");
+    expect(cycle).toMatchObject({
+      code: 1,
+      stderr:
+        "error: these dependencies would make a cycle: network -> backend -> network; remove one of the dependencies in the cycle\n",
+    });
+    const inUse = await sloth("stack", "delete", "network");
+    expect(inUse.stderr).toBe(
+      "error: stack 'network' is a dependency of 'backend'; remove it from their dependencies first, or delete with --force\n",
+    );
+    expect((await sloth("stack", "delete", "backend")).code).toBe(0);
+    const events = await json("stack", "events", "backend");
+    expect(events.map((e: { type: string }) => e.type)).toEqual([
+      "stack.destroyed",
+      "snapshot.restored",
+      "stack.updated",
+      "snapshot.created",
+      "stack.updated",
+      "lock.released",
+      "lock.acquired",
+      "stack.created",
+    ]);
+  });
+
+  it("detects drift with the resources' checks and fixes it only when approved", async () => {
+    const motd = path.join(dir, "motd");
+    fs.writeFileSync(motd, "hello\n");
+    await sloth("stack", "create", "web");
+    await sloth(
+      "stack",
+      "resource",
+      "set",
+      "web",
+      "motd",
+      "--type",
+      "file",
+      "--desired",
+      "hello",
+      "--check",
+      `cat ${motd}`,
+      "--fix",
+      `echo hello > ${motd}`,
+    );
+    expect(await sloth("stack", "drift", "detect", "web")).toMatchObject({
+      code: 0,
+      stdout: "motd (file): in_sync\nstack 'web': no drift\n",
+    });
+    fs.writeFileSync(motd, "bye\n");
+    const drift = await sloth("stack", "drift", "detect", "web");
+    expect(drift).toMatchObject({
+      code: 1,
+      stdout: `motd (file): drifted\n  ~ $: "hello" -> "bye"\nstack 'web': 1 of 1 resource(s) not in sync\n`,
+    });
+    const plan = await sloth("stack", "drift", "fix", "web");
+    expect(plan.code).toBe(1);
+    expect(plan.stdout).toContain(`would run for motd: echo hello > ${motd}`);
+    expect(fs.readFileSync(motd, "utf8")).toBe("bye\n");
+    const fixed = await sloth("stack", "drift", "fix", "web", "--auto-approve");
+    expect(fixed.code).toBe(0);
+    expect(fixed.stdout).toContain("fixed: motd");
+    expect(fs.readFileSync(motd, "utf8")).toBe("hello\n");
+    expect((await json("stack", "drift", "show", "web")).inSync).toBe(true);
+  });
+
+  it("names bad input and the fix, and never overwrites a stacks.db it cannot read", async () => {
+    const cases: [string[], number, string | RegExp][] = [
+      [
+        ["stack", "create", "../x"],
+        1,
+        `error: invalid stack name "../x"; use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit\n`,
+      ],
+      [
+        ["stack", "show", "ghost"],
+        1,
+        "error: stack 'ghost' not found; create it with `sloth-runner stack create ghost`, or run a workflow as it with `sloth-runner run ghost -f FILE`\n",
+      ],
+      [["stack", "lock", "acquire", "ghost"], 1, /^error: stack 'ghost' not found/],
+      [
+        ["stack", "lock", "acquire", "ghost", "--ttl", "soon"],
+        2,
+        `error: invalid --ttl 'soon'; use a duration such as "30s", "10m" or "2h"\n`,
+      ],
+    ];
+    for (const [args, code, stderr] of cases) {
+      const r = await sloth(...args);
+      expect({ args, code: r.code }).toEqual({ args, code });
+      if (typeof stderr === "string") expect(r.stderr).toBe(stderr);
+      else expect(r.stderr).toMatch(stderr);
+    }
+    await sloth("stack", "create", "a");
+    const v = await sloth("stack", "snapshot", "restore", "a", "v3");
+    expect(v.stderr).toBe(
+      "error: stack 'a' has no snapshot v3; list them with `sloth-runner stack snapshot list a`\n",
+    );
+    const db = path.join(dataDir, "stacks.db");
+    for (const f of fs.readdirSync(dataDir))
+      if (f.startsWith("stacks.db")) fs.rmSync(path.join(dataDir, f));
+    fs.writeFileSync(db, "this is not a database ".repeat(100));
+    const bad = await sloth("stack", "list");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error: .*stacks\.db.*\n$/);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+    expect(fs.readFileSync(db, "utf8").startsWith("this is not a database")).toBe(true);
+  });
+});
+
+describe("run STACK -f FILE", () => {
+  const deploy = () =>
+    write(
+      "deploy.sloth",
+      `local deploy = task("deploy"):command(function()
+  if values.fail then return false, "deploy broke" end
+  if values.wait then exec.run("sleep " .. values.wait) end
+  return true, "deployed", { version = values.version or "1" }
+end)
+workflow.define("release"):tasks({ deploy }):config({
+  create_snapshot = true, detect_drift = true, on_failure = "rollback",
+})
+`,
+    );
+
+  it("records each run's outputs as the stack's state, snapshots first and rolls back a failure", async () => {
+    const f = deploy();
+    const v2 = write("v2.yaml", 'version: "2"\n');
+    const fail = write("fail.yaml", "fail: true\n");
+    const ok = await sloth("run", "prod", "-f", f, "--values", v2);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toBe(
+      "stack 'prod': snapshot v1 taken before the run\nstack 'prod': no drift after the run\n",
+    );
+    const shown = await json("stack", "show", "prod");
+    expect(shown).toMatchObject({
+      status: "completed",
+      executionCount: 1,
+      state: { outputs: { deploy: { version: "2" } }, workflows: ["release"] },
+      lock: null,
+    });
+    const bad = await sloth("run", "prod", "-f", f, "--values", fail);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(
+      `stack 'prod': rolled back to snapshot v2 (on_failure = "rollback")`,
+    );
+    const after = await json("stack", "show", "prod");
+    expect(after).toMatchObject({ status: "failed", executionCount: 2, lock: null });
+    // The state is the one before the failed run.
+    expect(after.state.outputs).toEqual({ deploy: { version: "2" } });
+  });
+
+  it("fails after a successful run when the stack drifted (detect_drift)", async () => {
+    const f = deploy();
+    const marker = path.join(dir, "marker");
+    await sloth("stack", "create", "prod");
+    await sloth(
+      "stack",
+      "resource",
+      "set",
+      "prod",
+      "marker",
+      "--type",
+      "file",
+      "--desired",
+      "on",
+      "--check",
+      `cat ${marker}`,
+    );
+    const r = await sloth("run", "prod", "-f", f);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      "error: stack 'prod' drifted after the run (detect_drift): marker (missing); see `sloth-runner stack drift show prod`\n",
+    );
+    expect((await json("stack", "show", "prod")).status).toBe("completed");
+  });
+
+  it("runs one deployment of a stack at a time; a killed run's lock is broken by the next", async () => {
+    const f = deploy();
+    const slow = write("slow.yaml", "wait: 30\n");
+    const first = spawnNode(
+      CLI_BIN,
+      ["--data-dir", dataDir, "run", "prod", "-f", f, "--values", slow],
+      {
+        env: { CI: "" },
+      },
+    );
+    await waitFor(async () => (await json("stack", "lock", "status", "prod")).locked, {
+      what: "the first run's lock",
+    });
+    const second = await sloth("run", "prod", "-f", f);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(
+      new RegExp(
+        `^error: stack 'prod' is locked by \\S+ \\(pid ${first.child.pid}\\) since \\S+ \\(run: ${f.replace(/[.]/g, "\\.")}\\)`,
+      ),
+    );
+    // SIGKILL: the run never releases its lock, the next run breaks it.
+    first.kill("SIGKILL");
+    await first.exited;
+    const third = await sloth("run", "prod", "-f", f);
+    expect(third.code).toBe(0);
+    const events = await json("stack", "events", "prod");
+    expect(events.map((e: { type: string }) => e.type)).toContain("lock.force_released");
+    expect(events.find((e: { type: string }) => e.type === "lock.force_released").message).toMatch(
+      /\(holder gone\)$/,
+    );
+  });
+
+  it("refuses stack keys without a stack", async () => {
+    const r = await sloth("run", deploy());
+    expect(r).toMatchObject({
+      code: 1,
+      stderr:
+        "error: cannot run workflow 'release': create_snapshot, detect_drift, on_failure = \"rollback\" need a stack; run it as a stack's deployment (`sloth-runner run STACK -f FILE`), or remove these keys from the workflow's config\n",
+    });
+  });
+});
