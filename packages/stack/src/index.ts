@@ -19,6 +19,7 @@ export {
   type StackErrorCode,
   type StackErrorOptions,
 } from "./errors.js";
+export { graphToDot, graphToMermaid, type StackGraph, stackGraph } from "./graph.js";
 export { diffJson } from "./json-diff.js";
 export {
   checkStackName,

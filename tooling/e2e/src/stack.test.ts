@@ -124,6 +124,50 @@ describe("stack commands", () => {
     ]);
   });
 
+  it("draws the dependency graph as DOT, Mermaid or (with Graphviz) an image", async () => {
+    await sloth("stack", "create", "network");
+    await sloth("stack", "create", "database", "--depends-on", "network");
+    const typo = await sloth("stack", "create", "backend", "--depends-on", "database", "cahce");
+    expect(typo).toMatchObject({
+      code: 0,
+      stderr: "warning: stack 'cahce' does not exist (yet); 'backend' depends on it\n",
+    });
+    await sloth("stack", "create", "unrelated");
+    const dot = await sloth("stack", "deps", "graph", "database");
+    expect(dot.stdout).toBe(
+      [
+        "digraph stacks {",
+        "  rankdir=BT;",
+        "  node [shape=box, style=rounded];",
+        '  "backend" [label="backend\\ncreated"];',
+        '  "database" [label="database\\ncreated"];',
+        '  "network" [label="network\\ncreated"];',
+        '  "database" -> "backend";',
+        '  "network" -> "database";',
+        "}",
+        "",
+      ].join("\n"),
+    );
+    const mmd = path.join(dir, "deps.mmd");
+    await sloth("stack", "deps", "graph", "--output", mmd);
+    const text = fs.readFileSync(mmd, "utf8");
+    expect(text).toContain('s1["cahce (missing)"]');
+    expect(text).toContain('s4["unrelated (created)"]');
+    expect(text).toContain("s1 --> s0");
+    const png = path.join(dir, "deps.png");
+    const r = await sloth("stack", "deps", "graph", "--output", png);
+    const hasDot = (process.env.PATH ?? "")
+      .split(":")
+      .some((d) => fs.existsSync(path.join(d, "dot")));
+    if (hasDot) expect(fs.statSync(png).size).toBeGreaterThan(0);
+    else
+      expect(r).toMatchObject({
+        code: 1,
+        stderr:
+          "error: drawing a png needs Graphviz's `dot`, which is not installed; install graphviz (apt-get install graphviz), or write DOT or Mermaid text: --output deps.dot or --output deps.mmd\n",
+      });
+  });
+
   it("detects drift with the resources' checks and fixes it only when approved", async () => {
     const motd = path.join(dir, "motd");
     fs.writeFileSync(motd, "hello\n");

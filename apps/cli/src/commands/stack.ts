@@ -9,7 +9,15 @@ import type {
 } from "@sloth/stack";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, dataDirOf, ExitCode, type GlobalArgs } from "../context.js";
-import { formatLocalTime, type Painter, painter, printJson, println, table } from "../output.js";
+import {
+  eprintln,
+  formatLocalTime,
+  type Painter,
+  painter,
+  printJson,
+  println,
+  table,
+} from "../output.js";
 
 interface StackArgs extends GlobalArgs {
   json?: boolean;
@@ -99,6 +107,13 @@ async function ttlOf(text: string | undefined): Promise<number | undefined> {
 
 // ---- stacks ------------------------------------------------------------
 
+/** Dependencies may be created later; a typo should not pass unseen. */
+function warnMissing(s: StackStore, x: Stack): void {
+  for (const d of x.dependsOn)
+    if (!s.find(d))
+      eprintln(`warning: stack '${d}' does not exist (yet); '${x.name}' depends on it`);
+}
+
 const list: CommandModule<StackArgs, StackArgs> = {
   command: ["list", "ls"],
   describe: "Every stack, with its status and lock",
@@ -181,6 +196,7 @@ const create: CommandModule<StackArgs, NameArgs & { description?: string; depend
           ...(argv.description !== undefined ? { description: argv.description } : {}),
           dependsOn: argv.dependsOn ?? [],
         });
+        warnMissing(s, x);
         if (argv.json) return printJson(stackJson(x));
         println(`stack '${x.name}' created`);
       }),
@@ -747,6 +763,7 @@ const depsSet: CommandModule<StackArgs, NameArgs & { deps: string[] }> = {
   handler: (argv) =>
     withStacks(argv, (s) => {
       const x = s.update(argv.name, { dependsOn: argv.deps ?? [] });
+      warnMissing(s, x);
       if (argv.json) return printJson(stackJson(x));
       println(
         `stack '${argv.name}' depends on ${x.dependsOn.length > 0 ? x.dependsOn.join(", ") : "nothing"}`,
@@ -786,15 +803,75 @@ const depsOrder: CommandModule<StackArgs, StackArgs & { names: string[] }> = {
     }),
 };
 
+const GRAPH_FORMATS = ["dot", "mermaid", "png", "svg", "pdf"] as const;
+type GraphFormat = (typeof GRAPH_FORMATS)[number];
+
+const depsGraph: CommandModule<
+  StackArgs,
+  StackArgs & { name?: string; output?: string; format?: GraphFormat }
+> = {
+  command: "graph [name]",
+  describe: "The dependency graph (of one stack, or of all) as DOT, Mermaid, or an image",
+  builder: (y) =>
+    y
+      .positional("name", { type: "string", describe: "Stack name (default: every stack)" })
+      .option("output", {
+        alias: "o",
+        type: "string",
+        describe: "Write to this file (default: stdout)",
+      })
+      .option("format", {
+        choices: GRAPH_FORMATS,
+        describe: "Default: from the output's extension (.png, .svg, .pdf, .mmd, .md), else dot",
+      }) as never,
+  handler: async (argv) => {
+    const { stackGraph, graphToDot, graphToMermaid } = await import("@sloth/stack");
+    const g = await withStacks(argv, (s) => stackGraph(s, argv.name));
+    if (argv.json) return printJson(g);
+    const ext = argv.output?.split(".").pop()?.toLowerCase();
+    const format: GraphFormat =
+      argv.format ??
+      (ext === "png" || ext === "svg" || ext === "pdf"
+        ? ext
+        : ext === "mmd" || ext === "md" || ext === "mermaid"
+          ? "mermaid"
+          : "dot");
+    if (format === "dot" || format === "mermaid") {
+      const text = format === "dot" ? graphToDot(g) : graphToMermaid(g);
+      if (argv.output === undefined) {
+        process.stdout.write(text);
+        return;
+      }
+      const fs = await import("node:fs");
+      fs.writeFileSync(argv.output, text);
+      return println(`graph of ${g.nodes.length} stack(s) written to ${argv.output}`);
+    }
+    if (argv.output === undefined)
+      throw new CliError(`a ${format} graph needs --output FILE`, { exitCode: 2 });
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync("dot", [`-T${format}`, "-o", argv.output], { input: graphToDot(g) });
+    if ((r.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT")
+      throw new CliError(`drawing a ${format} needs Graphviz's \`dot\`, which is not installed`, {
+        hint: `install graphviz (apt-get install graphviz), or write DOT or Mermaid text: --output deps.dot or --output deps.mmd`,
+      });
+    if (r.error || r.status !== 0)
+      throw new CliError(
+        `dot could not draw the graph: ${r.error?.message ?? r.stderr.toString().trim().split("\n")[0]}`,
+      );
+    println(`graph of ${g.nodes.length} stack(s) written to ${argv.output}`);
+  },
+};
+
 const depsCmd: CommandModule<StackArgs, StackArgs> = {
   command: "deps <command>",
-  describe: "Dependencies between stacks: show, set, check, order",
+  describe: "Dependencies between stacks: show, set, check, order, graph",
   builder: (y) =>
     y
       .command(depsShow)
       .command(depsSet)
       .command(depsCheck)
       .command(depsOrder)
+      .command(depsGraph)
       .demandCommand(1, "missing stack deps command") as unknown as Argv<StackArgs>,
   handler: () => {},
 };
