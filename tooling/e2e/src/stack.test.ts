@@ -349,6 +349,51 @@ workflow.define("release"):tasks({ deploy }):config({
     );
   });
 
+  it("gives tasks the Lua stack module: the last state, resources they declare, events", async () => {
+    const target = path.join(dir, "motd");
+    const f = write(
+      "mod.sloth",
+      `local deploy = task("deploy"):command(function()
+  local prev = stack.state()
+  local n = (prev.outputs and prev.outputs.deploy.n or 0) + 1
+  fs.write(${JSON.stringify(target)}, "v" .. n)
+  stack.resource({ name = "motd", type = "file", desired = "v" .. n,
+    check = "cat ${target}", fix = "printf v" .. n .. " > ${target}" })
+  stack.event("deployed v" .. n)
+  print(stack.name .. " has " .. #stack.resources() .. " resource(s)")
+  return true, "ok", { n = n }
+end)
+workflow.define("m"):tasks({ deploy }):config({ detect_drift = true })
+`,
+    );
+    expect((await sloth("run", "web", "-f", f)).code).toBe(0);
+    const second = await sloth("run", "web", "-f", f);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain("web has 1 resource(s)");
+    expect(fs.readFileSync(target, "utf8")).toBe("v2");
+    expect((await json("stack", "resource", "list", "web"))[0]).toMatchObject({
+      name: "motd",
+      desired: "v2",
+      drift: { status: "in_sync" },
+    });
+    const events = await json("stack", "events", "web");
+    expect(
+      events
+        .filter((e: { type: string }) => e.type === "workflow.event")
+        .map((e: { message: string }) => e.message),
+    ).toEqual(["deployed v2", "deployed v1"]);
+    // Without a stack, the module says how to run one.
+    const p = write(
+      "plain.sloth",
+      'workflow.define("p"):tasks({ task("a"):command(function() return true, stack.name or "none", stack.state() end) })\n',
+    );
+    const r = await sloth("run", p);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      "plain.sloth:1: this run deploys no stack: run it as `sloth-runner run STACK -f FILE` to use the stack module",
+    );
+  });
+
   it("refuses stack keys without a stack", async () => {
     const r = await sloth("run", deploy());
     expect(r).toMatchObject({

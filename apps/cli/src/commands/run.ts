@@ -151,12 +151,23 @@ async function runFile(argv: RunArgs): Promise<number> {
     const { stateTargetOf } = await import("../run/state-target.js");
     const { applyDelegateTo, delegatesThroughMaster } = await import("../run/delegation.js");
     const { selectTasks, planRun, validateWorkflow } = await import("@sloth/workflow");
+    // The Lua `stack` module: the stack this run deploys (functions say how
+    // to run one when there is none).
+    const stackModule = {
+      name: "stack",
+      url: import.meta.resolve("@sloth/stack/lua"),
+      options: {
+        path: dataDir.stacksDb,
+        ...(target.stack !== undefined ? { stack: target.stack } : {}),
+      },
+    };
     const load = async (shared: boolean) => {
       const loaded = await loadWorkflowFile(target.file, {
         values,
         params,
         dataDir: dataDir.root,
         state: await stateTargetOf(argv, dataDir, shared),
+        modules: [stackModule],
         logger,
       });
       let models = resume

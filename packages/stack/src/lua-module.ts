@@ -1,0 +1,145 @@
+// The Lua `stack` module of workflow runs (`sloth-runner run STACK -f FILE`),
+// loaded by @sloth/dsl-lua inside its Lua workers: `stack.name`,
+// `stack.state()`, `stack.resource{...}`, `stack.remove_resource(name)`,
+// `stack.resources()`, `stack.snapshot(description)`, `stack.event(message)`.
+import { StackError } from "./errors.js";
+import type { StackStore } from "./store.js";
+import type { Json, ResourceSpec } from "./types.js";
+
+/** Options of the Lua module: the stacks database and the stack the run deploys. */
+export interface StackLuaOptions {
+  path?: string | undefined;
+  /** Absent when the run deploys no stack: the functions then say how to run one. */
+  stack?: string | undefined;
+  /** Recorded as the source of changes and events. */
+  source?: string | undefined;
+}
+
+/** Drops nulls (Lua has no null) and copies. */
+function plain(value: unknown): unknown {
+  if (value === null || value === undefined) return undefined;
+  if (Array.isArray(value)) return value.map(plain);
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>))
+      if (v !== null && v !== undefined) out[k] = plain(v);
+    return out;
+  }
+  return value;
+}
+
+/** A Lua list arrives as an array, or (empty, or through JSON) as an object. */
+function list(value: unknown, what: string): string[] {
+  if (value === undefined || value === null) return [];
+  const items = Array.isArray(value)
+    ? value
+    : typeof value === "object"
+      ? Object.values(value as Record<string, unknown>)
+      : undefined;
+  if (items === undefined || items.some((x) => typeof x !== "string"))
+    throw new StackError("SLOTH_INVALID_ARGUMENT", `${what} must be a list of names`);
+  return items as string[];
+}
+
+const LUA = `
+local stack = ...
+stack.name = stack.__name()
+local function rethrow(ok, ...)
+  if ok then return ... end
+  error((tostring((...)):gsub("^[^:]*:%d+: ", "")), 3)
+end
+function stack.resource(spec)
+  if type(spec) ~= "table" then
+    error("stack.resource expects a table such as { name = 'web', type = 'service', desired = { port = 80 }, check = 'cmd' }", 2)
+  end
+  return rethrow(pcall(stack.__resource, __sloth.encode(spec)))
+end
+`;
+
+/** The module's definition, as @sloth/dsl-lua loads it. */
+export function createLuaModule(options: StackLuaOptions = {}) {
+  let store: StackStore | undefined;
+  // The database (better-sqlite3, drizzle) is loaded on first use only: every
+  // Lua worker of every run loads this module.
+  const need = async (): Promise<{ store: StackStore; name: string }> => {
+    if (!options.stack || !options.path)
+      throw new StackError(
+        "SLOTH_INVALID_ARGUMENT",
+        "this run deploys no stack: run it as `sloth-runner run STACK -f FILE` to use the stack module",
+      );
+    if (store === undefined) {
+      const { openStackStore } = await import("./store.js");
+      store = openStackStore({ path: options.path });
+    }
+    return { store, name: options.stack };
+  };
+  const source = options.source;
+  const functions = {
+    __name: () => options.stack,
+    state: async () => {
+      const { store, name } = await need();
+      return plain(store.get(name).state);
+    },
+    __resource: async (json: string) => {
+      const { store, name } = await need();
+      const spec = JSON.parse(json) as Record<string, unknown>;
+      const r: ResourceSpec = {
+        name: spec.name as string,
+        type: spec.type as string,
+        desired: (spec.desired ?? null) as Json,
+        ...(spec.check !== undefined ? { check: spec.check as string } : {}),
+        ...(spec.fix !== undefined ? { fix: spec.fix as string } : {}),
+        dependsOn: list(spec.depends_on ?? spec.dependsOn, "depends_on"),
+      };
+      store.setResource(name, r, { source });
+      return true;
+    },
+    remove_resource: async (resource: string) => {
+      const { store, name } = await need();
+      store.removeResource(name, resource, { source });
+      return true;
+    },
+    resources: async () => {
+      const { store, name } = await need();
+      return plain(
+        store.resources(name).map((r) => ({
+          name: r.name,
+          type: r.type,
+          desired: r.desired,
+          check: r.check,
+          fix: r.fix,
+          depends_on: r.dependsOn,
+          drift: r.drift?.status,
+        })),
+      );
+    },
+    snapshot: async (description?: string) => {
+      const { store, name } = await need();
+      return store.snapshot(name, {
+        ...(description !== undefined ? { description: String(description) } : {}),
+        source,
+      }).name;
+    },
+    event: async (message: string, severity?: string) => {
+      const { store, name } = await need();
+      const level = severity === "warning" || severity === "error" ? severity : "info";
+      store.addEvent(name, {
+        type: "workflow.event",
+        severity: level,
+        message: String(message),
+        source,
+      });
+      return true;
+    },
+  };
+  return {
+    functions,
+    async: Object.keys(functions).filter((k) => k !== "__name"),
+    lua: LUA,
+    dispose: () => {
+      store?.close();
+      store = undefined;
+    },
+  };
+}
