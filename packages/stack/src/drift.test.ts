@@ -123,3 +123,74 @@ describe("drift", () => {
     );
   });
 });
+
+describe("drift, review findings", () => {
+  it("takes a check without a desired value as in sync when it exits 0", async () => {
+    store.setResource("web", {
+      name: "passwd",
+      type: "file",
+      desired: null,
+      check: "test -f /etc/passwd",
+    });
+    store.setResource("web", {
+      name: "nope",
+      type: "file",
+      desired: null,
+      check: "test -f /nonexistent",
+    });
+    const r = await detectDrift(store, "web");
+    expect(r.resources.map((x) => [x.name, x.finding.status])).toEqual([
+      ["nope", "missing"],
+      ["passwd", "in_sync"],
+    ]);
+  });
+
+  it("reports JSON nested too deep, and compares prototype-named keys as own keys", async () => {
+    store.setResource("web", {
+      name: "deep",
+      type: "t",
+      desired: [],
+      check: `node -e 'console.log("[".repeat(4000) + "]".repeat(4000))'`,
+    });
+    store.setResource("web", {
+      name: "proto",
+      type: "t",
+      desired: { constructor: "x" },
+      check: "echo {}",
+    });
+    const r = await detectDrift(store, "web");
+    const by = Object.fromEntries(r.resources.map((x) => [x.name, x.finding]));
+    expect(by.deep).toMatchObject({
+      status: "error",
+      message: "check printed JSON nested deeper than 256 levels",
+    });
+    expect(by.proto).toEqual({
+      status: "drifted",
+      differences: [{ path: "$.constructor", kind: "missing", before: "x" }],
+    });
+  });
+
+  it("refuses a timeout a timer cannot wait, and stops its commands when aborted", async () => {
+    await expect(detectDrift(store, "web", { timeoutMs: 0 })).rejects.toThrow(
+      "invalid command timeout 0 ms: expected 1 ms to 24 days",
+    );
+    const mark = path.join(dir, "survived");
+    store.setResource("web", {
+      name: "slow",
+      type: "t",
+      desired: 1,
+      check: `sleep 3; touch ${mark}`,
+    });
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 200);
+    const t = Date.now();
+    const r = await detectDrift(store, "web", { signal: stop.signal });
+    expect(Date.now() - t).toBeLessThan(2500);
+    expect(r.resources[0]?.finding).toMatchObject({
+      status: "error",
+      message: "check interrupted",
+    });
+    await new Promise((res) => setTimeout(res, 3500));
+    expect(fs.existsSync(mark)).toBe(false);
+  });
+});

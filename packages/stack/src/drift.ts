@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
 import { findCycle } from "./deps.js";
 import { StackError } from "./errors.js";
-import { diffJson } from "./json-diff.js";
+import { depthOf, diffJson } from "./json-diff.js";
 import type { Source, StackStore } from "./store.js";
+import { MAX_DEPTH } from "./store.js";
 import type { DriftFinding, DriftReport, Json, StackResource, ValidationCheck } from "./types.js";
 
 /** Options of {@link detectDrift} and {@link fixDrift}. */
@@ -17,6 +18,21 @@ export interface DriftOptions extends Source {
   parallel?: number | undefined;
   /** Only these resources (default: all). */
   resources?: string[] | undefined;
+  /** Stops the commands (their process groups are killed) and the rest of the work. */
+  signal?: AbortSignal | undefined;
+}
+
+/** The longest time a command may be given: what a timer can wait. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
+function timeoutOf(options: DriftOptions): number {
+  const t = options.timeoutMs ?? 60_000;
+  if (!Number.isFinite(t) || t < 1 || t > MAX_TIMEOUT_MS)
+    throw new StackError(
+      "SLOTH_INVALID_ARGUMENT",
+      `invalid command timeout ${t} ms: expected 1 ms to 24 days`,
+    );
+  return t;
 }
 
 // Output kept from a check: more is cut (and the check reported as an error).
@@ -28,13 +44,25 @@ interface Ran {
   stderr: string;
   timedOut: boolean;
   tooLong: boolean;
+  aborted: boolean;
   error?: string;
 }
 
 /** Runs `bash -c command` in its own process group, killed whole on timeout. */
 function sh(command: string, options: DriftOptions): Promise<Ran> {
-  const timeoutMs = options.timeoutMs ?? 60_000;
+  const timeoutMs = timeoutOf(options);
   return new Promise((resolve) => {
+    if (options.signal?.aborted) {
+      resolve({
+        code: null,
+        stdout: "",
+        stderr: "",
+        timedOut: false,
+        tooLong: false,
+        aborted: true,
+      });
+      return;
+    }
     const child = spawn("bash", ["-c", command], {
       cwd: options.cwd,
       env: options.env ?? process.env,
@@ -68,18 +96,29 @@ function sh(command: string, options: DriftOptions): Promise<Ran> {
       timedOut = true;
       kill();
     }, timeoutMs);
-    child.once("error", (e) => {
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      kill();
+    };
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const done = () => {
       clearTimeout(timer);
-      resolve({ code: null, stdout: "", stderr: "", timedOut, tooLong, error: e.message });
+      options.signal?.removeEventListener("abort", onAbort);
+    };
+    child.once("error", (e) => {
+      done();
+      resolve({ code: null, stdout: "", stderr: "", timedOut, tooLong, aborted, error: e.message });
     });
     child.once("close", (code) => {
-      clearTimeout(timer);
+      done();
       resolve({
         code,
         stdout: Buffer.concat(out).toString("utf8"),
         stderr: Buffer.concat(err).toString("utf8"),
         timedOut,
         tooLong,
+        aborted,
       });
     });
   });
@@ -101,7 +140,9 @@ async function checkOne(
   if (r.check === undefined)
     return { finding: { status: "unchecked", differences: [], message: "no check command" } };
   const ran = await sh(r.check, options);
-  const seconds = (options.timeoutMs ?? 60_000) / 1000;
+  const seconds = timeoutOf(options) / 1000;
+  if (ran.aborted)
+    return { finding: { status: "error", differences: [], message: "check interrupted" } };
   if (ran.error)
     return {
       finding: { status: "error", differences: [], message: `check could not run: ${ran.error}` },
@@ -123,6 +164,12 @@ async function checkOne(
       },
     };
   const text = ran.stdout.trim();
+  // No desired value: the check's exit status alone says the resource is there.
+  if (r.desired === null)
+    return {
+      ...(text ? { actual: parseOutput(text) } : {}),
+      finding: { status: "in_sync", differences: [] },
+    };
   let actual: Json;
   try {
     actual = JSON.parse(text) as Json;
@@ -130,6 +177,14 @@ async function checkOne(
     // Not JSON: the text itself, compared with a string (or number) desired.
     actual = text;
   }
+  if (depthOf(actual, MAX_DEPTH) > MAX_DEPTH)
+    return {
+      finding: {
+        status: "error",
+        differences: [],
+        message: `check printed JSON nested deeper than ${MAX_DEPTH} levels`,
+      },
+    };
   const differences = diffJson(r.desired, actual, { subset: true });
   return {
     actual,
@@ -138,6 +193,15 @@ async function checkOne(
         ? { status: "drifted", differences }
         : { status: "in_sync", differences: [] },
   };
+}
+
+function parseOutput(text: string): Json {
+  try {
+    const v = JSON.parse(text) as Json;
+    return depthOf(v, MAX_DEPTH) > MAX_DEPTH ? text : v;
+  } catch {
+    return text;
+  }
 }
 
 async function pool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -163,6 +227,7 @@ export async function detectDrift(
   stack: string,
   options: DriftOptions = {},
 ): Promise<DriftReport> {
+  timeoutOf(options);
   const resources = selectResources(store, stack, options.resources);
   const results = await pool(resources, options.parallel ?? 8, (r) => checkOne(r, options));
   const findings = resources.map((r, i) => ({
@@ -202,18 +267,23 @@ export async function fixDrift(
       failed.push({ name: r.name, message: "no fix command" });
       continue;
     }
+    if (options.signal?.aborted) {
+      failed.push({ name: r.name, message: "interrupted before its fix ran" });
+      continue;
+    }
     const ran = await sh(r.fix, options);
-    if (ran.code === 0 && !ran.timedOut && !ran.error) fixed.push(r.name);
+    if (ran.aborted) failed.push({ name: r.name, message: "fix interrupted" });
+    else if (ran.code === 0 && !ran.timedOut && !ran.error) fixed.push(r.name);
     else
       failed.push({
         name: r.name,
         message: ran.timedOut
-          ? `fix timed out after ${(options.timeoutMs ?? 60_000) / 1000}s`
+          ? `fix timed out after ${timeoutOf(options) / 1000}s`
           : (ran.error ??
             `fix exited ${ran.code ?? "on a signal"}${lastLine(ran.stderr) ? `: ${lastLine(ran.stderr)}` : ""}`),
       });
   }
-  if (off.length === 0) return { ...before, fixed, failed };
+  if (off.length === 0 || options.signal?.aborted) return { ...before, fixed, failed };
   const after = await detectDrift(store, stack, { ...options, resources: off.map((r) => r.name) });
   const still = after.resources.filter((r) => r.finding.status !== "in_sync");
   for (const r of still)

@@ -25,6 +25,8 @@ export {
   checkStackName,
   defaultActor,
   type LockOptions,
+  MAX_DEPTH,
+  MAX_TTL_MS,
   openStackStore,
   type Source,
   type StackExport,

@@ -10,46 +10,54 @@ function child(path: string, key: string | number): string {
 const isObject = (v: Json | undefined): v is { [key: string]: Json } =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** The value of an own key (never one inherited from Object.prototype). */
+const own = (o: { [key: string]: Json }, k: string): Json | undefined =>
+  Object.hasOwn(o, k) ? o[k] : undefined;
+
 /**
- * The differences between `before` and `after`, deepest first found. With
+ * The differences between `before` and `after`, in document order. With
  * `subset`, keys `after` has and `before` lacks are not differences (a
- * desired state names only what matters; a check may print more).
+ * desired state names only what matters; a check may print more). Works at
+ * any depth (no recursion).
  */
 export function diffJson(
   before: Json | undefined,
   after: Json | undefined,
   options: { subset?: boolean } = {},
-  path = "$",
-  out: Difference[] = [],
 ): Difference[] {
-  if (before === undefined && after === undefined) return out;
-  if (after === undefined) {
-    out.push({ path, kind: "missing", before: before as Json });
-    return out;
-  }
-  if (before === undefined) {
-    if (!options.subset) out.push({ path, kind: "extra", after });
-    return out;
-  }
-  if (isObject(before) && isObject(after)) {
-    for (const k of Object.keys(before))
-      diffJson(before[k], after[k], options, child(path, k), out);
-    for (const k of Object.keys(after))
-      if (!(k in before)) diffJson(undefined, after[k], options, child(path, k), out);
-    return out;
-  }
-  if (Array.isArray(before) && Array.isArray(after)) {
-    const n = Math.max(before.length, after.length);
-    for (let i = 0; i < n; i++) {
-      const a = i < before.length ? before[i] : undefined;
-      const b = i < after.length ? after[i] : undefined;
-      // A list is compared whole in length: extra items count even in subset mode.
-      if (a === undefined) out.push({ path: child(path, i), kind: "extra", after: b as Json });
-      else diffJson(a, b, options, child(path, i), out);
+  const out: Difference[] = [];
+  // Pairs still to compare, last first; `listItem`: an extra item of a list.
+  type Pair = [a: Json | undefined, b: Json | undefined, path: string, listItem?: boolean];
+  const todo: Pair[] = [[before, after, "$"]];
+  while (todo.length > 0) {
+    const [a, b, path, listItem] = todo.pop() as Pair;
+    if (a === undefined && b === undefined) continue;
+    if (b === undefined) {
+      out.push({ path, kind: "missing", before: a as Json });
+      continue;
     }
-    return out;
+    if (a === undefined) {
+      if (!options.subset || listItem) out.push({ path, kind: "extra", after: b });
+      continue;
+    }
+    const next: Pair[] = [];
+    if (isObject(a) && isObject(b)) {
+      for (const k of Object.keys(a)) next.push([a[k], own(b, k), child(path, k)]);
+      for (const k of Object.keys(b))
+        if (!Object.hasOwn(a, k)) next.push([undefined, b[k], child(path, k)]);
+    } else if (Array.isArray(a) && Array.isArray(b)) {
+      const n = Math.max(a.length, b.length);
+      for (let i = 0; i < n; i++) {
+        // A list is compared whole in length: extra items count even in subset mode.
+        if (i >= a.length) next.push([undefined, b[i] as Json, child(path, i), true]);
+        else next.push([a[i], i < b.length ? b[i] : undefined, child(path, i)]);
+      }
+    } else {
+      if (!sameScalar(a, b)) out.push({ path, kind: "changed", before: a, after: b });
+      continue;
+    }
+    for (let i = next.length - 1; i >= 0; i--) todo.push(next[i] as Pair);
   }
-  if (!sameScalar(before, after)) out.push({ path, kind: "changed", before, after });
   return out;
 }
 
@@ -59,4 +67,18 @@ function sameScalar(a: Json, b: Json): boolean {
   if (typeof a !== typeof b && (typeof a === "string" || typeof b === "string"))
     return String(a) === String(b) && typeof a !== "object" && typeof b !== "object";
   return false;
+}
+
+/** How deep `value` nests (0 for a scalar), counted without recursion, stopping past `limit`. */
+export function depthOf(value: unknown, limit: number): number {
+  let max = 0;
+  const todo: [unknown, number][] = [[value, 0]];
+  while (todo.length > 0) {
+    const [v, d] = todo.pop() as [unknown, number];
+    if (typeof v !== "object" || v === null) continue;
+    if (d + 1 > max) max = d + 1;
+    if (max > limit) return max;
+    for (const x of Array.isArray(v) ? v : Object.values(v)) todo.push([x, d + 1]);
+  }
+  return max;
 }

@@ -13,6 +13,8 @@ export interface StackLuaOptions {
   stack?: string | undefined;
   /** Recorded as the source of changes and events. */
   source?: string | undefined;
+  /** The run's lock on the stack: the module's changes are made under it. */
+  lockId?: string | undefined;
 }
 
 /** Drops nulls (Lua has no null) and copies. */
@@ -75,6 +77,7 @@ export function createLuaModule(options: StackLuaOptions = {}) {
     return { store, name: options.stack };
   };
   const source = options.source;
+  const lockId = options.lockId;
   const functions = {
     __name: () => options.stack,
     state: async () => {
@@ -92,12 +95,12 @@ export function createLuaModule(options: StackLuaOptions = {}) {
         ...(spec.fix !== undefined ? { fix: spec.fix as string } : {}),
         dependsOn: list(spec.depends_on ?? spec.dependsOn, "depends_on"),
       };
-      store.setResource(name, r, { source });
+      store.setResource(name, r, { source, lockId });
       return true;
     },
     remove_resource: async (resource: string) => {
       const { store, name } = await need();
-      store.removeResource(name, resource, { source });
+      store.removeResource(name, resource, { source, lockId });
       return true;
     },
     resources: async () => {
@@ -119,6 +122,7 @@ export function createLuaModule(options: StackLuaOptions = {}) {
       return store.snapshot(name, {
         ...(description !== undefined ? { description: String(description) } : {}),
         source,
+        lockId,
       }).name;
     },
     event: async (message: string, severity?: string) => {

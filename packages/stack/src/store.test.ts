@@ -234,3 +234,103 @@ describe("the database file", () => {
     expect(fs.readFileSync(bad, "utf8").startsWith("not a database")).toBe(true);
   });
 });
+
+describe("review findings", () => {
+  it("refuses a ttl past 10 years and JSON nested too deep", () => {
+    store.create("s");
+    expect(codeOf(() => store.lock("s", { ttlMs: 1e15 }))).toBe("SLOTH_INVALID_ARGUMENT");
+    let deep: unknown = 1;
+    for (let i = 0; i < 300; i++) deep = [deep];
+    expect(() => store.setResource("s", { name: "d", type: "t", desired: deep as never })).toThrow(
+      "resource 'd': desired nests deeper than 256 levels",
+    );
+    expect(() => store.setState("s", { deep } as never)).toThrow(
+      "state nests deeper than 256 levels",
+    );
+  });
+
+  it("sees keys named like Object.prototype's (constructor, toString, __proto__)", () => {
+    store.create("q");
+    store.snapshot("q");
+    store.setResource("q", { name: "constructor", type: "t", desired: 1 });
+    store.setResource("q", { name: "toString", type: "t", desired: { hasOwnProperty: 2 } });
+    expect(store.compare("q", "v1", "current").map((d) => [d.path, d.kind])).toEqual([
+      ["$.resources.constructor", "extra"],
+      ["$.resources.toString", "extra"],
+    ]);
+    store.snapshot("q");
+    store.removeResource("q", "constructor");
+    expect(store.compare("q", "v2", "current")).toEqual([
+      {
+        path: "$.resources.constructor",
+        kind: "missing",
+        before: { name: "constructor", type: "t", desired: 1, dependsOn: [] },
+      },
+    ]);
+  });
+
+  it("does not restore dependencies that would now make a cycle", () => {
+    store.create("a");
+    store.create("b");
+    store.update("a", { dependsOn: ["b"] });
+    store.snapshot("a");
+    store.update("a", { dependsOn: [] });
+    store.update("b", { dependsOn: ["a"] });
+    expect(() => store.restore("a", "v1")).toThrow(
+      "cannot restore v1 of stack 'a': these dependencies would make a cycle: a -> b -> a",
+    );
+    expect(store.get("a").dependsOn).toEqual([]);
+  });
+
+  it("refuses changes under someone else's lock, and takes them under the caller's", () => {
+    store.create("m");
+    store.setResource("m", { name: "r", type: "t", desired: 1 });
+    store.snapshot("m");
+    const l = store.lock("m", { lockedBy: "ops", reason: "maintenance", pid: null });
+    const changes: [string, () => unknown][] = [
+      ["setResource", () => store.setResource("m", { name: "x", type: "t", desired: 1 })],
+      ["removeResource", () => store.removeResource("m", "r")],
+      ["update", () => store.update("m", { dependsOn: [] })],
+      ["setState", () => store.setState("m", {})],
+      ["deleteVersion", () => store.deleteVersion("m", 1)],
+      ["restore", () => store.restore("m", 1)],
+      ["delete", () => store.delete("m")],
+    ];
+    for (const [what, fn] of changes)
+      expect([what, codeOf(fn)]).toEqual([what, "SLOTH_STACK_LOCKED"]);
+    store.setResource("m", { name: "x", type: "t", desired: 1 }, { lockId: l.lockId });
+    store.restore("m", 1, { lockId: l.lockId });
+    store.deleteVersion("m", 1, { lockId: l.lockId });
+    // Observations and snapshots are not changes.
+    store.snapshot("m");
+    store.addEvent("m", { type: "note", message: "hi" });
+  });
+
+  it("records a run whose process died as failed when its stale lock is seen", async () => {
+    store.create("k");
+    const script = `
+      const { openStackStore } = await import(${JSON.stringify(path.resolve(__dirname, "index.ts"))});
+      const s = openStackStore({ path: ${JSON.stringify(file)} });
+      const l = s.lock("k", { operation: "run", lockedBy: "runner" });
+      s.beginExecution("k", { runId: "r-dead", lockId: l.lockId });
+      console.log("running");
+      setInterval(() => {}, 1000);`;
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", script],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+    expect(store.get("k").status).toBe("running");
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    const s = store.get("k");
+    expect(s).toMatchObject({ status: "failed", executionCount: 1, lock: undefined });
+    expect(store.events({ stack: "k", limit: 1 })[0]).toMatchObject({
+      type: "stack.execution.failed",
+      message: "run r-dead ended without recording how: its lock is stale (holder gone, runner)",
+    });
+  });
+});

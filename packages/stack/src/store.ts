@@ -15,7 +15,7 @@ import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3"
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { dependencyOrder, findCycle, transitive } from "./deps.js";
 import { StackError } from "./errors.js";
-import { diffJson } from "./json-diff.js";
+import { depthOf, diffJson } from "./json-diff.js";
 import { stackEvents, stackLocks, stackResources, stacks, stackVersions } from "./schema.js";
 import type {
   Difference,
@@ -40,9 +40,15 @@ export interface StackStoreOptions {
   durability?: Durability | undefined;
 }
 
-/** Who does something, for the audit trail (default `user@host`). */
+/** Who does something, for the audit trail (default `user@host`), and the lock they hold. */
 export interface Source {
   source?: string | undefined;
+  /**
+   * The id of the stack's lock, when the caller holds it. While someone else
+   * holds the lock, changes to the stack (its state, resources, dependencies,
+   * snapshots, executions) are refused with SLOTH_STACK_LOCKED.
+   */
+  lockId?: string | undefined;
 }
 
 /** Options of {@link StackStore.lock}. */
@@ -61,6 +67,8 @@ export interface LockOptions extends Source {
    * that outlives its process (the CLI's `stack lock acquire`).
    */
   pid?: number | null | undefined;
+  /** The id to give the lock (default: a random one); the holder passes it as `lockId`. */
+  lockId?: string | undefined;
 }
 
 /** Everything about one stack, as `stack export` writes it. */
@@ -182,6 +190,10 @@ export interface StackStore {
 
 const MIGRATIONS = fileURLToPath(new URL("../drizzle", import.meta.url));
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** The longest lock ttl: 10 years. */
+export const MAX_TTL_MS = 10 * 365.25 * 24 * 3600 * 1000;
+/** How deep states and desired values may nest. */
+export const MAX_DEPTH = 256;
 
 /** `user@host`, the default source of changes and holder of locks. */
 export function defaultActor(): string {
@@ -225,11 +237,17 @@ function versionNumber(v: number | string): number {
 function checkJsonObject(value: unknown, what: string): JsonObject {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new StackError("SLOTH_INVALID_ARGUMENT", `${what} must be a JSON object`);
+  checkDepth(value, what);
   try {
     return JSON.parse(JSON.stringify(value)) as JsonObject;
   } catch (e) {
     throw new StackError("SLOTH_INVALID_ARGUMENT", `${what} is not JSON: ${(e as Error).message}`);
   }
+}
+
+function checkDepth(value: unknown, what: string): void {
+  if (depthOf(value, MAX_DEPTH) > MAX_DEPTH)
+    throw new StackError("SLOTH_INVALID_ARGUMENT", `${what} nests deeper than ${MAX_DEPTH} levels`);
 }
 
 const date = (ms: number | null) => (ms === null ? undefined : new Date(ms));
@@ -475,7 +493,52 @@ class SqliteStackStore implements StackStore {
   }
 
   get(name: string): Stack {
-    return this.toStack(this.row(name));
+    return this.toStack(this.settle(this.row(name)));
+  }
+
+  /**
+   * A stack left `running` by a run whose lock went stale (its process is
+   * gone, or the lock expired) is recorded as failed, with an event, and the
+   * stale lock dropped: nothing else will ever end that run.
+   */
+  private settle(row: StackRow): StackRow {
+    if (row.status !== "running") return row;
+    const held = this.lockRow(row.id);
+    if (!held || held.operation !== "run" || !this.toLock(held).stale) return row;
+    return this.tx(() => {
+      const now = this.db.select().from(stacks).where(eq(stacks.id, row.id)).get();
+      if (now === undefined || now.status !== "running") return now ?? row;
+      const lock = this.lockRow(row.id);
+      if (!lock || !this.toLock(lock).stale) return now;
+      this.endDead(now, this.toLock(lock));
+      return this.db.select().from(stacks).where(eq(stacks.id, row.id)).get() as StackRow;
+    });
+  }
+
+  /** Records the run of a dead process as failed (inside a transaction). */
+  private endDead(row: StackRow, lock: StackLock): void {
+    this.db.delete(stackLocks).where(eq(stackLocks.stackId, row.id)).run();
+    this.event(
+      row.name,
+      "lock.force_released",
+      `stale lock of ${lock.lockedBy} broken (${lock.stale ?? "stale"})`,
+      "sloth-runner",
+      { lockedBy: lock.lockedBy, operation: lock.operation, why: lock.stale ?? "stale" },
+      "warning",
+    );
+    this.touch(row.id, {
+      status: "failed",
+      lastExecutionAt: Date.now(),
+      executionCount: row.executionCount + 1,
+    });
+    this.event(
+      row.name,
+      "stack.execution.failed",
+      `run ${row.lastRunId ?? "?"} ended without recording how: its lock is stale (${lock.stale ?? "broken"}, ${lock.lockedBy})`,
+      "sloth-runner",
+      { runId: row.lastRunId ?? null },
+      "error",
+    );
   }
 
   find(name: string): Stack | undefined {
@@ -484,7 +547,7 @@ class SqliteStackStore implements StackStore {
       .from(stacks)
       .where(eq(stacks.name, checkStackName(name)))
       .get();
-    return row ? this.toStack(row) : undefined;
+    return row ? this.toStack(this.settle(row)) : undefined;
   }
 
   list(): Stack[] {
@@ -493,12 +556,13 @@ class SqliteStackStore implements StackStore {
       .from(stacks)
       .orderBy(asc(stacks.name))
       .all()
-      .map((r) => this.toStack(r));
+      .map((r) => this.toStack(this.settle(r)));
   }
 
   update(name: string, changes: { description?: string; dependsOn?: string[] } & Source): Stack {
     return this.tx(() => {
       const row = this.row(name);
+      this.checkLockFree(name, row.id, changes.lockId);
       const set: Partial<typeof stacks.$inferInsert> = {};
       const data: JsonObject = {};
       if (changes.description !== undefined) {
@@ -520,7 +584,7 @@ class SqliteStackStore implements StackStore {
     this.tx(() => {
       const row = this.row(name);
       const lock = this.lockRow(row.id);
-      if (lock && !options.force) {
+      if (lock && !options.force && lock.lockId !== options.lockId) {
         const l = this.toLock(lock);
         if (!l.stale)
           throw new StackError(
@@ -565,6 +629,7 @@ class SqliteStackStore implements StackStore {
   beginExecution(name: string, options: { runId: string } & Source): Stack {
     return this.tx(() => {
       const row = this.row(name);
+      this.checkLockFree(name, row.id, options.lockId);
       this.touch(row.id, { status: "running", lastRunId: options.runId });
       this.event(name, "stack.execution.started", `run ${options.runId} started`, options.source, {
         runId: options.runId,
@@ -585,6 +650,7 @@ class SqliteStackStore implements StackStore {
     const state = options.state === undefined ? undefined : checkJsonObject(options.state, "state");
     return this.tx(() => {
       const row = this.row(name);
+      this.checkLockFree(name, row.id, options.lockId);
       this.touch(row.id, {
         status: options.status,
         lastRunId: options.runId,
@@ -608,6 +674,7 @@ class SqliteStackStore implements StackStore {
     const value = checkJsonObject(state, "state");
     return this.tx(() => {
       const row = this.row(name);
+      this.checkLockFree(name, row.id, options.lockId);
       this.touch(row.id, { state: JSON.stringify(value) });
       this.event(name, "stack.updated", "state replaced", options.source);
       return this.get(name);
@@ -616,10 +683,11 @@ class SqliteStackStore implements StackStore {
 
   lock(name: string, options: LockOptions = {}): StackLock {
     const ttl = options.ttlMs;
-    if (ttl !== undefined && (!Number.isFinite(ttl) || ttl <= 0))
+    if (ttl !== undefined && (!Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_MS))
       throw new StackError(
         "SLOTH_INVALID_ARGUMENT",
-        `invalid lock ttl ${ttl}: expected a positive duration`,
+        `invalid lock ttl ${ttl}: expected a positive duration of at most 10 years`,
+        { hint: "leave the ttl out for a lock held until it is released" },
       );
     const metadata = checkJsonObject(options.metadata ?? {}, "lock metadata");
     return this.tx(() => {
@@ -628,21 +696,24 @@ class SqliteStackStore implements StackStore {
       if (held) {
         const l = this.toLock(held);
         if (!l.stale) throw lockedError(name, l);
-        this.db.delete(stackLocks).where(eq(stackLocks.stackId, row.id)).run();
-        this.event(
-          name,
-          "lock.force_released",
-          `stale lock of ${l.lockedBy} broken (${l.stale})`,
-          options.source,
-          { lockedBy: l.lockedBy, operation: l.operation, why: l.stale },
-          "warning",
-        );
+        if (row.status === "running" && held.operation === "run") this.endDead(row, l);
+        else {
+          this.db.delete(stackLocks).where(eq(stackLocks.stackId, row.id)).run();
+          this.event(
+            name,
+            "lock.force_released",
+            `stale lock of ${l.lockedBy} broken (${l.stale})`,
+            options.source,
+            { lockedBy: l.lockedBy, operation: l.operation, why: l.stale },
+            "warning",
+          );
+        }
       }
       const who = processIdentity(
         options.pid === null ? process.pid : (options.pid ?? process.pid),
       );
       const now = Date.now();
-      const lockId = randomUUID();
+      const lockId = options.lockId ?? randomUUID();
       const lockedBy = options.lockedBy ?? defaultActor();
       this.db
         .insert(stackLocks)
@@ -825,6 +896,21 @@ class SqliteStackStore implements StackStore {
       this.checkLockFree(name, row.id, options.lockId);
       const v = this.version(name, version);
       const c = v.content;
+      // Other stacks may have come to depend on this one since the snapshot.
+      if (JSON.stringify(c.dependsOn) !== row.dependsOn) {
+        try {
+          this.checkDeps(name, c.dependsOn);
+        } catch (e) {
+          throw new StackError(
+            "SLOTH_STACK_DEPENDENCY_CYCLE",
+            `cannot restore ${v.name} of stack '${name}': ${(e as Error).message}`,
+            {
+              hint: "change the dependencies of the other stacks in the cycle first (`sloth-runner stack deps set`)",
+              details: (e as StackError).details,
+            },
+          );
+        }
+      }
       this.db.delete(stackResources).where(eq(stackResources.stackId, row.id)).run();
       for (const r of c.resources) this.insertResource(row.id, r);
       // Dependencies that no longer exist are kept: `deps show` reports them missing.
@@ -857,6 +943,7 @@ class SqliteStackStore implements StackStore {
   deleteVersion(name: string, version: number | string, options: Source = {}): void {
     this.tx(() => {
       const row = this.row(name);
+      this.checkLockFree(name, row.id, options.lockId);
       const v = this.version(name, version);
       this.db
         .delete(stackVersions)
@@ -887,6 +974,7 @@ class SqliteStackStore implements StackStore {
     const r = checkResource(resource);
     return this.tx(() => {
       const row = this.row(name);
+      this.checkLockFree(name, row.id, options.lockId);
       const others = new Map(this.resources(name).map((x) => [x.name, x.dependsOn]));
       others.set(r.name, r.dependsOn ?? []);
       const cycle = findCycle(others, [r.name]);
@@ -928,6 +1016,7 @@ class SqliteStackStore implements StackStore {
   removeResource(name: string, resource: string, options: Source = {}): void {
     this.tx(() => {
       const row = this.row(name);
+      this.checkLockFree(name, row.id, options.lockId);
       const gone = this.db
         .delete(stackResources)
         .where(and(eq(stackResources.stackId, row.id), eq(stackResources.name, resource)))
@@ -1081,6 +1170,7 @@ function checkResource(r: ResourceSpec): ResourceSpec {
       `resource '${name}': depends_on must be a list of names`,
     );
   let desired: Json;
+  checkDepth(r.desired, `resource '${name}': desired`);
   try {
     desired = JSON.parse(JSON.stringify(r.desired ?? null)) as Json;
   } catch (e) {

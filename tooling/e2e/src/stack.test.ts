@@ -224,7 +224,7 @@ describe("stack commands", () => {
       [
         ["stack", "lock", "acquire", "ghost", "--ttl", "soon"],
         2,
-        `error: invalid --ttl 'soon'; use a duration such as "30s", "10m" or "2h"\n`,
+        `error: invalid --ttl 'soon'; use a duration from 1s to 10 years, such as "30s", "10m" or "2h"; leave it out for a lock held until released\n`,
       ],
     ];
     for (const [args, code, stderr] of cases) {
@@ -247,6 +247,86 @@ describe("stack commands", () => {
     expect(bad.stderr).toMatch(/^error: .*stacks\.db.*\n$/);
     expect(bad.stderr).not.toMatch(/\n\s+at /);
     expect(fs.readFileSync(db, "utf8").startsWith("this is not a database")).toBe(true);
+  });
+});
+
+describe("stack commands: locks held by the caller, and bad values", () => {
+  it("makes changes under the caller's lock with --lock-id, refuses them without", async () => {
+    const motd = path.join(dir, "motd");
+    fs.writeFileSync(motd, "old\n");
+    await sloth("stack", "create", "m");
+    const l = await json("stack", "lock", "acquire", "m", "--reason", "maintenance");
+    const set = [
+      "stack",
+      "resource",
+      "set",
+      "m",
+      "motd",
+      "--type",
+      "file",
+      "--desired",
+      "new",
+      "--check",
+      `cat ${motd}`,
+      "--fix",
+      `echo new > ${motd}`,
+    ];
+    const refused = await sloth(...set);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /^error: stack 'm' is locked by \S+ since \S+ \(manual: maintenance\);/,
+    );
+    expect((await sloth(...set, "--lock-id", l.lockId)).code).toBe(0);
+    // The fix runs under the caller's lock, which stays held.
+    const fixed = await sloth(
+      "stack",
+      "drift",
+      "fix",
+      "m",
+      "--auto-approve",
+      "--lock-id",
+      l.lockId,
+    );
+    expect(fixed.code).toBe(0);
+    expect(fs.readFileSync(motd, "utf8")).toBe("new\n");
+    expect((await json("stack", "lock", "status", "m")).lock.lockId).toBe(l.lockId);
+    const wrong = await sloth("stack", "drift", "fix", "m", "--auto-approve", "--lock-id", "nope");
+    expect(wrong.stderr).toBe(
+      "error: the lock of stack 'm' is not nope; see `sloth-runner stack lock status m`\n",
+    );
+  });
+
+  it("names values out of range", async () => {
+    await sloth("stack", "create", "v");
+    const cases: [string[], string][] = [
+      [
+        ["stack", "events", "v", "--limit", "abc"],
+        "error: invalid --limit 'abc': expected an integer >= 1\n",
+      ],
+      [
+        ["stack", "resource", "set", "v", "r", "--type", "t", "--desired", '{"a":1'],
+        `error: invalid --desired: Expected ',' or '}' after property value in JSON at position 6; give valid JSON, or plain text written as a JSON string (--desired '"text"')\n`,
+      ],
+      [
+        ["stack", "lock", "acquire", "v", "--ttl", "999999999999d"],
+        `error: invalid --ttl '999999999999d'; use a duration from 1s to 10 years, such as "30s", "10m" or "2h"; leave it out for a lock held until released\n`,
+      ],
+      [
+        ["stack", "drift", "detect", "v", "--timeout", "30d"],
+        `error: invalid --timeout '30d'; use a duration from 1ms to 24 days, such as "30s" or "5m"\n`,
+      ],
+    ];
+    for (const [args, stderr] of cases) {
+      const r = await sloth(...args);
+      expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 2, stderr });
+    }
+  });
+
+  it("shows control characters of other users' text as '?'", async () => {
+    await sloth("stack", "create", "t", "-d", "evil\u001b[2Jdesc");
+    const out = (await sloth("stack", "list")).stdout;
+    expect(out).toContain("evil?[2Jdesc");
+    expect(out).not.toContain("\u001b");
   });
 });
 
@@ -344,6 +424,10 @@ workflow.define("release"):tasks({ deploy }):config({
     expect(third.code).toBe(0);
     const events = await json("stack", "events", "prod");
     expect(events.map((e: { type: string }) => e.type)).toContain("lock.force_released");
+    // The killed run is recorded as failed.
+    expect(
+      events.find((e: { type: string }) => e.type === "stack.execution.failed").message,
+    ).toMatch(/ended without recording how: its lock is stale \(holder gone, /);
     expect(events.find((e: { type: string }) => e.type === "lock.force_released").message).toMatch(
       /\(holder gone\)$/,
     );
@@ -392,6 +476,67 @@ workflow.define("m"):tasks({ deploy }):config({ detect_drift = true })
     expect(r.stdout).toContain(
       "plain.sloth:1: this run deploys no stack: run it as `sloth-runner run STACK -f FILE` to use the stack module",
     );
+  });
+
+  it("says in -o json output that the stack drifted after the run", async () => {
+    const f = deploy();
+    await sloth("stack", "create", "prod");
+    await sloth("stack", "resource", "set", "prod", "gone", "--type", "file", "--check", "false");
+    const r = await sloth("run", "prod", "-f", f, "-o", "json");
+    expect(r.code).toBe(1);
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines.at(-2)).toMatchObject({ type: "summary", status: "succeeded" });
+    expect(lines.at(-1)).toEqual({
+      type: "stack",
+      stack: "prod",
+      status: "failed",
+      message: "stack 'prod' drifted after the run (detect_drift): gone (missing)",
+    });
+  });
+
+  it("stops a rollback's fixes on Ctrl-C, records it and releases the lock", async () => {
+    const f = deploy();
+    const fail = write("fail.yaml", "fail: true\n");
+    const mark = path.join(dir, "fix-finished");
+    await sloth("stack", "create", "prod");
+    await sloth(
+      "stack",
+      "resource",
+      "set",
+      "prod",
+      "slow",
+      "--type",
+      "t",
+      "--desired",
+      "1",
+      "--check",
+      "echo 2",
+      "--fix",
+      `sleep 20; touch ${mark}`,
+    );
+    const p = spawnNode(
+      CLI_BIN,
+      ["--data-dir", dataDir, "run", "prod", "-f", f, "--values", fail],
+      {
+        env: { CI: "" },
+      },
+    );
+    await p.waitForOutput("rolled back to snapshot v1", 20_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const t = Date.now();
+    p.kill("SIGINT");
+    expect(await p.exited).toBe(130);
+    expect(Date.now() - t).toBeLessThan(5000);
+    expect(p.stderr()).toContain("stack 'prod': not fixed: slow: fix interrupted");
+    const s = await json("stack", "show", "prod");
+    expect(s).toMatchObject({ status: "failed", lock: null });
+    const types = (await json("stack", "events", "prod")).map((e: { type: string }) => e.type);
+    expect(types).toContain("stack.execution.interrupted");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(fs.existsSync(mark)).toBe(false);
   });
 
   it("refuses stack keys without a stack", async () => {

@@ -153,12 +153,14 @@ async function runFile(argv: RunArgs): Promise<number> {
     const { selectTasks, planRun, validateWorkflow } = await import("@sloth/workflow");
     // The Lua `stack` module: the stack this run deploys (functions say how
     // to run one when there is none).
+    // The run's stack lock gets this id, so the module's changes pass it.
+    const runLockId = (await import("node:crypto")).randomUUID();
     const stackModule = {
       name: "stack",
       url: import.meta.resolve("@sloth/stack/lua"),
       options: {
         path: dataDir.stacksDb,
-        ...(target.stack !== undefined ? { stack: target.stack } : {}),
+        ...(target.stack !== undefined ? { stack: target.stack, lockId: runLockId } : {}),
       },
     };
     const load = async (shared: boolean) => {
@@ -215,7 +217,13 @@ async function runFile(argv: RunArgs): Promise<number> {
     try {
       if (target.stack) {
         const { beginStackRun } = await import("../run/stack.js");
-        stackRun = await beginStackRun(dataDir.stacksDb, target.stack, target.file, models);
+        stackRun = await beginStackRun(
+          dataDir.stacksDb,
+          target.stack,
+          target.file,
+          models,
+          runLockId,
+        );
       }
       code = await executeRuns(models, {
         history,
@@ -236,7 +244,14 @@ async function runFile(argv: RunArgs): Promise<number> {
       const after = await stackRun?.finish(
         code === undefined ? "the run failed to start" : code > 128 ? "interrupted" : undefined,
       );
-      if (after?.failure && code === 0) code = 1;
+      if (after?.failure) {
+        if (json)
+          process.stdout.write(
+            `${JSON.stringify({ type: "stack", stack: target.stack, status: "failed", message: after.failure })}\n`,
+          );
+        if (after.signal) code = (await import("../signals.js")).signalExitCode(after.signal);
+        else if (code === 0) code = 1;
+      }
       history?.close();
       delegation?.close();
     }

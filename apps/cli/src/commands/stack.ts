@@ -21,8 +21,24 @@ import {
 
 interface StackArgs extends GlobalArgs {
   json?: boolean;
+  /** The id of the stack lock the caller holds (printed by `lock acquire`). */
+  lockId?: string;
 }
 type NameArgs = StackArgs & { name: string };
+
+/**
+ * Prints a line with control characters (other than newline and tab) shown
+ * as '?': descriptions, reasons and holders come from other users, and an
+ * escape sequence in them must not rewrite the terminal.
+ */
+function say(text: string): void {
+  let out = "";
+  for (const c of text) {
+    const n = c.charCodeAt(0);
+    out += (n < 32 && c !== "\n" && c !== "\t") || (n >= 127 && n < 160) ? "?" : c;
+  }
+  println(out);
+}
 
 // @sloth/stack loads better-sqlite3 and drizzle: only when a stack command runs.
 async function withStacks<T>(argv: StackArgs, fn: (s: StackStore) => T | Promise<T>): Promise<T> {
@@ -95,17 +111,35 @@ async function ttlOf(text: string | undefined): Promise<number | undefined> {
   const { parseDuration } = await import("@sloth/client");
   try {
     const ms = parseDuration(text);
-    if (ms <= 0) throw new Error("zero");
+    const { MAX_TTL_MS } = await import("@sloth/stack");
+    if (ms <= 0 || ms > MAX_TTL_MS) throw new Error("out of range");
     return ms;
   } catch {
     throw new CliError(`invalid --ttl '${text}'`, {
-      hint: 'use a duration such as "30s", "10m" or "2h"',
+      hint: 'use a duration from 1s to 10 years, such as "30s", "10m" or "2h"; leave it out for a lock held until released',
       exitCode: 2,
     });
   }
 }
 
 // ---- stacks ------------------------------------------------------------
+
+function checkLimit(n: number): number {
+  if (!Number.isInteger(n) || n < 1)
+    throw new CliError(`invalid --limit '${rawFlag("--limit") ?? n}': expected an integer >= 1`, {
+      exitCode: 2,
+    });
+  return n;
+}
+
+/** What was typed after a flag (yargs turns "abc" into NaN). */
+function rawFlag(flag: string): string | undefined {
+  const argv = process.argv;
+  const i = argv.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
+  if (i === -1) return undefined;
+  const a = argv[i] as string;
+  return a.includes("=") ? a.slice(a.indexOf("=") + 1) : argv[i + 1];
+}
 
 /** Dependencies may be created later; a typo should not pass unseen. */
 function warnMissing(s: StackStore, x: Stack): void {
@@ -121,18 +155,18 @@ const list: CommandModule<StackArgs, StackArgs> = {
     withStacks(argv, (s) => {
       const stacks = s.list();
       if (argv.json) return printJson(stacks.map(stackJson));
-      if (stacks.length === 0) return println("no stacks yet");
+      if (stacks.length === 0) return say("no stacks yet");
       const c = painter(process.stdout);
       const rows = stacks.map((x) => [
         x.name,
         paintStatus(c, x.status),
         String(x.executionCount),
-        x.lastVersion > 0 ? `v${x.lastVersion}` : "-",
+        s.versions(x.name).at(-1)?.name ?? "-",
         when(x.lastExecutionAt),
         x.lock ? (x.lock.stale ? `stale (${x.lock.lockedBy})` : x.lock.lockedBy) : "-",
         x.description,
       ]);
-      println(
+      say(
         table([
           ["NAME", "STATUS", "RUNS", "SNAPSHOT", "LAST RUN", "LOCKED BY", "DESCRIPTION"],
           ...rows,
@@ -157,24 +191,22 @@ const showCmd: CommandModule<StackArgs, NameArgs> = {
           versions: versions.map((v) => versionJson(v, false)),
         });
       const c = painter(process.stdout);
-      println(`stack:        ${x.name}${x.description ? ` (${x.description})` : ""}`);
-      println(`status:       ${paintStatus(c, x.status)}`);
-      println(
+      say(`stack:        ${x.name}${x.description ? ` (${x.description})` : ""}`);
+      say(`status:       ${paintStatus(c, x.status)}`);
+      say(
         `runs:         ${x.executionCount}${x.lastRunId ? `, last ${x.lastRunId} at ${when(x.lastExecutionAt)}` : ""}`,
       );
-      println(`created:      ${when(x.createdAt)}, updated ${when(x.updatedAt)}`);
-      println(`lock:         ${x.lock ? lockLine(x.lock) : "free"}`);
-      println(`depends on:   ${x.dependsOn.length > 0 ? x.dependsOn.join(", ") : "-"}`);
-      println(
-        `snapshots:    ${versions.length > 0 ? versions.map((v) => v.name).join(", ") : "-"}`,
-      );
-      println(`resources:    ${resources.length > 0 ? "" : "-"}`);
+      say(`created:      ${when(x.createdAt)}, updated ${when(x.updatedAt)}`);
+      say(`lock:         ${x.lock ? lockLine(x.lock) : "free"}`);
+      say(`depends on:   ${x.dependsOn.length > 0 ? x.dependsOn.join(", ") : "-"}`);
+      say(`snapshots:    ${versions.length > 0 ? versions.map((v) => v.name).join(", ") : "-"}`);
+      say(`resources:    ${resources.length > 0 ? "" : "-"}`);
       for (const r of resources)
-        println(
+        say(
           `  ${r.name} (${r.type}): ${r.drift ? paintStatus(c, r.drift.status) : "never checked"}`,
         );
-      println("state:");
-      println(JSON.stringify(x.state, null, 2));
+      say("state:");
+      say(JSON.stringify(x.state, null, 2));
     }),
 };
 
@@ -198,7 +230,7 @@ const create: CommandModule<StackArgs, NameArgs & { description?: string; depend
         });
         warnMissing(s, x);
         if (argv.json) return printJson(stackJson(x));
-        println(`stack '${x.name}' created`);
+        say(`stack '${x.name}' created`);
       }),
   };
 
@@ -212,9 +244,9 @@ const del: CommandModule<StackArgs, NameArgs & { force?: boolean }> = {
     }),
   handler: (argv) =>
     withStacks(argv, (s) => {
-      s.delete(argv.name, { force: argv.force ?? false });
+      s.delete(argv.name, { force: argv.force ?? false, lockId: argv.lockId });
       if (argv.json) return printJson({ deleted: argv.name });
-      println(`stack '${argv.name}' deleted`);
+      say(`stack '${argv.name}' deleted`);
     }),
 };
 
@@ -236,7 +268,7 @@ const exportCmd: CommandModule<StackArgs, NameArgs & { output?: string }> = {
       if (argv.output === undefined) return printJson(doc);
       const fs = await import("node:fs");
       fs.writeFileSync(argv.output, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
-      println(`stack '${argv.name}' exported to ${argv.output}`);
+      say(`stack '${argv.name}' exported to ${argv.output}`);
     }),
 };
 
@@ -253,15 +285,15 @@ const events: CommandModule<StackArgs, StackArgs & { name?: string; limit: numbe
     withStacks(argv, (s) => {
       const list = s.events({
         ...(argv.name !== undefined ? { stack: argv.name } : {}),
-        limit: argv.limit,
+        limit: checkLimit(argv.limit),
       });
       // A deleted stack's events stay; a name never seen is an error.
       if (list.length === 0 && argv.name !== undefined) s.get(argv.name);
       if (argv.json) return printJson(list.map((e) => ({ ...e, createdAt: iso(e.createdAt) })));
-      if (list.length === 0) return println("no events");
+      if (list.length === 0) return say("no events");
       const c = painter(process.stdout);
       const sev = (x: string) => (x === "error" ? c.red(x) : x === "warning" ? c.yellow(x) : x);
-      println(
+      say(
         table([
           ["TIME", "STACK", "EVENT", "SEVERITY", "SOURCE", "MESSAGE"],
           ...list.map((e) => [
@@ -307,8 +339,8 @@ const lockAcquire: CommandModule<StackArgs, LockArgs> = {
         pid: null,
       });
       if (argv.json) return printJson(lockJson(l));
-      println(`stack '${argv.name}' ${lockLine(l)}`);
-      println(`lock id: ${l.lockId}`);
+      say(`stack '${argv.name}' ${lockLine(l)}`);
+      say(`lock id: ${l.lockId}`);
     });
   },
 };
@@ -326,7 +358,7 @@ const lockStatus: CommandModule<StackArgs, NameArgs> = {
           locked: l !== undefined && !l.stale,
           lock: lockJson(l),
         });
-      println(l ? `stack '${argv.name}' ${lockLine(l)}` : `stack '${argv.name}' is not locked`);
+      say(l ? `stack '${argv.name}' ${lockLine(l)}` : `stack '${argv.name}' is not locked`);
     }),
 };
 
@@ -347,7 +379,7 @@ const lockRelease: CommandModule<StackArgs, NameArgs & { lockedBy?: string; lock
           : { lockedBy: argv.lockedBy ?? defaultActor() },
       );
       if (argv.json) return printJson({ stack: argv.name, released });
-      println(released ? `stack '${argv.name}' unlocked` : `stack '${argv.name}' was not locked`);
+      say(released ? `stack '${argv.name}' unlocked` : `stack '${argv.name}' was not locked`);
     }),
 };
 
@@ -359,7 +391,7 @@ const lockForce: CommandModule<StackArgs, NameArgs & { reason?: string }> = {
     withStacks(argv, (s) => {
       const l = s.forceUnlock(argv.name, { reason: argv.reason });
       if (argv.json) return printJson({ stack: argv.name, released: lockJson(l) });
-      println(
+      say(
         l
           ? `lock of ${l.lockedBy} on stack '${argv.name}' released`
           : `stack '${argv.name}' was not locked`,
@@ -402,7 +434,7 @@ const snapCreate: CommandModule<StackArgs, NameArgs & { description?: string; cr
       withStacks(argv, (s) => {
         const v = s.snapshot(argv.name, { description: argv.description, creator: argv.creator });
         if (argv.json) return printJson(versionJson(v));
-        println(`snapshot ${v.name} of stack '${argv.name}' created`);
+        say(`snapshot ${v.name} of stack '${argv.name}' created`);
       }),
   };
 
@@ -414,8 +446,8 @@ const snapList: CommandModule<StackArgs, NameArgs> = {
     withStacks(argv, (s) => {
       const vs = s.versions(argv.name);
       if (argv.json) return printJson(vs.map((v) => versionJson(v, false)));
-      if (vs.length === 0) return println(`stack '${argv.name}' has no snapshots`);
-      println(
+      if (vs.length === 0) return say(`stack '${argv.name}' has no snapshots`);
+      say(
         table([
           ["VERSION", "CREATED", "CREATOR", "RESOURCES", "DESCRIPTION"],
           ...vs.map((v) => [
@@ -436,9 +468,9 @@ const snapRestore: CommandModule<StackArgs, VersionArgs> = {
   builder: (y) => versionArg(nameArg(y)),
   handler: (argv) =>
     withStacks(argv, (s) => {
-      const x = s.restore(argv.name, argv.snapshot);
+      const x = s.restore(argv.name, argv.snapshot, { lockId: argv.lockId });
       if (argv.json) return printJson(stackJson(x));
-      println(
+      say(
         `stack '${argv.name}' restored to ${argv.snapshot.startsWith("v") ? argv.snapshot : `v${argv.snapshot}`}`,
       );
     }),
@@ -457,10 +489,9 @@ const snapCompare: CommandModule<StackArgs, VersionArgs & { to: string }> = {
     withStacks(argv, (s) => {
       const diffs = s.compare(argv.name, argv.snapshot, argv.to);
       if (argv.json) return printJson(diffs);
-      if (diffs.length === 0)
-        return println(`no differences between ${argv.snapshot} and ${argv.to}`);
-      for (const d of diffs) println(differenceLine(d));
-      println(`${diffs.length} difference(s)`);
+      if (diffs.length === 0) return say(`no differences between ${argv.snapshot} and ${argv.to}`);
+      for (const d of diffs) say(differenceLine(d));
+      say(`${diffs.length} difference(s)`);
     }),
 };
 
@@ -470,9 +501,9 @@ const snapDelete: CommandModule<StackArgs, VersionArgs> = {
   builder: (y) => versionArg(nameArg(y)),
   handler: (argv) =>
     withStacks(argv, (s) => {
-      s.deleteVersion(argv.name, argv.snapshot);
+      s.deleteVersion(argv.name, argv.snapshot, { lockId: argv.lockId });
       if (argv.json) return printJson({ stack: argv.name, deleted: argv.snapshot });
-      println(`snapshot ${argv.snapshot} of stack '${argv.name}' deleted`);
+      say(`snapshot ${argv.snapshot} of stack '${argv.name}' deleted`);
     }),
 };
 
@@ -531,20 +562,30 @@ const resSet: CommandModule<StackArgs, ResourceArgs> = {
       if (argv.desired !== undefined) {
         try {
           desired = JSON.parse(argv.desired) as Json;
-        } catch {
+        } catch (e) {
+          // Text is text, but what looks like JSON must be JSON.
+          if (/^\s*[[{"]/.test(argv.desired))
+            throw new CliError(`invalid --desired: ${(e as Error).message}`, {
+              hint: `give valid JSON, or plain text written as a JSON string (--desired '"text"')`,
+              exitCode: 2,
+            });
           desired = argv.desired;
         }
       }
-      const r = s.setResource(argv.name, {
-        name: argv.resource,
-        type: argv.type,
-        desired,
-        ...(argv.check !== undefined ? { check: argv.check } : {}),
-        ...(argv.fix !== undefined ? { fix: argv.fix } : {}),
-        dependsOn: argv.dependsOn ?? [],
-      });
+      const r = s.setResource(
+        argv.name,
+        {
+          name: argv.resource,
+          type: argv.type,
+          desired,
+          ...(argv.check !== undefined ? { check: argv.check } : {}),
+          ...(argv.fix !== undefined ? { fix: argv.fix } : {}),
+          dependsOn: argv.dependsOn ?? [],
+        },
+        { lockId: argv.lockId },
+      );
       if (argv.json) return printJson({ ...r, checkedAt: iso(r.checkedAt) });
-      println(`resource '${r.name}' of stack '${argv.name}' set`);
+      say(`resource '${r.name}' of stack '${argv.name}' set`);
     }),
 };
 
@@ -556,9 +597,9 @@ const resList: CommandModule<StackArgs, NameArgs> = {
     withStacks(argv, (s) => {
       const rs = s.resources(argv.name);
       if (argv.json) return printJson(rs.map((r) => ({ ...r, checkedAt: iso(r.checkedAt) })));
-      if (rs.length === 0) return println(`stack '${argv.name}' has no resources`);
+      if (rs.length === 0) return say(`stack '${argv.name}' has no resources`);
       const c = painter(process.stdout);
-      println(
+      say(
         table([
           ["RESOURCE", "TYPE", "DRIFT", "CHECKED", "DESIRED"],
           ...rs.map((r) => [
@@ -580,9 +621,9 @@ const resRemove: CommandModule<StackArgs, NameArgs & { resource: string }> = {
     nameArg(y).positional("resource", { type: "string", demandOption: true }) as never,
   handler: (argv) =>
     withStacks(argv, (s) => {
-      s.removeResource(argv.name, argv.resource);
+      s.removeResource(argv.name, argv.resource, { lockId: argv.lockId });
       if (argv.json) return printJson({ stack: argv.name, removed: argv.resource });
-      println(`resource '${argv.resource}' removed from stack '${argv.name}'`);
+      say(`resource '${argv.resource}' removed from stack '${argv.name}'`);
     }),
 };
 
@@ -618,18 +659,16 @@ function printDrift(r: DriftReport, json: boolean | undefined, extra: object = {
   }
   const c = painter(process.stdout);
   if (r.resources.length === 0) {
-    println(`stack '${r.stack}' has no resources to check`);
+    say(`stack '${r.stack}' has no resources to check`);
     return;
   }
   for (const x of r.resources) {
     const f = x.finding;
-    println(
-      `${x.name} (${x.type}): ${paintStatus(c, f.status)}${f.message ? ` - ${f.message}` : ""}`,
-    );
-    for (const d of f.differences) println(`  ${differenceLine(d)}`);
+    say(`${x.name} (${x.type}): ${paintStatus(c, f.status)}${f.message ? ` - ${f.message}` : ""}`);
+    for (const d of f.differences) say(`  ${differenceLine(d)}`);
   }
   const off = r.resources.filter((x) => !["in_sync", "unchecked"].includes(x.finding.status));
-  println(
+  say(
     off.length === 0
       ? `stack '${r.stack}': no drift`
       : `stack '${r.stack}': ${off.length} of ${r.resources.length} resource(s) not in sync`,
@@ -642,9 +681,10 @@ async function driftRun(argv: DriftArgs) {
   if (argv.timeout !== undefined) {
     try {
       timeoutMs = parseDuration(argv.timeout);
+      if (timeoutMs < 1 || timeoutMs > 2_147_483_647) throw new Error("out of range");
     } catch {
       throw new CliError(`invalid --timeout '${argv.timeout}'`, {
-        hint: 'use a duration such as "30s" or "5m"',
+        hint: 'use a duration from 1ms to 24 days, such as "30s" or "5m"',
         exitCode: 2,
       });
     }
@@ -659,9 +699,23 @@ const driftDetect: CommandModule<StackArgs, DriftArgs> = {
   handler: async (argv) => {
     const opts = await driftRun(argv);
     const { detectDrift } = await import("@sloth/stack");
-    const r = await withStacks(argv, (s) => detectDrift(s, argv.name, opts));
-    printDrift(r, argv.json);
-    if (!r.inSync) throw new ExitCode(1);
+    const stop = new AbortController();
+    const { onStopSignals, signalExitCode } = await import("../signals.js");
+    let stoppedBy: NodeJS.Signals | undefined;
+    const off = onStopSignals((sig) => {
+      stoppedBy ??= sig;
+      stop.abort();
+    });
+    try {
+      const r = await withStacks(argv, (s) =>
+        detectDrift(s, argv.name, { ...opts, signal: stop.signal }),
+      );
+      printDrift(r, argv.json);
+      if (stoppedBy) throw new ExitCode(signalExitCode(stoppedBy));
+      if (!r.inSync) throw new ExitCode(1);
+    } finally {
+      off();
+    }
   },
 };
 
@@ -701,25 +755,41 @@ const driftFix: CommandModule<StackArgs, DriftArgs & { autoApprove?: boolean }> 
         else {
           printDrift(r, false);
           for (const x of off)
-            println(`would run for ${x.name}: ${fixes.get(x.name) ?? "(no fix command)"}`);
+            say(`would run for ${x.name}: ${fixes.get(x.name) ?? "(no fix command)"}`);
         }
         if (off.length === 0) return;
         throw new CliError("nothing was fixed: fixes run only with --auto-approve", {
           hint: `review the commands above, then run \`sloth-runner stack drift fix ${argv.name} --auto-approve\``,
         });
       }
-      // One fixer at a time: the fixes run under the stack's lock.
-      const lock = s.lock(argv.name, { operation: "drift fix", reason: "stack drift fix" });
+      // One fixer at a time: the fixes run under the stack's lock (the
+      // caller's own, given with --lock-id, or one taken for them).
+      const lockId =
+        argv.lockId ??
+        s.lock(argv.name, { operation: "drift fix", reason: "stack drift fix" }).lockId;
+      if (argv.lockId !== undefined && s.lockStatus(argv.name)?.lockId !== argv.lockId)
+        throw new CliError(`the lock of stack '${argv.name}' is not ${argv.lockId}`, {
+          hint: `see \`sloth-runner stack lock status ${argv.name}\``,
+        });
+      const stop = new AbortController();
+      const { onStopSignals, signalExitCode } = await import("../signals.js");
+      let stoppedBy: NodeJS.Signals | undefined;
+      const off = onStopSignals((sig) => {
+        stoppedBy ??= sig;
+        stop.abort();
+      });
       try {
-        const r = await fixDrift(s, argv.name, opts);
+        const r = await fixDrift(s, argv.name, { ...opts, signal: stop.signal });
         printDrift(r, argv.json, { fixed: r.fixed, failed: r.failed });
         if (!argv.json) {
-          if (r.fixed.length > 0) println(`fixed: ${r.fixed.join(", ")}`);
-          for (const f of r.failed) println(`not fixed: ${f.name}: ${f.message}`);
+          if (r.fixed.length > 0) say(`fixed: ${r.fixed.join(", ")}`);
+          for (const f of r.failed) say(`not fixed: ${f.name}: ${f.message}`);
         }
+        if (stoppedBy) throw new ExitCode(signalExitCode(stoppedBy));
         if (!r.inSync) throw new ExitCode(1);
       } finally {
-        s.unlock(argv.name, { lockId: lock.lockId });
+        off();
+        if (argv.lockId === undefined) s.unlock(argv.name, { lockId });
       }
     });
   },
@@ -748,11 +818,11 @@ const depsShow: CommandModule<StackArgs, NameArgs> = {
       const d = s.dependencies(argv.name);
       if (argv.json) return printJson({ stack: argv.name, ...d, cycle: d.cycle ?? null });
       const l = (xs: string[]) => (xs.length > 0 ? xs.join(", ") : "-");
-      println(`depends on:    ${l(d.direct)}`);
-      println(`transitively:  ${l(d.transitive)}`);
-      println(`dependents:    ${l(d.dependents)}`);
-      if (d.missing.length > 0) println(`missing:       ${d.missing.join(", ")}`);
-      if (d.cycle) println(`cycle:         ${d.cycle.join(" -> ")}`);
+      say(`depends on:    ${l(d.direct)}`);
+      say(`transitively:  ${l(d.transitive)}`);
+      say(`dependents:    ${l(d.dependents)}`);
+      if (d.missing.length > 0) say(`missing:       ${d.missing.join(", ")}`);
+      if (d.cycle) say(`cycle:         ${d.cycle.join(" -> ")}`);
     }),
 };
 
@@ -762,10 +832,10 @@ const depsSet: CommandModule<StackArgs, NameArgs & { deps: string[] }> = {
   builder: (y) => nameArg(y).positional("deps", { type: "string", array: true }) as never,
   handler: (argv) =>
     withStacks(argv, (s) => {
-      const x = s.update(argv.name, { dependsOn: argv.deps ?? [] });
+      const x = s.update(argv.name, { dependsOn: argv.deps ?? [], lockId: argv.lockId });
       warnMissing(s, x);
       if (argv.json) return printJson(stackJson(x));
-      println(
+      say(
         `stack '${argv.name}' depends on ${x.dependsOn.length > 0 ? x.dependsOn.join(", ") : "nothing"}`,
       );
     }),
@@ -781,10 +851,10 @@ const depsCheck: CommandModule<StackArgs, NameArgs> = {
       const ok = d.missing.length === 0 && d.cycle === undefined;
       if (argv.json)
         printJson({ stack: argv.name, ok, missing: d.missing, cycle: d.cycle ?? null });
-      else if (ok) println(`stack '${argv.name}': dependencies ok (${d.transitive.length})`);
+      else if (ok) say(`stack '${argv.name}': dependencies ok (${d.transitive.length})`);
       else {
-        if (d.missing.length > 0) println(`missing: ${d.missing.join(", ")}`);
-        if (d.cycle) println(`cycle: ${d.cycle.join(" -> ")}`);
+        if (d.missing.length > 0) say(`missing: ${d.missing.join(", ")}`);
+        if (d.cycle) say(`cycle: ${d.cycle.join(" -> ")}`);
       }
       if (!ok) throw new ExitCode(1);
     }),
@@ -799,7 +869,7 @@ const depsOrder: CommandModule<StackArgs, StackArgs & { names: string[] }> = {
     withStacks(argv, (s) => {
       const order = s.order(argv.names);
       if (argv.json) return printJson(order);
-      for (const [i, n] of order.entries()) println(`${i + 1}. ${n}`);
+      for (const [i, n] of order.entries()) say(`${i + 1}. ${n}`);
     }),
 };
 
@@ -844,7 +914,7 @@ const depsGraph: CommandModule<
       }
       const fs = await import("node:fs");
       fs.writeFileSync(argv.output, text);
-      return println(`graph of ${g.nodes.length} stack(s) written to ${argv.output}`);
+      return say(`graph of ${g.nodes.length} stack(s) written to ${argv.output}`);
     }
     if (argv.output === undefined)
       throw new CliError(`a ${format} graph needs --output FILE`, { exitCode: 2 });
@@ -858,7 +928,7 @@ const depsGraph: CommandModule<
       throw new CliError(
         `dot could not draw the graph: ${r.error?.message ?? r.stderr.toString().trim().split("\n")[0]}`,
       );
-    println(`graph of ${g.nodes.length} stack(s) written to ${argv.output}`);
+    say(`graph of ${g.nodes.length} stack(s) written to ${argv.output}`);
   },
 };
 
@@ -896,10 +966,10 @@ const validate: CommandModule<StackArgs, NameArgs> = {
         const mark = (l: string) =>
           l === "ok" ? c.green("ok") : l === "warning" ? c.yellow("warning") : c.red("error");
         for (const r of results) {
-          println(`stack '${r.stack}':`);
-          for (const x of r.checks) println(`  ${mark(x.level)}  ${x.check}: ${x.message}`);
+          say(`stack '${r.stack}':`);
+          for (const x of r.checks) say(`  ${mark(x.level)}  ${x.check}: ${x.message}`);
         }
-        if (results.length === 0) println("no stacks to validate");
+        if (results.length === 0) say("no stacks to validate");
       }
       if (failed.length > 0) throw new ExitCode(1);
     });
@@ -913,6 +983,11 @@ export const stackCommand: CommandModule<GlobalArgs, StackArgs> = {
   builder: (y) =>
     y
       .option("json", { type: "boolean", describe: "Print JSON" })
+      .option("lock-id", {
+        type: "string",
+        describe:
+          "The id of the stack's lock you hold (from `lock acquire`): changes are made under it",
+      })
       .command(list)
       .command(showCmd)
       .command(create)

@@ -11,7 +11,9 @@ export interface StackRun {
    * (rollback on failure, drift check after success) and releases the lock.
    * `failure` says why a run that succeeded must still exit non-zero.
    */
-  finish(interrupted: string | undefined): Promise<{ failure?: string }>;
+  finish(
+    interrupted: string | undefined,
+  ): Promise<{ failure?: string; signal?: NodeJS.Signals | undefined }>;
 }
 
 /**
@@ -29,6 +31,8 @@ export async function beginStackRun(
   stack: string,
   workflowFile: string,
   models: WorkflowModel[],
+  /** The id to give the run's lock (the Lua `stack` module makes its changes under it). */
+  runLockId: string,
 ): Promise<StackRun> {
   const { openStackStore, defaultActor, validateStack, detectDrift, fixDrift } = await import(
     "@sloth/stack"
@@ -47,6 +51,7 @@ export async function beginStackRun(
       operation: "run",
       reason: workflowFile,
       lockedBy: `${defaultActor()} (pid ${process.pid})`,
+      lockId: runLockId,
     }).lockId;
     if (validateBefore) {
       const errors = validateStack(store, stack).filter((c) => c.level === "error");
@@ -57,7 +62,10 @@ export async function beginStackRun(
         );
     }
     if (snapshotFirst) {
-      before = store.snapshot(stack, { description: `before running ${workflowFile}` }).version;
+      before = store.snapshot(stack, {
+        description: `before running ${workflowFile}`,
+        lockId,
+      }).version;
       eprintln(`stack '${stack}': snapshot v${before} taken before the run`);
     }
   } catch (e) {
@@ -75,13 +83,22 @@ export async function beginStackRun(
     onStart(runId) {
       if (started !== undefined) return;
       started = runId;
-      store.beginExecution(stack, { runId });
+      store.beginExecution(stack, { runId, lockId: held });
     },
     onResult(result) {
       results.push(result);
     },
     async finish(interrupted) {
       let failure: string | undefined;
+      // Ctrl-C during the rollback's fixes or the drift check stops their
+      // commands; what was done is recorded and the lock released.
+      const stop = new AbortController();
+      const { onStopSignals } = await import("../signals.js");
+      let signal: NodeJS.Signals | undefined;
+      const off = onStopSignals((sig) => {
+        signal ??= sig;
+        stop.abort();
+      });
       try {
         if (started === undefined) return {};
         const failed = results.find((r) => r.status !== "succeeded");
@@ -90,6 +107,7 @@ export async function beginStackRun(
         for (const r of results)
           for (const t of r.tasks) if (t.output !== undefined) outputs[t.name] = t.output;
         store.endExecution(stack, {
+          lockId: held,
           runId: started,
           status: ok ? "completed" : "failed",
           message:
@@ -115,14 +133,20 @@ export async function beginStackRun(
             `stack '${stack}': rolled back to snapshot v${before} (on_failure = "rollback")`,
           );
           if (store.resources(stack).some((r) => r.fix !== undefined)) {
-            const r = await fixDrift(store, stack, { source: `run ${started}` });
+            const r = await fixDrift(store, stack, {
+              source: `run ${started}`,
+              signal: stop.signal,
+            });
             if (r.fixed.length > 0) eprintln(`stack '${stack}': fixed ${r.fixed.join(", ")}`);
             for (const f of r.failed)
               eprintln(`stack '${stack}': not fixed: ${f.name}: ${f.message}`);
           }
         }
         if (ok && driftAfter) {
-          const r = await detectDrift(store, stack, { source: `run ${started}` });
+          const r = await detectDrift(store, stack, {
+            source: `run ${started}`,
+            signal: stop.signal,
+          });
           const off = r.resources.filter(
             (x) => !["in_sync", "unchecked"].includes(x.finding.status),
           );
@@ -131,8 +155,18 @@ export async function beginStackRun(
             eprintln(`error: ${failure}; see \`sloth-runner stack drift show ${stack}\``);
           } else eprintln(`stack '${stack}': no drift after the run`);
         }
-        return failure === undefined ? {} : { failure };
+        if (signal) {
+          store.addEvent(stack, {
+            type: "stack.execution.interrupted",
+            severity: "warning",
+            message: `interrupted by ${signal} after run ${started} ended${!ok && rollback ? ", during the rollback" : ", during the drift check"}`,
+            data: { runId: started },
+          });
+          failure ??= `interrupted by ${signal}`;
+        }
+        return failure === undefined ? {} : { failure, signal };
       } finally {
+        off();
         try {
           store.unlock(stack, { lockId: held });
         } finally {
