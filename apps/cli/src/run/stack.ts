@@ -127,11 +127,26 @@ export async function beginStackRun(
               }
             : {}),
         });
+        let restored = false;
         if (!ok && rollback && before !== undefined) {
-          store.restore(stack, before, { lockId: held });
-          eprintln(
-            `stack '${stack}': rolled back to snapshot v${before} (on_failure = "rollback")`,
-          );
+          try {
+            store.restore(stack, before, { lockId: held });
+            restored = true;
+            eprintln(
+              `stack '${stack}': rolled back to snapshot v${before} (on_failure = "rollback")`,
+            );
+          } catch (e) {
+            failure = `the rollback of stack '${stack}' to v${before} failed: ${(e as Error).message}`;
+            eprintln(`error: ${failure}`);
+            store.addEvent(stack, {
+              type: "stack.rollback.failed",
+              severity: "error",
+              message: failure,
+              data: { runId: started, version: before },
+            });
+          }
+        }
+        if (restored) {
           if (store.resources(stack).some((r) => r.fix !== undefined)) {
             const r = await fixDrift(store, stack, {
               source: `run ${started}`,
