@@ -122,6 +122,24 @@ async function ttlOf(text: string | undefined): Promise<number | undefined> {
   }
 }
 
+/** A command group (`stack lock ...`): its subcommands, one of which is required. */
+function group(
+  name: string,
+  describe: string,
+  // biome-ignore lint/suspicious/noExplicitAny: yargs modules carry their own argument types
+  subs: CommandModule<StackArgs, any>[],
+): CommandModule<StackArgs, StackArgs> {
+  return {
+    command: `${name} <command>`,
+    describe,
+    builder: (y) => {
+      for (const c of subs) y.command(c);
+      return y.demandCommand(1, `missing stack ${name} command`) as unknown as Argv<StackArgs>;
+    },
+    handler: () => {},
+  };
+}
+
 // ---- stacks ------------------------------------------------------------
 
 function checkLimit(n: number): number {
@@ -399,18 +417,12 @@ const lockForce: CommandModule<StackArgs, NameArgs & { reason?: string }> = {
     }),
 };
 
-const lockCmd: CommandModule<StackArgs, StackArgs> = {
-  command: "lock <command>",
-  describe: "Stack locks: acquire, status, release, force-release",
-  builder: (y) =>
-    y
-      .command(lockAcquire)
-      .command(lockStatus)
-      .command(lockRelease)
-      .command(lockForce)
-      .demandCommand(1, "missing stack lock command") as unknown as Argv<StackArgs>,
-  handler: () => {},
-};
+const lockCmd = group("lock", "Stack locks: acquire, status, release, force-release", [
+  lockAcquire,
+  lockStatus,
+  lockRelease,
+  lockForce,
+]);
 
 // ---- snapshots ---------------------------------------------------------
 
@@ -507,19 +519,13 @@ const snapDelete: CommandModule<StackArgs, VersionArgs> = {
     }),
 };
 
-const snapshotCmd: CommandModule<StackArgs, StackArgs> = {
-  command: "snapshot <command>",
-  describe: "Snapshots: create, list, restore, compare, delete",
-  builder: (y) =>
-    y
-      .command(snapCreate)
-      .command(snapList)
-      .command(snapRestore)
-      .command(snapCompare)
-      .command(snapDelete)
-      .demandCommand(1, "missing stack snapshot command") as unknown as Argv<StackArgs>,
-  handler: () => {},
-};
+const snapshotCmd = group("snapshot", "Snapshots: create, list, restore, compare, delete", [
+  snapCreate,
+  snapList,
+  snapRestore,
+  snapCompare,
+  snapDelete,
+]);
 
 // ---- resources ---------------------------------------------------------
 
@@ -627,17 +633,11 @@ const resRemove: CommandModule<StackArgs, NameArgs & { resource: string }> = {
     }),
 };
 
-const resourceCmd: CommandModule<StackArgs, StackArgs> = {
-  command: "resource <command>",
-  describe: "Resources checked for drift: set, list, remove",
-  builder: (y) =>
-    y
-      .command(resSet)
-      .command(resList)
-      .command(resRemove)
-      .demandCommand(1, "missing stack resource command") as unknown as Argv<StackArgs>,
-  handler: () => {},
-};
+const resourceCmd = group("resource", "Resources checked for drift: set, list, remove", [
+  resSet,
+  resList,
+  resRemove,
+]);
 
 // ---- drift -------------------------------------------------------------
 
@@ -795,17 +795,7 @@ const driftFix: CommandModule<StackArgs, DriftArgs & { autoApprove?: boolean }> 
   },
 };
 
-const driftCmd: CommandModule<StackArgs, StackArgs> = {
-  command: "drift <command>",
-  describe: "Drift: detect, show, fix",
-  builder: (y) =>
-    y
-      .command(driftDetect)
-      .command(driftShow)
-      .command(driftFix)
-      .demandCommand(1, "missing stack drift command") as unknown as Argv<StackArgs>,
-  handler: () => {},
-};
+const driftCmd = group("drift", "Drift: detect, show, fix", [driftDetect, driftShow, driftFix]);
 
 // ---- dependencies ------------------------------------------------------
 
@@ -932,19 +922,13 @@ const depsGraph: CommandModule<
   },
 };
 
-const depsCmd: CommandModule<StackArgs, StackArgs> = {
-  command: "deps <command>",
-  describe: "Dependencies between stacks: show, set, check, order, graph",
-  builder: (y) =>
-    y
-      .command(depsShow)
-      .command(depsSet)
-      .command(depsCheck)
-      .command(depsOrder)
-      .command(depsGraph)
-      .demandCommand(1, "missing stack deps command") as unknown as Argv<StackArgs>,
-  handler: () => {},
-};
+const depsCmd = group("deps", "Dependencies between stacks: show, set, check, order, graph", [
+  depsShow,
+  depsSet,
+  depsCheck,
+  depsOrder,
+  depsGraph,
+]);
 
 // ---- validate ----------------------------------------------------------
 
