@@ -52,7 +52,8 @@ export class ExitCode extends Error {
 
 /** The data directory for these arguments; created (0700) when `create` is set. */
 export async function dataDirOf(argv: GlobalArgs, create = false): Promise<DataDir> {
-  const { resolveDataDir, ensurePrivateDir } = await client();
+  // The light entry: local commands (state, runs, stack) skip the RPC stack.
+  const { resolveDataDir, ensurePrivateDir } = await import("@sloth/client/light");
   const dir = resolveDataDir(argv.dataDir);
   if (create) ensurePrivateDir(dir.root);
   return dir;

@@ -5,7 +5,7 @@
  * commands and `run --resume`.
  */
 
-export { pidAlive } from "@sloth/client";
+export { pidAlive } from "@sloth/client/light";
 export {
   HistoryError,
   type HistoryErrorCode,

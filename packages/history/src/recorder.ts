@@ -1,4 +1,4 @@
-import { processIdentity as runnerIdentity, writeTransaction } from "@sloth/client";
+import { processIdentity as runnerIdentity, writeTransaction } from "@sloth/client/light";
 import type { RunEvent, RunResult, TaskOutput } from "@sloth/workflow";
 import type Database from "better-sqlite3";
 import type { HistoryTaskStatus, RunStart } from "./types.js";

@@ -5,7 +5,7 @@ import {
   processGone as runnerGone,
   sqliteOpenError,
   writeTransaction,
-} from "@sloth/client";
+} from "@sloth/client/light";
 import type { TaskOutput, Value } from "@sloth/workflow";
 import type Database from "better-sqlite3";
 import { and, asc, desc, eq, inArray, lt, ne, sql } from "drizzle-orm";

@@ -8,7 +8,7 @@ import {
   processIdentity,
   sqliteOpenError,
   writeTransaction,
-} from "@sloth/client";
+} from "@sloth/client/light";
 import type Database from "better-sqlite3";
 import { and, asc, desc, eq } from "drizzle-orm";
 import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";

@@ -108,7 +108,7 @@ const nameArg = <T extends StackArgs>(y: Argv<T>, describe = "Stack name") =>
 
 async function ttlOf(text: string | undefined): Promise<number | undefined> {
   if (text === undefined) return undefined;
-  const { parseDuration } = await import("@sloth/client");
+  const { parseDuration } = await import("@sloth/client/light");
   try {
     const ms = parseDuration(text);
     const { MAX_TTL_MS } = await import("@sloth/stack");
@@ -676,7 +676,7 @@ function printDrift(r: DriftReport, json: boolean | undefined, extra: object = {
 }
 
 async function driftRun(argv: DriftArgs) {
-  const { parseDuration } = await import("@sloth/client");
+  const { parseDuration } = await import("@sloth/client/light");
   let timeoutMs: number | undefined;
   if (argv.timeout !== undefined) {
     try {
