@@ -68,6 +68,7 @@ export {
 } from "./server/guarded.js";
 export {
   createStandardServices,
+  MAX_HEALTH_WATCHES,
   type ServingStatus,
   STANDARD_PUBLIC_METHODS,
   type StandardServices,

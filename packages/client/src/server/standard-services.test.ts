@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, type ConnectRouter } from "@connectrpc/connect";
 import { grpcHealthV1, grpcReflectionV1 } from "@sloth/proto";
 import { describe, expect, it } from "vitest";
 import { createStandardServices } from "./standard-services.js";
@@ -42,6 +42,28 @@ describe("health", () => {
       grpcHealthV1.HealthCheckResponse_ServingStatus.NOT_SERVING,
     );
     await it.return(undefined);
+  });
+
+  it("bounds the Watch streams open at once (they need no token)", async () => {
+    const s = createStandardServices({ services: [], maxWatches: 3 });
+    const watch = handlers(s).get("grpc.health.v1.Health")?.watch as (
+      req: object,
+      c: object,
+    ) => AsyncGenerator<{ status: number }>;
+    const open = [0, 1, 2].map(() => watch({ service: "" }, ctx()));
+    for (const w of open) await w.next();
+    const extra = watch({ service: "" }, ctx());
+    await expect(extra.next()).rejects.toMatchObject({
+      code: Code.ResourceExhausted,
+      rawMessage: "too many health watches open (3); use Check, or close some watches",
+    });
+    // A closed watch makes room.
+    await open[0]?.return(undefined);
+    const again = watch({ service: "" }, ctx());
+    expect((await again.next()).value?.status).toBe(
+      grpcHealthV1.HealthCheckResponse_ServingStatus.SERVING,
+    );
+    for (const w of [...open.slice(1), again]) await w.return(undefined);
   });
 
   it("reports NOT_SERVING from the start for a signal already aborted", () => {

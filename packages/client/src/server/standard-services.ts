@@ -41,7 +41,16 @@ export interface StandardServicesOptions {
    * Watch streams end (so a stopping server is not held open by them).
    */
   signal?: AbortSignal;
+  /**
+   * Health `Watch` streams open at once (default {@link MAX_HEALTH_WATCHES}).
+   * Watch needs no token, so this bounds what callers without one can hold
+   * open; past it a Watch fails with RESOURCE_EXHAUSTED.
+   */
+  maxWatches?: number;
 }
+
+/** Default bound of concurrent health Watch streams per server. */
+export const MAX_HEALTH_WATCHES = 1000;
 
 /** Routes of the standard services and the health status they report. */
 export interface StandardServices {
@@ -97,6 +106,11 @@ export function createStandardServices(options: StandardServicesOptions): Standa
           return { statuses: out };
         },
         async *watch(req, ctx) {
+          if (watchers.size >= (options.maxWatches ?? MAX_HEALTH_WATCHES))
+            throw new ConnectError(
+              `too many health watches open (${watchers.size}); use Check, or close some watches`,
+              Code.ResourceExhausted,
+            );
           let wake: (() => void) | undefined;
           let dirty = true;
           const notify = () => {
