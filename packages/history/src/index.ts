@@ -19,6 +19,7 @@ export {
   DEFAULT_LOG_LIMIT,
   type HistoryOptions,
   type HistoryStore,
+  HOOKS_LOG,
   openHistory,
 } from "./store.js";
 export type {

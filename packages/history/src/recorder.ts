@@ -82,6 +82,10 @@ export function startRecorder(
        message = excluded.message, output = excluded.output, reused = excluded.reused,
        log = excluded.log, log_size = excluded.log_size`,
   );
+  const hookLog = db.prepare("UPDATE history_runs SET log = ?, log_size = ? WHERE id = ?");
+  // The workflow's own hooks write here (kept like a task's log).
+  const hooks = blank("", -1);
+  let hooksDirty = false;
   const endRun = db.prepare(
     "UPDATE history_runs SET status = ?, message = ?, ended_at = ?, duration_ms = ? WHERE id = ?",
   );
@@ -134,12 +138,16 @@ export function startRecorder(
     immediate = undefined;
     timeout = undefined;
     lastFlush = performance.now();
-    if (dirty.size === 0 && !end) return;
+    if (dirty.size === 0 && !end && !hooksDirty) return;
     try {
       writeTransaction(db, () => {
         for (const t of dirty) {
           if (t.log.length > 0) t.log = tail(t.log, limits.logLimit);
           upsertTask.run(rowParams(t));
+        }
+        if (hooksDirty) {
+          if (hooks.log.length > 0) hooks.log = tail(hooks.log, limits.logLimit);
+          hookLog.run(hooks.log, hooks.logSize, runId);
         }
         if (end) endRun.run(end.status, end.message, end.endedAt, end.durationMs, runId);
       });
@@ -147,6 +155,7 @@ export function startRecorder(
       error ??= e as Error;
     }
     dirty.clear();
+    hooksDirty = false;
     end = undefined;
   };
 
@@ -199,8 +208,11 @@ export function startRecorder(
       case "task.log":
         appendLog(task(e.task), e.text, limits.logLimit);
         return;
-      case "workflow.started":
       case "workflow.log":
+        appendLog(hooks, e.text, limits.logLimit);
+        hooksDirty = true;
+        return;
+      case "workflow.started":
         return;
       default: {
         const status = ENDS[e.type];

@@ -37,6 +37,10 @@ export const runs = sqliteTable(
      * workflow file's directory when inside it.
      */
     sources: text("sources"),
+    /** The tail of the output of the workflow's own hooks (on_start, on_task_start, ...). */
+    log: text("log").notNull().default(""),
+    /** Bytes the hooks wrote in all. */
+    logSize: integer("log_size").notNull().default(0),
   },
   (t) => [
     index("history_runs_started").on(t.startedAt),

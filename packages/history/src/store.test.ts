@@ -5,7 +5,7 @@ import path from "node:path";
 import { defineWorkflow, runWorkflow, type WorkflowModel } from "@sloth/workflow";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type HistoryStore, isHistoryError, openHistory, planResume } from "./index.js";
+import { type HistoryStore, HOOKS_LOG, isHistoryError, openHistory, planResume } from "./index.js";
 
 let dir: string;
 let store: HistoryStore;
@@ -67,6 +67,28 @@ describe("history", () => {
     expect(detail.tasks[0]?.message).toBe("fine");
     const [log] = store.taskLogs(run!.id, "a");
     expect(log).toEqual({ task: "a", text: "bcdefghijKLMNOP\n", size: 27, truncated: true });
+  });
+
+  it("keeps the output of the workflow's own hooks after the tasks' logs", async () => {
+    const model = defineWorkflow({
+      name: "hooked",
+      tasks: [{ name: "a", command: ok({}) }],
+      hooks: {
+        onStart: async (log) => log?.write("stdout", "starting\n"),
+        onComplete: async (success, _results, log) => log?.write("log", `done: ${success}\n`),
+      },
+    });
+    await record(model, "20260101T000000-hhhhhh");
+    const logs = store.taskLogs("20260101T000000-hhhhhh");
+    expect(logs.at(-1)).toEqual({
+      task: HOOKS_LOG,
+      hooks: true,
+      // This store keeps 16 bytes of each log.
+      text: "ting\ndone: true\n",
+      size: 20,
+      truncated: true,
+    });
+    expect(store.taskLogs("20260101T000000-hhhhhh", HOOKS_LOG)).toHaveLength(1);
   });
 
   it("records failures, skips and the tasks that never ran; filters by workflow and status", async () => {

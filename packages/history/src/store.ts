@@ -54,7 +54,11 @@ export interface HistoryStore {
   listRuns(filter?: ListRunsFilter): RunRecord[];
   /** One run with its tasks; `id` may be a unique prefix. Throws SLOTH_HISTORY_RUN_NOT_FOUND. */
   getRun(id: string): RunDetail;
-  /** Stored logs of a run's tasks (one task when `task` is given), in declaration order. */
+  /**
+   * Stored logs of a run's tasks (one task when `task` is given), in
+   * declaration order, then the output of the workflow's own hooks
+   * (`task` {@link HOOKS_LOG}, `hooks` true) when they wrote any.
+   */
   taskLogs(id: string, task?: string): TaskLogRecord[];
   /** Deletes finished runs started before `olderThan`; returns their ids. */
   prune(olderThan: Date): string[];
@@ -63,6 +67,9 @@ export interface HistoryStore {
 
 /** Default bytes of log kept per task. */
 export const DEFAULT_LOG_LIMIT = 64 * 1024;
+
+/** The name {@link HistoryStore.taskLogs} gives the output of the workflow's own hooks. */
+export const HOOKS_LOG = "(workflow hooks)";
 
 const MIGRATIONS = fileURLToPath(new URL("../drizzle", import.meta.url));
 
@@ -183,7 +190,7 @@ export function openHistory(options: HistoryOptions): HistoryStore {
         )
         .orderBy(asc(runTasks.position))
         .all();
-      if (task !== undefined && rows.length === 0) {
+      if (task !== undefined && task !== HOOKS_LOG && rows.length === 0) {
         throw new HistoryError(
           "SLOTH_HISTORY_TASK_NOT_FOUND",
           `task '${task}' not found in run '${runId}'`,
@@ -193,12 +200,28 @@ export function openHistory(options: HistoryOptions): HistoryStore {
           },
         );
       }
-      return rows.map((r) => ({
+      const out: TaskLogRecord[] = rows.map((r) => ({
         task: r.name,
         text: r.log,
         size: r.size,
         truncated: Buffer.byteLength(r.log) < r.size,
       }));
+      if (task === undefined || task === HOOKS_LOG) {
+        const h = db
+          .select({ log: runs.log, size: runs.logSize })
+          .from(runs)
+          .where(eq(runs.id, runId))
+          .get();
+        if (h && (h.size > 0 || task === HOOKS_LOG))
+          out.push({
+            task: HOOKS_LOG,
+            hooks: true,
+            text: h.log,
+            size: h.size,
+            truncated: Buffer.byteLength(h.log) < h.size,
+          });
+      }
+      return out;
     },
     prune(olderThan) {
       reconcile();

@@ -73,7 +73,10 @@ export interface RunDetail extends RunRecord {
 
 /** One task's stored log. */
 export interface TaskLogRecord {
+  /** The task; for the output of the workflow's own hooks, {@link HOOKS_LOG}. */
   task: string;
+  /** True for the output of the workflow's hooks rather than of a task. */
+  hooks?: boolean;
   /** The last bytes of the log (all of it unless `truncated`). */
   text: string;
   /** Bytes the task wrote in all. */

@@ -134,7 +134,8 @@ const OUTPUT_SHOWN = 2000;
 
 const logs: CommandModule<RunsArgs, IdArgs & { task?: string }> = {
   command: "logs <id> [task]",
-  describe: "The stored logs of a run's tasks (each task keeps its last 64 KiB)",
+  describe:
+    "The stored logs of a run's tasks, then of its workflow hooks as '(workflow hooks)' (each keeps its last 64 KiB)",
   builder: (y) =>
     idPositional(y).positional("task", { type: "string", describe: "Only this task" }),
   handler: (argv) =>
