@@ -24,6 +24,27 @@ async function only(body: string, values?: Record<string, unknown>) {
 }
 
 describe("values crossing into Lua and back", () => {
+  it("answers integer keys that came through JSON as strings (Lua keys, YAML number keys)", async () => {
+    const t = await only(
+      `workflow.define("w"):tasks({ task("t"):command(function(params, deps)
+  local n = 0
+  for k in pairs(deps.p.sparse) do n = n + 1 end
+  return true, table.concat({ deps.p.sparse[3], deps.p.ports[8080], values[9], tostring(deps.p.sparse[2]), deps.p.text["x"], n }, " ")
+end) })`,
+      { "9": "nine" },
+    );
+    const r = await runCommand(t, {
+      deps: {
+        p: {
+          sparse: { "1": "a", "3": "c" },
+          ports: { "8080": "web" },
+          text: { x: "y", "01": "z" },
+        },
+      },
+    });
+    expect(r).toMatchObject({ ok: true, message: "c web nine nil y 2" });
+  });
+
   it("keeps data nested hundreds of levels deep, in deps and values alike", async () => {
     const t = await only(
       `workflow.define("w"):tasks({ task("t"):command(function(params, deps)

@@ -22,6 +22,14 @@ const ttlOf = (v: unknown): number | string | undefined =>
 const LUA = `
 local state = ...
 state.compare_swap = state.cas
+-- Tables stored as JSON answer to their integer keys again (see S.int_keys).
+local get = state.get
+function state.get(...)
+  local ok, v = pcall(get, ...)
+  if not ok then error((tostring(v):gsub("^[^:]*:%d+: ", "")), 2) end
+  __sloth.int_keys(v)
+  return v
+end
 -- Runs fn holding the lock; the lock is released even when fn fails.
 function state.with_lock(name, fn, timeout)
   if type(fn) ~= "function" then error("state.with_lock expects a function", 2) end

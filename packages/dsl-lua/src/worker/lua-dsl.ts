@@ -356,8 +356,33 @@ local function roll_back(cells, saved)
   end
 end
 
+-- JSON has only string keys: a table that came through it with keys such as
+-- "3" or "8080" (a Lua integer key, or a YAML number key) also answers to
+-- t[3] and t[8080]; pairs() still shows the string keys.
+local INT_KEYS = { __index = function(t, k)
+  if math.type(k) == "integer" then return rawget(t, tostring(k)) end
+end }
+local function int_key(k)
+  if type(k) ~= "string" or not k:match("^%-?%d+$") then return false end
+  local n = math.tointeger(tonumber(k))
+  return n ~= nil and tostring(n) == k
+end
+local function int_keys(v, depth)
+  if type(v) ~= "table" or depth > 200 then return end
+  local has = false
+  for k, x in next, v do
+    if not has and int_key(k) then has = true end
+    if type(x) == "table" then int_keys(x, depth + 1) end
+  end
+  if has and getmetatable(v) == nil then setmetatable(v, INT_KEYS) end
+end
+S.int_keys = function(v) int_keys(v, 0) end
+int_keys(values, 0)
+int_keys(params, 0)
+
 -- Calls the function at path key with n args; returns JSON {"n": count, "r": [...]} or {"error": ...}.
 function S.call(key, args, n)
+  for i = 1, n do int_keys(args[i], 0) end
   S.host_thread = coroutine.running()
   local f = S.fn_keys[key]
   if f == nil then
