@@ -258,6 +258,14 @@ function modulesOf(options: LoadOptions): LuaModuleSpec[] {
     if (existsSync(url))
       modules.push({ name: "state", url: url.href, options: state as LuaModuleSpec["options"] });
   }
+  // A `stack` global everywhere: a stub where the CLI gives none (see its message).
+  if (!modules.some((m) => m.name === "stack")) {
+    const url = new URL(
+      `./modules/stack-stub.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`,
+      import.meta.url,
+    );
+    if (existsSync(url)) modules.push({ name: "stack", url: url.href });
+  }
   return modules.map((m) => ({
     ...m,
     url: m.url.startsWith("file:") || !isAbsolute(m.url) ? m.url : pathToFileURL(m.url).href,

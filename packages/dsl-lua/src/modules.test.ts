@@ -322,3 +322,19 @@ workflow.define("w"):tasks({ task("t"):command(function() return true end) })`,
     expect(out.output).toEqual({ a: true, b: "nil", code: 4 });
   });
 });
+
+describe("the stack global without the stack module", () => {
+  it("has no name and says where the module works", async () => {
+    const file = tmp.write(
+      "stub.sloth",
+      `local N = stack.name or "none"
+workflow.define("w"):tasks({ task("t"):command(function() stack.state() return true end) })`,
+    );
+    const [w] = (await loadFile(file)).workflows;
+    const r = await runCommand(w!.tasks[0]!);
+    expect(r.ok).toBe(false);
+    expect(r.message).toMatch(
+      /stub\.sloth:2: stack\.state: the stack module works in the tasks of `sloth-runner run STACK -f FILE`, run where the CLI runs: not in tasks delegated to agents, nor when a file is only inspected\n/,
+    );
+  });
+});

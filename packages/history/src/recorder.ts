@@ -71,8 +71,8 @@ export function startRecorder(
     tasks.set(name, blank(name, position));
   });
   const insertRun = db.prepare(
-    `INSERT INTO history_runs (id, workflow, file, file_hash, "values", params, status, started_at, pid, host, boot_id, pid_start, resumed_from, sources)
-     VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO history_runs (id, workflow, file, file_hash, "values", params, status, started_at, pid, host, boot_id, pid_start, resumed_from, sources, stack)
+     VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const upsertTask = db.prepare(
     `INSERT INTO history_tasks (run_id, name, position, status, attempts, started_at, ended_at, duration_ms, message, output, reused, log, log_size)
@@ -107,6 +107,7 @@ export function startRecorder(
       runner.pidStart ?? null,
       start.resumedFrom ?? null,
       start.sources ? JSON.stringify(start.sources) : null,
+      start.stack ?? null,
     );
     for (const t of tasks.values()) upsertTask.run(rowParams(t));
   });

@@ -37,6 +37,8 @@ export const runs = sqliteTable(
      * workflow file's directory when inside it.
      */
     sources: text("sources"),
+    /** The stack the run deployed (`sloth-runner run STACK -f FILE`), if any. */
+    stack: text("stack"),
     /** The tail of the output of the workflow's own hooks (on_start, on_task_start, ...). */
     log: text("log").notNull().default(""),
     /** Bytes the hooks wrote in all. */

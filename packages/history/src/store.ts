@@ -261,6 +261,7 @@ function toRun(r: RunRow): RunRecord {
     host: r.host,
     resumedFrom: orUndefined(r.resumedFrom),
     sources: r.sources ? (JSON.parse(r.sources) as SourceFile[]) : [],
+    stack: orUndefined(r.stack),
   };
 }
 

@@ -39,6 +39,8 @@ export interface RunRecord {
   resumedFrom: string | undefined;
   /** The other files the workflow read when it loaded, with their hashes. */
   sources: SourceFile[];
+  /** The stack the run deployed, if any (a resume deploys it again). */
+  stack: string | undefined;
 }
 
 /** A file a workflow read besides its own (`require`, `dofile`), as recorded. */
@@ -107,6 +109,8 @@ export interface RunStart {
   sources?: readonly SourceFile[] | undefined;
   /** Tasks whose outputs come from the resumed run (recorded as `reused`). */
   reused?: readonly string[] | undefined;
+  /** The stack the run deploys. */
+  stack?: string | undefined;
   /** Start time (default now). */
   startedAt?: Date | undefined;
   /** The runner's pid (default this process). */

@@ -78,14 +78,29 @@ export function createLuaModule(options: StackLuaOptions = {}) {
   };
   const source = options.source;
   const lockId = options.lockId;
+  /**
+   * Changes are made by the run's tasks, under the lock the run holds: not by
+   * the file's top level (which runs when the file is loaded, before the
+   * lock, and also for --dry-run), nor once the run has let the lock go.
+   */
+  const changing = async (what: string) => {
+    const s = await need();
+    if (s.store.find(s.name)?.lock?.lockId !== lockId || lockId === undefined)
+      throw new StackError(
+        "SLOTH_INVALID_ARGUMENT",
+        `${what} changes stack '${s.name}': call it from a task, not from the file's top level (the stack is locked for the run only once its tasks start)`,
+      );
+    return s;
+  };
   const functions = {
     __name: () => options.stack,
     state: async () => {
       const { store, name } = await need();
-      return plain(store.get(name).state);
+      // A stack's first run: nothing deployed yet.
+      return plain(store.find(name)?.state ?? {});
     },
     __resource: async (json: string) => {
-      const { store, name } = await need();
+      const { store, name } = await changing("stack.resource");
       const spec = JSON.parse(json) as Record<string, unknown>;
       const r: ResourceSpec = {
         name: spec.name as string,
@@ -99,12 +114,13 @@ export function createLuaModule(options: StackLuaOptions = {}) {
       return true;
     },
     remove_resource: async (resource: string) => {
-      const { store, name } = await need();
+      const { store, name } = await changing("stack.remove_resource");
       store.removeResource(name, resource, { source, lockId });
       return true;
     },
     resources: async () => {
       const { store, name } = await need();
+      if (!store.find(name)) return [];
       return plain(
         store.resources(name).map((r) => ({
           name: r.name,
@@ -117,16 +133,23 @@ export function createLuaModule(options: StackLuaOptions = {}) {
         })),
       );
     },
-    snapshot: async (description?: string) => {
-      const { store, name } = await need();
+    snapshot: async (description?: unknown) => {
+      if (description !== undefined && description !== null && typeof description !== "string")
+        throw new StackError(
+          "SLOTH_INVALID_ARGUMENT",
+          "stack.snapshot expects a description (a string) or nothing",
+        );
+      const { store, name } = await changing("stack.snapshot");
       return store.snapshot(name, {
-        ...(description !== undefined ? { description: String(description) } : {}),
+        ...(typeof description === "string" ? { description } : {}),
         source,
         lockId,
       }).name;
     },
-    event: async (message: string, severity?: string) => {
-      const { store, name } = await need();
+    event: async (message: unknown, severity?: string) => {
+      if (typeof message !== "string" && typeof message !== "number")
+        throw new StackError("SLOTH_INVALID_ARGUMENT", "stack.event expects a message (a string)");
+      const { store, name } = await changing("stack.event");
       const level = severity === "warning" || severity === "error" ? severity : "info";
       store.addEvent(name, {
         type: "workflow.event",

@@ -295,14 +295,15 @@ describe("review findings", () => {
       ["deleteVersion", () => store.deleteVersion("m", 1)],
       ["restore", () => store.restore("m", 1)],
       ["delete", () => store.delete("m")],
+      ["snapshot", () => store.snapshot("m")],
     ];
     for (const [what, fn] of changes)
       expect([what, codeOf(fn)]).toEqual([what, "SLOTH_STACK_LOCKED"]);
     store.setResource("m", { name: "x", type: "t", desired: 1 }, { lockId: l.lockId });
     store.restore("m", 1, { lockId: l.lockId });
     store.deleteVersion("m", 1, { lockId: l.lockId });
-    // Observations and snapshots are not changes.
-    store.snapshot("m");
+    store.snapshot("m", { lockId: l.lockId });
+    // Events are observations, not changes.
     store.addEvent("m", { type: "note", message: "hi" });
   });
 

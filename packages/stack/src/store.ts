@@ -38,6 +38,11 @@ export interface StackStoreOptions {
   path: string;
   /** `full` (default) syncs every change; `normal` syncs at WAL checkpoints. */
   durability?: Durability | undefined;
+  /**
+   * How long a change waits for other processes' changes to the same file
+   * (default 30 s: many runs and Lua workers may write at once).
+   */
+  busyTimeoutMs?: number | undefined;
 }
 
 /** Who does something, for the audit trail (default `user@host`), and the lock they hold. */
@@ -264,7 +269,10 @@ export function openStackStore(options: StackStoreOptions): StackStore {
   let sqlite: Database.Database | undefined;
   let db: BetterSQLite3Database;
   try {
-    sqlite = openSqlite(options.path, { durability: options.durability ?? "full" });
+    sqlite = openSqlite(options.path, {
+      durability: options.durability ?? "full",
+      busyTimeoutMs: options.busyTimeoutMs ?? 30_000,
+    });
     db = drizzle(sqlite);
     migrate(db, { migrationsFolder: MIGRATIONS });
   } catch (e) {
@@ -622,7 +630,10 @@ class SqliteStackStore implements StackStore {
       stack,
       versions: this.versions(name),
       resources: this.resources(name),
-      events: this.events({ stack: name, limit: 100_000 }),
+      // Events of an earlier stack of the same name stay out.
+      events: this.events({ stack: name, limit: 100_000 }).filter(
+        (e) => e.createdAt >= stack.createdAt,
+      ),
     };
   }
 
@@ -828,6 +839,7 @@ class SqliteStackStore implements StackStore {
   ): StackVersion {
     return this.tx(() => {
       const row = this.row(name);
+      this.checkLockFree(name, row.id, options.lockId);
       const version = row.lastVersion + 1;
       const creator = options.creator ?? defaultActor();
       this.db

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import os from "node:os";
 import path from "node:path";
 import { validateWorkflow } from "./dag.js";
@@ -22,6 +23,8 @@ export function runWorkflow(model: WorkflowModel, options: RunOptions = {}): Run
   channel.onListenerError = (err, event) =>
     options.logger?.error({ event: event.type, error: text(err) }, "event listener failed");
   const stop = new AbortController();
+  // Every running task listens on it: no warning past ten.
+  setMaxListeners(0, stop.signal);
   const cancel = (reason = "interrupted"): void => stopRun(stop, interrupt(reason));
   const onExternal = (): void => cancel(reasonText(options.signal?.reason));
   options.signal?.addEventListener("abort", onExternal, { once: true });

@@ -539,6 +539,97 @@ workflow.define("m"):tasks({ deploy }):config({ detect_drift = true })
     expect(fs.existsSync(mark)).toBe(false);
   });
 
+  it("resumes a stack's run as that stack, and keeps the outputs of tasks a run did not run", async () => {
+    const flag = path.join(dir, "b-ok");
+    const f = write(
+      "res.sloth",
+      `local a = task("a"):command(function() return true, "a", { v = "a1" } end)
+local b = task("b"):depends_on({ a }):command(function()
+  if not fs.exists(${JSON.stringify(flag)}) then return false, "not yet" end
+  stack.resource({ name = "r", type = "t", desired = 1 })
+  return true, "b", { v = "b1" }
+end)
+workflow.define("w"):tasks({ a, b })
+`,
+    );
+    const first = await sloth("run", "s2", "-f", f);
+    expect(first.code).toBe(1);
+    const id = /run id: (\S+)/.exec(first.stdout)?.[1] as string;
+    fs.writeFileSync(flag, "");
+    const resumed = await sloth("run", "--resume", id);
+    expect(resumed.code).toBe(0);
+    const s = await json("stack", "show", "s2");
+    expect(s).toMatchObject({ status: "completed", executionCount: 2, lock: null });
+    expect(s.state.outputs).toEqual({ a: { v: "a1" }, b: { v: "b1" } });
+    expect(s.resources.map((r: { name: string }) => r.name)).toEqual(["r"]);
+    // A subset keeps what the other tasks left.
+    expect((await sloth("run", "s2", "-f", f, "-t", "a")).code).toBe(0);
+    expect((await json("stack", "show", "s2")).state.outputs).toEqual({
+      a: { v: "a1" },
+      b: { v: "b1" },
+    });
+  });
+
+  it("fails the run, recorded, when its outputs cannot be the stack's state", async () => {
+    const f = write(
+      "deep.sloth",
+      `local function deep(n) local t = {} local c = t for i = 1, n do c.n = {} c = c.n end return t end
+workflow.define("w"):tasks({ task("a"):command(function() return true, "ok", deep(300) end) })
+`,
+    );
+    const r = await sloth("run", "deep", "-f", f, "-o", "json");
+    expect(r.code).toBe(1);
+    const last = JSON.parse(r.stdout.trim().split("\n").at(-1) as string);
+    expect(last).toMatchObject({ type: "stack", stack: "deep", status: "failed" });
+    expect(last.message).toMatch(
+      /^the run's task outputs cannot be stack 'deep''s state: state nests deeper than 256 levels$/,
+    );
+    expect(await json("stack", "show", "deep")).toMatchObject({
+      status: "failed",
+      executionCount: 1,
+      lock: null,
+    });
+  });
+
+  it("refuses changes from the file's top level, and says what a dry run would do", async () => {
+    const f = write(
+      "top.sloth",
+      `stack.resource({ name = "top", type = "x" })
+workflow.define("w"):tasks({ task("a"):command(function() return true end) })
+`,
+    );
+    const r = await sloth("run", "top", "-f", f);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      "stack.resource changes stack 'top': call it from a task, not from the file's top level",
+    );
+    const dry = await sloth("run", "prod", "-f", deploy(), "--dry-run");
+    expect(dry.code).toBe(0);
+    expect(dry.stderr).toBe(
+      "dry run: stack 'prod' does not exist yet (a run creates it); a run would lock it, snapshot it, then check drift after success and roll back on failure\n",
+    );
+    expect((await sloth("run", "", "-f", deploy())).code).toBe(2);
+  });
+
+  it("lets several runs of different stacks write to one stacks.db at once", async () => {
+    const f = write(
+      "par.sloth",
+      `local ts = {}
+for i = 1, 8 do
+  ts[i] = task("t" .. i):command(function()
+    for j = 1, 5 do stack.resource({ name = "r" .. i .. "-" .. j, type = "x", desired = j }) end
+    return true
+  end)
+end
+workflow.define("w"):tasks(ts):config({ max_parallel_tasks = 8 })
+`,
+    );
+    const runs = await Promise.all(["c1", "c2", "c3"].map((n) => sloth("run", n, "-f", f)));
+    expect(runs.map((r) => r.code)).toEqual([0, 0, 0]);
+    for (const n of ["c1", "c2", "c3"])
+      expect((await json("stack", "resource", "list", n)).length).toBe(40);
+  });
+
   it("refuses stack keys without a stack", async () => {
     const r = await sloth("run", deploy());
     expect(r).toMatchObject({

@@ -112,23 +112,43 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
 };
 
 async function runFile(argv: RunArgs): Promise<number> {
-  const { resolveRunTarget, readValues, pickModels } = await import("../run/load.js");
+  const { resolveRunTarget, readValues, pickModels, isFile } = await import("../run/load.js");
   if (argv.resume !== undefined && (argv.workflow !== undefined || argv.group !== undefined))
     throw new CliError(
       `--resume runs the workflow of that run again: ${argv.workflow !== undefined ? "-w" : "-g"} cannot pick another`,
       { hint: "drop -w/-g, or run the other workflow anew", exitCode: 2 },
     );
+  // With --resume, a positional that is not a file names the stack (the
+  // resumed run's own stack otherwise), and -f or a file positional the file.
+  const positionalIsFile = argv.target !== undefined && isFile(argv.target);
   const resume =
     argv.resume === undefined
       ? undefined
       : await (await import("../run/record.js")).loadResume(
           (await dataDirOf(argv)).historyDb,
           argv.resume,
-          { force: argv.force ?? false, file: argv.file ?? argv.target },
+          {
+            force: argv.force ?? false,
+            file: argv.file ?? (positionalIsFile ? argv.target : undefined),
+          },
         );
   const target = resume
-    ? { file: resume.file, stack: undefined }
+    ? {
+        file: resume.file,
+        stack: argv.target !== undefined && !positionalIsFile ? argv.target : resume.run.stack,
+      }
     : resolveRunTarget(argv.target, argv.file);
+  if (target.stack !== undefined) {
+    const { checkStackName } = await import("@sloth/stack");
+    try {
+      checkStackName(target.stack);
+    } catch (e) {
+      throw new CliError((e as Error).message, {
+        hint: "a stack name has 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        exitCode: 2,
+      });
+    }
+  }
   const maxParallel = argv.maxParallel;
   if (maxParallel !== undefined && (!Number.isInteger(maxParallel) || maxParallel < 1)) {
     // yargs turns "abc" into NaN: show what was typed.
@@ -192,6 +212,14 @@ async function runFile(argv: RunArgs): Promise<number> {
       );
       const { printPlans } = await import("../run/plan.js");
       printPlans(plans, json);
+      if (target.stack !== undefined)
+        eprintln(
+          await (await import("../run/stack.js")).describeStackPlan(
+            dataDir.stacksDb,
+            target.stack,
+            models,
+          ),
+        );
       return 0;
     }
     // Check every group before the first one starts.
@@ -209,6 +237,7 @@ async function runFile(argv: RunArgs): Promise<number> {
           values,
           params,
           resumedFrom: resume?.run.id,
+          stack: target.stack,
           reused: Object.keys(resume?.completed ?? {}),
         })
       : undefined;

@@ -40,6 +40,9 @@ function say(text: string): void {
   println(out);
 }
 
+/** A table cell: a multi-line text (a hook's error, a description) on one line. */
+const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ");
+
 // @sloth/stack loads better-sqlite3 and drizzle: only when a stack command runs.
 async function withStacks<T>(argv: StackArgs, fn: (s: StackStore) => T | Promise<T>): Promise<T> {
   const { openStackStore } = await import("@sloth/stack");
@@ -182,7 +185,7 @@ const list: CommandModule<StackArgs, StackArgs> = {
         s.versions(x.name).at(-1)?.name ?? "-",
         when(x.lastExecutionAt),
         x.lock ? (x.lock.stale ? `stale (${x.lock.lockedBy})` : x.lock.lockedBy) : "-",
-        x.description,
+        oneLine(x.description),
       ]);
       say(
         table([
@@ -320,7 +323,7 @@ const events: CommandModule<StackArgs, StackArgs & { name?: string; limit: numbe
             e.type,
             sev(e.severity),
             e.source,
-            e.message,
+            oneLine(e.message),
           ]),
         ]),
       );

@@ -46,7 +46,7 @@ export function requireFile(file: string): string {
   return path.resolve(file);
 }
 
-function isFile(p: string): boolean {
+export function isFile(p: string): boolean {
   try {
     return fs.statSync(p).isFile();
   } catch {

@@ -28,6 +28,8 @@ export interface RunFacts {
   sources?: readonly string[] | undefined;
   /** Tasks reused from the resumed run. */
   reused?: readonly string[] | undefined;
+  /** The stack the run deploys. */
+  stack?: string | undefined;
 }
 
 /**

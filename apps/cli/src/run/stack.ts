@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import type { JsonObject } from "@sloth/stack";
 import type { RunResult, WorkflowModel } from "@sloth/workflow";
 import { CliError } from "../context.js";
 import { eprintln } from "../output.js";
@@ -34,9 +36,8 @@ export async function beginStackRun(
   /** The id to give the run's lock (the Lua `stack` module makes its changes under it). */
   runLockId: string,
 ): Promise<StackRun> {
-  const { openStackStore, defaultActor, validateStack, detectDrift, fixDrift } = await import(
-    "@sloth/stack"
-  );
+  const { openStackStore, defaultActor, validateStack, detectDrift, fixDrift, isStackError } =
+    await import("@sloth/stack");
   const any = (f: (m: WorkflowModel) => boolean) => models.some(f);
   const rollback = any((m) => m.config.onFailure === "rollback");
   const snapshotFirst = rollback || any((m) => m.config.createSnapshot === true);
@@ -102,31 +103,42 @@ export async function beginStackRun(
       try {
         if (started === undefined) return {};
         const failed = results.find((r) => r.status !== "succeeded");
-        const ok = !failed && !interrupted;
-        const outputs: Record<string, unknown> = {};
-        for (const r of results)
-          for (const t of r.tasks) if (t.output !== undefined) outputs[t.name] = t.output;
-        store.endExecution(stack, {
-          lockId: held,
-          runId: started,
-          status: ok ? "completed" : "failed",
-          message:
-            interrupted ??
-            (failed
-              ? `${failed.workflow} ${failed.status}${failed.message ? `: ${failed.message}` : ""}`
-              : undefined),
-          // A failed run leaves the state of the last good one.
-          ...(ok
-            ? {
-                state: {
-                  file: workflowFile,
-                  workflows: results.map((r) => r.workflow),
-                  runIds: results.map((r) => r.runId),
-                  outputs: JSON.parse(JSON.stringify(outputs)),
-                },
-              }
-            : {}),
-        });
+        let ok = !failed && !interrupted;
+        const message =
+          interrupted ??
+          (failed
+            ? `${failed.workflow} ${failed.status}${failed.message ? `: ${failed.message}` : ""}`
+            : undefined);
+        try {
+          if (ok) {
+            store.endExecution(stack, {
+              lockId: held,
+              runId: started,
+              status: "completed",
+              state: nextState(store.find(stack)?.state ?? {}, workflowFile, results),
+            });
+          } else {
+            // A failed run leaves the state of the last good one.
+            store.endExecution(stack, { lockId: held, runId: started, status: "failed", message });
+          }
+        } catch (e) {
+          if (isStackError(e, "SLOTH_STACK_NOT_FOUND")) {
+            failure = `stack '${stack}' was deleted while the run held it: its outcome is not recorded`;
+            eprintln(`error: ${failure}`);
+            return { failure };
+          }
+          if (!ok || !isStackError(e, "SLOTH_INVALID_ARGUMENT")) throw e;
+          // Outputs that cannot be a stack's state (nested too deep): the run fails.
+          ok = false;
+          failure = `the run's task outputs cannot be stack '${stack}''s state: ${(e as Error).message}`;
+          eprintln(`error: ${failure}`);
+          store.endExecution(stack, {
+            lockId: held,
+            runId: started,
+            status: "failed",
+            message: failure,
+          });
+        }
         let restored = false;
         if (!ok && rollback && before !== undefined) {
           try {
@@ -190,4 +202,67 @@ export async function beginStackRun(
       }
     },
   };
+}
+
+/**
+ * The state a successful run leaves: the outputs of the tasks it ran over
+ * those of the tasks it did not run (a `-t` subset keeps the rest), keyed by
+ * task name, or `workflow.task` where two workflows of the run have the name.
+ */
+function nextState(
+  previous: Record<string, unknown>,
+  workflowFile: string,
+  results: RunResult[],
+): JsonObject {
+  const counts = new Map<string, number>();
+  for (const r of results)
+    for (const t of r.tasks) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
+  const before = previous.outputs;
+  const outputs: Record<string, unknown> =
+    typeof before === "object" && before !== null && !Array.isArray(before)
+      ? { ...(before as Record<string, unknown>) }
+      : {};
+  for (const r of results)
+    for (const t of r.tasks) {
+      if (t.output === undefined) continue;
+      outputs[(counts.get(t.name) ?? 0) > 1 ? `${r.workflow}.${t.name}` : t.name] = t.output;
+    }
+  return {
+    file: workflowFile,
+    workflows: results.map((r) => r.workflow),
+    runIds: results.map((r) => r.runId),
+    outputs: JSON.parse(JSON.stringify(outputs)),
+  } as JsonObject;
+}
+
+/** What a run of `stack` would do first, for --dry-run (reads stacks.db, creates nothing). */
+export async function describeStackPlan(
+  file: string,
+  stack: string,
+  models: WorkflowModel[],
+): Promise<string> {
+  const keys = [
+    models.some((m) => m.config.validateBefore) ? "validate it" : "",
+    models.some((m) => m.config.createSnapshot || m.config.onFailure === "rollback")
+      ? "snapshot it"
+      : "",
+  ].filter(Boolean);
+  const after = [
+    models.some((m) => m.config.detectDrift) ? "check drift after success" : "",
+    models.some((m) => m.config.onFailure === "rollback") ? "roll back on failure" : "",
+  ].filter(Boolean);
+  const plan = `a run would lock it${keys.length > 0 ? `, ${keys.join(", ")}` : ""}${after.length > 0 ? `, then ${after.join(" and ")}` : ""}`;
+  let now = "does not exist yet (a run creates it)";
+  if (fs.existsSync(file)) {
+    const { openStackStore } = await import("@sloth/stack");
+    const store = openStackStore({ path: file });
+    try {
+      const s = store.find(stack);
+      if (s)
+        now = `is ${s.status}${s.lock && !s.lock.stale ? `, locked by ${s.lock.lockedBy} (a run now would fail)` : ""}`;
+    } finally {
+      store.close();
+    }
+  }
+  return `dry run: stack '${stack}' ${now}; ${plan}`;
 }

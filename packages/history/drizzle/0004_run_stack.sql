@@ -1,0 +1,1 @@
+ALTER TABLE `history_runs` ADD `stack` text;
