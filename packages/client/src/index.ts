@@ -94,6 +94,7 @@ export { renderSystemdUnit, type SystemdUnitOptions } from "./service/systemd.js
 export { type ShellOptions, shellOnAgent, type TerminalSize } from "./shell.js";
 export {
   type Durability,
+  migrateWithRetry,
   type OpenSqliteOptions,
   openSqlite,
   sqliteOpenError,

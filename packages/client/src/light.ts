@@ -13,6 +13,7 @@ export { readMasters } from "./masters/read.js";
 export type { MasterRecord, MasterTlsPaths } from "./masters/store.js";
 export {
   type Durability,
+  migrateWithRetry,
   type OpenSqliteOptions,
   openSqlite,
   sqliteOpenError,

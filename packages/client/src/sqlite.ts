@@ -88,3 +88,33 @@ export function sqliteOpenError(
     details: { path: file, cause: code },
   });
 }
+
+/**
+ * Runs a schema migration, trying again a few times when it fails:
+ * processes opening an older database at once race to apply the same
+ * migration, and the loser's statements fail (the column now exists) or
+ * wait out the lock; on its next try it finds the migration applied. A
+ * failure that stays (a damaged file) is thrown after the last try.
+ */
+function lostMigrationRace(e: unknown): boolean {
+  const cause = (e as { cause?: unknown } | null)?.cause;
+  const text = `${(e as Error | null)?.message} ${(cause as Error | null)?.message}`;
+  const code = `${(e as { code?: unknown } | null)?.code} ${(cause as { code?: unknown } | null)?.code}`;
+  return (
+    /SQLITE_BUSY|SQLITE_LOCKED/.test(code) ||
+    /already exists|duplicate column|database is locked/.test(text)
+  );
+}
+
+export function migrateWithRetry(run: () => void, attempts = 5): void {
+  for (let i = 1; ; i++) {
+    try {
+      run();
+      return;
+    } catch (e) {
+      if (i >= attempts || !lostMigrationRace(e)) throw e;
+      // A synchronous pause: opening a store is synchronous.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 40 * i + Math.random() * 40);
+    }
+  }
+}

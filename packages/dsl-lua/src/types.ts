@@ -42,6 +42,12 @@ export interface LuaModuleDefinition {
   /** Lua code run once the module is installed; it receives the module table as `...`. */
   lua?: string | undefined;
   /**
+   * False: a global only, not registered for `require(name)`, so a
+   * workflow's own file of that name still loads (the `stack` module).
+   * Default true.
+   */
+  requireable?: boolean | undefined;
+  /**
    * Called when each job ends: release what the task left held (locks). The
    * module stays installed for the next job of the same file in this worker.
    */

@@ -45,6 +45,31 @@ end) })`,
     expect(r).toMatchObject({ ok: true, message: "c web nine nil y 2" });
   });
 
+  it("prints such tables as JSON and takes them as plain tables", async () => {
+    const t = await only(
+      `workflow.define("w"):tasks({ task("t"):command(function(params, deps)
+  log.info(deps.p.ports)
+  return true
+end) })`,
+    );
+    const r = await runCommand(t, { deps: { p: { ports: { "8080": "web" } } } });
+    expect(r.log).toBe('INFO {"8080":"web"}\n');
+  });
+
+  it("leaves require('stack') to the workflow's own stack.lua", async () => {
+    tmp.write(
+      "stack.lua",
+      "local M = {} function M.push(t, v) t[#t + 1] = v return #t end return M",
+    );
+    const t = await only(
+      `local st = require("stack")
+workflow.define("w"):tasks({ task("t"):command(function()
+  return true, tostring(st.push({}, 1)) .. " " .. tostring(stack.name)
+end) })`,
+    );
+    expect(await runCommand(t)).toMatchObject({ ok: true, message: "1 nil" });
+  });
+
   it("keeps data nested hundreds of levels deep, in deps and values alike", async () => {
     const t = await only(
       `workflow.define("w"):tasks({ task("t"):command(function(params, deps)

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import {
   type Durability,
+  migrateWithRetry,
   openSqlite,
   processGone as runnerGone,
   sqliteOpenError,
@@ -80,7 +81,7 @@ export function openHistory(options: HistoryOptions): HistoryStore {
   try {
     sqlite = openSqlite(options.path, { durability: options.durability ?? "normal" });
     db = drizzle(sqlite);
-    migrate(db, { migrationsFolder: MIGRATIONS });
+    migrateWithRetry(() => migrate(db, { migrationsFolder: MIGRATIONS }));
   } catch (e) {
     sqlite?.close();
     throw sqliteOpenError(

@@ -1,7 +1,13 @@
 import crypto from "node:crypto";
 import { EventEmitter } from "node:events";
 import { fileURLToPath } from "node:url";
-import { openSqlite, SlothError, sqliteOpenError, writeTransaction } from "@sloth/client";
+import {
+  migrateWithRetry,
+  openSqlite,
+  SlothError,
+  sqliteOpenError,
+  writeTransaction,
+} from "@sloth/client";
 import type Database from "better-sqlite3";
 import { eq } from "drizzle-orm";
 import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
@@ -104,7 +110,8 @@ export class AgentRegistry extends EventEmitter<RegistryEvents> {
     try {
       sqlite = openSqlite(file, { durability: "normal" });
       this.#db = drizzle(sqlite);
-      migrate(this.#db, { migrationsFolder: MIGRATIONS });
+      const db = this.#db;
+      migrateWithRetry(() => migrate(db, { migrationsFolder: MIGRATIONS }));
       for (const row of this.#db.select().from(agents).all()) {
         this.#agents.set(row.name, {
           ...row,

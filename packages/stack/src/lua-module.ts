@@ -162,6 +162,8 @@ export function createLuaModule(options: StackLuaOptions = {}) {
   };
   return {
     functions,
+    // A global only: a workflow's own stack.lua stays require-able.
+    requireable: false,
     async: Object.keys(functions).filter((k) => k !== "__name"),
     lua: LUA,
     dispose: () => {

@@ -3,6 +3,7 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import {
   type Durability,
+  migrateWithRetry,
   openSqlite,
   processGone,
   processIdentity,
@@ -274,7 +275,7 @@ export function openStackStore(options: StackStoreOptions): StackStore {
       busyTimeoutMs: options.busyTimeoutMs ?? 30_000,
     });
     db = drizzle(sqlite);
-    migrate(db, { migrationsFolder: MIGRATIONS });
+    migrateWithRetry(() => migrate(db, { migrationsFolder: MIGRATIONS }));
   } catch (e) {
     sqlite?.close();
     throw sqliteOpenError(

@@ -5,7 +5,7 @@ import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3"
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { parseHostPort } from "../address.js";
 import { SlothError } from "../errors.js";
-import { openSqlite, sqliteOpenError, writeTransaction } from "../sqlite.js";
+import { migrateWithRetry, openSqlite, sqliteOpenError, writeTransaction } from "../sqlite.js";
 import { masters } from "./schema.js";
 
 /** TLS file paths recorded for a master. */
@@ -111,7 +111,8 @@ export function openMastersStore(file: string): MastersStore {
   try {
     sqlite = openSqlite(file);
     db = drizzle(sqlite);
-    migrate(db, { migrationsFolder: MIGRATIONS });
+    const orm = db;
+    migrateWithRetry(() => migrate(orm, { migrationsFolder: MIGRATIONS }));
   } catch (e) {
     sqlite?.close();
     throw sqliteOpenError(

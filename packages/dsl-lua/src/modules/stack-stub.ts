@@ -14,6 +14,7 @@ export function createLuaModule(): LuaModuleDefinition {
     throw new Error(`stack.${fn}: ${WHERE}`);
   };
   return {
+    requireable: false,
     functions: Object.fromEntries(
       ["state", "resource", "remove_resource", "resources", "snapshot", "event"].map((f) => [
         f,

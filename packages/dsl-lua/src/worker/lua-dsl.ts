@@ -9,6 +9,15 @@ export const LUA_DSL = String.raw`
 local S = __sloth
 local DATA = setmetatable({}, { __mode = "k" })
 local TASK_META, WF_META, PAR_META = {}, {}, {}
+-- JSON has only string keys: a table that came through it with keys such as
+-- "3" or "8080" (a Lua integer key, or a YAML number key) also answers to
+-- t[3] and t[8080]; pairs() still shows the string keys. Such tables count
+-- as plain tables everywhere (printing, lists).
+local INT_KEYS = { __index = function(t, k)
+  if math.type(k) == "integer" then return rawget(t, tostring(k)) end
+end }
+S.INT_KEYS = INT_KEYS
+local function plain(t) local mt = getmetatable(t) return mt == nil or mt == INT_KEYS end
 S.workflows = {}
 S.fns = {}
 -- Tasks the top level created, to tell about those no workflow lists.
@@ -38,7 +47,7 @@ end
 -- Flattens varargs or one list into a list, checking element types.
 local function list_of(field, allow_tasks, ...)
   local first = ...
-  local items = (select("#", ...) == 1 and type(first) == "table" and getmetatable(first) == nil) and first or { ... }
+  local items = (select("#", ...) == 1 and type(first) == "table" and plain(first)) and first or { ... }
   local out = {}
   for i, v in ipairs(items) do
     if type(v) == "string" then out[#out + 1] = v
@@ -181,7 +190,7 @@ local function item_path(path, item, i)
   if type(item) == "table" then
     local mt = getmetatable(item)
     if mt == TASK_META or mt == WF_META then name = DATA[item].name
-    elseif mt == nil then name = rawget(item, "name") end
+    elseif mt == nil or mt == INT_KEYS then name = rawget(item, "name") end
   end
   if type(name) == "string" then return path .. "[" .. name .. "]" end
   return path .. "[" .. i .. "]"
@@ -356,12 +365,6 @@ local function roll_back(cells, saved)
   end
 end
 
--- JSON has only string keys: a table that came through it with keys such as
--- "3" or "8080" (a Lua integer key, or a YAML number key) also answers to
--- t[3] and t[8080]; pairs() still shows the string keys.
-local INT_KEYS = { __index = function(t, k)
-  if math.type(k) == "integer" then return rawget(t, tostring(k)) end
-end }
 local function int_key(k)
   if type(k) ~= "string" or not k:match("^%-?%d+$") then return false end
   local n = math.tointeger(tonumber(k))

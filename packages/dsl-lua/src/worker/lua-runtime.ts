@@ -38,7 +38,8 @@ for _, m in ipairs(S.modules) do
   for name, f in pairs(m.fns) do mod[name] = async[name] and wrap_async(f) or wrap(f) end
   if m.name:sub(1, 2) ~= "__" then
     _G[m.name] = mod
-    package.loaded[m.name] = mod
+    -- A global only: require(name) still finds the workflow's own file of that name.
+    if m.requireable ~= false then package.loaded[m.name] = mod end
   else
     S[m.name] = mod
   end
@@ -49,7 +50,7 @@ local function text_of(...)
   local parts = {}
   for i = 1, select("#", ...) do
     local v = select(i, ...)
-    if type(v) == "table" and getmetatable(v) == nil then
+    if type(v) == "table" and (getmetatable(v) == nil or getmetatable(v) == S.INT_KEYS) then
       local ok, j = pcall(S.encode, v)
       parts[i] = ok and j or tostring(v)
     else

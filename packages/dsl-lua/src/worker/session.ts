@@ -118,6 +118,7 @@ export class LuaSession {
         fns: def.functions,
         async: def.async ?? [],
         lua: def.lua,
+        requireable: def.requireable ?? true,
       })),
     });
     engine.global.set("values", toLua(spec.values));
