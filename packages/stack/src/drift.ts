@@ -393,9 +393,9 @@ export function validateStack(store: StackStore, stack: string): ValidationCheck
   if (deps.cycle) add("no dependency cycle", "error", deps.cycle.join(" -> "));
   else add("no dependency cycle", "ok", "none");
   const unhealthy = deps.transitive
-    .map((d) => store.find(d))
-    .filter((d) => d !== undefined && d.status !== "completed")
-    .map((d) => `${d?.name} (${d?.status})`);
+    .map((d) => store.find(d) ?? { name: d, status: "missing" })
+    .filter((d) => d.status !== "completed")
+    .map((d) => `${d.name} (${d.status})`);
   if (unhealthy.length > 0) add("dependencies deployed", "warning", unhealthy.join(", "));
   else add("dependencies deployed", "ok", deps.transitive.length > 0 ? "all completed" : "none");
   if (s.lock && !s.lock.stale)

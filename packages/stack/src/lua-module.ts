@@ -102,6 +102,13 @@ export function createLuaModule(options: StackLuaOptions = {}) {
     __resource: async (json: string) => {
       const { store, name } = await changing("stack.resource");
       const spec = JSON.parse(json) as Record<string, unknown>;
+      const known = ["name", "type", "desired", "check", "fix", "depends_on", "dependsOn"];
+      const unknown = Object.keys(spec).filter((k) => !known.includes(k));
+      if (unknown.length > 0)
+        throw new StackError(
+          "SLOTH_INVALID_ARGUMENT",
+          `stack.resource: unknown field ${JSON.stringify(unknown[0])}; the fields are name, type, desired, check, fix, depends_on`,
+        );
       const r: ResourceSpec = {
         name: spec.name as string,
         type: spec.type as string,
@@ -150,6 +157,15 @@ export function createLuaModule(options: StackLuaOptions = {}) {
       if (typeof message !== "string" && typeof message !== "number")
         throw new StackError("SLOTH_INVALID_ARGUMENT", "stack.event expects a message (a string)");
       const { store, name } = await changing("stack.event");
+      if (
+        severity !== undefined &&
+        severity !== null &&
+        !["info", "warning", "error"].includes(severity)
+      )
+        throw new StackError(
+          "SLOTH_INVALID_ARGUMENT",
+          `stack.event: severity ${JSON.stringify(severity)} is not one of "info", "warning", "error"`,
+        );
       const level = severity === "warning" || severity === "error" ? severity : "info";
       store.addEvent(name, {
         type: "workflow.event",

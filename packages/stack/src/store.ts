@@ -745,11 +745,17 @@ class SqliteStackStore implements StackStore {
           pidStart: who.pidStart ?? null,
         })
         .run();
-      this.event(name, "lock.acquired", `locked by ${lockedBy}`, options.source ?? lockedBy, {
-        lockedBy,
-        operation: options.operation ?? "manual",
-        reason: options.reason ?? "",
-      });
+      this.event(
+        name,
+        "lock.acquired",
+        `locked by ${lockedBy}${options.reason ? `: ${options.reason}` : ""}`,
+        options.source ?? lockedBy,
+        {
+          lockedBy,
+          operation: options.operation ?? "manual",
+          reason: options.reason ?? "",
+        },
+      );
       return this.toLock(this.lockRow(row.id) as LockRow);
     });
   }
@@ -1147,7 +1153,7 @@ function lockedError(name: string, l: StackLock): StackError {
     "SLOTH_STACK_LOCKED",
     `stack '${name}' is locked by ${l.lockedBy} since ${since} (${l.operation}${l.reason ? `: ${l.reason}` : ""})`,
     {
-      hint: `wait for it to be released, or \`sloth-runner stack lock force-release ${name}\` if its holder is gone`,
+      hint: `its holder passes the lock id (--lock-id ID); others wait for it to be released, or \`sloth-runner stack lock force-release ${name}\` if its holder is gone`,
       details: { stack: name, lockedBy: l.lockedBy, operation: l.operation, lockedAt: since },
     },
   );

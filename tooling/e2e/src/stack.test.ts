@@ -57,7 +57,7 @@ describe("stack commands", () => {
     const again = await sloth("stack", "lock", "acquire", "backend", "--locked-by", "alice");
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(
-      /^error: stack 'backend' is locked by deploy-bot since \S+ \(manual: v2\); wait for it to be released, or `sloth-runner stack lock force-release backend` if its holder is gone\n$/,
+      /^error: stack 'backend' is locked by deploy-bot since \S+ \(manual: v2\); its holder passes the lock id \(--lock-id ID\); others wait for it to be released, or `sloth-runner stack lock force-release backend` if its holder is gone\n$/,
     );
     expect(await json("stack", "lock", "status", "backend")).toMatchObject({ locked: true });
     const wrong = await sloth("stack", "lock", "release", "backend", "--locked-by", "alice");
@@ -290,6 +290,34 @@ describe("stack commands: locks held by the caller, and bad values", () => {
     expect(fixed.code).toBe(0);
     expect(fs.readFileSync(motd, "utf8")).toBe("new\n");
     expect((await json("stack", "lock", "status", "m")).lock.lockId).toBe(l.lockId);
+    // A snapshot, and a deployment, by the holder.
+    expect((await sloth("stack", "snapshot", "create", "m", "--lock-id", l.lockId)).code).toBe(0);
+    const f = write(
+      "m.sloth",
+      `workflow.define("w"):tasks({ task("a"):command(function()
+  stack.resource({ name = "from-run", type = "x" })
+  return true, "ok", { v = 1 }
+end) })
+`,
+    );
+    expect((await sloth("run", "m", "-f", f)).code).toBe(1);
+    expect((await sloth("run", "m", "-f", f, "--lock-id", l.lockId)).code).toBe(0);
+    const after = await json("stack", "show", "m");
+    expect(after).toMatchObject({ status: "completed", state: { outputs: { a: { v: 1 } } } });
+    // The holder's lock stays held after the run.
+    expect(after.lock.lockId).toBe(l.lockId);
+    const typo = write(
+      "typo.sloth",
+      `workflow.define("w"):tasks({ task("a"):command(function()
+  stack.resource({ name = "r", type = "x", chekc = "true" })
+  return true
+end) })
+`,
+    );
+    const t = await sloth("run", "m", "-f", typo, "--lock-id", l.lockId);
+    expect(t.stdout).toContain(
+      `typo.sloth:2: stack.resource: unknown field "chekc"; the fields are name, type, desired, check, fix, depends_on`,
+    );
     const wrong = await sloth("stack", "drift", "fix", "m", "--auto-approve", "--lock-id", "nope");
     expect(wrong.stderr).toBe(
       "error: the lock of stack 'm' is not nope; see `sloth-runner stack lock status m`\n",

@@ -4,6 +4,7 @@ import { eprintln } from "../output.js";
 
 /** Arguments of `sloth-runner run`. */
 export interface RunArgs extends GlobalArgs {
+  lockId?: string;
   target?: string | undefined;
   file?: string | undefined;
   group?: string | undefined;
@@ -80,6 +81,10 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         describe: "Run every task without its own delegate_to on this agent (repeatable: on each)",
       })
       .option("token-file", { type: "string", describe: "Cluster token file for delegated tasks" })
+      .option("lock-id", {
+        type: "string",
+        describe: "Deploy the stack under the lock you hold (the id `stack lock acquire` printed)",
+      })
       .option("workspace-limit", {
         type: "string",
         describe:
@@ -138,6 +143,11 @@ async function runFile(argv: RunArgs): Promise<number> {
         stack: argv.target !== undefined && !positionalIsFile ? argv.target : resume.run.stack,
       }
     : resolveRunTarget(argv.target, argv.file);
+  if (argv.lockId !== undefined && target.stack === undefined)
+    throw new CliError("--lock-id names the lock of the stack a run deploys", {
+      hint: "run it as `sloth-runner run STACK -f FILE --lock-id ID`",
+      exitCode: 2,
+    });
   if (target.stack !== undefined) {
     const { checkStackName } = await import("@sloth/stack");
     try {
@@ -174,7 +184,7 @@ async function runFile(argv: RunArgs): Promise<number> {
     // The Lua `stack` module: the stack this run deploys (functions say how
     // to run one when there is none).
     // The run's stack lock gets this id, so the module's changes pass it.
-    const runLockId = (await import("node:crypto")).randomUUID();
+    const runLockId = argv.lockId ?? (await import("node:crypto")).randomUUID();
     const stackModule = {
       name: "stack",
       url: import.meta.resolve("@sloth/stack/lua"),
@@ -252,6 +262,7 @@ async function runFile(argv: RunArgs): Promise<number> {
           target.file,
           models,
           runLockId,
+          argv.lockId !== undefined,
         );
       }
       code = await executeRuns(models, {

@@ -215,7 +215,7 @@ const showCmd: CommandModule<StackArgs, NameArgs> = {
       say(`stack:        ${x.name}${x.description ? ` (${x.description})` : ""}`);
       say(`status:       ${paintStatus(c, x.status)}`);
       say(
-        `runs:         ${x.executionCount}${x.lastRunId ? `, last ${x.lastRunId} at ${when(x.lastExecutionAt)}` : ""}`,
+        `runs:         ${x.executionCount}${x.status === "running" ? `, running ${x.lastRunId ?? ""} now` : x.lastRunId ? `, last ${x.lastRunId}, ended ${when(x.lastExecutionAt)}` : ""}`,
       );
       say(`created:      ${when(x.createdAt)}, updated ${when(x.updatedAt)}`);
       say(`lock:         ${x.lock ? lockLine(x.lock) : "free"}`);
@@ -447,7 +447,11 @@ const snapCreate: CommandModule<StackArgs, NameArgs & { description?: string; cr
         .option("creator", { type: "string", describe: "Who takes it (default: user@host)" }),
     handler: (argv) =>
       withStacks(argv, (s) => {
-        const v = s.snapshot(argv.name, { description: argv.description, creator: argv.creator });
+        const v = s.snapshot(argv.name, {
+          description: argv.description,
+          creator: argv.creator,
+          lockId: argv.lockId,
+        });
         if (argv.json) return printJson(versionJson(v));
         say(`snapshot ${v.name} of stack '${argv.name}' created`);
       }),

@@ -35,6 +35,8 @@ export async function beginStackRun(
   models: WorkflowModel[],
   /** The id to give the run's lock (the Lua `stack` module makes its changes under it). */
   runLockId: string,
+  /** The caller already holds the stack's lock under `runLockId` (`run --lock-id`). */
+  callerHolds = false,
 ): Promise<StackRun> {
   const { openStackStore, defaultActor, validateStack, detectDrift, fixDrift, isStackError } =
     await import("@sloth/stack");
@@ -48,12 +50,19 @@ export async function beginStackRun(
   let before: number | undefined;
   try {
     store.ensure(stack);
-    lockId = store.lock(stack, {
-      operation: "run",
-      reason: workflowFile,
-      lockedBy: `${defaultActor()} (pid ${process.pid})`,
-      lockId: runLockId,
-    }).lockId;
+    if (callerHolds) {
+      if (store.lockStatus(stack)?.lockId !== runLockId)
+        throw new CliError(`the lock of stack '${stack}' is not ${runLockId}`, {
+          hint: `see \`sloth-runner stack lock status ${stack}\``,
+          exitCode: 1,
+        });
+    } else
+      lockId = store.lock(stack, {
+        operation: "run",
+        reason: workflowFile,
+        lockedBy: `${defaultActor()} (pid ${process.pid})`,
+        lockId: runLockId,
+      }).lockId;
     if (validateBefore) {
       const errors = validateStack(store, stack).filter((c) => c.level === "error");
       if (errors.length > 0)
@@ -77,7 +86,8 @@ export async function beginStackRun(
     }
     throw e;
   }
-  const held = lockId;
+  // The lock the run's changes are made under; released at the end only if taken here.
+  const held = callerHolds ? runLockId : (lockId as string);
   const results: RunResult[] = [];
   let started: string | undefined;
   return {
@@ -195,7 +205,7 @@ export async function beginStackRun(
       } finally {
         off();
         try {
-          store.unlock(stack, { lockId: held });
+          if (!callerHolds) store.unlock(stack, { lockId: held });
         } finally {
           store.close();
         }
