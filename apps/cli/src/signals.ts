@@ -32,3 +32,23 @@ export function signalExitCode(sig: NodeJS.Signals): number {
 export function outputClosed(): boolean {
   return (globalThis as Record<symbol, unknown>)[Symbol.for("sloth-runner.output-closed")] === true;
 }
+
+/**
+ * An AbortSignal that fires on the first stop signal (see
+ * {@link onStopSignals}), for work that must stop its commands and clean up
+ * rather than die: `stoppedBy()` says which signal came, `off()` stops
+ * listening.
+ */
+export function abortOnStopSignals(): {
+  signal: AbortSignal;
+  stoppedBy(): NodeJS.Signals | undefined;
+  off(): void;
+} {
+  const stop = new AbortController();
+  let by: NodeJS.Signals | undefined;
+  const off = onStopSignals((sig) => {
+    by ??= sig;
+    stop.abort();
+  });
+  return { signal: stop.signal, stoppedBy: () => by, off };
+}

@@ -706,22 +706,18 @@ const driftDetect: CommandModule<StackArgs, DriftArgs> = {
   handler: async (argv) => {
     const opts = await driftRun(argv);
     const { detectDrift } = await import("@sloth/stack");
-    const stop = new AbortController();
-    const { onStopSignals, signalExitCode } = await import("../signals.js");
-    let stoppedBy: NodeJS.Signals | undefined;
-    const off = onStopSignals((sig) => {
-      stoppedBy ??= sig;
-      stop.abort();
-    });
+    const { abortOnStopSignals, signalExitCode } = await import("../signals.js");
+    const stop = abortOnStopSignals();
     try {
       const r = await withStacks(argv, (s) =>
         detectDrift(s, argv.name, { ...opts, signal: stop.signal }),
       );
       printDrift(r, argv.json);
-      if (stoppedBy) throw new ExitCode(signalExitCode(stoppedBy));
+      const by = stop.stoppedBy();
+      if (by) throw new ExitCode(signalExitCode(by));
       if (!r.inSync) throw new ExitCode(1);
     } finally {
-      off();
+      stop.off();
     }
   },
 };
@@ -778,13 +774,8 @@ const driftFix: CommandModule<StackArgs, DriftArgs & { autoApprove?: boolean }> 
         throw new CliError(`the lock of stack '${argv.name}' is not ${argv.lockId}`, {
           hint: `see \`sloth-runner stack lock status ${argv.name}\``,
         });
-      const stop = new AbortController();
-      const { onStopSignals, signalExitCode } = await import("../signals.js");
-      let stoppedBy: NodeJS.Signals | undefined;
-      const off = onStopSignals((sig) => {
-        stoppedBy ??= sig;
-        stop.abort();
-      });
+      const { abortOnStopSignals, signalExitCode } = await import("../signals.js");
+      const stop = abortOnStopSignals();
       try {
         const r = await fixDrift(s, argv.name, { ...opts, signal: stop.signal });
         printDrift(r, argv.json, { fixed: r.fixed, failed: r.failed });
@@ -792,10 +783,11 @@ const driftFix: CommandModule<StackArgs, DriftArgs & { autoApprove?: boolean }> 
           if (r.fixed.length > 0) say(`fixed: ${r.fixed.join(", ")}`);
           for (const f of r.failed) say(`not fixed: ${f.name}: ${f.message}`);
         }
-        if (stoppedBy) throw new ExitCode(signalExitCode(stoppedBy));
+        const by = stop.stoppedBy();
+        if (by) throw new ExitCode(signalExitCode(by));
         if (!r.inSync) throw new ExitCode(1);
       } finally {
-        off();
+        stop.off();
         if (argv.lockId === undefined) s.unlock(argv.name, { lockId });
       }
     });

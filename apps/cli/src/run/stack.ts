@@ -103,13 +103,7 @@ export async function beginStackRun(
       let failure: string | undefined;
       // Ctrl-C during the rollback's fixes or the drift check stops their
       // commands; what was done is recorded and the lock released.
-      const stop = new AbortController();
-      const { onStopSignals } = await import("../signals.js");
-      let signal: NodeJS.Signals | undefined;
-      const off = onStopSignals((sig) => {
-        signal ??= sig;
-        stop.abort();
-      });
+      const stop = (await import("../signals.js")).abortOnStopSignals();
       try {
         if (started === undefined) return {};
         const failed = results.find((r) => r.status !== "succeeded");
@@ -192,6 +186,7 @@ export async function beginStackRun(
             eprintln(`error: ${failure}; see \`sloth-runner stack drift show ${stack}\``);
           } else eprintln(`stack '${stack}': no drift after the run`);
         }
+        const signal = stop.stoppedBy();
         if (signal) {
           store.addEvent(stack, {
             type: "stack.execution.interrupted",
@@ -203,7 +198,7 @@ export async function beginStackRun(
         }
         return failure === undefined ? {} : { failure, signal };
       } finally {
-        off();
+        stop.off();
         try {
           if (!callerHolds) store.unlock(stack, { lockId: held });
         } finally {
