@@ -47,11 +47,16 @@ export {
   validateMasterName,
 } from "./masters/store.js";
 export {
+  answerUnary,
+  answerUnaryError,
   CONNECT_STREAM_PROTO,
+  CONNECT_UNARY_PROTO,
   endStreamFrame,
   isPlainConnectCall,
+  isPlainConnectUnary,
   messageFrame,
   readConnectRequest,
+  readUnaryRequest,
 } from "./server/connect-stream.js";
 export { specGrpcMessage, withSpecGrpcMessages } from "./server/grpc-message.js";
 export {

@@ -20,6 +20,7 @@ import {
 import { MasterService, StateService } from "@sloth/proto";
 import { openStateBackend, type StateBackend } from "@sloth/state";
 import { AgentPool } from "./agent-pool.js";
+import { createFastHeartbeat } from "./fast-heartbeat.js";
 import { createFastRelay } from "./fast-relay.js";
 import { createDualServer, type DualServer } from "./listener.js";
 import { createMasterMetrics } from "./metrics.js";
@@ -250,9 +251,15 @@ export function createMaster(options: MasterOptions): Master {
     token: options.token,
     observer: { ended: (method, code, secs) => metrics.record(method, code, secs) },
   });
+  // Connect binary Heartbeat calls over HTTP/2 too (see fast-heartbeat.ts).
+  const fastHeartbeat = createFastHeartbeat({
+    service: deps,
+    token: options.token,
+    observer: { ended: (method, code, secs) => metrics.record(method, code, secs) },
+  });
   const connectHandler = handler;
   const serve: typeof handler = (req, res) => {
-    if (!fast(req)) connectHandler(req, res);
+    if (!fastHeartbeat(req) && !fast(req)) connectHandler(req, res);
   };
 
   let dual: DualServer | undefined;

@@ -98,6 +98,32 @@ function guard<T>(deps: ServiceDeps, fn: () => Promise<T>): Promise<T> {
   });
 }
 
+/** What a heartbeat carries (HeartbeatRequest's fields). */
+export interface HeartbeatInput {
+  name: string;
+  identitySecret: Uint8Array;
+  runningCommands: number;
+  stopping: boolean;
+}
+
+/**
+ * Records a heartbeat and answers the interval to keep; NOT_FOUND when the
+ * agent is unknown or the secret does not match (the agent registers again).
+ * Shared by the Connect handler and the hand-served path (fast-heartbeat.ts).
+ */
+export function answerHeartbeat(
+  deps: ServiceDeps,
+  req: HeartbeatInput,
+): { heartbeatIntervalMs: bigint } {
+  const { registry } = deps;
+  const a = registry.heartbeat(req.name, req.identitySecret, req.runningCommands);
+  if (!a) throw new ConnectError(`agent '${req.name}' is not registered`, Code.NotFound);
+  if (req.stopping) registry.setStatus(a.name, "inactive", "the agent stopped");
+  const interval = registry.heartbeatInterval(deps.heartbeatIntervalMs);
+  registry.stretchTtl(interval);
+  return { heartbeatIntervalMs: BigInt(interval) };
+}
+
 function heartbeatGuard<T>(fn: () => Promise<T>): Promise<T> {
   return fn().catch((e: unknown) => {
     throw toConnectError(e);
@@ -200,15 +226,7 @@ export function createMasterService(deps: ServiceDeps): ServiceImpl<typeof Maste
       }),
     // Heartbeats are answered while the master drains, so agents running
     // the last relayed commands are not marked inactive.
-    heartbeat: (req) =>
-      heartbeatGuard(async () => {
-        const a = registry.heartbeat(req.name, req.identitySecret, req.runningCommands);
-        if (!a) throw new ConnectError(`agent '${req.name}' is not registered`, Code.NotFound);
-        if (req.stopping) registry.setStatus(a.name, "inactive", "the agent stopped");
-        const interval = registry.heartbeatInterval(deps.heartbeatIntervalMs);
-        registry.stretchTtl(interval);
-        return { heartbeatIntervalMs: BigInt(interval) };
-      }),
+    heartbeat: (req) => heartbeatGuard(async () => answerHeartbeat(deps, req)),
     listAgents: (req) =>
       guard(deps, async () => {
         const match = matchAgents({

@@ -1,7 +1,12 @@
 import type http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
-import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-connect";
+import {
+  codeToHttpStatus,
+  endStreamFlag,
+  endStreamToJson,
+  errorToJson,
+} from "@connectrpc/connect/protocol-connect";
 import { secretsEqual } from "../token.js";
 
 /**
@@ -34,10 +39,78 @@ export function isPlainConnectCall(req: unknown, path: string, token: string): b
  * ConnectError for a malformed or oversized request, or undefined when the
  * caller went away first.
  */
-export function readConnectRequest(
+export async function readConnectRequest(
   stream: http2.ServerHttp2Stream,
   maxBytes = 4 << 20,
 ): Promise<Uint8Array | ConnectError | undefined> {
+  const all = await readBody(stream, maxBytes + 5);
+  if (all === undefined || all instanceof ConnectError) return all;
+  if (all.length < 5 || all[0] !== 0 || all.readUInt32BE(1) !== all.length - 5)
+    return new ConnectError(
+      "protocol error: expected one uncompressed message",
+      Code.InvalidArgument,
+    );
+  return all.subarray(5);
+}
+
+/** The content type of a Connect unary call with a binary message. */
+export const CONNECT_UNARY_PROTO = "application/proto";
+
+/**
+ * True when `req` is an uncompressed Connect unary call with a binary
+ * message to `path` over HTTP/2, carrying `token` as its bearer token and
+ * well-formed Connect headers: one a server may answer by hand with
+ * {@link readUnaryRequest}, {@link answerUnary} and {@link answerUnaryError}.
+ * Reads headers only; anything unusual is left to the Connect handler.
+ */
+export function isPlainConnectUnary(req: unknown, path: string, token: string): boolean {
+  const r = req as http2.Http2ServerRequest;
+  if (r.httpVersionMajor !== 2 || r.method !== "POST" || r.url !== path) return false;
+  const h = r.headers;
+  if (h["content-type"] !== CONNECT_UNARY_PROTO) return false;
+  const encoding = h["content-encoding"];
+  if (encoding !== undefined && encoding !== "identity") return false;
+  const version = h["connect-protocol-version"];
+  if (version !== undefined && version !== "1") return false;
+  const timeout = h["connect-timeout-ms"];
+  if (timeout !== undefined && !/^[0-9]{1,10}$/.test(String(timeout))) return false;
+  const m = h.authorization ? /^Bearer\s+(.+)$/i.exec(h.authorization.trim()) : null;
+  return Boolean(m?.[1] && secretsEqual(m[1], token));
+}
+
+/**
+ * Reads the request message of a unary call: its bytes, a ConnectError for
+ * an oversized request, or undefined when the caller went away first.
+ */
+export function readUnaryRequest(
+  stream: http2.ServerHttp2Stream,
+  maxBytes = 4 << 20,
+): Promise<Uint8Array | ConnectError | undefined> {
+  return readBody(stream, maxBytes);
+}
+
+/** Answers a unary call with its response message. */
+export function answerUnary(stream: http2.ServerHttp2Stream, message: Uint8Array): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ":status": 200, "content-type": CONNECT_UNARY_PROTO });
+  stream.end(message);
+}
+
+/** Answers a unary call with an error, as the Connect protocol has it. */
+export function answerUnaryError(stream: http2.ServerHttp2Stream, error: ConnectError): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({
+    ":status": codeToHttpStatus(error.code),
+    "content-type": "application/json",
+  });
+  stream.end(JSON.stringify(errorToJson(error, undefined)));
+}
+
+/** The whole request body, a ConnectError past `maxBytes`, or undefined when the caller left. */
+function readBody(
+  stream: http2.ServerHttp2Stream,
+  maxBytes: number,
+): Promise<Buffer | ConnectError | undefined> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -48,7 +121,7 @@ export function readConnectRequest(
     };
     const onData = (c: Buffer) => {
       size += c.length;
-      if (size > maxBytes + 5) {
+      if (size > maxBytes) {
         cleanup();
         resolve(new ConnectError("request too large", Code.ResourceExhausted));
         return;
@@ -57,17 +130,7 @@ export function readConnectRequest(
     };
     const onEnd = () => {
       cleanup();
-      const all = Buffer.concat(chunks);
-      if (all.length < 5 || all[0] !== 0 || all.readUInt32BE(1) !== all.length - 5) {
-        resolve(
-          new ConnectError(
-            "protocol error: expected one uncompressed message",
-            Code.InvalidArgument,
-          ),
-        );
-        return;
-      }
-      resolve(all.subarray(5));
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     };
     const onClose = () => {
       cleanup();
