@@ -24,6 +24,7 @@ beforeAll(async () => {
           url: req.url,
           body,
           type: req.headers["content-type"] ?? null,
+          list: [],
         }),
       );
     });
@@ -234,9 +235,12 @@ describe("modules", () => {
       local g = http.get("${base}/x?y=1")
       local p = http.post("${base}/p", { a = 1 })
       local ok, err = pcall(http.get, "http://127.0.0.1:1/")
-      return true, "", { g = g.json, status = g.status, p = p.json, err = tostring(err) }`);
+      local e = http.post("${base}/e", json.array())
+      return true, "", { g = g.json, status = g.status, p = p.json, err = tostring(err), e = e.json.body, list = json.encode(g.json.list) }`);
     expect(out.output).toMatchObject({
-      g: { method: "GET", url: "/x?y=1" },
+      g: { method: "GET", url: "/x?y=1", list: [] },
+      e: "[]",
+      list: "[]",
       status: 200,
       p: { method: "POST", body: '{"a":1}', type: "application/json" },
     });

@@ -56,6 +56,47 @@ end) })`,
     expect(r.log).toBe('INFO {"8080":"web"}\n');
   });
 
+  it("keeps empty lists as lists: JSON and YAML, deps, values, json.array; {} stays an object", async () => {
+    const t = await only(
+      `workflow.define("w"):tasks({ task("t"):command(function(params, deps)
+  local conf = json.decode('{"hosts":[],"opts":{},"nested":[[],{"x":[]}]}')
+  local y = yaml.decode("items: []\\nmap: {}\\n")
+  local grown = json.decode("[]")
+  table.insert(grown, "a")
+  log.info(deps.p.tags, #deps.p.tags, values.empty)
+  return true, json.encode(conf) .. " " .. yaml.encode(y):gsub("\\n", ";"), {
+    conf = conf, y = y, tags = deps.p.tags, values = values.empty, marked = json.array(),
+    filled = json.array({ 1, 2 }), grown = grown, plain = {}, top = json.decode("[]"),
+  }
+end) })`,
+      { empty: [] },
+    );
+    const r = await runCommand(t, { deps: { p: { tags: [] } } });
+    expect(r.ok).toBe(true);
+    expect(r.message).toBe('{"hosts":[],"nested":[[],{"x":[]}],"opts":{}} items: [];map: {};');
+    expect(r.log).toBe("INFO [] 0 []\n");
+    expect(r.output).toEqual({
+      conf: { hosts: [], opts: {}, nested: [[], { x: [] }] },
+      y: { items: [], map: {} },
+      tags: [],
+      values: [],
+      marked: [],
+      filled: [1, 2],
+      grown: ["a"],
+      plain: {},
+      top: [],
+    });
+  });
+
+  it("refuses json.array on what is not a plain table", async () => {
+    const t = await only(`workflow.define("w"):tasks({ task("t"):command(function()
+  return true, select(2, pcall(json.array, 3)) .. " | " .. select(2, pcall(json.array, setmetatable({}, {})))
+end) })`);
+    expect((await runCommand(t)).message).toBe(
+      "json.array expects a table, got number | json.array expects a plain table",
+    );
+  });
+
   it("leaves require('stack') to the workflow's own stack.lua", async () => {
     tmp.write(
       "stack.lua",

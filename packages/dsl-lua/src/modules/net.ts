@@ -23,6 +23,54 @@ interface HttpResponse {
 }
 
 /** `http`: get, post and request through fetch; a network failure is a Lua error. */
+// Table bodies are encoded by Lua, as json.encode does (lists stay lists,
+// even empty ones); a JSON response's empty lists stay lists (S.arrays).
+const HTTP_LUA = `
+local http = ...
+local S = __sloth
+local function with_json(headers)
+  local h = {}
+  for k, v in pairs(headers or {}) do h[k] = v end
+  for k in pairs(h) do
+    if type(k) == "string" and k:lower() == "content-type" then return h end
+  end
+  h["content-type"] = "application/json"
+  return h
+end
+local function encoded(body)
+  local ok, s = pcall(S.encode, body)
+  if not ok then error("http: cannot encode the body: " .. s, 3) end
+  return s
+end
+local function call(f, ...)
+  local ok, r = pcall(f, ...)
+  if not ok then error((tostring(r):gsub("^[^:]*:%d+: ", "")), 3) end
+  if type(r) == "table" then S.arrays(r.json) end
+  return r
+end
+local request, get, post = http.request, http.get, http.post
+function http.request(req)
+  if type(req) == "table" and type(req.body) == "table" then
+    local copy = {}
+    for k, v in pairs(req) do copy[k] = v end
+    copy.body = encoded(req.body)
+    copy.headers = with_json(req.headers)
+    req = copy
+  end
+  return call(request, req)
+end
+function http.get(...) return call(get, ...) end
+function http.post(url, body, opts)
+  if type(body) == "table" then
+    local o = {}
+    for k, v in pairs(type(opts) == "table" and opts or {}) do o[k] = v end
+    o.headers = with_json(o.headers)
+    return call(post, url, encoded(body), o)
+  end
+  return call(post, url, body, opts)
+end
+`;
+
 export function createHttpModule(): LuaModuleDefinition {
   const request = async (req: HttpRequest): Promise<HttpResponse> => {
     if (!req || typeof req.url !== "string") throw new Error("http.request expects { url = ... }");
@@ -68,7 +116,7 @@ export function createHttpModule(): LuaModuleDefinition {
     post: (url: string, body?: unknown, opts?: Omit<HttpRequest, "url">) =>
       request({ ...opts, url, body, method: "POST" }),
   };
-  return { functions, async: ["request", "get", "post"] };
+  return { functions, async: ["request", "get", "post"], lua: HTTP_LUA };
 }
 
 /** `time`: now (seconds, fractional), now_ms, iso, sleep(seconds or "2s"). */

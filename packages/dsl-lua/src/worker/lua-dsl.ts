@@ -17,7 +17,11 @@ local INT_KEYS = { __index = function(t, k)
   if math.type(k) == "integer" then return rawget(t, tostring(k)) end
 end }
 S.INT_KEYS = INT_KEYS
-local function plain(t) local mt = getmetatable(t) return mt == nil or mt == INT_KEYS end
+-- A list known to be one even when empty (JSON's [], or json.array(t)):
+-- encoded as [] when it has no items. A plain table too.
+local ARRAY = { __name = "json.array" }
+S.ARRAY = ARRAY
+local function plain(t) local mt = getmetatable(t) return mt == nil or mt == INT_KEYS or mt == ARRAY end
 S.workflows = {}
 S.fns = {}
 -- Tasks the top level created, to tell about those no workflow lists.
@@ -190,7 +194,7 @@ local function item_path(path, item, i)
   if type(item) == "table" then
     local mt = getmetatable(item)
     if mt == TASK_META or mt == WF_META then name = DATA[item].name
-    elseif mt == nil or mt == INT_KEYS then name = rawget(item, "name") end
+    elseif mt == nil or mt == INT_KEYS or mt == ARRAY then name = rawget(item, "name") end
   end
   if type(name) == "string" then return path .. "[" .. name .. "]" end
   return path .. "[" .. i .. "]"
@@ -226,6 +230,10 @@ local function encode(v, opts, seen, path)
   end
   if seen[v] then error("cannot encode a table that contains itself at " .. path, 0) end
   seen[v] = true
+  if next(v) == nil and getmetatable(v) == ARRAY then
+    seen[v] = nil
+    return "[]"
+  end
   local keys, max, seq, strings = {}, 0, true, true
   for k in pairs(v) do
     keys[#keys + 1] = k
@@ -370,16 +378,31 @@ local function int_key(k)
   local n = math.tointeger(tonumber(k))
   return n ~= nil and tostring(n) == k
 end
-local function int_keys(v, depth)
+-- The table an empty JSON array became on its way in (see to-lua.ts).
+local EMPTY_ARRAY_KEY = "__sloth_empty_array"
+local function empty_array(t)
+  local k, x = next(t)
+  return k == EMPTY_ARRAY_KEY and x == true and next(t, k) == nil
+end
+-- Walks a value that came through JSON: empty arrays become empty lists
+-- marked as such; with ints, tables with integer-like keys get INT_KEYS.
+local function walk(v, depth, ints)
   if type(v) ~= "table" or depth > 200 then return end
+  if empty_array(v) then
+    v[EMPTY_ARRAY_KEY] = nil
+    if getmetatable(v) == nil then setmetatable(v, ARRAY) end
+    return
+  end
   local has = false
   for k, x in next, v do
-    if not has and int_key(k) then has = true end
-    if type(x) == "table" then int_keys(x, depth + 1) end
+    if ints and not has and int_key(k) then has = true end
+    if type(x) == "table" then walk(x, depth + 1, ints) end
   end
   if has and getmetatable(v) == nil then setmetatable(v, INT_KEYS) end
 end
-S.int_keys = function(v) int_keys(v, 0) end
+local function int_keys(v, depth) walk(v, depth, true) end
+S.int_keys = function(v) walk(v, 0, true) end
+S.arrays = function(v) walk(v, 0, false) end
 int_keys(values, 0)
 int_keys(params, 0)
 

@@ -50,7 +50,8 @@ local function text_of(...)
   local parts = {}
   for i = 1, select("#", ...) do
     local v = select(i, ...)
-    if type(v) == "table" and (getmetatable(v) == nil or getmetatable(v) == S.INT_KEYS) then
+    local mt = type(v) == "table" and getmetatable(v)
+    if mt == nil or mt == S.INT_KEYS or mt == S.ARRAY then
       local ok, j = pcall(S.encode, v)
       parts[i] = ok and j or tostring(v)
     else
@@ -83,6 +84,15 @@ log.warning = log.warn
 package.loaded.log = log
 
 local D = S.__data
+-- Decoded lists stay lists when empty: [] goes back out as [] (S.arrays).
+local function decoder(f)
+  return function(...)
+    local ok, v = pcall(f, ...)
+    if not ok then error((tostring(v):gsub("^[^:]*:%d+: ", "")), 2) end
+    S.arrays(v)
+    return v
+  end
+end
 json = {
   encode = function(v, opts)
     local ok, s = pcall(S.encode, v)
@@ -90,7 +100,15 @@ json = {
     if type(opts) == "table" and opts.indent then return D.json_pretty(s, opts.indent) end
     return s
   end,
-  decode = D.json_decode,
+  decode = decoder(D.json_decode),
+  -- Marks t (or a new table) as a list, so that it encodes as [] when empty.
+  array = function(t)
+    if t == nil then t = {} end
+    if type(t) ~= "table" then error("json.array expects a table, got " .. type(t), 2) end
+    local mt = getmetatable(t)
+    if mt ~= nil and mt ~= S.ARRAY and mt ~= S.INT_KEYS then error("json.array expects a plain table", 2) end
+    return setmetatable(t, S.ARRAY)
+  end,
 }
 yaml = {
   encode = function(v)
@@ -98,7 +116,7 @@ yaml = {
     if not ok then error("yaml.encode: " .. s, 2) end
     return D.yaml_from_json(s)
   end,
-  decode = D.yaml_decode,
+  decode = decoder(D.yaml_decode),
 }
 package.loaded.json, package.loaded.yaml = json, yaml
 function template.render_file(path, vars) return template.render(fs.read(path), vars) end

@@ -1,10 +1,19 @@
 /**
+ * The one key of the table an empty JSON array becomes on its way into Lua:
+ * the Lua side (S.int_keys, S.arrays) turns that table into an empty list
+ * marked as such, which goes back out as [] rather than {}.
+ */
+export const EMPTY_ARRAY_KEY = "__sloth_empty_array";
+
+/**
  * Prepares a JavaScript value for wasmoon: drops nulls (wasmoon would push a
- * userdata that Lua cannot test against nil) and copies the rest.
+ * userdata that Lua cannot test against nil), marks empty arrays (see
+ * EMPTY_ARRAY_KEY) and copies the rest.
  */
 export function toLua(value: unknown): unknown {
   if (value === null) return undefined;
-  if (Array.isArray(value)) return value.map(toLua);
+  if (Array.isArray(value))
+    return value.length === 0 ? { [EMPTY_ARRAY_KEY]: true } : value.map(toLua);
   if (typeof value === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
