@@ -28,6 +28,8 @@ export interface DataDir {
   historyDb: string;
   stateDb: string;
   stacksDb: string;
+  /** Recurring runs: `sloth-runner scheduler`. */
+  schedulesDb: string;
   runs: string;
   /** The last scan of each delegated workspace, so the next run hashes only what changed. */
   workspaceScans: string;
@@ -76,6 +78,7 @@ export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.e
     historyDb: path.join(root, "history.db"),
     stateDb: path.join(root, "state.db"),
     stacksDb: path.join(root, "stacks.db"),
+    schedulesDb: path.join(root, "schedules.db"),
     runs: path.join(root, "runs"),
     workspaceScans: path.join(root, "workspace-scans"),
   };

@@ -201,7 +201,13 @@ function checkSpec(spec: RunSpec): RunSpec {
         `invalid schedule: the values file ${JSON.stringify(v)} is not an absolute path`,
       );
   // Only the known fields, so the stored JSON stays what the runs use.
+  if (spec.cwd !== undefined && (typeof spec.cwd !== "string" || !path.isAbsolute(spec.cwd)))
+    throw new SchedulerError(
+      "SLOTH_INVALID_ARGUMENT",
+      `invalid schedule: the folder ${JSON.stringify(spec.cwd)} is not an absolute path`,
+    );
   const out: RunSpec = { file: spec.file };
+  if (spec.cwd) out.cwd = spec.cwd;
   if (spec.values?.length) out.values = [...spec.values];
   if (spec.params && Object.keys(spec.params).length) out.params = { ...spec.params };
   if (spec.workflow) out.workflow = spec.workflow;

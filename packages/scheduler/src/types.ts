@@ -2,6 +2,8 @@
 export interface RunSpec {
   /** Absolute path of the workflow file. */
   file: string;
+  /** Absolute path of the folder runs start in (default: the workflow file's). */
+  cwd?: string | undefined;
   /** Values files (absolute paths), merged in order. */
   values?: string[] | undefined;
   /** Task parameters, KEY → VALUE. */

@@ -5,6 +5,7 @@ import { caCommand } from "./ca.js";
 import { masterCommand } from "./master.js";
 import { runCommand } from "./run.js";
 import { runsCommand } from "./runs.js";
+import { schedulerCommand } from "./scheduler.js";
 import { stackCommand } from "./stack.js";
 import { stateCommand } from "./state.js";
 import { workflowCommand } from "./workflow.js";
@@ -33,5 +34,6 @@ export const commands: CommandModule<any, any>[] = [
   workflowCommand,
   stateCommand,
   stackCommand,
+  schedulerCommand,
   versionCommand,
 ];
