@@ -235,8 +235,16 @@ describe("modules", () => {
       local g = http.get("${base}/x?y=1")
       local p = http.post("${base}/p", { a = 1 })
       local ok, err = pcall(http.get, "http://127.0.0.1:1/")
+      local function fetch_it()
+        local r = http.get("http://127.0.0.1:1/x")
+        return r
+      end
+      local ok2, err2 = pcall(function()
+        local r = fetch_it()
+        return r
+      end)
       local e = http.post("${base}/e", json.array())
-      return true, "", { g = g.json, status = g.status, p = p.json, err = tostring(err), e = e.json.body, list = json.encode(g.json.list) }`);
+      return true, "", { g = g.json, status = g.status, p = p.json, err = tostring(err), e = e.json.body, list = json.encode(g.json.list), err2 = tostring(err2) }`);
     expect(out.output).toMatchObject({
       g: { method: "GET", url: "/x?y=1", list: [] },
       e: "[]",
@@ -245,6 +253,10 @@ describe("modules", () => {
       p: { method: "POST", body: '{"a":1}', type: "application/json" },
     });
     expect(String(out.output?.err)).toMatch(/cannot reach http:\/\/127\.0\.0\.1:1\//);
+    // Named at the line of the call, inside the helper that made it.
+    expect(String(out.output?.err2)).toMatch(
+      /m\d+\.sloth:7: cannot reach http:\/\/127\.0\.0\.1:1\/x/,
+    );
   });
 
   it("time, log, print, values, params and the Lua 5.1 shims", async () => {

@@ -65,3 +65,31 @@ end) })`,
     await store.close();
   }
 });
+
+it("stores lists as lists, empty ones too, and names a value it cannot store at the caller's line", async () => {
+  const statePath = join(tmp.dir, "state-lists.db");
+  const file = tmp.write(
+    "state-lists.sloth",
+    `workflow.define("w"):tasks({ task("t"):command(function()
+  state.set("conf", json.decode('{"a":[],"b":[1],"c":{}}'))
+  state.set("empty", json.array())
+  local swapped = state.cas("empty", json.array(), { 1 })
+  local ok, err = pcall(function()
+    state.set("bad", { f = function() end })
+  end)
+  return true, json.encode(state.get("conf")), { swapped = swapped, now = state.get("empty"), err = err }
+end) })`,
+  );
+  const [w] = (await loadFile(file, { statePath })).workflows;
+  const out = await runCommand(w!.tasks[0]!);
+  expect(out.message).toBe('{"a":[],"b":[1],"c":{}}');
+  expect(out.output?.swapped).toBe(true);
+  expect(out.output?.now).toEqual([1]);
+  expect(out.output?.err).toMatch(/state-lists\.sloth:6: state\.set: cannot store .*function/);
+  const store = await openState({ path: statePath });
+  try {
+    expect(await store.get("conf")).toEqual({ a: [], b: [1], c: {} });
+  } finally {
+    await store.close();
+  }
+});

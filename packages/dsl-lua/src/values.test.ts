@@ -88,6 +88,19 @@ end) })`,
     });
   });
 
+  it("keeps user data that looks like the empty-list marker, lists deeper than 200, and tostring", async () => {
+    const deep = "[".repeat(205) + "]".repeat(205);
+    const t = await only(`workflow.define("w"):tasks({ task("t"):command(function()
+  local d = json.decode(${JSON.stringify(deep)})
+  local x = d
+  for i = 1, 204 do x = x[1] end
+  return true, json.encode(json.decode('{"__sloth_empty_array":true}')) .. " " .. tostring(next(x)) .. " " .. tostring(json.decode("[]")):match("^table: ") , { d = d }
+end) })`);
+    const r = await runCommand(t);
+    expect(r.message).toBe('{"__sloth_empty_array":true} nil table: ');
+    expect(JSON.stringify(r.output?.d)).toBe(deep);
+  });
+
   it("refuses json.array on what is not a plain table", async () => {
     const t = await only(`workflow.define("w"):tasks({ task("t"):command(function()
   return true, select(2, pcall(json.array, 3)) .. " | " .. select(2, pcall(json.array, setmetatable({}, {})))

@@ -49,6 +49,7 @@ local function call(f, ...)
   return r
 end
 local request, get, post = http.request, http.get, http.post
+-- Not tail calls: error levels count the frames between here and the caller.
 function http.request(req)
   if type(req) == "table" and type(req.body) == "table" then
     local copy = {}
@@ -57,17 +58,24 @@ function http.request(req)
     copy.headers = with_json(req.headers)
     req = copy
   end
-  return call(request, req)
+  local r = call(request, req)
+  return r
 end
-function http.get(...) return call(get, ...) end
+function http.get(...)
+  local r = call(get, ...)
+  return r
+end
 function http.post(url, body, opts)
+  local r
   if type(body) == "table" then
     local o = {}
     for k, v in pairs(type(opts) == "table" and opts or {}) do o[k] = v end
     o.headers = with_json(o.headers)
-    return call(post, url, encoded(body), o)
+    r = call(post, url, encoded(body), o)
+  else
+    r = call(post, url, body, opts)
   end
-  return call(post, url, body, opts)
+  return r
 end
 `;
 

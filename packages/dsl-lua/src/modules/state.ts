@@ -21,6 +21,28 @@ const ttlOf = (v: unknown): number | string | undefined =>
 
 const LUA = `
 local state = ...
+-- Values are encoded by Lua, as json.encode does (lists stay lists, even
+-- empty ones), and decoded on the other side.
+local set_json, cas_json = state.__set_json, state.__cas_json
+state.__set_json, state.__cas_json = nil, nil
+local function json_of(v, fn)
+  if v == nil then return nil end
+  local ok, s = pcall(__sloth.encode, v)
+  if not ok then error(fn .. ": cannot store " .. s, 3) end
+  return s
+end
+local function rethrow(ok, r)
+  if not ok then error((tostring(r):gsub("^[^:]*:%d+: ", "")), 3) end
+  return r
+end
+function state.set(key, value, ttl)
+  local r = rethrow(pcall(set_json, key, json_of(value, "state.set"), ttl))
+  return r
+end
+function state.cas(key, expected, new, ttl)
+  local r = rethrow(pcall(cas_json, key, json_of(expected, "state.cas"), json_of(new, "state.cas"), ttl))
+  return r
+end
 state.compare_swap = state.cas
 -- Tables stored as JSON answer to their integer keys again (see S.int_keys).
 local get = state.get
@@ -40,6 +62,10 @@ function state.with_lock(name, fn, timeout)
   return table.unpack(r, 2, r.n)
 end
 `;
+
+/** A value Lua encoded (undefined for nil). */
+const fromJson = (json: string | undefined | null): JsonValue | undefined =>
+  json === undefined || json === null ? undefined : (JSON.parse(json) as JsonValue);
 
 /**
  * The Lua `state` module over @sloth/state: get (with a default), set (ttl in
@@ -85,22 +111,27 @@ export function createLuaModule(options: StateModuleOptions): LuaModuleDefinitio
       const v = await (await open()).get(key);
       return v === undefined ? fallback : toLua(v);
     },
-    set: async (key: string, value: JsonValue, ttl?: number | string) => {
-      await (await open()).set(key, value, { ttl: ttlOf(ttl) });
+    __set_json: async (key: string, json: string | undefined, ttl?: number | string) => {
+      await (await open()).set(key, fromJson(json) as JsonValue, { ttl: ttlOf(ttl) });
       return true;
     },
     delete: async (key: string) => (await open()).delete(key),
     exists: async (key: string) => (await open()).has(key),
     keys: async (prefix?: string) => (await (await open()).list({ prefix })).map((e) => e.key),
     increment: async (key: string, by?: number) => (await open()).increment(key, by ?? 1),
-    cas: async (
+    __cas_json: async (
       key: string,
-      expected: JsonValue | undefined,
-      next: JsonValue | undefined,
+      expected: string | undefined,
+      next: string | undefined,
       ttl?: number | string,
     ) =>
-      (await (await open()).cas(key, expected ?? undefined, next ?? undefined, { ttl: ttlOf(ttl) }))
-        .ok,
+      (
+        await (
+          await open()
+        ).cas(key, fromJson(expected), fromJson(next), {
+          ttl: ttlOf(ttl),
+        })
+      ).ok,
     lock: (name: string, wait?: number | string) => take(name, { waitMs: ttlOf(wait) ?? 30_000 }),
     try_lock: (name: string, ttl?: number | string) => take(name, { waitMs: 0, ttl: ttlOf(ttl) }),
     unlock: async (name: string) => {

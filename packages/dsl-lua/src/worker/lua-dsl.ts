@@ -19,7 +19,7 @@ end }
 S.INT_KEYS = INT_KEYS
 -- A list known to be one even when empty (JSON's [], or json.array(t)):
 -- encoded as [] when it has no items. A plain table too.
-local ARRAY = { __name = "json.array" }
+local ARRAY = {}
 S.ARRAY = ARRAY
 local function plain(t) local mt = getmetatable(t) return mt == nil or mt == INT_KEYS or mt == ARRAY end
 S.workflows = {}
@@ -379,15 +379,16 @@ local function int_key(k)
   return n ~= nil and tostring(n) == k
 end
 -- The table an empty JSON array became on its way in (see to-lua.ts).
-local EMPTY_ARRAY_KEY = "__sloth_empty_array"
+local EMPTY_ARRAY_KEY = S.empty_array_key
 local function empty_array(t)
   local k, x = next(t)
   return k == EMPTY_ARRAY_KEY and x == true and next(t, k) == nil
 end
 -- Walks a value that came through JSON: empty arrays become empty lists
 -- marked as such; with ints, tables with integer-like keys get INT_KEYS.
+-- Lua calls between Lua functions take no C stack: deep data is fine.
 local function walk(v, depth, ints)
-  if type(v) ~= "table" or depth > 200 then return end
+  if type(v) ~= "table" or depth > 100000 then return end
   if empty_array(v) then
     v[EMPTY_ARRAY_KEY] = nil
     if getmetatable(v) == nil then setmetatable(v, ARRAY) end

@@ -11,7 +11,7 @@ import type { CallResult, SessionSpec } from "../protocol.js";
 import type { LuaModuleDefinition, LuaModuleHost } from "../types.js";
 import { LUA_DSL } from "./lua-dsl.js";
 import { LUA_RUNTIME } from "./lua-runtime.js";
-import { toLua } from "./to-lua.js";
+import { EMPTY_ARRAY_KEY, toLua } from "./to-lua.js";
 import { installValueConversions } from "./wasmoon-values.js";
 
 installValueConversions();
@@ -108,6 +108,7 @@ export class LuaSession {
     }
     engine.global.set("__sloth", {
       base_dir: spec.baseDir,
+      empty_array_key: EMPTY_ARRAY_KEY,
       host: {
         log: (stream: "stdout" | "stderr" | "log", text: string) =>
           session.job.events.log(stream, String(text)),

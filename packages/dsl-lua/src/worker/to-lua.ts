@@ -1,9 +1,12 @@
+import { randomBytes } from "node:crypto";
+
 /**
  * The one key of the table an empty JSON array becomes on its way into Lua:
  * the Lua side (S.int_keys, S.arrays) turns that table into an empty list
- * marked as such, which goes back out as [] rather than {}.
+ * marked as such, which goes back out as [] rather than {}. Random per
+ * process, so no data can carry it.
  */
-export const EMPTY_ARRAY_KEY = "__sloth_empty_array";
+export const EMPTY_ARRAY_KEY = `__sloth_empty_array_${randomBytes(12).toString("hex")}`;
 
 /**
  * Prepares a JavaScript value for wasmoon: drops nulls (wasmoon would push a
