@@ -6,6 +6,7 @@ import {
   answerUnaryError,
   isPlainConnectUnary,
   readUnaryRequest,
+  TRUSTED_READ_MAX_BYTES,
   toConnectError,
 } from "@sloth/client";
 import { HeartbeatRequestSchema, HeartbeatResponseSchema } from "@sloth/proto";
@@ -24,8 +25,6 @@ import { answerHeartbeat, type ServiceDeps } from "./service.js";
  */
 
 const PATH = "/sloth.master.v1.MasterService/Heartbeat";
-/** A heartbeat is a name and a 32-byte secret: far below this. */
-const MAX_REQUEST_BYTES = 64 * 1024;
 
 export interface FastHeartbeatDeps {
   service: ServiceDeps;
@@ -43,36 +42,43 @@ export function createFastHeartbeat(deps: FastHeartbeatDeps): (req: unknown) => 
   return (raw) => {
     if (!isPlainConnectUnary(raw, PATH, deps.token)) return false;
     const req = raw as http2.Http2ServerRequest;
-    const started = performance.now();
-    void serve(deps, req.stream).then((code) =>
-      deps.observer.ended("Heartbeat", code, (performance.now() - started) / 1000),
-    );
+    serve(deps, req.stream).catch((e: unknown) => {
+      answerUnaryError(req.stream, toConnectError(e));
+    });
     return true;
   };
 }
 
-async function serve(deps: FastHeartbeatDeps, stream: http2.ServerHttp2Stream): Promise<string> {
+/**
+ * Reads, answers, and reports the call to the metrics as the Connect
+ * handler's interceptor would: once the request has been read and decoded,
+ * timed from then on (requests that never arrive whole are not counted).
+ */
+async function serve(deps: FastHeartbeatDeps, stream: http2.ServerHttp2Stream): Promise<void> {
   // A reset by the caller surfaces as 'close'; never as an uncaught error.
   stream.on("error", () => undefined);
-  const fail = (e: unknown): string => {
-    const error = toConnectError(e);
-    answerUnaryError(stream, error);
-    return Code[error.code] ?? "Unknown";
-  };
-  const body = await readUnaryRequest(stream, MAX_REQUEST_BYTES);
-  if (body === undefined) return "Canceled";
-  if (body instanceof ConnectError) return fail(body);
+  // The Connect handler's limit for callers with the token.
+  const body = await readUnaryRequest(stream, TRUSTED_READ_MAX_BYTES);
+  if (body === undefined) return;
+  if (body instanceof ConnectError) return answerUnaryError(stream, body);
   let req: ReturnType<typeof fromBinary<typeof HeartbeatRequestSchema>>;
   try {
     req = fromBinary(HeartbeatRequestSchema, body);
   } catch (e) {
-    return fail(new ConnectError(`cannot read the request: ${String(e)}`, Code.InvalidArgument));
+    return answerUnaryError(
+      stream,
+      new ConnectError(`cannot read the request: ${String(e)}`, Code.InvalidArgument),
+    );
   }
+  const started = performance.now();
+  let code = "OK";
   try {
     const answer = answerHeartbeat(deps.service, req);
     answerUnary(stream, toBinary(HeartbeatResponseSchema, create(HeartbeatResponseSchema, answer)));
-    return "OK";
   } catch (e) {
-    return fail(e);
+    const error = toConnectError(e);
+    code = Code[error.code] ?? "Unknown";
+    answerUnaryError(stream, error);
   }
+  deps.observer.ended("Heartbeat", code, (performance.now() - started) / 1000);
 }

@@ -92,18 +92,33 @@ export function readUnaryRequest(
 /** Answers a unary call with its response message. */
 export function answerUnary(stream: http2.ServerHttp2Stream, message: Uint8Array): void {
   if (stream.destroyed || stream.headersSent) return;
-  stream.respond({ ":status": 200, "content-type": CONNECT_UNARY_PROTO });
+  stream.respond({
+    ":status": 200,
+    "content-type": CONNECT_UNARY_PROTO,
+    "content-length": message.byteLength,
+  });
   stream.end(message);
 }
 
-/** Answers a unary call with an error, as the Connect protocol has it. */
+/**
+ * Answers a unary call with an error, as the Connect protocol has it: the
+ * status for its code, its JSON, and its metadata as response headers.
+ */
 export function answerUnaryError(stream: http2.ServerHttp2Stream, error: ConnectError): void {
   if (stream.destroyed || stream.headersSent) return;
+  const body = Buffer.from(JSON.stringify(errorToJson(error, undefined)));
+  const headers: http2.OutgoingHttpHeaders = {};
+  error.metadata.forEach((value, key) => {
+    if (!key.startsWith(":") && key !== "content-type" && key !== "content-length")
+      headers[key] = value;
+  });
   stream.respond({
+    ...headers,
     ":status": codeToHttpStatus(error.code),
     "content-type": "application/json",
+    "content-length": body.byteLength,
   });
-  stream.end(JSON.stringify(errorToJson(error, undefined)));
+  stream.end(body);
 }
 
 /** The whole request body, a ConnectError past `maxBytes`, or undefined when the caller left. */
