@@ -12,12 +12,15 @@ CREATE TABLE `schedule_runs` (
 	`pid` integer,
 	`host` text,
 	`boot_id` text,
-	`pid_start` text
+	`pid_start` text,
+	`child_pid` integer,
+	`child_start` text
 );
 --> statement-breakpoint
 CREATE INDEX `schedule_runs_schedule` ON `schedule_runs` (`schedule`,`id`);--> statement-breakpoint
 CREATE TABLE `scheduler_lock` (
 	`id` integer PRIMARY KEY NOT NULL,
+	`token` text NOT NULL,
 	`pid` integer NOT NULL,
 	`host` text NOT NULL,
 	`boot_id` text,

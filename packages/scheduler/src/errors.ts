@@ -7,6 +7,7 @@ export type SchedulerErrorCode =
   | "SLOTH_INVALID_ARGUMENT"
   | "SLOTH_SCHEDULE_NOT_FOUND"
   | "SLOTH_SCHEDULE_EXISTS"
+  | "SLOTH_SCHEDULE_BUSY"
   | "SLOTH_SCHEDULER_RUNNING";
 
 const BRAND = Symbol.for("sloth.error");

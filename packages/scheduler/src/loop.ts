@@ -1,4 +1,6 @@
-import { nextRunOf, type ScheduleStore } from "./store.js";
+import { setMaxListeners } from "node:events";
+import { isSchedulerError, SchedulerError } from "./errors.js";
+import { nextRunOf, type RunEnd, type ScheduleStore } from "./store.js";
 import type { Schedule, ScheduleRun } from "./types.js";
 
 /** How a launched run ended, as the launcher reports it. */
@@ -14,12 +16,15 @@ export interface LaunchResult {
 /**
  * Starts one run of `schedule` and resolves when it has ended. `signal`
  * aborts when the scheduler stops: the launcher then stops the run. A
- * rejection counts as a failed run, its message recorded.
+ * launcher that starts a process reports its pid with `started`, so that a
+ * run whose scheduler died is still seen running until that process ends.
+ * A rejection counts as a failed run, its message recorded.
  */
 export type Launcher = (
   schedule: Schedule,
   run: ScheduleRun,
   signal: AbortSignal,
+  started?: (pid: number) => void,
 ) => Promise<LaunchResult>;
 
 /** What the loop tells as it goes (the CLI prints these). */
@@ -44,6 +49,8 @@ export interface SchedulerOptions {
 }
 
 const MAX_SLEEP_MS = 2 ** 31 - 1;
+/** How often runs left by a dead scheduler are checked for having ended. */
+const SETTLE_MS = 5000;
 
 /**
  * Runs schedules on time until `signal` aborts; resolves once the runs under
@@ -55,10 +62,19 @@ const MAX_SLEEP_MS = 2 ** 31 - 1;
  */
 export async function runScheduler(options: SchedulerOptions): Promise<void> {
   const { store, launch } = options;
-  const emit = options.onEvent ?? (() => undefined);
+  // A listener that throws must not stop the scheduler.
+  const emit = (e: SchedulerEvent) => {
+    try {
+      options.onEvent?.(e);
+    } catch {
+      // The listener's own problem.
+    }
+  };
   const pollMs = Math.max(10, options.pollMs ?? 1000);
   const release = store.claimScheduler();
   const stop = new AbortController();
+  // Every run under way listens for the stop.
+  setMaxListeners(0, stop.signal);
   const onAbort = () => stop.abort(options.signal?.reason);
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -73,20 +89,17 @@ export async function runScheduler(options: SchedulerOptions): Promise<void> {
     try {
       run = store.startRun(s.name, "schedule", new Date(due));
     } catch (e) {
-      emit({ type: "error", schedule: s.name, message: messageOf(e) });
+      // Running already, started by hand or by a scheduler that died.
+      if (isSchedulerError(e, "SLOTH_SCHEDULE_BUSY")) skip(s, due, e.message);
+      else emit({ type: "error", schedule: s.name, message: messageOf(e) });
       return;
     }
     emit({ type: "run-started", schedule: s.name, run });
     const done = (async () => {
       let ended: ScheduleRun;
       try {
-        const r = await launch(s, run, stop.signal);
-        ended = store.finishRun(run.id, {
-          status: r.exitCode === 0 ? "succeeded" : "failed",
-          exitCode: r.exitCode ?? undefined,
-          runId: r.runId,
-          message: r.message ?? (r.exitCode === 0 ? "" : `exit code ${r.exitCode}`),
-        });
+        const r = await launch(s, run, stop.signal, (pid) => store.setChild(run.id, pid));
+        ended = store.finishRun(run.id, endOf(r, stop.signal.aborted));
       } catch (e) {
         try {
           ended = store.finishRun(run.id, { status: "failed", message: messageOf(e) });
@@ -102,23 +115,66 @@ export async function runScheduler(options: SchedulerOptions): Promise<void> {
     running.set(s.name, done);
   };
 
+  const skip = (s: Schedule, due: number, message: string) => {
+    try {
+      const run = store.skip(s.name, new Date(due), message);
+      emit({ type: "skipped", schedule: s.name, run });
+    } catch (e) {
+      emit({ type: "error", schedule: s.name, message: messageOf(e) });
+    }
+  };
+
+  const settle = () => {
+    try {
+      const lost = store.settleLost();
+      if (lost > 0) emit({ type: "lost", count: lost });
+    } catch (e) {
+      emit({ type: "error", message: messageOf(e) });
+    }
+  };
+
   try {
-    const lost = store.settleLost();
-    if (lost > 0) emit({ type: "lost", count: lost });
-    emit({ type: "started", schedules: store.list().filter((s) => s.enabled).length });
+    settle();
+    let list: Schedule[] = store.definitions();
+    let version = store.changeCounter();
+    emit({ type: "started", schedules: list.filter((s) => s.enabled && !s.error).length });
+    const broken = new Map<string, string>();
+    let lastTick = Date.now();
+    let lastSettle = lastTick;
     while (!stop.signal.aborted) {
       const now = Date.now();
-      let list: Schedule[];
+      // The clock was set back: every next slot is computed again.
+      if (now < lastTick) slots.clear();
+      lastTick = now;
+      if (now - lastSettle >= SETTLE_MS) {
+        lastSettle = now;
+        settle();
+      }
       try {
-        list = store.list();
+        // Read again only when another process changed the file.
+        const v = store.changeCounter();
+        if (v !== version) {
+          version = v;
+          list = store.definitions();
+        }
       } catch (e) {
         emit({ type: "error", message: messageOf(e) });
-        list = [];
       }
       const seen = new Set<string>();
       let nextWake = now + pollMs;
       for (const s of list) {
         seen.add(s.name);
+        if (s.error) {
+          // Told once per version of the row; the others run on.
+          const key = `${s.updatedAt.getTime()}`;
+          if (broken.get(s.name) !== key) {
+            broken.set(s.name, key);
+            emit({ type: "error", schedule: s.name, message: s.error });
+          }
+          slots.delete(s.name);
+          continue;
+        }
+        broken.delete(s.name);
         if (!s.enabled) {
           slots.delete(s.name);
           continue;
@@ -132,14 +188,8 @@ export async function runScheduler(options: SchedulerOptions): Promise<void> {
         }
         if (slot.due !== undefined && slot.due <= now) {
           const due = slot.due;
-          if (running.has(s.name)) {
-            try {
-              const run = store.skip(s.name, new Date(due), "its previous run was still going");
-              emit({ type: "skipped", schedule: s.name, run });
-            } catch (e) {
-              emit({ type: "error", schedule: s.name, message: messageOf(e) });
-            }
-          } else start(s, due);
+          if (running.has(s.name)) skip(s, due, "its previous run was still going");
+          else start(s, due);
           // Slots passed meanwhile are not made up: the next one after now.
           slot.due = nextDue(s, Math.max(now, due));
         }
@@ -177,18 +227,30 @@ export async function runScheduleNow(
   signal: AbortSignal = new AbortController().signal,
 ): Promise<ScheduleRun> {
   const s = store.get(name);
+  if (s.error)
+    throw new SchedulerError(
+      "SLOTH_INVALID_ARGUMENT",
+      `cannot run schedule '${s.name}': ${s.error}`,
+    );
   const run = store.startRun(s.name, "manual");
   try {
-    const r = await launch(s, run, signal);
-    return store.finishRun(run.id, {
-      status: r.exitCode === 0 ? "succeeded" : "failed",
-      exitCode: r.exitCode ?? undefined,
-      runId: r.runId,
-      message: r.message ?? (r.exitCode === 0 ? "" : `exit code ${r.exitCode}`),
-    });
+    const r = await launch(s, run, signal, (pid) => store.setChild(run.id, pid));
+    return store.finishRun(run.id, endOf(r, signal.aborted));
   } catch (e) {
     return store.finishRun(run.id, { status: "failed", message: messageOf(e) });
   }
+}
+
+/** How a launched run ended, for the record. */
+function endOf(r: LaunchResult, stopped: boolean): RunEnd {
+  if (r.exitCode === 0)
+    return { status: "succeeded", exitCode: 0, runId: r.runId, message: r.message };
+  return {
+    status: stopped ? "stopped" : "failed",
+    exitCode: r.exitCode ?? undefined,
+    runId: r.runId,
+    message: r.message ?? `exit code ${r.exitCode}`,
+  };
 }
 
 function nextDue(s: Schedule, from: number): number | undefined {

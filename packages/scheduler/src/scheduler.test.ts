@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -31,6 +32,7 @@ function fresh(): { dir: string; db: string; store: ScheduleStore } {
 }
 
 const DIST = new URL("../dist/index.js", import.meta.url).href;
+const require = createRequire(import.meta.url);
 
 /** Runs `code` in another node process with the built package as `S`; its stdout. */
 function inChild(code: string): string {
@@ -47,9 +49,10 @@ function inChild(code: string): string {
 
 /** A launcher that runs `bash -c script` (the schedule's file is passed as $1), killed on abort. */
 function bashLauncher(script: string): Launcher {
-  return (s, _run, signal) =>
+  return (s, _run, signal, started) =>
     new Promise((resolve, reject) => {
       const child = spawn("bash", ["-c", script, "bash", s.spec.file], { stdio: "ignore" });
+      if (child.pid !== undefined) started?.(child.pid);
       const kill = () => child.kill("SIGTERM");
       signal.addEventListener("abort", kill, { once: true });
       child.once("error", reject);
@@ -244,7 +247,7 @@ describe("the scheduler loop", () => {
     // One slot per second: consecutive runs are one second apart.
     expect(done[1]!.dueAt!.getTime() - done[0]!.dueAt!.getTime()).toBe(1000);
     // A run the stop caught is recorded as stopped, never left running.
-    for (const r of runs.slice(done.length)) expect(r.status).toBe("failed");
+    for (const r of runs.slice(done.length)) expect(r.status).toBe("stopped");
     expect(events[0]).toEqual({ type: "started", schedules: 1 });
     expect(events.at(-1)).toEqual({ type: "stopped" });
     expect(store.scheduler()).toBeUndefined();
@@ -258,8 +261,8 @@ describe("the scheduler loop", () => {
     const stop = new AbortController();
     const loop = runScheduler({
       store,
-      launch: (s, run, signal) =>
-        bashLauncher(s.name === "bad" ? "exit 3" : "sleep 30")(s, run, signal),
+      launch: (s, run, signal, started) =>
+        bashLauncher(s.name === "bad" ? "exit 3" : "sleep 30")(s, run, signal, started),
       signal: stop.signal,
       pollMs: 50,
     });
@@ -280,7 +283,8 @@ describe("the scheduler loop", () => {
     // The one that ran was stopped with the scheduler.
     const ran = slow.filter((r) => r.status !== "skipped");
     expect(ran).toHaveLength(1);
-    expect(ran[0]).toMatchObject({ status: "failed", message: "killed by SIGTERM" });
+    expect(ran[0]).toMatchObject({ status: "stopped", message: "killed by SIGTERM" });
+    expect(ran[0]!.childPid).toBeGreaterThan(0);
     const bad = store.runs("bad");
     expect(bad.length).toBeGreaterThanOrEqual(1);
     expect(bad[0]).toMatchObject({ status: "failed", exitCode: 3, message: "exit code 3" });
@@ -300,6 +304,106 @@ describe("the scheduler loop", () => {
     });
     await expect(runScheduleNow(store, "nope", bashLauncher("true"))).rejects.toThrow(
       /schedule 'nope' not found/,
+    );
+  });
+});
+
+describe("never two at once, whoever starts them", () => {
+  it("refuses a run while another of the schedule goes, even after its scheduler died", async () => {
+    const { dir, db, store } = fresh();
+    store.add({ name: "x", cron: "0 0 1 1 *", spec: { file: path.join(dir, "f") } });
+    // A scheduler that died while its run's process (here: sleep) goes on.
+    const sleeper = spawn("sleep", ["30"], { stdio: "ignore" });
+    inChild(`const s = S.openScheduleStore({ path: ${JSON.stringify(db)} });
+const r = s.startRun("x", "schedule", new Date()); s.setChild(r.id, ${sleeper.pid}); s.close();`);
+    try {
+      expect(store.settleLost()).toBe(0);
+      let err: unknown;
+      try {
+        store.startRun("x", "manual");
+      } catch (e) {
+        err = e;
+      }
+      expect(isSchedulerError(err, "SLOTH_SCHEDULE_BUSY")).toBe(true);
+      expect((err as Error).message).toMatch(
+        /^schedule 'x' is running already \(run #1, scheduled, since /,
+      );
+      await expect(runScheduleNow(store, "x", bashLauncher("true"))).rejects.toThrow(
+        /running already/,
+      );
+    } finally {
+      sleeper.kill("SIGKILL");
+      await new Promise((r) => sleeper.once("exit", r));
+    }
+    // Its process gone too: lost, and the schedule free again.
+    expect(store.settleLost()).toBe(1);
+    expect(store.runs("x").at(-1)).toMatchObject({ status: "lost", childPid: sleeper.pid });
+    expect((await runScheduleNow(store, "x", bashLauncher("true"))).status).toBe("succeeded");
+  });
+
+  it("lets one loop per file run even within one process, and survives a listener that throws", async () => {
+    const { dir, db, store } = fresh();
+    const out = path.join(dir, "out.txt");
+    store.add({ name: "tick", cron: "* * * * * *", spec: { file: path.join(dir, "f") } });
+    const stop = new AbortController();
+    let ended = 0;
+    const loop = runScheduler({
+      store,
+      launch: bashLauncher(`echo x >> ${JSON.stringify(out)}`),
+      signal: stop.signal,
+      pollMs: 50,
+      onEvent: (e) => {
+        if (e.type === "run-ended") ended++;
+        throw new Error("a listener's bug");
+      },
+    });
+    const other = openScheduleStore({ path: db });
+    stores.push(other);
+    await expect(runScheduler({ store: other, launch: bashLauncher("true") })).rejects.toThrow(
+      /another one runs/,
+    );
+    const t0 = Date.now();
+    while (ended < 2 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+    stop.abort();
+    await loop;
+    expect(ended).toBeGreaterThanOrEqual(2);
+    // One line per slot: no slot ran twice.
+    const lines = fs.readFileSync(out, "utf8").trim().split("\n");
+    expect(lines.length).toBe(store.runs("tick").filter((r) => r.status === "succeeded").length);
+  });
+
+  it("runs the other schedules when one row cannot be read, and refuses crons that never fire", async () => {
+    const { dir, db, store } = fresh();
+    const file = path.join(dir, "f");
+    store.add({ name: "good", cron: "* * * * * *", spec: { file } });
+    store.add({ name: "bad", cron: "* * * * * *", spec: { file } });
+    inChild(`import Database from ${JSON.stringify(require.resolve("better-sqlite3"))};
+const d = new Database(${JSON.stringify(db)}); d.prepare("UPDATE schedules SET spec = '{not json' WHERE name = 'bad'").run(); d.close();`);
+    const listed = store.list();
+    expect(listed.find((s) => s.name === "bad")?.error).toMatch(
+      /^its stored run options cannot be read \(.*\): update it with -f FILE, or delete it$/,
+    );
+    const events: SchedulerEvent[] = [];
+    const stop = new AbortController();
+    const loop = runScheduler({
+      store,
+      launch: bashLauncher("true"),
+      signal: stop.signal,
+      pollMs: 50,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.type === "run-ended") stop.abort();
+      },
+    });
+    await loop;
+    expect(
+      events.filter((e) => e.type === "error").map((e) => (e as { schedule?: string }).schedule),
+    ).toEqual(["bad"]);
+    expect(store.runs("good")[0]?.status).toBe("succeeded");
+    expect(store.runs("bad")).toEqual([]);
+    store.delete("bad");
+    expect(() => store.add({ name: "never", cron: "0 0 31 2 *", spec: { file } })).toThrow(
+      /it never fires/,
     );
   });
 });

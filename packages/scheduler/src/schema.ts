@@ -38,6 +38,9 @@ export const scheduleRuns = sqliteTable(
     host: text("host"),
     bootId: text("boot_id"),
     pidStart: text("pid_start"),
+    /** The run's own process (the launcher's child), while it may still run. */
+    childPid: integer("child_pid"),
+    childStart: text("child_start"),
   },
   (t) => [index("schedule_runs_schedule").on(t.schedule, t.id)],
 );
@@ -45,6 +48,8 @@ export const scheduleRuns = sqliteTable(
 /** The scheduler loop holding this file, if any: one row at most (id 1). */
 export const schedulerLock = sqliteTable("scheduler_lock", {
   id: integer("id").primaryKey(),
+  /** Random per claim: two loops of one process are told apart. */
+  token: text("token").notNull(),
   pid: integer("pid").notNull(),
   host: text("host").notNull(),
   bootId: text("boot_id"),

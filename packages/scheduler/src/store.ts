@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -74,17 +75,33 @@ export interface ScheduleStore {
   find(name: string): Schedule | undefined;
   /** Every schedule, by name. */
   list(): Schedule[];
+  /**
+   * Every schedule without its next slot and last run (cheap: what the
+   * scheduler loop reads).
+   */
+  definitions(): Schedule[];
+  /** Changes when another connection changed the file: the loop reads schedules again then. */
+  changeCounter(): number;
   /** Deletes the schedule and its run history; SLOTH_SCHEDULE_NOT_FOUND when there is none. */
   delete(name: string): void;
-  /** Records the start of a run of `name` by this process. */
+  /**
+   * Records the start of a run of `name` by this process. SLOTH_SCHEDULE_BUSY
+   * while another run of it still goes (its scheduler or its own process
+   * alive), so no two runs of a schedule overlap, whoever starts them.
+   */
   startRun(name: string, trigger: "schedule" | "manual", dueAt?: Date): ScheduleRun;
+  /** Records the process of run `id`, so a run whose scheduler died is still seen running. */
+  setChild(id: number, pid: number): void;
   /** Records how run `id` ended. */
   finishRun(id: number, end: RunEnd): ScheduleRun;
   /** Records a slot of `name` that was not run, and why. */
   skip(name: string, dueAt: Date, message: string): ScheduleRun;
   /** The runs of `name`, newest first. */
   runs(name: string, limit?: number): ScheduleRun[];
-  /** Marks runs left `running` by a process that is gone as `lost`; how many. */
+  /**
+   * Marks runs left `running` whose scheduler and own process are both gone
+   * as `lost`; how many.
+   */
   settleLost(): number;
   /**
    * Claims the schedules for this process's scheduler loop: one loop per
@@ -144,6 +161,24 @@ export function nextRunsOf(
   } catch (e) {
     throw badTimezone(timezone, e);
   }
+}
+
+/** Like cronOf, and refuses an expression that never fires from now on. */
+function firingCron(cron: string, timezone: string | undefined): Cron {
+  const job = cronOf(cron, timezone);
+  let next: Date | null;
+  try {
+    next = job.nextRun();
+  } catch (e) {
+    throw badTimezone(timezone, e);
+  }
+  if (next === null)
+    throw new SchedulerError(
+      "SLOTH_INVALID_ARGUMENT",
+      `invalid cron expression ${JSON.stringify(cron)}: it never fires (such as February 31st, or a past year)`,
+      { hint: "check the day, month and year fields" },
+    );
+  return job;
 }
 
 function cronOf(cron: string, timezone: string | undefined): Cron {
@@ -265,7 +300,24 @@ function toRun(r: RunRow): ScheduleRun {
     exitCode: r.exitCode ?? undefined,
     runId: r.runId ?? undefined,
     message: r.message,
+    childPid: r.childPid ?? undefined,
   };
+}
+
+/** Runs kept per schedule: older ones are pruned as new ones are recorded. */
+const KEEP_RUNS = 1000;
+
+/** True while a `running` row's scheduler or own process may still run. */
+function runAlive(r: RunRow): boolean {
+  const scheduler =
+    r.pid !== null &&
+    r.host !== null &&
+    !processGone({ pid: r.pid, host: r.host, bootId: r.bootId, pidStart: r.pidStart });
+  const child =
+    r.childPid !== null &&
+    r.host !== null &&
+    !processGone({ pid: r.childPid, host: r.host, bootId: r.bootId, pidStart: r.childStart });
+  return scheduler || child;
 }
 
 class SqliteScheduleStore implements ScheduleStore {
@@ -280,6 +332,32 @@ class SqliteScheduleStore implements ScheduleStore {
 
   private tx<T>(fn: () => T): T {
     return writeTransaction(this.sqlite, fn);
+  }
+
+  private definition(r: ScheduleRow): Schedule {
+    let spec: RunSpec;
+    let error: string | undefined;
+    try {
+      spec = JSON.parse(r.spec) as RunSpec;
+      if (spec === null || typeof spec !== "object" || typeof spec.file !== "string")
+        throw new Error("no workflow file");
+    } catch (e) {
+      spec = { file: "" };
+      error = `its stored run options cannot be read (${e instanceof Error ? e.message : String(e)}): update it with -f FILE, or delete it`;
+    }
+    return {
+      name: r.name,
+      cron: r.cron,
+      timezone: r.timezone ?? undefined,
+      spec,
+      description: r.description,
+      enabled: r.enabled,
+      createdAt: new Date(r.createdAt),
+      updatedAt: new Date(r.updatedAt),
+      nextRunAt: undefined,
+      lastRun: undefined,
+      ...(error ? { error } : {}),
+    };
   }
 
   private toSchedule(r: ScheduleRow): Schedule {
@@ -301,14 +379,8 @@ class SqliteScheduleStore implements ScheduleStore {
       .limit(1)
       .get();
     return {
-      name: r.name,
-      cron: r.cron,
+      ...this.definition(r),
       timezone,
-      spec: JSON.parse(r.spec) as RunSpec,
-      description: r.description,
-      enabled: r.enabled,
-      createdAt: new Date(r.createdAt),
-      updatedAt: new Date(r.updatedAt),
       nextRunAt: next,
       lastRun: last ? toRun(last) : undefined,
     };
@@ -330,7 +402,7 @@ class SqliteScheduleStore implements ScheduleStore {
 
   add(input: ScheduleInput): Schedule {
     const name = checkScheduleName(input.name);
-    cronOf(input.cron, input.timezone);
+    firingCron(input.cron, input.timezone);
     const spec = checkSpec(input.spec);
     const description = checkDescription(input.description);
     const now = Date.now();
@@ -363,7 +435,7 @@ class SqliteScheduleStore implements ScheduleStore {
       const cron = changes.cron?.trim() ?? r.cron;
       const timezone =
         changes.timezone === null ? undefined : (changes.timezone ?? r.timezone ?? undefined);
-      cronOf(cron, timezone);
+      firingCron(cron, timezone);
       const set: Partial<ScheduleRow> = { cron, timezone: timezone ?? null, updatedAt: Date.now() };
       if (changes.spec !== undefined) set.spec = JSON.stringify(checkSpec(changes.spec));
       if (changes.description !== undefined)
@@ -396,6 +468,19 @@ class SqliteScheduleStore implements ScheduleStore {
       .map((r) => this.toSchedule(r));
   }
 
+  definitions(): Schedule[] {
+    return this.db
+      .select()
+      .from(schedules)
+      .orderBy(schedules.name)
+      .all()
+      .map((r) => this.definition(r));
+  }
+
+  changeCounter(): number {
+    return Number(this.sqlite.pragma("data_version", { simple: true }));
+  }
+
   delete(name: string): void {
     this.tx(() => {
       const r = this.row(name);
@@ -408,6 +493,24 @@ class SqliteScheduleStore implements ScheduleStore {
     const me = processIdentity();
     return this.tx(() => {
       const r = this.row(name);
+      const open = this.db
+        .select()
+        .from(scheduleRuns)
+        .where(and(eq(scheduleRuns.schedule, r.name), eq(scheduleRuns.status, "running")))
+        .all()
+        .filter(runAlive);
+      if (open.length > 0) {
+        const o = open[0]!;
+        throw new SchedulerError(
+          "SLOTH_SCHEDULE_BUSY",
+          `schedule '${r.name}' is running already (run #${o.id}, ${o.trigger === "manual" ? "started by hand" : "scheduled"}, since ${new Date(o.startedAt).toISOString()})`,
+          {
+            hint: "wait for it to end: runs of one schedule never overlap",
+            details: { schedule: r.name, run: o.id },
+          },
+        );
+      }
+      this.prune(r.name);
       const row = this.db
         .insert(scheduleRuns)
         .values({
@@ -428,6 +531,27 @@ class SqliteScheduleStore implements ScheduleStore {
     });
   }
 
+  /** Keeps the newest KEEP_RUNS - 1 runs of `name`, making room for one more. */
+  private prune(name: string): void {
+    this.sqlite
+      .prepare(
+        `DELETE FROM schedule_runs WHERE schedule = ? AND id <= (
+           SELECT id FROM schedule_runs WHERE schedule = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+      )
+      .run(name, name, KEEP_RUNS - 1);
+  }
+
+  setChild(id: number, pid: number): void {
+    const who = processIdentity(pid);
+    this.tx(() => {
+      this.db
+        .update(scheduleRuns)
+        .set({ childPid: pid, childStart: who.pidStart ?? null })
+        .where(eq(scheduleRuns.id, id))
+        .run();
+    });
+  }
+
   finishRun(id: number, end: RunEnd): ScheduleRun {
     return this.tx(() => {
       const row = this.db
@@ -445,9 +569,10 @@ class SqliteScheduleStore implements ScheduleStore {
       if (row) return toRun(row);
       const now = this.db.select().from(scheduleRuns).where(eq(scheduleRuns.id, id)).get();
       if (!now)
-        throw new SchedulerError("SLOTH_SCHEDULE_NOT_FOUND", `run ${id} of a schedule not found`, {
-          hint: "its schedule was deleted meanwhile",
-        });
+        throw new SchedulerError(
+          "SLOTH_SCHEDULE_NOT_FOUND",
+          `cannot record the end of run #${id}: its schedule was deleted while it ran`,
+        );
       return toRun(now);
     });
   }
@@ -455,6 +580,7 @@ class SqliteScheduleStore implements ScheduleStore {
   skip(name: string, dueAt: Date, message: string): ScheduleRun {
     return this.tx(() => {
       const r = this.row(name);
+      this.prune(r.name);
       const now = Date.now();
       const row = this.db
         .insert(scheduleRuns)
@@ -494,15 +620,16 @@ class SqliteScheduleStore implements ScheduleStore {
         .where(eq(scheduleRuns.status, "running"))
         .all();
       for (const r of open) {
-        if (r.pid === null || r.host === null) continue;
-        if (!processGone({ pid: r.pid, host: r.host, bootId: r.bootId, pidStart: r.pidStart }))
-          continue;
+        if (r.pid === null || r.host === null || runAlive(r)) continue;
         this.db
           .update(scheduleRuns)
           .set({
             status: "lost",
             endedAt: Date.now(),
-            message: "the process that started it stopped before it ended",
+            message:
+              r.childPid === null
+                ? "the process that started it stopped before it ended"
+                : "its scheduler stopped before it ended; the run's process has ended since, its result unknown (see `sloth-runner runs list`)",
           })
           .where(eq(scheduleRuns.id, r.id))
           .run();
@@ -514,11 +641,11 @@ class SqliteScheduleStore implements ScheduleStore {
 
   claimScheduler(): () => void {
     const me = processIdentity();
+    const token = randomUUID();
     this.tx(() => {
       const held = this.db.select().from(schedulerLock).where(eq(schedulerLock.id, 1)).get();
       if (
         held &&
-        !(held.pid === me.pid && held.host === me.host) &&
         !processGone({
           pid: held.pid,
           host: held.host,
@@ -540,6 +667,7 @@ class SqliteScheduleStore implements ScheduleStore {
         .insert(schedulerLock)
         .values({
           id: 1,
+          token,
           pid: me.pid,
           host: me.host,
           bootId: me.bootId ?? null,
@@ -555,7 +683,7 @@ class SqliteScheduleStore implements ScheduleStore {
       this.tx(() => {
         this.db
           .delete(schedulerLock)
-          .where(and(eq(schedulerLock.id, 1), eq(schedulerLock.pid, me.pid)))
+          .where(and(eq(schedulerLock.id, 1), eq(schedulerLock.token, token)))
           .run();
       });
     };

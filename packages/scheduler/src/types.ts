@@ -18,8 +18,11 @@ export interface RunSpec {
   stack?: string | undefined;
 }
 
-/** How a schedule's run ended. `lost`: its scheduler stopped without recording the end. */
-export type ScheduleRunStatus = "running" | "succeeded" | "failed" | "skipped" | "lost";
+/**
+ * How a schedule's run ended. `stopped`: ended because its scheduler
+ * stopped; `lost`: its scheduler died and its process is gone, end unknown.
+ */
+export type ScheduleRunStatus = "running" | "succeeded" | "failed" | "stopped" | "skipped" | "lost";
 
 /** One firing of a schedule (or a run by hand, or a skipped slot). */
 export interface ScheduleRun {
@@ -35,6 +38,8 @@ export interface ScheduleRun {
   /** The workflow run's id in the run history, when known. */
   runId: string | undefined;
   message: string;
+  /** The run's own process, when the launcher reported it. */
+  childPid: number | undefined;
 }
 
 /** A schedule, with its next slot and its last run. */
@@ -51,6 +56,8 @@ export interface Schedule {
   /** The next slot after now; undefined when disabled or when the expression has none. */
   nextRunAt: Date | undefined;
   lastRun: ScheduleRun | undefined;
+  /** Set when the stored schedule cannot be read (it is not run); `delete` still works. */
+  error?: string | undefined;
 }
 
 /** The scheduler loop holding a schedules file. */

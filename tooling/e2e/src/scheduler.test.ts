@@ -207,7 +207,7 @@ describe("scheduler", () => {
       /slow: skipped the run due \S+ \S+: its previous run was still going/,
     );
     expect(daemon.stdout()).toMatch(
-      /stopping: waiting for the runs under way\n(.*\n)*.*slow: failed in \S+ \(run \S+\): stopped with the scheduler \(exit code 143\)\n(.*\n)*.*scheduler stopped\n$/,
+      /stopping: waiting for the runs under way\n(.*\n)*.*slow: stopped in \S+ \(run \S+\): stopped with the scheduler \(exit code 143\)\n(.*\n)*.*scheduler stopped\n$/,
     );
 
     // Each run was the workflow with its values and params, in the file's folder.
@@ -250,4 +250,110 @@ describe("scheduler", () => {
     expect(gone).toMatchObject({ status: "failed", exitCode: 2 });
     expect(gone.message).toMatch(/^exit code 2: .*flow\.sloth/);
   });
+});
+
+describe("scheduler, when things go wrong", () => {
+  it("keeps the options update does not name, refuses names taken for options, and never overlaps a manual run", async () => {
+    write("flow.sloth", FLOW);
+    write("prod.yaml", "word: prod\n");
+    write("slow.sloth", `workflow.define("slow"):tasks({ task("s"):command("sleep 3") })\n`);
+    await sloth(
+      "scheduler",
+      "add",
+      "n",
+      "--cron",
+      "0 3 * * *",
+      "-f",
+      "flow.sloth",
+      "-v",
+      "prod.yaml",
+      "-t",
+      "write",
+      "--param",
+      "p=1",
+    );
+    const other = tempDir("sloth-sched-elsewhere-");
+    const r = await runCli(
+      ["--data-dir", dataDir, "scheduler", "update", "n", "--param", "p=2", "--json"],
+      { cwd: other },
+    );
+    const updated = JSON.parse(r.stdout);
+    expect(updated.spec).toEqual({
+      file: fs.realpathSync(path.join(dir, "flow.sloth")),
+      cwd: fs.realpathSync(dir),
+      values: [fs.realpathSync(path.join(dir, "prod.yaml"))],
+      tasks: ["write"],
+      params: { p: "2" },
+    });
+    for (const [flag, value] of [
+      ["--stack", "--dry-run"],
+      ["-t", "--dry-run"],
+      ["-w", "--no-history"],
+    ] as const) {
+      const bad = await sloth(
+        "scheduler",
+        "add",
+        "x",
+        "--cron",
+        "* * * * *",
+        "-f",
+        "flow.sloth",
+        `${flag}=${value}`,
+      );
+      expect(bad.code, flag).toBe(2);
+      expect(bad.stderr, flag).toMatch(/^error: invalid --(stack|task|workflow) '--/);
+    }
+    // A manual run while one goes is refused, naming it.
+    await sloth("scheduler", "add", "slow", "--cron", "0 0 1 1 *", "-f", "slow.sloth");
+    const first = spawnNode(CLI_BIN, ["--data-dir", dataDir, "scheduler", "run", "slow"], {
+      cwd: dir,
+    });
+    await waitFor(
+      async () => (await json("scheduler", "show", "slow")).runs[0]?.status === "running",
+      {
+        what: "the first run",
+      },
+    );
+    const second = await sloth("scheduler", "run", "slow");
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(
+      /^error: schedule 'slow' is running already \(run #\d+, started by hand, since \S+\); wait for it to end/,
+    );
+    expect(await first.exited).toBe(0);
+  }, 60_000);
+
+  it("does not start a second copy of a run whose scheduler was killed, until that run ends", async () => {
+    write("hang.sloth", `workflow.define("hang"):tasks({ task("h"):command("sleep 60") })\n`);
+    await sloth("scheduler", "add", "hang", "--cron", "* * * * * *", "-f", "hang.sloth");
+    const first = spawnNode(CLI_BIN, ["--data-dir", dataDir, "scheduler", "start"], { cwd: dir });
+    await first.waitForOutput(/hang: started/);
+    const running = await waitFor(async () => {
+      const r = (await json("scheduler", "show", "hang")).runs.find(
+        (x: { status: string; childPid: number | null }) => x.status === "running" && x.childPid,
+      );
+      return r as { id: number; childPid: number } | undefined;
+    });
+    first.kill("SIGKILL");
+    await first.exited;
+    const second = spawnNode(CLI_BIN, ["--data-dir", dataDir, "scheduler", "start"], { cwd: dir });
+    try {
+      await second.waitForOutput(
+        /hang: skipped the run due \S+ \S+: schedule 'hang' is running already \(run #\d+/,
+      );
+      // The orphaned run ends: the slot after is run again.
+      process.kill(running.childPid, "SIGTERM");
+      await second.waitForOutput(/hang: started/, 20_000);
+      const runs = (await json("scheduler", "show", "hang")).runs;
+      expect(runs.find((x: { id: number }) => x.id === running.id).status).toBe("lost");
+      expect(runs.filter((x: { status: string }) => x.status === "running").length).toBe(1);
+    } finally {
+      second.kill("SIGTERM");
+      await second.exited;
+      try {
+        process.kill(running.childPid, "SIGKILL");
+      } catch {
+        // Ended already.
+      }
+    }
+  }, 90_000);
 });

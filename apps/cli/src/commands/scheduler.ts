@@ -38,14 +38,19 @@ interface SpecArgs {
   stack?: string;
 }
 
-/** Prints a line with control characters shown as '?' (names and messages come from files). */
-function say(text: string): void {
+/** `text` with control characters (other than newline and tab) shown as '?'. */
+function clean(text: string): string {
   let out = "";
   for (const c of text) {
     const n = c.charCodeAt(0);
     out += (n < 32 && c !== "\n" && c !== "\t") || (n >= 127 && n < 160) ? "?" : c;
   }
-  println(out);
+  return out;
+}
+
+/** Prints a line with control characters shown as '?' (names and messages come from files). */
+function say(text: string): void {
+  println(clean(text));
 }
 
 // @sloth/scheduler loads better-sqlite3, drizzle and croner: only when a scheduler command runs.
@@ -119,24 +124,52 @@ function existingFile(p: string, what: string): string {
   return abs;
 }
 
-function list(v: string | string[] | undefined): string[] {
+/** Repeatable option values; with `commas`, also comma-separated (task names). */
+function list(v: string | string[] | undefined, commas = false): string[] {
   if (v === undefined) return [];
-  return (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(",")).filter((x) => x !== "");
+  return (Array.isArray(v) ? v : [v])
+    .flatMap((x) => (commas ? x.split(",") : [x]))
+    .filter((x) => x !== "");
+}
+
+/** A name passed to the run (stack, workflow, group, task): never taken for an option. */
+function runName(v: string, flag: string): string {
+  if (v.startsWith("-") || clean(v) !== v)
+    throw new CliError(
+      `invalid ${flag} '${clean(v)}': a name cannot start with '-' or hold control characters`,
+      {
+        exitCode: 2,
+      },
+    );
+  return v;
 }
 
 function specOf(a: SpecArgs): RunSpec {
   if (!a.file) throw new CliError("missing -f FILE: the workflow file to run", { exitCode: 2 });
   const spec: RunSpec = { file: existingFile(a.file, "workflow file"), cwd: process.cwd() };
-  const values = list(a.values).map((v) => existingFile(v, "values file"));
-  if (values.length) spec.values = values;
-  const params = parseKeyValues(a.param, "--param");
-  if (Object.keys(params).length) spec.params = params;
-  if (a.workflow) spec.workflow = a.workflow;
-  if (a.group) spec.group = a.group;
-  const tasks = list(a.task);
-  if (tasks.length) spec.tasks = tasks;
-  if (a.stack) spec.stack = a.stack;
-  return spec;
+  return { ...spec, ...optionsOf(a) };
+}
+
+/** The run options given on the command line (not the file), checked. */
+function optionsOf(a: SpecArgs): Partial<RunSpec> {
+  const out: Partial<RunSpec> = {};
+  if (a.values !== undefined)
+    out.values = list(a.values).map((v) => existingFile(v, "values file"));
+  if (a.param !== undefined) out.params = parseKeyValues(a.param, "--param");
+  if (a.workflow !== undefined) out.workflow = a.workflow && runName(a.workflow, "--workflow");
+  if (a.group !== undefined) out.group = a.group && runName(a.group, "--group");
+  if (a.task !== undefined) out.tasks = list(a.task, true).map((t) => runName(t, "--task"));
+  if (a.stack !== undefined) {
+    if (a.stack && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(a.stack))
+      throw new CliError(
+        `invalid --stack '${clean(a.stack)}': use letters, digits, '.', '_' and '-'`,
+        {
+          exitCode: 2,
+        },
+      );
+    out.stack = a.stack;
+  }
+  return out;
 }
 
 function specOptions<T>(y: Argv<T>, fileRequired: boolean) {
@@ -179,15 +212,16 @@ function specOptions<T>(y: Argv<T>, fileRequired: boolean) {
 
 /** The arguments of `sloth-runner run` for a schedule's spec. */
 export function runArgs(spec: RunSpec, dataDir: string): string[] {
+  // Every value in its option's `--name=value` form: never read as an option.
   const args = ["run"];
-  if (spec.stack) args.push(spec.stack, "-f", spec.file);
-  else args.push(spec.file);
-  for (const v of spec.values ?? []) args.push("-v", v);
-  for (const [k, v] of Object.entries(spec.params ?? {})) args.push("--param", `${k}=${v}`);
-  if (spec.workflow) args.push("-w", spec.workflow);
-  if (spec.group) args.push("-g", spec.group);
-  for (const t of spec.tasks ?? []) args.push("-t", t);
-  args.push("--data-dir", dataDir);
+  if (spec.stack) args.push(spec.stack, `--file=${spec.file}`);
+  else args.push(`--file=${spec.file}`);
+  for (const v of spec.values ?? []) args.push(`--values=${v}`);
+  for (const [k, v] of Object.entries(spec.params ?? {})) args.push(`--param=${k}=${v}`);
+  if (spec.workflow) args.push(`--workflow=${spec.workflow}`);
+  if (spec.group) args.push(`--group=${spec.group}`);
+  for (const t of spec.tasks ?? []) args.push(`--task=${t}`);
+  args.push(`--data-dir=${dataDir}`);
   return args;
 }
 
@@ -202,12 +236,20 @@ const TAIL = 64 * 1024;
  */
 function cliLauncher(dataDir: string, echo: boolean): Launcher {
   const bin = fileURLToPath(new URL("../../bin/sloth-runner.js", import.meta.url));
-  return (schedule, _run, signal) =>
+  return (schedule, _run, signal, started) =>
     new Promise((resolve, reject) => {
       const cwd =
         schedule.spec.cwd && fs.existsSync(schedule.spec.cwd)
           ? schedule.spec.cwd
           : path.dirname(schedule.spec.file);
+      if (!fs.existsSync(cwd)) {
+        reject(
+          new Error(
+            `cannot start the run: its folder ${cwd} is gone (and the workflow file with it)`,
+          ),
+        );
+        return;
+      }
       const child = spawn(process.execPath, [bin, ...runArgs(schedule.spec, dataDir)], {
         cwd,
         stdio: ["ignore", "pipe", "pipe"],
@@ -217,6 +259,7 @@ function cliLauncher(dataDir: string, echo: boolean): Launcher {
           SLOTH_SCHEDULE: schedule.name,
         },
       });
+      if (child.pid !== undefined) started?.(child.pid);
       let out = "";
       let err = "";
       child.stdout.on("data", (b: Buffer) => {
@@ -244,11 +287,17 @@ function cliLauncher(dataDir: string, echo: boolean): Launcher {
         // biome-ignore lint/suspicious/noControlCharactersInRegex: colour codes, when echoed output kept them
         const plain = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, "");
         const runId = /^run id: (\S+)\s*$/m.exec(plain(out))?.[1];
-        const lastError = plain(err)
-          .split("\n")
-          .map((l) => l.trim())
-          .filter((l) => l !== "")
-          .at(-1);
+        const lines = (text: string) =>
+          plain(text)
+            .split("\n")
+            .map((l) => l.trim())
+            .filter((l) => l !== "");
+        // Why it failed: its last error line, else its closing line ("workflow 'x' failed ...").
+        const lastError =
+          lines(err).at(-1) ??
+          lines(out)
+            .filter((l) => !l.startsWith("run id:"))
+            .at(-1);
         const stopped = signal.aborted ? "stopped with the scheduler" : undefined;
         if (sig) resolve({ exitCode: null, runId, message: stopped ?? `stopped by ${sig}` });
         else if (code === 0) resolve({ exitCode: 0, runId });
@@ -324,7 +373,8 @@ const update: CommandModule<
     SpecArgs & { cron?: string; timezone?: string; localTime?: boolean; description?: string }
 > = {
   command: "update <name>",
-  describe: "Change a schedule's times, workflow file or options",
+  describe:
+    "Change a schedule's times, workflow file or options (only those given; an empty value clears one)",
   builder: (y) =>
     specOptions(
       y
@@ -350,7 +400,14 @@ const update: CommandModule<
     await withSchedules(argv, (store) => {
       const before = store.get(argv.name);
       let spec: RunSpec | undefined;
-      if (specGiven) spec = specOf({ file: argv.file ?? before.spec.file, ...argv });
+      if (specGiven) {
+        // What is given changes; the rest, and the folder runs start in, stay.
+        spec = { ...before.spec, ...optionsOf(argv) };
+        if (argv.file !== undefined) spec.file = existingFile(argv.file, "workflow file");
+        for (const k of ["values", "tasks"] as const) if (spec[k]?.length === 0) delete spec[k];
+        if (spec.params && Object.keys(spec.params).length === 0) delete spec.params;
+        for (const k of ["workflow", "group", "stack"] as const) if (spec[k] === "") delete spec[k];
+      }
       const s = store.update(argv.name, {
         cron: argv.cron,
         timezone: argv.localTime ? null : argv.timezone,
@@ -369,6 +426,8 @@ const listCmd: CommandModule<SchedulerArgs, SchedulerArgs> = {
   describe: "List schedules: times, next run, last run",
   handler: async (argv) => {
     await withSchedules(argv, (store) => {
+      // Runs whose scheduler and process are gone show as lost, not running.
+      store.settleLost();
       const all = store.list();
       const holder = store.scheduler();
       if (argv.json) {
@@ -386,12 +445,13 @@ const listCmd: CommandModule<SchedulerArgs, SchedulerArgs> = {
           rows.push([
             s.name,
             cronText(s),
-            s.enabled ? "yes" : "no",
-            s.enabled ? when(s.nextRunAt) : "-",
+            s.error ? "broken" : s.enabled ? "yes" : "no",
+            s.enabled && !s.error ? when(s.nextRunAt) : "-",
             runText(s.lastRun),
-            s.spec.file,
+            s.spec.file || "-",
           ]);
         say(table(rows).trimEnd());
+        for (const s of all) if (s.error) say(`schedule '${s.name}': ${s.error}`);
       }
       say(
         holder
@@ -415,10 +475,9 @@ const show: CommandModule<SchedulerArgs, NameArgs & { limit: number }> = {
       }) as unknown as Argv<NameArgs & { limit: number }>,
   handler: async (argv) => {
     if (!Number.isInteger(argv.limit) || argv.limit < 1)
-      throw new CliError(`invalid --limit '${argv.limit}': expected an integer >= 1`, {
-        exitCode: 2,
-      });
+      throw new CliError("invalid --limit: expected an integer >= 1", { exitCode: 2 });
     await withSchedules(argv, async (store) => {
+      store.settleLost();
       const s = store.get(argv.name);
       const runs = store.runs(s.name, argv.limit);
       if (argv.json) {
@@ -429,6 +488,7 @@ const show: CommandModule<SchedulerArgs, NameArgs & { limit: number }> = {
       say(`schedule:    ${s.name}${s.description ? ` (${s.description})` : ""}`);
       say(`cron:        ${cronText(s)}`);
       say(`enabled:     ${s.enabled ? "yes" : "no"}`);
+      if (s.error) say(`error:       ${s.error}`);
       say(`runs:        sloth-runner ${runArgs(s.spec, "DIR").slice(0, -2).join(" ")}`);
       say(`in:          ${s.spec.cwd ?? path.dirname(s.spec.file)}`);
       if (s.enabled) {
@@ -531,19 +591,25 @@ const start: CommandModule<SchedulerArgs, SchedulerArgs> = {
     const stop = abortOnStopSignals();
     const c = painter(process.stdout);
     const stamp = () => formatLocalTime(new Date());
-    const line = (text: string) => (argv.json ? undefined : say(`${stamp()} ${text}`));
-    const onEvent = (e: SchedulerEvent) => {
+    // Names and messages are cleaned before colouring, so the colours stay.
+    const line = (text: string) => (argv.json ? undefined : println(`${stamp()} ${text}`));
+    const onEvent = (event: SchedulerEvent) => {
       if (argv.json) {
-        printJson(
-          "run" in e
-            ? { ...e, at: new Date().toISOString(), run: runJson(e.run) }
-            : { ...e, at: new Date().toISOString() },
+        // One JSON object per line.
+        const at = new Date().toISOString();
+        println(
+          JSON.stringify(
+            "run" in event ? { ...event, at, run: runJson(event.run) } : { ...event, at },
+          ),
         );
         return;
       }
+      const e = cleanEvent(event);
       switch (e.type) {
         case "started":
-          line(`scheduler started: ${e.schedules} enabled schedule(s), data dir ${dir.root}`);
+          line(
+            `scheduler started: ${e.schedules} enabled schedule(s), data dir ${clean(dir.root)}`,
+          );
           break;
         case "lost":
           line(`${e.count} run(s) left running by an earlier scheduler marked lost`);
@@ -557,7 +623,10 @@ const start: CommandModule<SchedulerArgs, SchedulerArgs> = {
           const id = r.runId ? ` (run ${r.runId})` : "";
           if (r.status === "succeeded")
             line(`${e.schedule}: ${c.green("succeeded")} in ${took}${id}`);
-          else line(`${e.schedule}: ${c.red(r.status)} in ${took}${id}: ${r.message}`);
+          else
+            line(
+              `${e.schedule}: ${r.status === "stopped" ? c.yellow(r.status) : c.red(r.status)} in ${took}${id}: ${r.message}`,
+            );
           break;
         }
         case "skipped":
@@ -589,6 +658,24 @@ const start: CommandModule<SchedulerArgs, SchedulerArgs> = {
     }
   },
 };
+
+/** The event with its names and messages shown safely on a terminal. */
+function cleanEvent(e: SchedulerEvent): SchedulerEvent {
+  const out = { ...e } as SchedulerEvent & {
+    schedule?: string;
+    message?: string;
+    run?: ScheduleRun;
+  };
+  if (out.schedule !== undefined) out.schedule = clean(out.schedule);
+  if (out.message !== undefined) out.message = clean(out.message);
+  if (out.run !== undefined)
+    out.run = {
+      ...out.run,
+      message: clean(out.run.message),
+      runId: out.run.runId === undefined ? undefined : clean(out.run.runId),
+    };
+  return out;
+}
 
 /** `sloth-runner scheduler ...`: recurring runs in `<data dir>/schedules.db`. */
 export const schedulerCommand: CommandModule<GlobalArgs, SchedulerArgs> = {
