@@ -38,6 +38,20 @@ export function painter(stream: NodeJS.WriteStream): Painter {
   };
 }
 
+/**
+ * `text` with control characters (other than newline and tab) shown as '?':
+ * names, descriptions and messages that come from other users or files must
+ * not rewrite the terminal with escape sequences.
+ */
+export function terminalSafe(text: string): string {
+  let out = "";
+  for (const c of text) {
+    const n = c.charCodeAt(0);
+    out += (n < 32 && c !== "\n" && c !== "\t") || (n >= 127 && n < 160) ? "?" : c;
+  }
+  return out;
+}
+
 /** Writes a line to stdout. */
 export function println(text = ""): void {
   process.stdout.write(`${text}\n`);

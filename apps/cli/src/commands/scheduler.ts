@@ -20,6 +20,7 @@ import {
   printJson,
   println,
   table,
+  terminalSafe,
 } from "../output.js";
 import { abortOnStopSignals } from "../signals.js";
 
@@ -38,19 +39,9 @@ interface SpecArgs {
   stack?: string;
 }
 
-/** `text` with control characters (other than newline and tab) shown as '?'. */
-function clean(text: string): string {
-  let out = "";
-  for (const c of text) {
-    const n = c.charCodeAt(0);
-    out += (n < 32 && c !== "\n" && c !== "\t") || (n >= 127 && n < 160) ? "?" : c;
-  }
-  return out;
-}
-
 /** Prints a line with control characters shown as '?' (names and messages come from files). */
 function say(text: string): void {
-  println(clean(text));
+  println(terminalSafe(text));
 }
 
 // @sloth/scheduler loads better-sqlite3, drizzle and croner: only when a scheduler command runs.
@@ -134,9 +125,9 @@ function list(v: string | string[] | undefined, commas = false): string[] {
 
 /** A name passed to the run (stack, workflow, group, task): never taken for an option. */
 function runName(v: string, flag: string): string {
-  if (v.startsWith("-") || clean(v) !== v)
+  if (v.startsWith("-") || terminalSafe(v) !== v)
     throw new CliError(
-      `invalid ${flag} '${clean(v)}': a name cannot start with '-' or hold control characters`,
+      `invalid ${flag} '${terminalSafe(v)}': a name cannot start with '-' or hold control characters`,
       {
         exitCode: 2,
       },
@@ -162,7 +153,7 @@ function optionsOf(a: SpecArgs): Partial<RunSpec> {
   if (a.stack !== undefined) {
     if (a.stack && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(a.stack))
       throw new CliError(
-        `invalid --stack '${clean(a.stack)}': use letters, digits, '.', '_' and '-'`,
+        `invalid --stack '${terminalSafe(a.stack)}': use letters, digits, '.', '_' and '-'`,
         {
           exitCode: 2,
         },
@@ -608,7 +599,7 @@ const start: CommandModule<SchedulerArgs, SchedulerArgs> = {
       switch (e.type) {
         case "started":
           line(
-            `scheduler started: ${e.schedules} enabled schedule(s), data dir ${clean(dir.root)}`,
+            `scheduler started: ${e.schedules} enabled schedule(s), data dir ${terminalSafe(dir.root)}`,
           );
           break;
         case "lost":
@@ -666,13 +657,13 @@ function cleanEvent(e: SchedulerEvent): SchedulerEvent {
     message?: string;
     run?: ScheduleRun;
   };
-  if (out.schedule !== undefined) out.schedule = clean(out.schedule);
-  if (out.message !== undefined) out.message = clean(out.message);
+  if (out.schedule !== undefined) out.schedule = terminalSafe(out.schedule);
+  if (out.message !== undefined) out.message = terminalSafe(out.message);
   if (out.run !== undefined)
     out.run = {
       ...out.run,
-      message: clean(out.run.message),
-      runId: out.run.runId === undefined ? undefined : clean(out.run.runId),
+      message: terminalSafe(out.run.message),
+      runId: out.run.runId === undefined ? undefined : terminalSafe(out.run.runId),
     };
   return out;
 }

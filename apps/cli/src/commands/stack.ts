@@ -17,6 +17,7 @@ import {
   printJson,
   println,
   table,
+  terminalSafe,
 } from "../output.js";
 
 interface StackArgs extends GlobalArgs {
@@ -26,18 +27,9 @@ interface StackArgs extends GlobalArgs {
 }
 type NameArgs = StackArgs & { name: string };
 
-/**
- * Prints a line with control characters (other than newline and tab) shown
- * as '?': descriptions, reasons and holders come from other users, and an
- * escape sequence in them must not rewrite the terminal.
- */
+/** Prints a line of text from other users, control characters shown as '?' (see terminalSafe). */
 function say(text: string): void {
-  let out = "";
-  for (const c of text) {
-    const n = c.charCodeAt(0);
-    out += (n < 32 && c !== "\n" && c !== "\t") || (n >= 127 && n < 160) ? "?" : c;
-  }
-  println(out);
+  println(terminalSafe(text));
 }
 
 /** A table cell: a multi-line text (a hook's error, a description) on one line. */
