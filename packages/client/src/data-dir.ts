@@ -30,6 +30,10 @@ export interface DataDir {
   stacksDb: string;
   /** Recurring runs: `sloth-runner scheduler`. */
   schedulesDb: string;
+  /** Sealed secrets: `sloth-runner secrets`. */
+  secretsDb: string;
+  /** The key the secrets are sealed with (unless SLOTH_RUNNER_SECRETS_KEY gives a passphrase). */
+  secretsKey: string;
   runs: string;
   /** The last scan of each delegated workspace, so the next run hashes only what changed. */
   workspaceScans: string;
@@ -79,6 +83,8 @@ export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.e
     stateDb: path.join(root, "state.db"),
     stacksDb: path.join(root, "stacks.db"),
     schedulesDb: path.join(root, "schedules.db"),
+    secretsDb: path.join(root, "secrets.db"),
+    secretsKey: path.join(root, "secrets.key"),
     runs: path.join(root, "runs"),
     workspaceScans: path.join(root, "workspace-scans"),
   };

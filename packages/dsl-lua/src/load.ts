@@ -266,6 +266,14 @@ function modulesOf(options: LoadOptions): LuaModuleSpec[] {
     );
     if (existsSync(url)) modules.push({ name: "stack", url: url.href });
   }
+  // Likewise `secrets`: the CLI's run gives the real one.
+  if (!modules.some((m) => m.name === "secrets")) {
+    const url = new URL(
+      `./modules/secrets-stub.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`,
+      import.meta.url,
+    );
+    if (existsSync(url)) modules.push({ name: "secrets", url: url.href });
+  }
   return modules.map((m) => ({
     ...m,
     url: m.url.startsWith("file:") || !isAbsolute(m.url) ? m.url : pathToFileURL(m.url).href,

@@ -6,6 +6,7 @@ import { masterCommand } from "./master.js";
 import { runCommand } from "./run.js";
 import { runsCommand } from "./runs.js";
 import { schedulerCommand } from "./scheduler.js";
+import { secretsCommand } from "./secrets.js";
 import { stackCommand } from "./stack.js";
 import { stateCommand } from "./state.js";
 import { workflowCommand } from "./workflow.js";
@@ -35,5 +36,6 @@ export const commands: CommandModule<any, any>[] = [
   stateCommand,
   stackCommand,
   schedulerCommand,
+  secretsCommand,
   versionCommand,
 ];

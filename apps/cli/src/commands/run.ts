@@ -22,6 +22,7 @@ export interface RunArgs extends GlobalArgs {
   force?: boolean | undefined;
   delegateTo?: string | string[] | undefined;
   workspaceLimit?: string | undefined;
+  secretsEnv?: string | undefined;
 }
 
 /** `sloth-runner run FILE` / `run [stack] -f FILE`: runs a workflow file. */
@@ -96,6 +97,11 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       })
       .option("tls-cert", { type: "string", describe: "Client certificate for mTLS" })
       .option("tls-key", { type: "string", describe: "Private key of --tls-cert" })
+      .option("secrets-env", {
+        type: "string",
+        describe:
+          "The environment whose secrets `secrets.get` reads (default: $SLOTH_RUNNER_SECRETS_ENV, else default)",
+      })
       .option("history", {
         type: "boolean",
         default: true,
@@ -193,13 +199,20 @@ async function runFile(argv: RunArgs): Promise<number> {
         ...(target.stack !== undefined ? { stack: target.stack, lockId: runLockId } : {}),
       },
     };
+    // The secrets of the run's environment: for `secrets.get`, and masked in
+    // everything the run shows and records.
+    const secrets = await (await import("../run/secrets.js")).loadRunSecrets(
+      dataDir,
+      argv.secretsEnv ?? (process.env.SLOTH_RUNNER_SECRETS_ENV || "default"),
+      `run of ${target.file}`,
+    );
     const load = async (shared: boolean) => {
       const loaded = await loadWorkflowFile(target.file, {
         values,
         params,
         dataDir: dataDir.root,
         state: await stateTargetOf(argv, dataDir, shared),
-        modules: [stackModule],
+        modules: [stackModule, secrets.module],
         logger,
       });
       let models = resume
@@ -279,6 +292,7 @@ async function runFile(argv: RunArgs): Promise<number> {
         stack: target.stack,
         onStart: stackRun?.onStart,
         onResult: stackRun?.onResult,
+        redact: secrets.redact,
       });
     } finally {
       const after = await stackRun?.finish(

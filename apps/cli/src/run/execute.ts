@@ -32,6 +32,11 @@ export interface ExecuteOptions {
   onStart?: ((runId: string) => void) | undefined;
   /** Called with every finished workflow's result. */
   onResult?: ((result: RunResult) => void) | undefined;
+  /**
+   * Masks secret values in everything shown and recorded (events, results,
+   * history); the tasks themselves see the real values.
+   */
+  redact?: { empty: boolean; value<T>(v: T): T } | undefined;
 }
 
 /**
@@ -63,6 +68,8 @@ export async function executeRuns(
   };
   const offSignals = onStopSignals(onSignal);
   const started = Date.now();
+  const redact = options.redact?.empty === false ? options.redact : undefined;
+  const mask = <T>(v: T): T => (redact ? redact.value(v) : v);
   try {
     for (const model of models) {
       if (signal) break;
@@ -78,7 +85,8 @@ export async function executeRuns(
         completed: options.completed,
         delegate: options.delegateFor?.(model),
         stack: options.stack,
-        onEvent: (e) => {
+        onEvent: (raw) => {
+          const e = mask(raw);
           display.event(e);
           recording?.event(e);
         },
@@ -87,7 +95,7 @@ export async function executeRuns(
       recording = options.history?.begin(model, handle.runId);
       options.onStart?.(handle.runId);
       cancel = handle.cancel;
-      const result = await handle.result;
+      const result = mask(await handle.result);
       recording?.finish(result);
       display.stop();
       results.push(result);
