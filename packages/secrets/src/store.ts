@@ -127,8 +127,6 @@ export function openSecretsStore(options: SecretsStoreOptions): SecretsStore {
   return new SqliteSecretsStore(sqlite, db, options.key);
 }
 
-type CheckRow = typeof secretKeyCheck.$inferSelect;
-
 class SqliteSecretsStore implements SecretsStore {
   private key: { key: Buffer; keyId: string } | undefined;
   private readonly who = actor();

@@ -321,19 +321,19 @@ describe("run: bad inputs", () => {
         args: ["bogus"],
         code: 2,
         stderr:
-          "error: unknown command 'bogus'; the commands are: master, agent, ca, run, runs, workflow, state, stack, scheduler, version\n",
+          "error: unknown command 'bogus'; the commands are: master, agent, ca, run, runs, workflow, state, stack, scheduler, secrets, version\n",
       },
       {
         args: ["agnet", "list"],
         code: 2,
         stderr:
-          "error: unknown command 'agnet'; did you mean 'agent'? the commands are: master, agent, ca, run, runs, workflow, state, stack, scheduler, version\n",
+          "error: unknown command 'agnet'; did you mean 'agent'? the commands are: master, agent, ca, run, runs, workflow, state, stack, scheduler, secrets, version\n",
       },
       {
         args: ["events", "list"],
         code: 2,
         stderr:
-          "error: unknown command 'events'; the commands are: master, agent, ca, run, runs, workflow, state, stack, scheduler, version\n",
+          "error: unknown command 'events'; the commands are: master, agent, ca, run, runs, workflow, state, stack, scheduler, secrets, version\n",
       },
       {
         args: ["agent", "install"],
