@@ -136,7 +136,16 @@ export class BlobCache {
             for (const b of this.building) b.blobArrived(h.name, data);
           });
         },
-        () => pack.ready(),
+        () => {
+          const waits: Promise<void>[] = [];
+          const p = pack.ready();
+          if (p) waits.push(p);
+          for (const b of this.building) {
+            const w = b.ready();
+            if (w) waits.push(w);
+          }
+          return waits.length === 0 ? undefined : Promise.all(waits).then(() => {});
+        },
       );
     } catch (e) {
       failure = e;
@@ -203,8 +212,14 @@ export class BlobCache {
       finish: async () => {
         if (done) throw new WorkspaceError("SLOTH_INVALID_ARGUMENT", `cannot finish ${dir}: done`);
         try {
-          await started;
-          const r = b.finish();
+          try {
+            await started;
+          } catch (e) {
+            // Files already handed to the writer thread land before the caller removes the folder.
+            await b.quiesce();
+            throw e;
+          }
+          const r = await b.finish();
           this.built.delete(dir);
           this.built.set(dir, { entries, at: Date.now() });
           if (this.built.size > MAX_RECORDS)
@@ -219,6 +234,7 @@ export class BlobCache {
         if (done) return;
         this.building.delete(b);
         await started.catch(() => {});
+        await b.quiesce();
         end();
       },
     };

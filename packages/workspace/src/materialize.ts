@@ -6,6 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { compareEntries } from "./diff.js";
 import { WorkspaceError } from "./errors.js";
+import { FileWriter, worthAThread } from "./file-writer.js";
 import { hashFile } from "./hash.js";
 import { Pacer } from "./pacer.js";
 import type { PackStore } from "./pack-store.js";
@@ -59,6 +60,8 @@ export class TreeBuilder {
   private written = 0;
   private kept = 0;
   private failure: unknown;
+  /** Large builds create their files on the writer thread. */
+  private readonly writer: FileWriter | undefined;
 
   constructor(
     private readonly packs: PackStore,
@@ -71,6 +74,25 @@ export class TreeBuilder {
   ) {
     this.tree = new SafeTree(root);
     this.reader = new BlobReader(packs);
+    let files = 0;
+    for (const e of entries) if (e.type === "file") files++;
+    this.writer = worthAThread(files) ? new FileWriter() : undefined;
+  }
+
+  /** Resolves when the writer thread has room; undefined when it has (or there is none). */
+  ready(): Promise<void> | undefined {
+    return this.writer?.ready();
+  }
+
+  /** Writes a file of the cache: on the writer thread, or here. */
+  private copy(e: FileEntry, abs: string): void {
+    if (this.writer === undefined) return this.reader.write(e, abs);
+    const loc = this.packs.get(e.hash);
+    if (loc === undefined || loc.size !== e.size) throw missing(e);
+    this.writer.write(abs, e.mode & 0o777, e.mtimeMs, e.size, {
+      file: this.packs.packPath(loc.pack),
+      offset: loc.offset,
+    });
   }
 
   /** Creates the directories and the files the cache can fill; the rest waits. */
@@ -114,7 +136,7 @@ export class TreeBuilder {
         if (list) list.push({ e, abs });
         else this.pending.set(e.hash, [{ e, abs }]);
       } else {
-        this.reader.write(e, abs);
+        this.copy(e, abs);
         this.written++;
       }
     }
@@ -136,23 +158,55 @@ export class TreeBuilder {
   }
 
   private fill(list: { e: FileEntry; abs: string }[], data?: Uint8Array): void {
+    let first = true;
     for (const { e, abs } of list) {
-      if (data) writeNew(e, abs, (out) => writeAll(out, data));
-      else this.reader.write(e, abs);
+      if (data === undefined) this.copy(e, abs);
+      else if (this.writer === undefined) writeNew(e, abs, (out) => writeAll(out, data));
+      else if (first) this.writer.write(abs, e.mode & 0o777, e.mtimeMs, e.size, { data });
+      else this.writer.writeSame(abs, e.mode & 0o777, e.mtimeMs);
+      first = false;
       this.written++;
     }
   }
 
+  /** Waits for the files handed to the writer thread; throws the first failure. */
+  private async settle(): Promise<void> {
+    try {
+      await this.writer?.drain();
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === "SLOTH_SHORT")
+        throw new WorkspaceError(
+          "SLOTH_BLOB_MISSING",
+          `cannot materialize ${JSON.stringify(e.path)}: its blob is cut short in the cache`,
+          { cause: err, details: { entry: e.path } },
+        );
+      throw err;
+    }
+  }
+
+  /** Waits for the writer thread to be done with this build, ignoring failures (after an abort). */
+  async quiesce(): Promise<void> {
+    await this.writer?.drain().catch(() => {});
+  }
+
   /** Creates the symlinks and sets directory modes; fails if a blob never came. */
-  finish(): { written: number; kept: number } {
-    if (this.failure !== undefined) throw this.failure;
+  async finish(): Promise<{ written: number; kept: number }> {
+    if (this.failure !== undefined) {
+      await this.quiesce();
+      throw this.failure;
+    }
     // Blobs another process stored meanwhile were skipped in the stream.
     if (this.pending.size > 0) this.packs.refresh();
     for (const [hash, list] of this.pending) {
-      if (this.packs.get(hash) === undefined) throw missing((list[0] as { e: FileEntry }).e);
+      if (this.packs.get(hash) === undefined) {
+        await this.quiesce();
+        throw missing((list[0] as { e: FileEntry }).e);
+      }
       this.fill(list);
     }
     this.pending.clear();
+    await this.settle();
     // Links last: nothing is written after them, so none can be followed.
     for (const e of this.entries) {
       if (e.type !== "symlink" || this.have.has(e.path)) continue;
