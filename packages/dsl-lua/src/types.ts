@@ -30,6 +30,8 @@ export interface LuaModuleHost {
   /** Registers a child process group to kill if the task is stopped. */
   trackChild(pid: number): void;
   untrackChild(pid: number): void;
+  /** True while the workflow file's top level runs, false in a task's function. */
+  inTopLevel?(): boolean;
 }
 
 /**

@@ -7,7 +7,7 @@
  * never holds a value. {@link redactor} masks known values in any text.
  */
 export { isSecretsError, SecretsError, type SecretsErrorCode } from "./errors.js";
-export { type Redactor, redactor } from "./redact.js";
+export { MIN_MASKED_LENGTH, type Redactor, redactor, type StreamMasker } from "./redact.js";
 export {
   checkEnvName,
   checkSecretName,

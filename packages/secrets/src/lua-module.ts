@@ -16,7 +16,10 @@ export interface SecretsModuleOptions {
  * `secrets.get(name)` → the value (an error naming the environment and the
  * fix when there is none), `secrets.has(name)`, `secrets.env`.
  */
-export function createLuaModule(options: SecretsModuleOptions): {
+export function createLuaModule(
+  options: SecretsModuleOptions,
+  host?: { inTopLevel?(): boolean },
+): {
   functions: Record<string, (...args: never[]) => unknown>;
   lua: string;
 } {
@@ -27,6 +30,11 @@ export function createLuaModule(options: SecretsModuleOptions): {
       get: (name: unknown) => {
         if (typeof name !== "string" || name === "")
           throw new Error("secrets.get(name): name must be a non-empty string");
+        // The top level also runs where no secrets are (agents, `workflow show`).
+        if (host?.inTopLevel?.() === true)
+          throw new Error(
+            `secrets.get(${JSON.stringify(name)}): secrets are read inside a task's function, not at a file's top level (which also runs where there are no secrets: on agents, in \`workflow show\`)`,
+          );
         if (options.unavailable !== undefined)
           throw new Error(`secrets.get(${JSON.stringify(name)}): ${options.unavailable}`);
         const v = values.get(name);

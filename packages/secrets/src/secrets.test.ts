@@ -176,6 +176,24 @@ describe("redactor", () => {
     });
     expect(redactor([]).empty).toBe(true);
   });
+
+  it("masks the forms a value takes in JSON and without its surrounding white space", () => {
+    const r = redactor(['line1\npa"ss\\word\n']);
+    expect(r.text(JSON.stringify({ k: 'line1\npa"ss\\word\n' }))).toBe('{"k":"***"}');
+    expect(r.text('got line1\npa"ss\\word!')).toBe("got ***!");
+  });
+
+  it("masks a value split across the pieces of a stream, holding back only what may begin one", () => {
+    const r = redactor(["S3cr3tVALUE"]);
+    const s = r.stream();
+    expect(s.push("xxxx S3cr")).toBe("xxxx ");
+    expect(s.push("3tVA")).toBe("");
+    expect(s.push("LUE and S")).toBe("*** and ");
+    expect(s.push("ome more")).toBe("Some more");
+    expect(s.push("tail S3c")).toBe("tail ");
+    expect(s.flush()).toBe("S3c");
+    expect(s.flush()).toBe("");
+  });
 });
 
 function catchError(f: () => unknown): unknown {

@@ -195,6 +195,11 @@ class SqliteSecretsStore implements SecretsStore {
   get(name: string, ref: SecretRef & { version?: number | undefined } = {}): string {
     checkSecretName(name);
     const env = checkEnvName(ref.env ?? DEFAULT_ENV);
+    // One read transaction: a key rotation never shows half done.
+    return this.sqlite.transaction(() => this.getIn(name, env, ref.version))();
+  }
+
+  private getIn(name: string, env: string, version: number | undefined): string {
     const rows = this.db
       .select()
       .from(secretVersions)
@@ -202,14 +207,14 @@ class SqliteSecretsStore implements SecretsStore {
         and(
           eq(secretVersions.env, env),
           eq(secretVersions.name, name),
-          ...(ref.version === undefined ? [] : [eq(secretVersions.version, ref.version)]),
+          ...(version === undefined ? [] : [eq(secretVersions.version, version)]),
         ),
       )
       .orderBy(desc(secretVersions.version))
       .limit(1)
       .all();
     const row = rows[0];
-    if (row === undefined) throw this.notFound(name, env, ref.version);
+    if (row === undefined) throw this.notFound(name, env, version);
     const value = this.unseal(row);
     this.record("get", { env, name, version: row.version });
     return value;
@@ -217,6 +222,10 @@ class SqliteSecretsStore implements SecretsStore {
 
   all(env: string, purpose: string): Map<string, string> {
     checkEnvName(env);
+    return writeTransaction(this.sqlite, () => this.allIn(env, purpose));
+  }
+
+  private allIn(env: string, purpose: string): Map<string, string> {
     const rows = this.db
       .select()
       .from(secretVersions)
@@ -286,18 +295,20 @@ class SqliteSecretsStore implements SecretsStore {
   }
 
   rotateKey(next: SecretsKey): number {
-    // The new key file is written aside first: until the rename below, the
-    // old file stays the key, and a reader finding it wrong tries this one.
+    // The new key file is written aside, under the database's write lock
+    // (so two rotations never share it): until the rename below, the old
+    // file stays the key, and a reader finding it wrong tries this one.
     const pending = "file" in next ? `${next.file}.new` : undefined;
     let fresh: Buffer | undefined;
-    if (pending !== undefined) {
-      fresh = randomBytes(32);
-      writeKeyFile(pending, fresh, true);
-    }
     let count = 0;
-    try {
-      writeTransaction(this.sqlite, () => {
-        this.unlock(false);
+    writeTransaction(this.sqlite, () => {
+      // Completes an earlier rotation cut short, if any, before writing ours.
+      this.unlock(false);
+      if (pending !== undefined) {
+        fresh = randomBytes(32);
+        writeKeyFile(pending, fresh, true);
+      }
+      try {
         const rows = this.db.select().from(secretVersions).all();
         const plain = rows.map((r) => this.unsealRaw(r));
         const salt = randomBytes(16);
@@ -335,12 +346,22 @@ class SqliteSecretsStore implements SecretsStore {
         count = rows.length;
         this.record("rotate-key", { detail: `${count} value(s) sealed again` });
         this.key = { key, keyId };
-      });
-    } catch (e) {
-      if (pending !== undefined) fs.rmSync(pending, { force: true });
-      throw e;
+      } catch (e) {
+        if (pending !== undefined) fs.rmSync(pending, { force: true });
+        throw e;
+      }
+    });
+    if (pending !== undefined && "file" in next) {
+      try {
+        fs.renameSync(pending, next.file);
+      } catch (e) {
+        // Another process opening the store between the commit and here
+        // completed the rotation itself: done, if the file is our key.
+        const now =
+          (e as NodeJS.ErrnoException).code === "ENOENT" ? readKeyFile(next.file) : undefined;
+        if (now === undefined || fresh === undefined || !now.equals(fresh)) throw e;
+      }
     }
-    if (pending !== undefined && "file" in next) fs.renameSync(pending, next.file);
     return count;
   }
 
@@ -394,7 +415,7 @@ class SqliteSecretsStore implements SecretsStore {
         "SLOTH_SECRET_CORRUPT",
         `cannot open secret '${row.name}' version ${row.version} in environment '${row.env}': its sealed value does not match the key`,
         {
-          hint: `the database was altered; set it again with \`sloth-runner secrets set ${row.name} --env ${row.env}\``,
+          hint: `its row in the database was altered or copied from elsewhere; set it again with \`sloth-runner secrets set ${row.name} --env ${row.env}\``,
           details: { name: row.name, env: row.env, version: row.version },
         },
       );

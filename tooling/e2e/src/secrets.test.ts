@@ -137,6 +137,67 @@ workflow.define("w"):tasks({ use, shell })
     ]);
   });
 
+  it("masks values split between output pieces, in JSON, in hook failures; refuses them at a file's top level", async () => {
+    expect((await setSecret(["tok"], "S3cr3tVALUE")).code).toBe(0);
+    expect((await setSecret(["multi"], 'line1-AAAA\npa"ss\\word')).code).toBe(0);
+    fs.writeFileSync(
+      path.join(dir, "flow.sloth"),
+      `local a = task("a"):command(function()
+  exec.run("head -c 65530 /dev/zero | tr -c x x; echo " .. secrets.get("tok"), { stream = true })
+  log.info({ k = secrets.get("multi") })
+  print(json.encode({ p = secrets.get("multi") }))
+  return true
+end)
+local sh = task("sh"):command("printf 'S3cr3t'; sleep 0.3; printf 'VALUE\\n'")
+local h = task("hook"):command("false"):on_failure(function() error("onfail " .. secrets.get("tok")) end)
+workflow.define("w"):tasks({ a, sh, h })
+`,
+    );
+    for (const out of ["text", "json"]) {
+      const r = await sloth(["run", "flow.sloth", "-o", out]);
+      expect(r.code).toBe(1);
+      const all = r.stdout + r.stderr;
+      for (const leak of ["S3cr3t", "VALUE", "AAAA", "ss\\\\word"]) expect(all).not.toContain(leak);
+      expect(all).toContain("onfail ***");
+      if (out === "text") {
+        expect(r.stdout).toContain("sh | ***\n");
+        expect(r.stdout).toContain('a | INFO {"k":"***"}');
+        expect(r.stdout).toContain('a | {"p":"***"}');
+      }
+    }
+    const history = Buffer.concat(
+      ["history.db", "history.db-wal"]
+        .map((f) => path.join(dataDir, f))
+        .filter((f) => fs.existsSync(f))
+        .map((f) => fs.readFileSync(f)),
+    );
+    expect(history.includes("S3cr3t")).toBe(false);
+    fs.writeFileSync(
+      path.join(dir, "top.sloth"),
+      `print("top " .. secrets.get("tok"))\nworkflow.define("w"):tasks({ task("x"):command("true") })\n`,
+    );
+    const top = await sloth(["run", "top.sloth"]);
+    expect(top.code).not.toBe(0);
+    expect(top.stderr).toContain(
+      "secrets are read inside a task's function, not at a file's top level",
+    );
+    expect(top.stdout + top.stderr).not.toContain("S3cr3t");
+  });
+
+  it("runs what needs no secret when the secrets cannot be read, saying why", async () => {
+    fs.writeFileSync(path.join(dataDir, "secrets.db"), "garbage");
+    fs.writeFileSync(
+      path.join(dir, "plain.sloth"),
+      `workflow.define("w"):tasks({ task("x"):command("echo hi") })\n`,
+    );
+    const r = await sloth(["run", "plain.sloth"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(
+      /^notice: secrets are unavailable to this run: cannot open the secrets database .*not a SQLite database/,
+    );
+    expect(fs.readFileSync(path.join(dataDir, "secrets.db"), "utf8")).toBe("garbage");
+  });
+
   it("refuses bad input with one line and a hint, and loses nothing", async () => {
     const argv = await sloth(["secrets", "set", "api_token", "hunter2"]);
     expect(argv.code).toBe(2);

@@ -201,11 +201,15 @@ async function runFile(argv: RunArgs): Promise<number> {
     };
     // The secrets of the run's environment: for `secrets.get`, and masked in
     // everything the run shows and records.
-    const secrets = await (await import("../run/secrets.js")).loadRunSecrets(
+    const { loadRunSecrets, maskingLogger } = await import("../run/secrets.js");
+    const secrets = await loadRunSecrets(
       dataDir,
       argv.secretsEnv ?? (process.env.SLOTH_RUNNER_SECRETS_ENV || "default"),
       `run of ${target.file}`,
     );
+    for (const notice of secrets.notices) eprintln(`notice: ${notice}`);
+    // The load's own output (a file's top level) and hook failures go to the logger.
+    const log = maskingLogger(logger, secrets.redact);
     const load = async (shared: boolean) => {
       const loaded = await loadWorkflowFile(target.file, {
         values,
@@ -213,7 +217,7 @@ async function runFile(argv: RunArgs): Promise<number> {
         dataDir: dataDir.root,
         state: await stateTargetOf(argv, dataDir, shared),
         modules: [stackModule, secrets.module],
-        logger,
+        logger: log,
       });
       let models = resume
         ? [(await import("../run/record.js")).resumeModel(loaded, resume.run, selectTasks)]
@@ -287,7 +291,7 @@ async function runFile(argv: RunArgs): Promise<number> {
         maxParallel,
         failFast: argv.failFast,
         dataDir: dataDir.root,
-        logger,
+        logger: log,
         delegateFor: delegation?.delegateFor,
         stack: target.stack,
         onStart: stackRun?.onStart,

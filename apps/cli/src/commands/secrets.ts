@@ -2,7 +2,15 @@ import fs from "node:fs";
 import type { SecretInfo, SecretsStore } from "@sloth/secrets";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
-import { formatLocalTime, painter, printJson, println, table, terminalSafe } from "../output.js";
+import {
+  eprintln,
+  formatLocalTime,
+  painter,
+  printJson,
+  println,
+  table,
+  terminalSafe,
+} from "../output.js";
 import { confirm } from "../prompt.js";
 
 interface SecretsArgs extends GlobalArgs {
@@ -29,7 +37,9 @@ async function withStore<T>(
       hint: "add one with `sloth-runner secrets set NAME` (the value is read from standard input or a prompt)",
     });
   const { openSecretsStore } = await import("@sloth/secrets");
-  const { secretsKeyOf } = await import("../run/secrets.js");
+  const { secretsKeyOf, keyFileWarning } = await import("../run/secrets.js");
+  const warning = keyFileWarning(dataDir);
+  if (warning) eprintln(`warning: ${warning}`);
   const s = openSecretsStore({ path: dataDir.secretsDb, key: secretsKeyOf(dataDir) });
   try {
     return await fn(s);
@@ -60,10 +70,20 @@ const withName = (y: Argv<SecretsArgs>) =>
  * echo it.
  */
 async function readValue(name: string, fromFile: string | undefined): Promise<string> {
+  const text = (bytes: Buffer, from: string): string => {
+    const s = bytes.toString("utf8");
+    if (!Buffer.from(s, "utf8").equals(bytes))
+      throw new CliError(`the value given on ${from} is not UTF-8 text`, {
+        hint: `store binary data encoded, as in: base64 -w0 FILE | sloth-runner secrets set ${name}`,
+        exitCode: 2,
+      });
+    return s;
+  };
   if (fromFile !== undefined) {
     try {
-      return fs.readFileSync(fromFile, "utf8");
+      return text(fs.readFileSync(fromFile), fromFile);
     } catch (e) {
+      if (e instanceof CliError) throw e;
       throw new CliError(
         `cannot read ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
         {
@@ -75,9 +95,7 @@ async function readValue(name: string, fromFile: string | undefined): Promise<st
   if (!process.stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks)
-      .toString("utf8")
-      .replace(/\r?\n$/, "");
+    return text(Buffer.concat(chunks), "standard input").replace(/\r?\n$/, "");
   }
   return promptHidden(`Value of secret '${name}' (not shown): `);
 }
@@ -133,7 +151,7 @@ const set: CommandModule<SecretsArgs, NameArgs & { value?: string; fromFile?: st
     const info = await withStore(argv, true, (s) => s.set(argv.name, value, { env: envOf(argv) }));
     if (argv.json) return printJson(infoJson(info));
     println(`Secret '${info.name}' set in environment '${info.env}' (version ${info.version})`);
-    if (value.length < 4)
+    if (value.trim().length < 4)
       println("note: values shorter than 4 characters are not masked in run output");
   },
 };
@@ -149,7 +167,7 @@ const get: CommandModule<SecretsArgs, NameArgs & { atVersion?: number }> = {
   handler: async (argv) => {
     const version = argv.atVersion;
     if (version !== undefined && (!Number.isInteger(version) || version < 1))
-      throw new CliError(`invalid --at-version ${version}`, {
+      throw new CliError(`invalid --at-version ${rawFlag("--at-version") ?? version}`, {
         hint: "give a version number from `sloth-runner secrets list`",
         exitCode: 2,
       });
@@ -282,7 +300,7 @@ const rotate: CommandModule<SecretsArgs, SecretsArgs> = {
     println(
       passphrase
         ? `${count} secret value(s) sealed again under the new passphrase: set SLOTH_RUNNER_SECRETS_KEY to it from now on`
-        : `${count} secret value(s) sealed again under a new key in ${dataDir.secretsKey}; back that file up (the old key no longer opens them)`,
+        : `${count} secret value(s) sealed again under a new key in ${dataDir.secretsKey}; back that file up (the old key no longer opens them)${process.env.SLOTH_RUNNER_SECRETS_KEY ? ", and unset SLOTH_RUNNER_SECRETS_KEY: the key file is used only without it" : ""}`,
     );
   },
 };
@@ -307,3 +325,14 @@ export const secretsCommand: CommandModule<GlobalArgs, SecretsArgs> = {
       .demandCommand(1, "missing secrets command") as unknown as Argv<SecretsArgs>,
   handler: () => {},
 };
+
+/** The text given after `flag` on the command line, as typed. */
+function rawFlag(flag: string): string | undefined {
+  const args = process.argv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === flag) return args[i + 1];
+    if (a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
+  }
+  return undefined;
+}

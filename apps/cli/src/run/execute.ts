@@ -36,7 +36,7 @@ export interface ExecuteOptions {
    * Masks secret values in everything shown and recorded (events, results,
    * history); the tasks themselves see the real values.
    */
-  redact?: { empty: boolean; value<T>(v: T): T } | undefined;
+  redact?: import("@sloth/secrets").Redactor | undefined;
 }
 
 /**
@@ -74,6 +74,7 @@ export async function executeRuns(
     for (const model of models) {
       if (signal) break;
       const display = await makeDisplay(options.json, c);
+      const masking = redact ? eventMasker(redact) : undefined;
       let recording: Recording | undefined;
       const handle = runWorkflow(model, {
         params: options.params,
@@ -86,9 +87,10 @@ export async function executeRuns(
         delegate: options.delegateFor?.(model),
         stack: options.stack,
         onEvent: (raw) => {
-          const e = mask(raw);
-          display.event(e);
-          recording?.event(e);
+          for (const e of masking ? masking(raw) : [raw]) {
+            display.event(e);
+            recording?.event(e);
+          }
         },
       });
       // The run starts on the next macrotask, so no event is missed.
@@ -138,4 +140,46 @@ async function makeDisplay(json: boolean, c: ReturnType<typeof painter>): Promis
 /** Exit codes shells expect after SIGINT (130) and SIGTERM (143). */
 function signalCode(sig: NodeJS.Signals): number {
   return signalExitCode(sig);
+}
+
+type RunEventOf = import("@sloth/workflow").RunEvent;
+type LogEvent = Extract<RunEventOf, { type: "task.log" | "workflow.log" }>;
+
+/**
+ * Masks secret values in a run's events. Output comes in pieces, so each
+ * stream of each task is masked as a stream (a value split between two
+ * pieces is masked too); what a stream held back is let out, masked, before
+ * the next event of its task, and before the run's end for every stream.
+ */
+function eventMasker(redact: import("@sloth/secrets").Redactor): (e: RunEventOf) => RunEventOf[] {
+  const streams = new Map<
+    string,
+    { masker: import("@sloth/secrets").StreamMasker; like: LogEvent }
+  >();
+  const flush = (out: RunEventOf[], which: (like: LogEvent) => boolean, time: number) => {
+    for (const [key, s] of streams) {
+      if (!which(s.like)) continue;
+      streams.delete(key);
+      const text = s.masker.flush();
+      if (text !== "") out.push({ ...s.like, text, time });
+    }
+  };
+  return (e) => {
+    if (e.type === "task.log" || e.type === "workflow.log") {
+      const key = e.type === "task.log" ? `t\0${e.task}\0${e.stream}` : `w\0${e.stream}`;
+      let s = streams.get(key);
+      if (s === undefined) {
+        s = { masker: redact.stream(), like: e };
+        streams.set(key, s);
+      }
+      const text = s.masker.push(e.text);
+      return text === "" ? [] : [{ ...e, text }];
+    }
+    const out: RunEventOf[] = [];
+    if ("task" in e && e.type !== "workflow.aborted")
+      flush(out, (l) => l.type === "task.log" && l.task === e.task, e.time);
+    if (e.type.startsWith("workflow.")) flush(out, () => true, e.time);
+    out.push(redact.value(e));
+    return out;
+  };
 }

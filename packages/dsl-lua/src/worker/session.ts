@@ -78,6 +78,7 @@ export class LuaSession {
       resolvePath: (p) => resolve(session.job.workdir, p),
       trackChild: (pid) => session.job.events.child(pid, true),
       untrackChild: (pid) => session.job.events.child(pid, false),
+      inTopLevel: () => session.inMain,
     };
     const modules: Array<[string, LuaModuleDefinition]> = [
       ["exec", createExecModule(host)],
@@ -141,11 +142,20 @@ export class LuaSession {
   }
 
   /** Runs the workflow file's top level, then notes the globals that calls put back. */
+  /** True while the file's top level runs (not a task's function). */
+  inMain = false;
+
   async runMain(): Promise<MainResult> {
-    const [json] = await this.invoke("local src, name = ...; return __sloth.run_main(src, name)", [
-      this.spec.source,
-      this.displayName(this.spec.file),
-    ]);
+    this.inMain = true;
+    let json: unknown;
+    try {
+      [json] = await this.invoke("local src, name = ...; return __sloth.run_main(src, name)", [
+        this.spec.source,
+        this.displayName(this.spec.file),
+      ]);
+    } finally {
+      this.inMain = false;
+    }
     const r = JSON.parse(String(json)) as RawFailure;
     if (r.ok) return { ok: true };
     const { reason, location } = this.locate(r.error ?? "unknown error", r.where ?? undefined);
