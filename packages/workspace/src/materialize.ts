@@ -86,7 +86,10 @@ export class TreeBuilder {
 
   /** Writes a file of the cache: on the writer thread, or here. */
   private copy(e: FileEntry, abs: string): void {
-    if (this.writer === undefined) return this.reader.write(e, abs);
+    if (this.writer === undefined) {
+      this.reader.write(e, abs);
+      return;
+    }
     const loc = this.packs.get(e.hash);
     if (loc === undefined || loc.size !== e.size) throw missing(e);
     this.writer.write(abs, e.mode & 0o777, e.mtimeMs, e.size, {
