@@ -15,6 +15,24 @@ export interface StackLuaOptions {
   source?: string | undefined;
   /** The run's lock on the stack: the module's changes are made under it. */
   lockId?: string | undefined;
+  /**
+   * Secret values to mask (as `***`) in the event messages and snapshot
+   * descriptions the module records. Resources are stored as given: their
+   * commands run again later (`stack drift`).
+   */
+  mask?: string[] | undefined;
+}
+
+/** Replaces each value of 4 characters or more (longest first) by `***`. */
+function masker(values: string[] | undefined): (text: string) => string {
+  const list = [...new Set(values ?? [])]
+    .filter((v) => typeof v === "string" && v.length >= 4)
+    .sort((a, b) => b.length - a.length);
+  return (text) => {
+    let out = text;
+    for (const v of list) if (out.includes(v)) out = out.split(v).join("***");
+    return out;
+  };
 }
 
 /** Drops nulls (Lua has no null) and copies. */
@@ -78,6 +96,7 @@ export function createLuaModule(options: StackLuaOptions = {}) {
   };
   const source = options.source;
   const lockId = options.lockId;
+  const mask = masker(options.mask);
   /**
    * Changes are made by the run's tasks, under the lock the run holds: not by
    * the file's top level (which runs when the file is loaded, before the
@@ -148,7 +167,7 @@ export function createLuaModule(options: StackLuaOptions = {}) {
         );
       const { store, name } = await changing("stack.snapshot");
       return store.snapshot(name, {
-        ...(typeof description === "string" ? { description } : {}),
+        ...(typeof description === "string" ? { description: mask(description) } : {}),
         source,
         lockId,
       }).name;
@@ -170,7 +189,7 @@ export function createLuaModule(options: StackLuaOptions = {}) {
       store.addEvent(name, {
         type: "workflow.event",
         severity: level,
-        message: String(message),
+        message: mask(String(message)),
         source,
       });
       return true;

@@ -184,6 +184,27 @@ workflow.define("w"):tasks({ a, sh, h })
     expect(top.stdout + top.stderr).not.toContain("S3cr3t");
   });
 
+  it("masks values in the events and snapshots a stack records", async () => {
+    expect((await setSecret(["tok"], "S3cr3tVALUE")).code).toBe(0);
+    fs.writeFileSync(
+      path.join(dir, "stk.sloth"),
+      `workflow.define("w"):tasks({ task("d"):command(function()
+  stack.event("deployed with " .. secrets.get("tok"))
+  stack.snapshot("before " .. secrets.get("tok"))
+  return true
+end) })
+`,
+    );
+    const r = await sloth(["run", "prod", "-f", "stk.sloth"]);
+    expect(r.code).toBe(0);
+    const events = await sloth(["stack", "events", "prod", "--json"]);
+    expect(events.stdout).toContain("deployed with ***");
+    const snaps = await sloth(["stack", "snapshot", "list", "prod", "--json"]);
+    expect(snaps.stdout).toContain("before ***");
+    const db = fs.readFileSync(path.join(dataDir, "stacks.db"));
+    expect(db.includes("S3cr3t")).toBe(false);
+  });
+
   it("runs what needs no secret when the secrets cannot be read, saying why", async () => {
     fs.writeFileSync(path.join(dataDir, "secrets.db"), "garbage");
     fs.writeFileSync(

@@ -191,14 +191,6 @@ async function runFile(argv: RunArgs): Promise<number> {
     // to run one when there is none).
     // The run's stack lock gets this id, so the module's changes pass it.
     const runLockId = argv.lockId ?? (await import("node:crypto")).randomUUID();
-    const stackModule = {
-      name: "stack",
-      url: import.meta.resolve("@sloth/stack/lua"),
-      options: {
-        path: dataDir.stacksDb,
-        ...(target.stack !== undefined ? { stack: target.stack, lockId: runLockId } : {}),
-      },
-    };
     // The secrets of the run's environment: for `secrets.get`, and masked in
     // everything the run shows and records.
     const { loadRunSecrets, maskingLogger } = await import("../run/secrets.js");
@@ -210,6 +202,15 @@ async function runFile(argv: RunArgs): Promise<number> {
     for (const notice of secrets.notices) eprintln(`notice: ${notice}`);
     // The load's own output (a file's top level) and hook failures go to the logger.
     const log = maskingLogger(logger, secrets.redact);
+    const stackModule = {
+      name: "stack",
+      url: import.meta.resolve("@sloth/stack/lua"),
+      options: {
+        path: dataDir.stacksDb,
+        ...(target.stack !== undefined ? { stack: target.stack, lockId: runLockId } : {}),
+        mask: secrets.values,
+      },
+    };
     const load = async (shared: boolean) => {
       const loaded = await loadWorkflowFile(target.file, {
         values,

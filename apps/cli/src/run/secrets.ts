@@ -34,6 +34,8 @@ export interface RunSecrets {
     options: { [key: string]: string | Record<string, string> };
   };
   redact: Redactor;
+  /** The values read, for modules that mask what they record themselves (`stack`). */
+  values: string[];
   notices: string[];
 }
 
@@ -78,6 +80,7 @@ export async function loadRunSecrets(
       options: { env, values, ...(unavailable ? { unavailable } : {}) },
     },
     redact: redactor(Object.values(values)),
+    values: Object.values(values),
     notices,
   };
 }
