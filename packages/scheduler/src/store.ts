@@ -249,6 +249,7 @@ function checkSpec(spec: RunSpec): RunSpec {
   if (spec.group) out.group = spec.group;
   if (spec.tasks?.length) out.tasks = [...spec.tasks];
   if (spec.stack) out.stack = spec.stack;
+  if (spec.secretsEnv) out.secretsEnv = spec.secretsEnv;
   return out;
 }
 

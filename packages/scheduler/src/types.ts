@@ -16,6 +16,8 @@ export interface RunSpec {
   tasks?: string[] | undefined;
   /** Deploy as this stack (`run STACK -f FILE`). */
   stack?: string | undefined;
+  /** The environment whose secrets the run reads (`run --secrets-env`). */
+  secretsEnv?: string | undefined;
 }
 
 /**

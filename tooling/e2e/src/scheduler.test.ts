@@ -79,6 +79,17 @@ describe("scheduler", () => {
       },
       lastRun: null,
     });
+    // `show` gives the whole command the runs use.
+    const shown = await sloth("scheduler", "show", "nightly");
+    expect(shown.stdout).toMatch(
+      /runs: +sloth-runner run --file=\S+\/flow\.sloth --values=\S+\/prod\.yaml --param=p=1\n/,
+    );
+    expect(
+      (await json("scheduler", "update", "nightly", "--secrets-env", "production")).spec,
+    ).toMatchObject({ secretsEnv: "production", params: { p: "1" } });
+    expect((await sloth("scheduler", "show", "nightly")).stdout).toMatch(
+      /--param=p=1 --secrets-env=production\n/,
+    );
     expect(new Date(listed.schedules[0].nextRunAt).getUTCHours()).toBe(2);
     expect(new Date(listed.schedules[0].nextRunAt).getUTCMinutes()).toBe(30);
 

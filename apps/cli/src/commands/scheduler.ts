@@ -37,6 +37,7 @@ interface SpecArgs {
   group?: string;
   task?: string[];
   stack?: string;
+  secretsEnv?: string;
 }
 
 /** Prints a line with control characters shown as '?' (names and messages come from files). */
@@ -160,6 +161,14 @@ function optionsOf(a: SpecArgs): Partial<RunSpec> {
       );
     out.stack = a.stack;
   }
+  if (a.secretsEnv !== undefined) {
+    if (a.secretsEnv && !/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(a.secretsEnv))
+      throw new CliError(
+        `invalid --secrets-env '${terminalSafe(a.secretsEnv)}': use letters, digits, '_' and '-'`,
+        { exitCode: 2 },
+      );
+    out.secretsEnv = a.secretsEnv;
+  }
   return out;
 }
 
@@ -194,6 +203,10 @@ function specOptions<T>(y: Argv<T>, fileRequired: boolean) {
     })
     .option("task", { alias: "t", type: "string", array: true, describe: "Run only these tasks" })
     .option("stack", { type: "string", describe: "Deploy as this stack (run STACK -f FILE)" })
+    .option("secrets-env", {
+      type: "string",
+      describe: "The environment whose secrets the runs read (run --secrets-env)",
+    })
     .option("timezone", {
       type: "string",
       describe: "IANA time zone the cron expression is read in (default: local time)",
@@ -212,6 +225,7 @@ export function runArgs(spec: RunSpec, dataDir: string): string[] {
   if (spec.workflow) args.push(`--workflow=${spec.workflow}`);
   if (spec.group) args.push(`--group=${spec.group}`);
   for (const t of spec.tasks ?? []) args.push(`--task=${t}`);
+  if (spec.secretsEnv) args.push(`--secrets-env=${spec.secretsEnv}`);
   args.push(`--data-dir=${dataDir}`);
   return args;
 }
@@ -385,7 +399,8 @@ const update: CommandModule<
       argv.workflow !== undefined ||
       argv.group !== undefined ||
       argv.task !== undefined ||
-      argv.stack !== undefined;
+      argv.stack !== undefined ||
+      argv.secretsEnv !== undefined;
     if (argv.timezone !== undefined && argv.localTime)
       throw new CliError("give --timezone or --local-time, not both", { exitCode: 2 });
     await withSchedules(argv, (store) => {
@@ -397,7 +412,8 @@ const update: CommandModule<
         if (argv.file !== undefined) spec.file = existingFile(argv.file, "workflow file");
         for (const k of ["values", "tasks"] as const) if (spec[k]?.length === 0) delete spec[k];
         if (spec.params && Object.keys(spec.params).length === 0) delete spec.params;
-        for (const k of ["workflow", "group", "stack"] as const) if (spec[k] === "") delete spec[k];
+        for (const k of ["workflow", "group", "stack", "secretsEnv"] as const)
+          if (spec[k] === "") delete spec[k];
       }
       const s = store.update(argv.name, {
         cron: argv.cron,
@@ -480,7 +496,7 @@ const show: CommandModule<SchedulerArgs, NameArgs & { limit: number }> = {
       say(`cron:        ${cronText(s)}`);
       say(`enabled:     ${s.enabled ? "yes" : "no"}`);
       if (s.error) say(`error:       ${s.error}`);
-      say(`runs:        sloth-runner ${runArgs(s.spec, "DIR").slice(0, -2).join(" ")}`);
+      say(`runs:        sloth-runner ${runArgs(s.spec, "DIR").slice(0, -1).join(" ")}`);
       say(`in:          ${s.spec.cwd ?? path.dirname(s.spec.file)}`);
       if (s.enabled) {
         let next: Date[] = [];
