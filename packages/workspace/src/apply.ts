@@ -61,8 +61,8 @@ export async function applyChanges(
   const guard = baseEntries !== undefined && options.conflicts !== "overwrite";
   const conflicts: string[] = [];
   /** True when `rel` is here as it was sent (or still absent, when it was not sent). */
-  const asSent = (rel: string): boolean => {
-    const st = lstatOrUndefined(tree.abs(rel));
+  const asSent = (rel: string, here?: fs.Stats | null): boolean => {
+    const st = here === undefined ? lstatOrUndefined(tree.abs(rel)) : (here ?? undefined);
     const b = baseEntries?.get(rel);
     if (b === undefined) return st === undefined;
     if (st === undefined) return false;
@@ -146,9 +146,10 @@ export async function applyChanges(
     // an inode shared with a file elsewhere (a hard link) is replaced, never
     // written into.
     const abs = tree.abs(rel);
+    const here = lstatOrUndefined(abs) ?? null;
     // Changed here meanwhile: written aside, kept only if it is what is here already.
-    const contested = guard && !asSent(rel);
-    const fresh = !contested && lstatOrUndefined(abs) === undefined;
+    const contested = guard && !asSent(rel, here);
+    const fresh = !contested && here === null;
     const tmp = fresh ? abs : `${abs}.sloth-${process.pid}-${++seq}.tmp`;
     let fd: number | undefined = fs.openSync(tmp, O_CREATE_NEW, 0o600);
     const close = () => {

@@ -66,7 +66,7 @@ describe("builds on the file writer thread", () => {
     const e = await cache.materialize(manifest, target).catch((x: unknown) => x);
     expect(isWorkspaceError(e, "SLOTH_BLOB_MISSING")).toBe(true);
     expect((e as Error).message).toMatch(
-      /^cannot materialize ".*": its blob is cut short in the cache$/,
+      /^cannot materialize "[^/"][^"]*": its blob cannot be read from the cache \(the cache file ended early\)$/,
     );
   });
 });
@@ -76,18 +76,79 @@ describe("FileWriter", () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, "taken"), "x");
     fs.symlinkSync("/etc/passwd", path.join(dir, "link"));
-    const w = new FileWriter();
-    w.write(path.join(dir, "a"), 0o640, 1_000_000, 5, { data: Buffer.from("hello") });
-    w.writeSame(path.join(dir, "b"), 0o600, undefined);
-    w.write(path.join(dir, "taken"), 0o644, undefined, 3, { data: Buffer.from("new") });
+    const w = new FileWriter(dir);
+    w.write(path.join(dir, "a"), 0o640, 1_000_000, { data: Buffer.from("hello") });
+    w.write(path.join(dir, "b"), 0o600, undefined, { data: Buffer.from("hello") });
+    w.write(path.join(dir, "taken"), 0o644, undefined, { data: Buffer.from("new") });
     await expect(w.drain()).rejects.toThrow(/^cannot write .*\/taken: EEXIST/);
     expect(fs.readFileSync(path.join(dir, "taken"), "utf8")).toBe("x");
     expect(fs.readFileSync(path.join(dir, "b"), "utf8")).toBe("hello");
     expect(fs.statSync(path.join(dir, "a")).mode & 0o777).toBe(0o640);
     expect(fs.statSync(path.join(dir, "a")).mtimeMs).toBe(1_000_000);
-    const v = new FileWriter();
-    v.write(path.join(dir, "link"), 0o644, undefined, 3, { data: Buffer.from("bad") });
+    const v = new FileWriter(dir);
+    v.write(path.join(dir, "link"), 0o644, undefined, { data: Buffer.from("bad") });
     await expect(v.drain()).rejects.toThrow(/cannot write .*\/link: (EEXIST|ELOOP)/);
     expect(fs.readFileSync("/etc/passwd", "utf8")).not.toContain("bad");
+    expect(() =>
+      new FileWriter(dir).write("/tmp/elsewhere", 0o644, undefined, { data: Buffer.from("x") }),
+    ).toThrow(/not under/);
+  });
+
+  it("refuses a file whose parent was swapped for a link after it was queued", async () => {
+    const dir = tempDir();
+    const outside = tempDir();
+    fs.mkdirSync(path.join(dir, "sub"));
+    const w = new FileWriter(dir);
+    // Queued while sub/ is a real folder, then sub/ becomes a link leaving the tree.
+    w.write(path.join(dir, "sub", "f"), 0o644, undefined, { data: Buffer.from("data") });
+    fs.rmdirSync(path.join(dir, "sub"));
+    fs.symlinkSync(outside, path.join(dir, "sub"));
+    await expect(w.drain()).rejects.toThrow(/a parent folder was replaced by a link/);
+    expect(fs.readdirSync(outside)).toEqual([]);
+  });
+});
+
+describe("builds on the file writer thread: hostile and odd manifests", () => {
+  it("refuses a manifest whose size for an arriving blob is not the blob's, writing no stray bytes", async () => {
+    const src = tempDir();
+    bigTree(src);
+    const manifest = await scanWorkspace(src);
+    const cache = new BlobCache(tempDir());
+    const missing = cache.missing(manifest);
+    const archive = await collect(packBlobs(src, manifest, missing));
+    // The runner lies about one small file's size.
+    const lie = manifest.entries.find((e) => e.type === "file" && e.size > 0 && e.size < 1000);
+    if (lie?.type !== "file") throw new Error("no small file");
+    lie.size = 1_000_000;
+    const target = path.join(tempDir(), "w");
+    const e = await cache
+      .receive(manifest, target, chunks(archive), { expect: missing })
+      .catch((x: unknown) => x);
+    expect(
+      isWorkspaceError(e, "SLOTH_BLOB_MISMATCH") || isWorkspaceError(e, "SLOTH_BLOB_MISSING"),
+    ).toBe(true);
+    expect(
+      fs.existsSync(path.join(target, lie.path))
+        ? fs.statSync(path.join(target, lie.path)).size
+        : 0,
+    ).toBeLessThan(1000);
+  });
+
+  it("builds 1,500 files sharing a few blobs (more than a batch holds)", async () => {
+    const src = tempDir();
+    for (let i = 0; i < 1500; i++) {
+      const sub = path.join(src, `p${i % 30}`);
+      fs.mkdirSync(sub, { recursive: true });
+      fs.writeFileSync(path.join(sub, `__init__${i}.py`), i % 2 === 0 ? "" : "# same\n");
+    }
+    const manifest = await scanWorkspace(src);
+    const cache = new BlobCache(tempDir());
+    const missing = cache.missing(manifest);
+    expect(missing).toHaveLength(2);
+    const archive = await collect(packBlobs(src, manifest, missing));
+    const target = path.join(tempDir(), "w");
+    const got = await cache.receive(manifest, target, chunks(archive), { expect: missing });
+    expect(got.written).toBe(1500);
+    expect(describeTree(target)).toEqual(describeTree(src));
   });
 });

@@ -5,35 +5,51 @@
 // builds to one thread per process, in batches (one message per megabyte
 // or so, the bytes moved, not copied, and their buffers sent back for
 // reuse), while the caller goes on parsing and hashing.
+import fs from "node:fs";
 import { Worker } from "node:worker_threads";
 
 /** Where a file's bytes come from: memory (copied into the batch), or a range of another file. */
-export type FileSource = { data: Uint8Array } | { file: string; offset: number };
+export type FileSource = { data: Uint8Array } | { file: string; offset: number; size: number };
 
 // [path, mode, mtimeMs or -1, size, offset in the batch or -1, source file or "", its offset]
 type Entry = [string, number, number, number, number, string, number];
 
+/** A failure the thread reports: the file it was writing, and whether reading its source failed. */
+export interface WriteFailure {
+  message: string;
+  code?: string | undefined;
+  /** The file being created. */
+  path: string;
+  /** True when reading the source file failed (or it ended early), not creating the file. */
+  source?: boolean | undefined;
+}
+
 interface Reply {
   id: number;
   buf?: ArrayBuffer;
-  error?: { message: string; code?: string; path: string };
+  error?: WriteFailure;
 }
 
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_ENTRIES = 512;
 /** Past this much in flight, {@link FileWriter.ready} asks the producer to wait. */
 const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+/** What a queued copy from a file is counted as, in flight (its paths). */
+const COPY_COST = 512;
 
 // The thread's code: plain CommonJS, so it runs from the built package and
 // from source alike. It creates each file new (never through a symlink),
-// with its mode and mtime, and reports the first failure of a batch.
+// checks through /proc that the file it opened is where it was meant to be
+// (a parent swapped for a symlink meanwhile would send it elsewhere), with
+// its mode and mtime, and reports the first failure of a batch.
 const THREAD = `
 const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
 const O = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 const UMASK = process.umask();
+const PROC = fs.existsSync("/proc/self/fd");
 const sources = new Map();
-let scratch = Buffer.allocUnsafe(1024 * 1024);
+const scratch = Buffer.allocUnsafe(1024 * 1024);
 function writeAll(fd, data) {
   let off = 0;
   while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
@@ -46,11 +62,14 @@ function source(file) {
   }
   return fd;
 }
+function closeQuietly(fd) {
+  try { fs.closeSync(fd); } catch {}
+}
 parentPort.on("message", (m) => {
   if (m.done !== undefined) {
     for (const f of m.done) {
       const fd = sources.get(f);
-      if (fd !== undefined) fs.closeSync(fd);
+      if (fd !== undefined) closeQuietly(fd);
       sources.delete(f);
     }
     return;
@@ -59,108 +78,149 @@ parentPort.on("message", (m) => {
   let error;
   for (const [path, mode, mtime, size, at, from, fromAt] of m.entries) {
     let out;
+    let reading = false;
     try {
       out = fs.openSync(path, O, mode);
-      if (at >= 0) writeAll(out, buf.subarray(at, at + size));
-      else {
+      if (PROC && m.real !== undefined) {
+        const where = fs.readlinkSync("/proc/self/fd/" + out);
+        if (where !== m.real + path.slice(m.root.length)) {
+          closeQuietly(out);
+          out = undefined;
+          try { fs.unlinkSync(where); } catch {}
+          throw Object.assign(new Error("a parent folder was replaced by a link while the workspace was built"), { code: "SLOTH_MOVED" });
+        }
+      }
+      if (at >= 0) {
+        if (at + size > buf.length) throw Object.assign(new Error("batch overrun"), { code: "SLOTH_BATCH" });
+        writeAll(out, buf.subarray(at, at + size));
+      } else {
+        reading = true;
         const fd = source(from);
         let done = 0;
         while (done < size) {
           const want = Math.min(scratch.length, size - done);
           const n = fs.readSync(fd, scratch, 0, want, fromAt + done);
           if (n === 0) throw Object.assign(new Error("the cache file ended early"), { code: "SLOTH_SHORT" });
+          reading = false;
           writeAll(out, scratch.subarray(0, n));
+          reading = true;
           done += n;
         }
+        reading = false;
       }
       if ((mode & UMASK) !== 0) fs.fchmodSync(out, mode);
       if (mtime >= 0) fs.futimesSync(out, mtime / 1000, mtime / 1000);
+      const fd = out;
+      out = undefined;
+      fs.closeSync(fd);
     } catch (e) {
-      error = { message: e.message, code: e.code, path };
+      if (out !== undefined) closeQuietly(out);
+      error = { message: String(e && e.message), code: e && e.code, path, source: reading };
       break;
-    } finally {
-      if (out !== undefined) fs.closeSync(out);
     }
   }
   parentPort.postMessage(m.buf ? { id: m.id, error, buf: m.buf } : { id: m.id, error }, m.buf ? [m.buf] : []);
 });
 `;
 
-let thread: Worker | undefined;
+/** The thread and the batches it has not answered yet. */
+interface Thread {
+  worker: Worker;
+  waiting: Map<number, (r: Reply) => void>;
+}
+
+let current: Thread | undefined;
 let nextId = 0;
-const waiting = new Map<number, (r: Reply) => void>();
 let inFlight = 0;
 const spare: ArrayBuffer[] = [];
 
-function worker(): Worker {
-  if (thread) return thread;
-  const w = new Worker(THREAD, { eval: true });
-  w.unref();
-  w.on("message", (r: Reply) => {
-    const done = waiting.get(r.id);
-    waiting.delete(r.id);
-    if (r.buf && spare.length < 4) spare.push(r.buf);
-    if (waiting.size === 0) w.unref();
+function thread(): Thread {
+  if (current) return current;
+  const worker = new Worker(THREAD, { eval: true });
+  worker.unref();
+  const t: Thread = { worker, waiting: new Map() };
+  worker.on("message", (r: Reply) => {
+    const done = t.waiting.get(r.id);
+    t.waiting.delete(r.id);
+    if (r.buf && r.buf.byteLength === BATCH_BYTES && spare.length < 4) spare.push(r.buf);
+    if (t.waiting.size === 0) worker.unref();
     done?.(r);
   });
+  // Only this thread's batches fail with it; a new thread serves the next ones.
   const fail = (e: unknown) => {
-    if (thread === w) thread = undefined;
+    if (current === t) current = undefined;
     const error = { message: `the file writer thread stopped: ${String(e)}`, path: "" };
-    for (const [id, done] of waiting) done({ id, error });
-    waiting.clear();
+    for (const [id, done] of t.waiting) done({ id, error });
+    t.waiting.clear();
   };
-  w.on("error", fail);
-  w.on("exit", (code) => fail(`exit code ${code}`));
-  thread = w;
-  return w;
+  worker.on("error", fail);
+  worker.on("exit", (code) => fail(`exit code ${code}`));
+  current = t;
+  return t;
 }
 
 /**
  * Creates files on the process's file writer thread. Writes are queued in
- * order and fail (at {@link drain}) with the first error, naming the file.
+ * order and fail (at {@link drain}, or at the next write) with the first
+ * error, as `toError` makes it from what the thread reported.
  */
 export class FileWriter {
   private entries: Entry[] = [];
   private buf: Buffer | undefined;
   private used = 0;
+  private cost = 0;
   private failure: Error | undefined;
+  private closed = false;
   private readonly sent = new Set<Promise<void>>();
   private readonly sources = new Set<string>();
+  private readonly real: string | undefined;
 
-  /** Queues a new file `abs` (which must not exist) with `mode` and, if given, `mtimeMs`. */
-  write(
-    abs: string,
-    mode: number,
-    mtimeMs: number | undefined,
-    size: number,
-    from: FileSource,
-  ): void {
-    if (this.failure) throw this.failure;
-    const mtime = mtimeMs ?? -1;
-    if ("data" in from) {
-      if (from.data.length > BATCH_BYTES) {
-        this.flush();
-        this.buf = Buffer.allocUnsafeSlow(from.data.length);
-      } else if (this.buf === undefined || this.used + from.data.length > this.buf.length) {
-        this.flush();
-        const reuse = spare.pop();
-        this.buf = reuse ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(BATCH_BYTES);
-      }
-      (this.buf as Buffer).set(from.data, this.used);
-      this.entries.push([abs, mode, mtime, size, this.used, "", 0]);
-      this.used += from.data.length;
-    } else {
-      this.sources.add(from.file);
-      this.entries.push([abs, mode, mtime, size, -1, from.file, from.offset]);
+  /**
+   * `root`: the folder every file is created in (as given, and resolved
+   * through symlinks, to check where each file landed).
+   */
+  constructor(
+    private readonly root: string,
+    private readonly toError: (f: WriteFailure) => Error = (f) =>
+      Object.assign(new Error(`cannot write ${f.path}: ${f.message}`), {
+        code: f.code,
+        path: f.path,
+      }),
+  ) {
+    try {
+      this.real = fs.realpathSync(root);
+    } catch {
+      this.real = undefined;
     }
-    if (this.entries.length >= BATCH_ENTRIES) this.flush();
   }
 
-  /** Queues another file with the same bytes as the last one written from memory. */
-  writeSame(abs: string, mode: number, mtimeMs: number | undefined): void {
-    const last = this.entries.at(-1);
-    if (last === undefined || last[4] < 0) throw new Error("writeSame follows a write from memory");
-    this.entries.push([abs, mode, mtimeMs ?? -1, last[3], last[4], "", 0]);
+  /**
+   * Queues a new file `abs` (which must not exist), under the root, with
+   * `mode` and, if given, `mtimeMs`; its bytes are `from.data` whole, or
+   * `from.size` bytes of `from.file` at `from.offset`.
+   */
+  write(abs: string, mode: number, mtimeMs: number | undefined, from: FileSource): void {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new Error("the file writer is closed");
+    if (!abs.startsWith(this.root.endsWith("/") ? this.root : `${this.root}/`))
+      throw new Error(`cannot write ${abs}: not under ${this.root}`);
+    if (this.entries.length >= BATCH_ENTRIES) this.flush();
+    const mtime = mtimeMs ?? -1;
+    if ("data" in from) {
+      const n = from.data.length;
+      if (this.buf === undefined || this.used + n > this.buf.length) {
+        this.flush();
+        const reuse = n <= BATCH_BYTES ? spare.pop() : undefined;
+        this.buf = reuse ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(Math.max(n, BATCH_BYTES));
+      }
+      (this.buf as Buffer).set(from.data, this.used);
+      this.entries.push([abs, mode, mtime, n, this.used, "", 0]);
+      this.used += n;
+    } else {
+      this.sources.add(from.file);
+      this.entries.push([abs, mode, mtime, from.size, -1, from.file, from.offset]);
+      this.cost += COPY_COST;
+    }
   }
 
   /** Sends what is queued to the thread. */
@@ -169,24 +229,18 @@ export class FileWriter {
     const id = ++nextId;
     const entries = this.entries;
     const buf = this.buf;
-    const bytes = this.used;
+    const bytes = this.used + this.cost;
     this.entries = [];
     this.buf = undefined;
     this.used = 0;
+    this.cost = 0;
     inFlight += bytes;
-    const w = worker();
-    w.ref();
+    const t = thread();
+    t.worker.ref();
     const p = new Promise<void>((resolve) => {
-      waiting.set(id, (r) => {
+      t.waiting.set(id, (r) => {
         inFlight -= bytes;
-        if (r.error && this.failure === undefined) {
-          const e = new Error(
-            `cannot write ${r.error.path}: ${r.error.message}`,
-          ) as NodeJS.ErrnoException;
-          if (r.error.code) e.code = r.error.code;
-          e.path = r.error.path;
-          this.failure = e;
-        }
+        if (r.error && this.failure === undefined) this.failure = this.toError(r.error);
         resolve();
       });
     });
@@ -194,24 +248,38 @@ export class FileWriter {
     void p.then(() => this.sent.delete(p));
     // The buffer's memory moves to the thread; only the used part is read there.
     const ab = buf ? (buf.buffer as ArrayBuffer) : undefined;
-    w.postMessage({ id, entries, buf: ab }, ab ? [ab] : []);
+    t.worker.postMessage(
+      { id, entries, buf: ab, root: this.root, real: this.real },
+      ab ? [ab] : [],
+    );
   }
 
   /** Resolves when the thread has room for more; undefined when it has now. */
   ready(): Promise<void> | undefined {
+    if (this.entries.length > 0 && this.used + this.cost >= BATCH_BYTES) this.flush();
     if (inFlight < IN_FLIGHT_BYTES || this.sent.size === 0) return undefined;
     return Promise.race(this.sent);
   }
 
   /** Sends what is queued and waits for every file; throws the first failure. */
   async drain(): Promise<void> {
-    this.flush();
+    if (!this.closed) this.flush();
     while (this.sent.size > 0) await Promise.all(this.sent);
-    if (this.sources.size > 0 && thread) {
-      thread.postMessage({ done: [...this.sources] });
+    if (this.sources.size > 0 && current) {
+      current.worker.postMessage({ done: [...this.sources] });
       this.sources.clear();
     }
     if (this.failure) throw this.failure;
+  }
+
+  /** Drops what is queued, refuses further writes, and waits for what was sent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.entries = [];
+    this.buf = undefined;
+    this.used = 0;
+    this.cost = 0;
+    await this.drain().catch(() => {});
   }
 
   /** The first failure, if one came back already. */
@@ -223,11 +291,4 @@ export class FileWriter {
 /** True when the thread is worth starting for a build writing `files` files. */
 export function worthAThread(files: number): boolean {
   return files >= 256 && process.env.SLOTH_WORKSPACE_WRITER !== "sync";
-}
-
-/** For tests: closes the thread (the next writer starts another). */
-export async function stopFileWriterThread(): Promise<void> {
-  const w = thread;
-  thread = undefined;
-  if (w) await w.terminate();
 }

@@ -5,8 +5,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { compareEntries } from "./diff.js";
-import { WorkspaceError } from "./errors.js";
-import { FileWriter, worthAThread } from "./file-writer.js";
+import { unsafe, WorkspaceError } from "./errors.js";
+import { FileWriter, type WriteFailure, worthAThread } from "./file-writer.js";
 import { hashFile } from "./hash.js";
 import { Pacer } from "./pacer.js";
 import type { PackStore } from "./pack-store.js";
@@ -62,6 +62,10 @@ export class TreeBuilder {
   private failure: unknown;
   /** Large builds create their files on the writer thread. */
   private readonly writer: FileWriter | undefined;
+  /** Packs the writer thread copies from, touched at close as the reader's are. */
+  private readonly packsRead = new Set<string>();
+  /** Set once the build failed or was aborted: nothing more is written. */
+  private stopped = false;
 
   constructor(
     private readonly packs: PackStore,
@@ -76,7 +80,23 @@ export class TreeBuilder {
     this.reader = new BlobReader(packs);
     let files = 0;
     for (const e of entries) if (e.type === "file") files++;
-    this.writer = worthAThread(files) ? new FileWriter() : undefined;
+    this.writer = worthAThread(files) ? new FileWriter(root, (f) => this.writeError(f)) : undefined;
+  }
+
+  /** A failure of the writer thread, as the synchronous writes would have reported it. */
+  private writeError(f: WriteFailure): Error {
+    const rel = f.path.startsWith(`${this.root}/`) ? f.path.slice(this.root.length + 1) : f.path;
+    if (f.source)
+      return new WorkspaceError(
+        "SLOTH_BLOB_MISSING",
+        `cannot materialize ${JSON.stringify(rel)}: its blob cannot be read from the cache (${f.message})`,
+        { details: { entry: rel } },
+      );
+    if (f.code === "SLOTH_MOVED") return unsafe(rel, f.message);
+    return Object.assign(new Error(`cannot write ${JSON.stringify(rel)}: ${f.message}`), {
+      code: f.code,
+      path: f.path,
+    });
   }
 
   /** Resolves when the writer thread has room; undefined when it has (or there is none). */
@@ -92,10 +112,9 @@ export class TreeBuilder {
     }
     const loc = this.packs.get(e.hash);
     if (loc === undefined || loc.size !== e.size) throw missing(e);
-    this.writer.write(abs, e.mode & 0o777, e.mtimeMs, e.size, {
-      file: this.packs.packPath(loc.pack),
-      offset: loc.offset,
-    });
+    const file = this.packs.packPath(loc.pack);
+    this.packsRead.add(file);
+    this.writer.write(abs, e.mode & 0o777, e.mtimeMs, { file, offset: loc.offset, size: e.size });
   }
 
   /** Creates the directories and the files the cache can fill; the rest waits. */
@@ -111,7 +130,12 @@ export class TreeBuilder {
       this.early,
     );
     for (const e of this.entries) {
-      if (this.pacer.due()) await this.pacer.pause();
+      if (this.pacer.due()) {
+        await this.pacer.pause();
+        const room = this.writer?.ready();
+        if (room) await room;
+      }
+      if (this.stopped) return;
       if (e.type === "symlink") continue;
       this.tree.parents(e.path, true);
       const abs = this.tree.abs(e.path);
@@ -151,7 +175,7 @@ export class TreeBuilder {
    */
   blobArrived(hash: string, data?: Uint8Array): void {
     const list = this.pending.get(hash);
-    if (list === undefined || this.failure !== undefined) return;
+    if (list === undefined || this.failure !== undefined || this.stopped) return;
     this.pending.delete(hash);
     try {
       this.fill(list, data);
@@ -161,55 +185,52 @@ export class TreeBuilder {
   }
 
   private fill(list: { e: FileEntry; abs: string }[], data?: Uint8Array): void {
-    let first = true;
     for (const { e, abs } of list) {
+      // A manifest whose size for a blob is not the blob's: refused, as for a cached blob.
+      if (data !== undefined && data.length !== e.size)
+        throw new WorkspaceError(
+          "SLOTH_BLOB_MISMATCH",
+          `cannot materialize ${JSON.stringify(e.path)}: the manifest gives ${e.size} bytes for blob ${e.hash}, which has ${data.length}`,
+          { details: { entry: e.path, hash: e.hash } },
+        );
       if (data === undefined) this.copy(e, abs);
       else if (this.writer === undefined) writeNew(e, abs, (out) => writeAll(out, data));
-      else if (first) this.writer.write(abs, e.mode & 0o777, e.mtimeMs, e.size, { data });
-      else this.writer.writeSame(abs, e.mode & 0o777, e.mtimeMs);
-      first = false;
+      else this.writer.write(abs, e.mode & 0o777, e.mtimeMs, { data });
       this.written++;
     }
   }
 
-  /** Waits for the files handed to the writer thread; throws the first failure. */
-  private async settle(): Promise<void> {
-    try {
-      await this.writer?.drain();
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      if (e.code === "SLOTH_SHORT")
-        throw new WorkspaceError(
-          "SLOTH_BLOB_MISSING",
-          `cannot materialize ${JSON.stringify(e.path)}: its blob is cut short in the cache`,
-          { cause: err, details: { entry: e.path } },
-        );
-      throw err;
-    }
-  }
-
-  /** Waits for the writer thread to be done with this build, ignoring failures (after an abort). */
+  /**
+   * Stops the build: nothing more is queued, and what the writer thread
+   * was given is done (or failed) when this resolves, so the caller may
+   * remove the folder.
+   */
   async quiesce(): Promise<void> {
-    await this.writer?.drain().catch(() => {});
+    this.stopped = true;
+    this.pending.clear();
+    await this.writer?.close();
   }
 
   /** Creates the symlinks and sets directory modes; fails if a blob never came. */
   async finish(): Promise<{ written: number; kept: number }> {
-    if (this.failure !== undefined) {
+    try {
+      return await this.complete();
+    } catch (e) {
       await this.quiesce();
-      throw this.failure;
+      throw e;
     }
+  }
+
+  private async complete(): Promise<{ written: number; kept: number }> {
+    if (this.failure !== undefined) throw this.failure;
     // Blobs another process stored meanwhile were skipped in the stream.
     if (this.pending.size > 0) this.packs.refresh();
     for (const [hash, list] of this.pending) {
-      if (this.packs.get(hash) === undefined) {
-        await this.quiesce();
-        throw missing((list[0] as { e: FileEntry }).e);
-      }
+      if (this.packs.get(hash) === undefined) throw missing((list[0] as { e: FileEntry }).e);
       this.fill(list);
     }
     this.pending.clear();
-    await this.settle();
+    await this.writer?.drain();
     // Links last: nothing is written after them, so none can be followed.
     for (const e of this.entries) {
       if (e.type !== "symlink" || this.have.has(e.path)) continue;
@@ -221,9 +242,18 @@ export class TreeBuilder {
     return { written: this.written, kept: this.kept };
   }
 
-  /** Closes the pack files read. */
+  /** Closes the pack files read, and marks those used as just used (pruning goes by last use). */
   close(): void {
     this.reader.close();
+    const now = Date.now() / 1000;
+    for (const file of this.packsRead) {
+      try {
+        fs.utimesSync(file, now, now);
+      } catch {
+        // Read-only cache folder, or pruned since: pruning falls back to ingest time.
+      }
+    }
+    this.packsRead.clear();
   }
 }
 
