@@ -129,12 +129,15 @@ interface Thread {
   waiting: Map<number, (r: Reply) => void>;
 }
 
-let current: Thread | undefined;
+/** Threads of the process: two, so one's backlog drains while the other waits on the disk. */
+const THREADS = Number(process.env.SLOTH_WORKSPACE_WRITERS) || 2;
+const threads: (Thread | undefined)[] = [];
 let nextId = 0;
 let inFlight = 0;
 const spare: ArrayBuffer[] = [];
 
-function thread(): Thread {
+function thread(slot: number): Thread {
+  const current = threads[slot];
   if (current) return current;
   const worker = new Worker(THREAD, { eval: true });
   worker.unref();
@@ -148,14 +151,14 @@ function thread(): Thread {
   });
   // Only this thread's batches fail with it; a new thread serves the next ones.
   const fail = (e: unknown) => {
-    if (current === t) current = undefined;
+    if (threads[slot] === t) threads[slot] = undefined;
     const error = { message: `the file writer thread stopped: ${String(e)}`, path: "" };
     for (const [id, done] of t.waiting) done({ id, error });
     t.waiting.clear();
   };
   worker.on("error", fail);
   worker.on("exit", (code) => fail(`exit code ${code}`));
-  current = t;
+  threads[slot] = t;
   return t;
 }
 
@@ -235,7 +238,7 @@ export class FileWriter {
     this.used = 0;
     this.cost = 0;
     inFlight += bytes;
-    const t = thread();
+    const t = thread(id % THREADS);
     t.worker.ref();
     const p = new Promise<void>((resolve) => {
       t.waiting.set(id, (r) => {
@@ -265,8 +268,8 @@ export class FileWriter {
   async drain(): Promise<void> {
     if (!this.closed) this.flush();
     while (this.sent.size > 0) await Promise.all(this.sent);
-    if (this.sources.size > 0 && current) {
-      current.worker.postMessage({ done: [...this.sources] });
+    if (this.sources.size > 0) {
+      for (const t of threads) t?.worker.postMessage({ done: [...this.sources] });
       this.sources.clear();
     }
     if (this.failure) throw this.failure;
