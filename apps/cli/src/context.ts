@@ -159,3 +159,14 @@ export function parseKeyValues(
   }
   return out;
 }
+
+/** The text given after `flag` on the command line (`--flag V` or `--flag=V`). */
+export function rawFlagValue(flag: string): string | undefined {
+  const args = process.argv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === flag) return args[i + 1];
+    if (a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
+  }
+  return undefined;
+}

@@ -1,5 +1,12 @@
 import type { CommandModule } from "yargs";
-import { CliError, dataDirOf, ExitCode, type GlobalArgs, parseKeyValues } from "../context.js";
+import {
+  CliError,
+  dataDirOf,
+  ExitCode,
+  type GlobalArgs,
+  parseKeyValues,
+  rawFlagValue,
+} from "../context.js";
 import { eprintln } from "../output.js";
 
 /** Arguments of `sloth-runner run`. */
@@ -357,15 +364,4 @@ function selectSubset(models: Model[], names: string[], select: Select): Model[]
       return here.length > 0 ? select(m, here) : undefined;
     })
     .filter((m): m is Model => m !== undefined);
-}
-
-/** The text given after `flag` on the command line (`--flag V` or `--flag=V`). */
-function rawFlagValue(flag: string): string | undefined {
-  const args = process.argv;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    if (a === flag) return args[i + 1];
-    if (a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
-  }
-  return undefined;
 }

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import type { SecretInfo, SecretsStore } from "@sloth/secrets";
 import type { Argv, CommandModule } from "yargs";
-import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
+import { CliError, dataDirOf, type GlobalArgs, rawFlagValue } from "../context.js";
 import {
   eprintln,
   formatLocalTime,
@@ -167,7 +167,7 @@ const get: CommandModule<SecretsArgs, NameArgs & { atVersion?: number }> = {
   handler: async (argv) => {
     const version = argv.atVersion;
     if (version !== undefined && (!Number.isInteger(version) || version < 1))
-      throw new CliError(`invalid --at-version ${rawFlag("--at-version") ?? version}`, {
+      throw new CliError(`invalid --at-version ${rawFlagValue("--at-version") ?? version}`, {
         hint: "give a version number from `sloth-runner secrets list`",
         exitCode: 2,
       });
@@ -325,14 +325,3 @@ export const secretsCommand: CommandModule<GlobalArgs, SecretsArgs> = {
       .demandCommand(1, "missing secrets command") as unknown as Argv<SecretsArgs>,
   handler: () => {},
 };
-
-/** The text given after `flag` on the command line, as typed. */
-function rawFlag(flag: string): string | undefined {
-  const args = process.argv;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    if (a === flag) return args[i + 1];
-    if (a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
-  }
-  return undefined;
-}

@@ -8,7 +8,7 @@ import type {
   StackVersion,
 } from "@sloth/stack";
 import type { Argv, CommandModule } from "yargs";
-import { CliError, dataDirOf, ExitCode, type GlobalArgs } from "../context.js";
+import { CliError, dataDirOf, ExitCode, type GlobalArgs, rawFlagValue } from "../context.js";
 import {
   eprintln,
   formatLocalTime,
@@ -139,19 +139,13 @@ function group(
 
 function checkLimit(n: number): number {
   if (!Number.isInteger(n) || n < 1)
-    throw new CliError(`invalid --limit '${rawFlag("--limit") ?? n}': expected an integer >= 1`, {
-      exitCode: 2,
-    });
+    throw new CliError(
+      `invalid --limit '${rawFlagValue("--limit") ?? n}': expected an integer >= 1`,
+      {
+        exitCode: 2,
+      },
+    );
   return n;
-}
-
-/** What was typed after a flag (yargs turns "abc" into NaN). */
-function rawFlag(flag: string): string | undefined {
-  const argv = process.argv;
-  const i = argv.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
-  if (i === -1) return undefined;
-  const a = argv[i] as string;
-  return a.includes("=") ? a.slice(a.indexOf("=") + 1) : argv[i + 1];
 }
 
 /** Dependencies may be created later; a typo should not pass unseen. */
