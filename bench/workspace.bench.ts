@@ -5,7 +5,8 @@
 // lacks and starts building the workspace; pack them, TCP on 127.0.0.1, the
 // agent ingests them and the build writes their files as they arrive; the
 // task's turn finishes the build), a tenth of it is changed there and comes
-// back (diff, pack, TCP, apply); then the unchanged workspace is synced
+// back (diff, pack, TCP into a spool file, apply once complete, as the
+// runner does); then the unchanged workspace is synced
 // again, into a fresh directory and recycling the last one (the runner names
 // the workspace it sent last before scanning, and the agent rebuilds that
 // workspace from its manifest meanwhile, as PrepareWorkspace's
@@ -28,6 +29,7 @@ import {
   type Manifest,
   packBlobs,
   packChanges,
+  releaseContent,
   sameManifest,
   scanWorkspace,
   type WorkspaceBuild,
@@ -84,6 +86,8 @@ async function agent(): Promise<void> {
   const caches = new Map<string, BlobCache>();
   const cache = (dir: string) => caches.get(dir) ?? caches.set(dir, new BlobCache(dir)).get(dir)!;
   const manifests = new Map<string, Manifest>();
+  // When each workspace was finished: files whose ctime is older are trusted by the diff.
+  const builtAt = new Map<string, number>();
   // Manifests received, by the SHA-256 of their JSON (the agent keeps the last few).
   const known = new Map<string, Manifest>();
   const builds = new Map<string, { build: WorkspaceBuild; missing: string[]; t: number }>();
@@ -148,10 +152,17 @@ async function agent(): Promise<void> {
                 expect: b.missing,
               });
         const done = await b.build.finish();
+        builtAt.set(b.build.dir, Date.now());
         reply({ ...r, ...done, seconds: (performance.now() - b.t) / 1000 });
       } else if (req.op === "task") reply({ touched: task(req.work, req.manifest) });
       else {
-        const changes = await diffWorkspace(req.work, manifests.get(req.work)!);
+        // As RunTask does after the task: the small changed files' bytes,
+        // read to hash them, are packed from memory.
+        const at = builtAt.get(req.work);
+        const changes = await diffWorkspace(req.work, manifests.get(req.work)!, {
+          keepContent: true,
+          ...(at ? { reuseUntouchedBefore: at } : {}),
+        });
         reply({ deleted: changes.deleted, changed: changes.changed.length });
         const socket = net.connect(req.port, "127.0.0.1");
         for await (const c of packChanges(req.work, changes)) {
@@ -287,7 +298,10 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
         ...(last ? { sha: last.sha } : {}),
       });
     let t: number;
-    [manifest, t] = await time(() => scanWorkspace(src, reuse ? { reuse } : {}));
+    // keepContent, as the runner scans: small files go out as read for their hash.
+    [manifest, t] = await time(() =>
+      scanWorkspace(src, { keepContent: true, ...(reuse ? { reuse } : {}) }),
+    );
     if (!reuse) scan = t;
     const common = { op: "prepare", cache, target, ...(recycle ? { recycle } : {}) } as const;
     let answer: { missing?: string[]; known: boolean } | undefined;
@@ -300,8 +314,10 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
     }
     const missing = answer.missing ?? [];
     // Nothing missing: no upload at all, as the runner skips UploadBlobs then.
-    if (missing.length === 0)
+    if (missing.length === 0) {
+      releaseContent(manifest);
       return (await call<{ bytes: number }>(child, { op: "upload", cache })).bytes;
+    }
     const { port, socket } = await listen();
     const t0 = performance.now();
     const done = call<{ bytes: number; seconds: number }>(child, { op: "upload", cache, port });
@@ -337,7 +353,19 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
       work,
       port,
     });
-    await applyChanges(tarDst, await socket, meta.deleted, { base });
+    // As the runner does: spooled to an unlinked temporary file as the
+    // changes arrive, applied once they are complete.
+    const spool = fresh("spool");
+    const fd = fs.openSync(spool, "wx+", 0o600);
+    fs.rmSync(spool);
+    try {
+      let at = 0;
+      for await (const c of await socket) at += fs.writeSync(fd, c, 0, c.length, at);
+      const stream = fs.createReadStream("", { fd, start: 0, autoClose: false });
+      await applyChanges(tarDst, stream, meta.deleted, { base });
+    } finally {
+      fs.closeSync(fd);
+    }
   });
   const backBytes = touched.reduce((n, p) => n + fs.statSync(path.join(work, p)).size, 0);
   return {

@@ -358,7 +358,8 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
         const changes = await ws.diffWorkspace(
           dir,
           given?.manifest ?? parse(manifestJson),
-          given ? { reuseUntouchedBefore: given.at } : {},
+          // The changed files read to hash them are packed from memory.
+          { keepContent: true, ...(given ? { reuseUntouchedBefore: given.at } : {}) },
         );
         return {
           chunks: ws.rechunk(ws.packChanges(dir, changes)),

@@ -133,7 +133,9 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
   const last = new Map<string, Scan>();
   return {
     async send(channel, dir, signal, exclude) {
-      const { scanWorkspace, packBlobs, rechunk, sameManifest } = await import("@sloth/workspace");
+      const { scanWorkspace, packBlobs, rechunk, releaseContent, sameManifest } = await import(
+        "@sloth/workspace"
+      );
       const root = path.resolve(dir);
       const before =
         last.get(root) ?? (options.scanCache ? loadScan(options.scanCache, root) : undefined);
@@ -144,6 +146,8 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
         exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
         maxBytes: options.maxBytes,
         ...(before ? { reuse: before.manifest, reuseUntouchedBefore: before.startedAt } : {}),
+        // The small files read to hash them are sent from memory, not read again.
+        keepContent: true,
       });
       // Unchanged since the last send: the agent is told which manifest, not sent it again.
       const same =
@@ -159,14 +163,19 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
         else saveScan(options.scanCache, root, startedAt, manifestJson, sha);
       }
       manifests.set(manifestJson, manifest);
-      const known = same ? await channel.prepareKnown?.(sha, signal) : undefined;
-      const missing = known ?? (await channel.prepare(manifestJson, signal));
-      if (missing.length > 0) {
-        await channel.upload(
-          rechunk(packBlobs(dir, manifest, missing, { gzip: options.gzip })),
-          options.gzip ?? false,
-          signal,
-        );
+      try {
+        const known = same ? await channel.prepareKnown?.(sha, signal) : undefined;
+        const missing = known ?? (await channel.prepare(manifestJson, signal));
+        if (missing.length > 0) {
+          await channel.upload(
+            rechunk(packBlobs(dir, manifest, missing, { gzip: options.gzip })),
+            options.gzip ?? false,
+            signal,
+          );
+        }
+      } finally {
+        // Whatever was kept and not sent (the agent had it) is let go.
+        releaseContent(manifest);
       }
       return { manifestJson };
     },

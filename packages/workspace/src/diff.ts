@@ -1,3 +1,4 @@
+import { attach, pick, take } from "./kept.js";
 import { scanTree } from "./scan.js";
 import type { Changes, Manifest, ManifestEntry, ScanOptions } from "./types.js";
 
@@ -17,7 +18,8 @@ export function compareEntries(a: ManifestEntry, b: ManifestEntry, modes = true)
  * Pass the same exclusions as for the base scan. A task may well create a
  * symlink leaving the tree (a virtualenv's `bin/python`): unless
  * `outsideSymlinks` is "error", such links, sockets and fifos are left out
- * and listed in `skipped`.
+ * and listed in `skipped`. With `keepContent`, the bytes of the small
+ * changed files it read are kept for packChanges.
  */
 export async function diffWorkspace(
   dir: string,
@@ -32,6 +34,13 @@ export async function diffWorkspace(
   );
   const changes = compareManifests(base, now);
   if (others.length > 0) changes.skipped = others;
+  // Only the changed files' bytes stay kept, for packChanges.
+  const kept = take(now);
+  if (kept) {
+    const changed = new Set(changes.changed.map((e) => e.path));
+    for (const p of [...kept.files.keys()]) if (!changed.has(p)) pick(kept, p);
+    attach(changes, kept);
+  }
   return changes;
 }
 

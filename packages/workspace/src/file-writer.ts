@@ -11,8 +11,12 @@ import { Worker } from "node:worker_threads";
 /** Where a file's bytes come from: memory (copied into the batch), or a range of another file. */
 export type FileSource = { data: Uint8Array } | { file: string; offset: number; size: number };
 
-// [path, mode, mtimeMs or -1, size, offset in the batch or -1, source file or "", its offset]
-type Entry = [string, number, number, number, number, string, number];
+// A batch travels as one string of paths joined by NUL (which no path holds)
+// and six numbers per file in a Float64Array: structured cloning of an array
+// per file costs the main thread about half a microsecond per field.
+// Numbers per file: mode, mtimeMs or -1, size, offset in the batch or -1,
+// index of the source file in \`sources\` or -1, offset in the source file.
+const FIELDS = 6;
 
 /** A failure the thread reports: the file it was writing, and whether reading its source failed. */
 export interface WriteFailure {
@@ -75,8 +79,14 @@ parentPort.on("message", (m) => {
     return;
   }
   const buf = m.buf ? Buffer.from(m.buf) : undefined;
+  const paths = m.paths.split("\\0");
+  const n = m.nums;
   let error;
-  for (const [path, mode, mtime, size, at, from, fromAt] of m.entries) {
+  for (let i = 0; i < paths.length; i++) {
+    const path = paths[i];
+    const k = i * ${FIELDS};
+    const mode = n[k], mtime = n[k + 1], size = n[k + 2], at = n[k + 3];
+    const from = n[k + 4] >= 0 ? m.sources[n[k + 4]] : "", fromAt = n[k + 5];
     let out;
     let reading = false;
     try {
@@ -168,7 +178,9 @@ function thread(slot: number): Thread {
  * error, as `toError` makes it from what the thread reported.
  */
 export class FileWriter {
-  private entries: Entry[] = [];
+  private paths: string[] = [];
+  private nums: number[] = [];
+  private batchSources: string[] = [];
   private buf: Buffer | undefined;
   private used = 0;
   private cost = 0;
@@ -207,7 +219,8 @@ export class FileWriter {
     if (this.closed) throw new Error("the file writer is closed");
     if (!abs.startsWith(this.root.endsWith("/") ? this.root : `${this.root}/`))
       throw new Error(`cannot write ${abs}: not under ${this.root}`);
-    if (this.entries.length >= BATCH_ENTRIES) this.flush();
+    if (abs.includes("\0")) throw new Error(`cannot write ${JSON.stringify(abs)}: NUL in a path`);
+    if (this.paths.length >= BATCH_ENTRIES) this.flush();
     const mtime = mtimeMs ?? -1;
     if ("data" in from) {
       const n = from.data.length;
@@ -217,23 +230,31 @@ export class FileWriter {
         this.buf = reuse ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(Math.max(n, BATCH_BYTES));
       }
       (this.buf as Buffer).set(from.data, this.used);
-      this.entries.push([abs, mode, mtime, n, this.used, "", 0]);
+      this.paths.push(abs);
+      this.nums.push(mode, mtime, n, this.used, -1, 0);
       this.used += n;
     } else {
       this.sources.add(from.file);
-      this.entries.push([abs, mode, mtime, from.size, -1, from.file, from.offset]);
+      let src = this.batchSources.lastIndexOf(from.file);
+      if (src < 0) src = this.batchSources.push(from.file) - 1;
+      this.paths.push(abs);
+      this.nums.push(mode, mtime, from.size, -1, src, from.offset);
       this.cost += COPY_COST;
     }
   }
 
   /** Sends what is queued to the thread. */
   flush(): void {
-    if (this.entries.length === 0) return;
+    if (this.paths.length === 0) return;
     const id = ++nextId;
-    const entries = this.entries;
+    const paths = this.paths.join("\0");
+    const nums = new Float64Array(this.nums);
+    const sources = this.batchSources;
     const buf = this.buf;
     const bytes = this.used + this.cost;
-    this.entries = [];
+    this.paths = [];
+    this.nums = [];
+    this.batchSources = [];
     this.buf = undefined;
     this.used = 0;
     this.cost = 0;
@@ -252,14 +273,14 @@ export class FileWriter {
     // The buffer's memory moves to the thread; only the used part is read there.
     const ab = buf ? (buf.buffer as ArrayBuffer) : undefined;
     t.worker.postMessage(
-      { id, entries, buf: ab, root: this.root, real: this.real },
-      ab ? [ab] : [],
+      { id, paths, nums, sources, buf: ab, root: this.root, real: this.real },
+      ab ? [ab, nums.buffer] : [nums.buffer],
     );
   }
 
   /** Resolves when the thread has room for more; undefined when it has now. */
   ready(): Promise<void> | undefined {
-    if (this.entries.length > 0 && this.used + this.cost >= BATCH_BYTES) this.flush();
+    if (this.paths.length > 0 && this.used + this.cost >= BATCH_BYTES) this.flush();
     if (inFlight < IN_FLIGHT_BYTES || this.sent.size === 0) return undefined;
     return Promise.race(this.sent);
   }
@@ -278,7 +299,9 @@ export class FileWriter {
   /** Drops what is queued, refuses further writes, and waits for what was sent. */
   async close(): Promise<void> {
     this.closed = true;
-    this.entries = [];
+    this.paths = [];
+    this.nums = [];
+    this.batchSources = [];
     this.buf = undefined;
     this.used = 0;
     this.cost = 0;

@@ -16,14 +16,38 @@ export function sha256(data: Uint8Array): string {
  * Hashes a file synchronously (awaiting one read per file is the bottleneck
  * of a 10,000-file workspace), never through a symlink; returns the hash
  * and the bytes read. A file no larger than the read buffer costs one open,
- * one read and one close.
+ * one read and one close. With `keep`, a file smaller than the read buffer
+ * comes back as `data` too, so it need not be read again to be packed.
  */
-export function hashFile(file: string, size: number): { hash: string; size: number } {
+export function hashFile(
+  file: string,
+  size: number,
+  keep = false,
+): { hash: string; size: number; data?: Buffer } {
   scratch ??= Buffer.allocUnsafe(CHUNK);
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   let h: ReturnType<typeof createHash> | undefined;
   let total = 0;
   try {
+    if (keep && size < CHUNK) {
+      // Read into a buffer of its own, handed back with the hash.
+      const own = Buffer.allocUnsafe(size + 1);
+      const n = fs.readSync(fd, own, 0, size + 1, null);
+      if (n <= size) {
+        const data = own.subarray(0, n);
+        return { hash: sha256(data), size: n, data };
+      }
+      // It grew since it was listed: hashed whole, not kept.
+      h = createHash("sha256").update(own.subarray(0, n));
+      total = n;
+      for (;;) {
+        const m = fs.readSync(fd, scratch, 0, CHUNK, null);
+        if (m === 0) break;
+        h.update(scratch.subarray(0, m));
+        total += m;
+      }
+      return { hash: h.digest("hex"), size: total };
+    }
     // Asking for one byte more than expected tells a short read (the end) at once.
     let want = Math.min(CHUNK, size + 1);
     for (;;) {

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -6,6 +6,7 @@ import {
   chunks,
   cleanupTemp,
   collect,
+  craftTar,
   describeTree,
   tempDir,
   writeTree,
@@ -16,6 +17,7 @@ import {
   diffWorkspace,
   packBlobs,
   packChanges,
+  releaseContent,
   scanWorkspace,
 } from "./index.js";
 
@@ -258,6 +260,79 @@ describe("round trip", () => {
     const changes = await diffWorkspace(src, base);
     expect(changes.changed.map((e) => e.path)).toEqual(["b.txt"]);
   });
+});
+
+it("keepContent: packs the bytes the scan and the diff hashed, without reading the files again", async () => {
+  const src = tempDir();
+  writeTree(src, { "a.txt": "alpha", "big.bin": Buffer.alloc(2 * 1024 * 1024, 7) });
+  const manifest = await scanWorkspace(src, { keepContent: true });
+  // Rewritten after the scan with the same size: what was hashed is what is sent.
+  fs.writeFileSync(path.join(src, "a.txt"), "ALPHA");
+  const cache = new BlobCache(tempDir());
+  const missing = cache.missing(manifest);
+  await cache.ingest(chunks(await collect(packBlobs(src, manifest, missing))), { expect: missing });
+  const work = path.join(tempDir(), "work");
+  await cache.materialize(manifest, work);
+  expect(fs.readFileSync(path.join(work, "a.txt"), "utf8")).toBe("alpha");
+  expect(fs.statSync(path.join(work, "big.bin")).size).toBe(2 * 1024 * 1024);
+  // Packed once: a second pack reads the files (and finds the rewrite).
+  const again = await collect(packBlobs(src, manifest, missing));
+  expect(again.includes(Buffer.from("ALPHA"))).toBe(true);
+
+  // The agent's side: the changed files' bytes as the diff hashed them.
+  fs.writeFileSync(path.join(work, "a.txt"), "gamma");
+  fs.writeFileSync(path.join(work, "new.txt"), "new");
+  const changes = await diffWorkspace(work, manifest, { keepContent: true });
+  expect(changes.changed.map((e) => e.path).sort()).toEqual(["a.txt", "new.txt"]);
+  fs.writeFileSync(path.join(work, "a.txt"), "GAMMA");
+  const back = tempDir();
+  writeTree(back, { "a.txt": "alpha", "big.bin": Buffer.alloc(2 * 1024 * 1024, 7) });
+  await applyChanges(back, chunks(await collect(packChanges(work, changes))), changes.deleted, {
+    base: manifest,
+    conflicts: "overwrite",
+  });
+  expect(fs.readFileSync(path.join(back, "a.txt"), "utf8")).toBe("gamma");
+  expect(fs.readFileSync(path.join(back, "new.txt"), "utf8")).toBe("new");
+  // Kept content not packed is let go without error.
+  const unused = await scanWorkspace(src, { keepContent: true });
+  releaseContent(unused);
+  releaseContent(unused);
+});
+
+it("rewrites a changed file in place, but replaces one linked elsewhere or running", async () => {
+  const root = tempDir();
+  const src = path.join(root, "work");
+  writeTree(src, { "mod.txt": "0123456789".repeat(10), "linked.txt": "shared" });
+  // A hard link outside the workdir must keep its content.
+  fs.linkSync(path.join(src, "linked.txt"), path.join(root, "elsewhere"));
+  // A program running from the workdir cannot be written into (ETXTBSY).
+  fs.copyFileSync("/bin/sleep", path.join(src, "prog"));
+  fs.chmodSync(path.join(src, "prog"), 0o755);
+  const running = spawn(path.join(src, "prog"), ["30"], { stdio: "ignore" });
+  try {
+    await new Promise((r) => running.once("spawn", r));
+    const ino = (p: string) => fs.statSync(path.join(src, p)).ino;
+    const before = { mod: ino("mod.txt"), linked: ino("linked.txt"), prog: ino("prog") };
+    const archive = await craftTar([
+      { name: "mod.txt", content: "short", mode: 0o600 },
+      { name: "linked.txt", content: "mine" },
+      { name: "prog", content: "#!/bin/sh\n", mode: 0o755 },
+    ]);
+    const r = await applyChanges(src, chunks(archive), []);
+    expect(r.written).toBe(3);
+    expect(fs.readFileSync(path.join(src, "mod.txt"), "utf8")).toBe("short");
+    expect(fs.statSync(path.join(src, "mod.txt")).mode & 0o777).toBe(0o600);
+    expect(ino("mod.txt")).toBe(before.mod);
+    expect(fs.readFileSync(path.join(src, "linked.txt"), "utf8")).toBe("mine");
+    expect(fs.readFileSync(path.join(root, "elsewhere"), "utf8")).toBe("shared");
+    expect(ino("linked.txt")).not.toBe(before.linked);
+    expect(fs.readFileSync(path.join(src, "prog"), "utf8")).toBe("#!/bin/sh\n");
+    expect(ino("prog")).not.toBe(before.prog);
+    expect(running.exitCode).toBe(null);
+    expect(fs.readdirSync(src).sort()).toEqual(["linked.txt", "mod.txt", "prog"]);
+  } finally {
+    running.kill();
+  }
 });
 
 it("a materialized workspace keeps the sender's mtimes, so the agent's diff reads no unchanged file", async () => {

@@ -3,6 +3,7 @@ import path from "node:path";
 import { WorkspaceError } from "./errors.js";
 import { createExcluder, type Excluder } from "./exclude.js";
 import { hashFile } from "./hash.js";
+import { add, attach, collect, free, type Kept, room } from "./kept.js";
 import { Pacer } from "./pacer.js";
 import { normaliseTarget } from "./paths.js";
 import type { FileEntry, Manifest, ManifestEntry, ScanOptions } from "./types.js";
@@ -32,6 +33,8 @@ interface Walk {
   entries: ManifestEntry[];
   totalBytes: number;
   pacer: Pacer;
+  /** With `keepContent`: the bytes of the small files it read. */
+  kept: Kept | undefined;
 }
 
 /** Code-unit order, so manifests are identical whatever the locale. */
@@ -69,9 +72,17 @@ export async function scanTree(
     entries: [],
     totalBytes: 0,
     pacer: new Pacer(),
+    kept: options.keepContent ? collect() : undefined,
   };
-  await walk(w, "");
-  return { entries: w.entries, totalBytes: w.totalBytes };
+  try {
+    await walk(w, "");
+  } catch (e) {
+    free(w.kept);
+    throw e;
+  }
+  const manifest: Manifest = { entries: w.entries, totalBytes: w.totalBytes };
+  if (w.kept) attach(manifest, w.kept);
+  return manifest;
 }
 
 async function walk(w: Walk, relDir: string): Promise<void> {
@@ -147,7 +158,9 @@ function fileEntry(w: Walk, rel: string, abs: string, st: fs.Stats): FileEntry {
     (before === undefined || st.ctimeMs < before - RACY_MS)
   )
     return { path: rel, type: "file", mode, size: st.size, hash: prev.hash, mtimeMs };
-  const { hash, size } = hashFile(abs, st.size);
+  const keep = w.kept !== undefined && room(st.size);
+  const { hash, size, data } = hashFile(abs, st.size, keep);
+  if (data !== undefined && w.kept) add(w.kept, rel, data);
   // The file grew or shrank while read: the bytes hashed are what counts.
   w.totalBytes += size - st.size;
   const e: FileEntry = { path: rel, type: "file", mode, size, hash };

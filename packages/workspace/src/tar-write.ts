@@ -39,6 +39,12 @@ export class PackWriter {
     if (size > WHOLE_FILE_MAX) return this.largeFile(name, abs, size, mode);
     const data = fs.readFileSync(abs);
     if (data.length !== size) throw new FileChanged(abs);
+    return this.data(name, data, mode);
+  }
+
+  /** Adds a file whose content is in memory. */
+  async data(name: string, data: Uint8Array, mode: number): Promise<number> {
+    const size = data.length;
     this.last = new Promise((resolve) => {
       this.pack.entry(
         { name, type: "file", mode: wireMode(mode), size, mtime: EPOCH },

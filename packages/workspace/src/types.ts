@@ -68,6 +68,13 @@ export interface ScanOptions {
    * again.
    */
   reuseUntouchedBefore?: number;
+  /**
+   * Keep the bytes of the small files (up to 1 MiB) the scan reads, within a
+   * budget of 256 MiB for the process, so that packBlobs (or packChanges,
+   * after diffWorkspace) sends them without reading them again, exactly as
+   * hashed. Released once packed, or by releaseContent. Default false.
+   */
+  keepContent?: boolean;
 }
 
 /** After a task: what changed relative to a base manifest. */
