@@ -161,7 +161,7 @@ async function agent(): Promise<void> {
         const at = builtAt.get(req.work);
         const changes = await diffWorkspace(req.work, manifests.get(req.work)!, {
           keepContent: true,
-          ...(at ? { reuseUntouchedBefore: at } : {}),
+          ...(at ? { reuseUntouchedBefore: at, reuseListings: true } : {}),
         });
         reply({ deleted: changes.deleted, changed: changes.changed.length });
         const socket = net.connect(req.port, "127.0.0.1");
@@ -279,6 +279,7 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
   const work = fresh("work");
   let manifest!: Manifest;
   let scan = 0;
+  let firstScanAt = 0;
   let sendSeconds = 0;
   let receiveSeconds = 0;
   /** The manifest sent last, and the SHA-256 of its JSON. */
@@ -298,10 +299,16 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
         ...(last ? { sha: last.sha } : {}),
       });
     let t: number;
-    // keepContent, as the runner scans: small files go out as read for their hash.
+    // As the runner scans: small files go out as read for their hash; a
+    // re-sync trusts files and folders untouched since the last scan started.
+    const startedAt = Date.now();
     [manifest, t] = await time(() =>
-      scanWorkspace(src, { keepContent: true, ...(reuse ? { reuse } : {}) }),
+      scanWorkspace(src, {
+        keepContent: true,
+        ...(reuse ? { reuse, reuseUntouchedBefore: firstScanAt, reuseListings: true } : {}),
+      }),
     );
+    if (!reuse) firstScanAt = startedAt;
     if (!reuse) scan = t;
     const common = { op: "prepare", cache, target, ...(recycle ? { recycle } : {}) } as const;
     let answer: { missing?: string[]; known: boolean } | undefined;

@@ -359,7 +359,11 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
           dir,
           given?.manifest ?? parse(manifestJson),
           // The changed files read to hash them are packed from memory.
-          { keepContent: true, ...(given ? { reuseUntouchedBefore: given.at } : {}) },
+          // Folders untouched since the build hold what it put there: not listed again.
+          {
+            keepContent: true,
+            ...(given ? { reuseUntouchedBefore: given.at, reuseListings: true } : {}),
+          },
         );
         return {
           chunks: ws.rechunk(ws.packChanges(dir, changes)),

@@ -36,6 +36,8 @@ interface Scan {
   sha?: string | undefined;
   /** That JSON, while this process holds it. */
   json?: string | undefined;
+  /** The exclusions it was made with (exclusionKey): its folder listings hold for equal ones. */
+  rules?: string | undefined;
 }
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -69,6 +71,7 @@ function loadScan(folder: string, dir: string): Scan | undefined {
     return {
       manifest: saved.manifest,
       startedAt: saved.startedAt,
+      rules: typeof saved.rules === "string" ? saved.rules : undefined,
       sha,
       json: json !== undefined && sha256(json) === sha ? json : undefined,
     };
@@ -84,6 +87,7 @@ function saveScan(
   startedAt: number,
   manifestJson: string,
   sha: string,
+  rules: string,
 ): void {
   try {
     fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
@@ -91,7 +95,7 @@ function saveScan(
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     fs.writeFileSync(
       tmp,
-      `{"v":1,"dir":${JSON.stringify(dir)},"startedAt":${startedAt},"sha":"${sha}","manifest":${manifestJson}}`,
+      `{"v":1,"dir":${JSON.stringify(dir)},"startedAt":${startedAt},"rules":${JSON.stringify(rules)},"sha":"${sha}","manifest":${manifestJson}}`,
       { mode: 0o600 },
     );
     fs.renameSync(tmp, file);
@@ -133,19 +137,27 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
   const last = new Map<string, Scan>();
   return {
     async send(channel, dir, signal, exclude) {
-      const { scanWorkspace, packBlobs, rechunk, releaseContent, sameManifest } = await import(
-        "@sloth/workspace"
-      );
+      const { exclusionKey, scanWorkspace, packBlobs, rechunk, releaseContent, sameManifest } =
+        await import("@sloth/workspace");
       const root = path.resolve(dir);
       const before =
         last.get(root) ?? (options.scanCache ? loadScan(options.scanCache, root) : undefined);
       // The agent checks the workspace it built from the last manifest while we scan.
       if (before?.sha && channel.warm) channel.warm(before.sha, signal).catch(() => {});
       const startedAt = Date.now();
+      const excludes = [...(options.exclude ?? []), ...(exclude ?? [])];
+      const rules = exclusionKey(root, { exclude: excludes });
       const manifest = await scanWorkspace(dir, {
-        exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
+        exclude: excludes,
         maxBytes: options.maxBytes,
-        ...(before ? { reuse: before.manifest, reuseUntouchedBefore: before.startedAt } : {}),
+        ...(before
+          ? {
+              reuse: before.manifest,
+              reuseUntouchedBefore: before.startedAt,
+              // Same exclusions: folders untouched since are not listed again.
+              reuseListings: before.rules === rules,
+            }
+          : {}),
         // The small files read to hash them are sent from memory, not read again.
         keepContent: true,
       });
@@ -156,11 +168,11 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
         sameManifest(manifest, before.manifest);
       const manifestJson = same ? (before.json as string) : JSON.stringify(manifest);
       const sha = same ? (before.sha as string) : sha256(manifestJson);
-      last.set(root, { manifest, startedAt, sha, json: manifestJson });
+      last.set(root, { manifest, startedAt, sha, json: manifestJson, rules });
       // Unchanged: the kept scan still describes it (with an older, safe start time).
       if (options.scanCache) {
         if (same) touchScan(options.scanCache, root);
-        else saveScan(options.scanCache, root, startedAt, manifestJson, sha);
+        else saveScan(options.scanCache, root, startedAt, manifestJson, sha, rules);
       }
       manifests.set(manifestJson, manifest);
       try {

@@ -36,3 +36,18 @@ function readRules(file: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * What the exclusions of a scan of `root` with `options` are made of (the
+ * options' rules and the root ignore file's text): equal keys, equal
+ * exclusions. A scan reusing another's directory listings needs them equal.
+ */
+export function exclusionKey(root: string, options: ScanOptions = {}): string {
+  const file = path.join(root, options.ignoreFile ?? ".slothignore");
+  return JSON.stringify([
+    options.includeGit === true,
+    options.ignoreFile ?? ".slothignore",
+    options.exclude ?? [],
+    readRules(file) ?? null,
+  ]);
+}

@@ -13,6 +13,7 @@ export {
   type WorkspaceErrorCode,
   type WorkspaceErrorOptions,
 } from "./errors.js";
+export { exclusionKey } from "./exclude.js";
 export { releaseContent } from "./kept.js";
 export { checkManifest, sameManifest } from "./manifest.js";
 export { type PackOptions, packBlobs, packChanges } from "./pack.js";

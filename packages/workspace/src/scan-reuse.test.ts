@@ -5,6 +5,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { cleanupTemp, tempDir } from "../test-support/helpers.js";
 import {
   type DirEntry,
+  exclusionKey,
   type FileEntry,
   type Manifest,
   type SymlinkEntry,
@@ -90,6 +91,67 @@ describe("scanWorkspace with reuse", () => {
     // Racy: no mtime recorded, so the next scan hashes it again.
     expect(c?.mtimeMs).toBeUndefined();
     expect(await opened(dir, () => scanWorkspace(dir, { reuse: second }))).toEqual(["c.txt"]);
+  });
+});
+
+describe("scanWorkspace with reuseListings", () => {
+  /** The workspace folders a scan listed. */
+  async function listed(dir: string, scan: () => Promise<unknown>): Promise<string[]> {
+    const spy = vi.spyOn(fs, "readdirSync");
+    try {
+      await scan();
+      return spy.mock.calls
+        .map((c) => String(c[0]))
+        .filter((p) => p.startsWith(dir))
+        .map((p) => path.relative(dir, p))
+        .sort();
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it("lists again only the folders whose entries changed, and finds every change", async () => {
+    const dir = tempDir();
+    for (const d of ["same", "added", "removed", "renamed", "edited", "same/deep"])
+      fs.mkdirSync(path.join(dir, d), { recursive: true });
+    for (const d of ["same", "added", "removed", "renamed", "edited", "same/deep"])
+      for (const f of ["x.txt", "y.txt"]) {
+        fs.writeFileSync(path.join(dir, d, f), `${d}/${f}\n`);
+        fs.utimesSync(path.join(dir, d, f), old, old);
+      }
+    await new Promise((r) => setTimeout(r, 150));
+    const startedAt = Date.now();
+    const first = await scanWorkspace(dir);
+    await new Promise((r) => setTimeout(r, 150));
+    fs.writeFileSync(path.join(dir, "added", "z.txt"), "new\n");
+    fs.rmSync(path.join(dir, "removed", "x.txt"));
+    fs.renameSync(path.join(dir, "renamed", "x.txt"), path.join(dir, "renamed", "w.txt"));
+    // Rewritten in place: its folder's entries are the same, the file is not.
+    fs.writeFileSync(path.join(dir, "edited", "x.txt"), "edited, and longer\n");
+    fs.writeFileSync(path.join(dir, "same", "deep", "y.txt"), "deeper change\n");
+    const options = { reuse: first, reuseUntouchedBefore: startedAt, reuseListings: true };
+    let next: Manifest | undefined;
+    const dirs = await listed(dir, async () => {
+      next = await scanWorkspace(dir, options);
+    });
+    expect(dirs).toEqual(["added", "removed", "renamed"]);
+    // The same as a scan that lists every folder.
+    expect(next).toEqual(await scanWorkspace(dir));
+    // Without the option (or without a time to trust), every folder is listed.
+    expect(await listed(dir, () => scanWorkspace(dir, { reuse: first }))).toHaveLength(7);
+  });
+
+  it("exclusionKey changes with the exclusions and the ignore file", async () => {
+    const dir = tempDir();
+    const key = exclusionKey(dir, { exclude: ["*.log"] });
+    expect(exclusionKey(dir, { exclude: ["*.log"] })).toBe(key);
+    expect(exclusionKey(dir, { exclude: ["*.tmp"] })).not.toBe(key);
+    expect(exclusionKey(dir, { exclude: ["*.log"], includeGit: true })).not.toBe(key);
+    fs.writeFileSync(path.join(dir, ".slothignore"), "build/\n");
+    const withFile = exclusionKey(dir, { exclude: ["*.log"] });
+    expect(withFile).not.toBe(key);
+    fs.writeFileSync(path.join(dir, ".slothignore"), "dist/\n");
+    expect(exclusionKey(dir, { exclude: ["*.log"] })).not.toBe(withFile);
   });
 });
 

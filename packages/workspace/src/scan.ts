@@ -35,6 +35,14 @@ interface Walk {
   pacer: Pacer;
   /** With `keepContent`: the bytes of the small files it read. */
   kept: Kept | undefined;
+  /** With `reuseListings`: the entries `reuse` lists in each directory, in order. */
+  listings: Map<string, Listed[]> | undefined;
+}
+
+/** An entry of a directory: its name, and whether it is a directory. */
+interface Listed {
+  name: string;
+  dir: boolean;
 }
 
 /** Code-unit order, so manifests are identical whatever the locale. */
@@ -57,10 +65,15 @@ export async function scanTree(
   all?: ScanAll,
 ): Promise<Manifest> {
   const root = path.resolve(dir);
-  if (!fs.statSync(root).isDirectory())
+  const st = fs.statSync(root);
+  if (!st.isDirectory())
     throw new WorkspaceError("SLOTH_INVALID_ARGUMENT", `cannot scan ${dir}: not a directory`);
   const reuse = new Map<string, FileEntry>();
   for (const e of options.reuse?.entries ?? []) if (e.type === "file") reuse.set(e.path, e);
+  const listings =
+    options.reuseListings && options.reuse && options.reuseUntouchedBefore !== undefined
+      ? listingsOf(options.reuse)
+      : undefined;
   const w: Walk = {
     root,
     prefix: root.endsWith("/") ? root : `${root}/`,
@@ -73,9 +86,10 @@ export async function scanTree(
     totalBytes: 0,
     pacer: new Pacer(),
     kept: options.keepContent ? collect() : undefined,
+    listings,
   };
   try {
-    await walk(w, "");
+    await walk(w, "", st);
   } catch (e) {
     free(w.kept);
     throw e;
@@ -85,14 +99,39 @@ export async function scanTree(
   return manifest;
 }
 
-async function walk(w: Walk, relDir: string): Promise<void> {
-  const dirents = fs
+/** The entries of each directory of `m` ("" the root), in the manifest's (sorted) order. */
+function listingsOf(m: Manifest): Map<string, Listed[]> {
+  const out = new Map<string, Listed[]>([["", []]]);
+  for (const e of m.entries) {
+    const slash = e.path.lastIndexOf("/");
+    const parent = slash === -1 ? "" : e.path.slice(0, slash);
+    const list = out.get(parent);
+    // A parent the manifest does not list as a directory: no listing is trusted there.
+    if (list === undefined) continue;
+    list.push({ name: e.path.slice(slash + 1), dir: e.type === "dir" });
+    if (e.type === "dir") out.set(e.path, []);
+  }
+  return out;
+}
+
+/** The entries of a directory: from `reuse` when it is untouched since, else read. */
+function list(w: Walk, relDir: string, st: fs.Stats): Listed[] {
+  const before = w.options.reuseUntouchedBefore;
+  if (w.listings && before !== undefined && st.ctimeMs < before - RACY_MS) {
+    const known = w.listings.get(relDir);
+    if (known !== undefined) return known;
+  }
+  return fs
     .readdirSync(relDir === "" ? w.root : w.prefix + relDir, { withFileTypes: true })
-    .sort(byName);
-  for (const d of dirents) {
+    .sort(byName)
+    .map((d) => ({ name: d.name, dir: d.isDirectory() }));
+}
+
+async function walk(w: Walk, relDir: string, dirSt: fs.Stats): Promise<void> {
+  for (const d of list(w, relDir, dirSt)) {
     if (w.pacer.due()) await w.pacer.pause();
     const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
-    if (w.excluded(rel, d.isDirectory())) continue;
+    if (w.excluded(rel, d.dir)) continue;
     const abs = w.prefix + rel;
     const st = fs.lstatSync(abs, { throwIfNoEntry: false });
     if (st === undefined) {
@@ -108,7 +147,7 @@ async function walk(w: Walk, relDir: string): Promise<void> {
     }
     if (st.isDirectory()) {
       w.entries.push({ path: rel, type: "dir", mode: st.mode & 0o777 });
-      await walk(w, rel);
+      await walk(w, rel, st);
     } else if (st.isFile()) {
       w.entries.push(fileEntry(w, rel, abs, st));
     } else if (st.isSymbolicLink()) {

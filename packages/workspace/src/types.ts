@@ -69,6 +69,16 @@ export interface ScanOptions {
    */
   reuseUntouchedBefore?: number;
   /**
+   * With `reuse` and `reuseUntouchedBefore`: a directory whose ctime is
+   * older than that (no entry added, removed or renamed in it since) is
+   * taken to hold the entries `reuse` lists there, without being read
+   * again; each entry is still checked. Only valid when `reuse` lists such
+   * a directory as it was, bar excluded entries, and the exclusions are the
+   * same as when it was made (see exclusionKey): a workspace built from it,
+   * or an earlier scan with the same exclusions. Default false.
+   */
+  reuseListings?: boolean;
+  /**
    * Keep the bytes of the small files (up to 1 MiB) the scan reads, within a
    * budget of 256 MiB for the process, so that packBlobs (or packChanges,
    * after diffWorkspace) sends them without reading them again, exactly as
