@@ -1,13 +1,16 @@
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { cleanupTemp, tempDir } from "../test-support/helpers.js";
+import { chunks, cleanupTemp, collect, tempDir } from "../test-support/helpers.js";
 import {
+  BlobCache,
   type DirEntry,
   exclusionKey,
   type FileEntry,
   type Manifest,
+  packBlobs,
   type SymlinkEntry,
   sameManifest,
   scanWorkspace,
@@ -152,6 +155,42 @@ describe("scanWorkspace with reuseListings", () => {
     expect(withFile).not.toBe(key);
     fs.writeFileSync(path.join(dir, ".slothignore"), "dist/\n");
     expect(exclusionKey(dir, { exclude: ["*.log"] })).not.toBe(withFile);
+  });
+});
+
+describe("scanWorkspace of many files", () => {
+  it("hashes them on two threads with the same results, and keeps their bytes", async () => {
+    const dir = tempDir();
+    const content = new Map<string, Buffer>();
+    for (let i = 0; i < 700; i++) {
+      // Empty files, small ones, and some over the 1 MiB read buffer.
+      const size = i % 100 === 0 ? 0 : i % 233 === 0 ? 1024 * 1024 + i : (i * 97) % 5000;
+      const data = Buffer.alloc(size, i % 251);
+      if (size >= 4) data.writeUInt32LE(i, 0);
+      const rel = `d${i % 13}/f${i}.bin`;
+      fs.mkdirSync(path.join(dir, `d${i % 13}`), { recursive: true });
+      fs.writeFileSync(path.join(dir, rel), data);
+      content.set(rel, data);
+    }
+    const manifest = await scanWorkspace(dir, { keepContent: true });
+    const files = manifest.entries.filter((e): e is FileEntry => e.type === "file");
+    expect(files).toHaveLength(700);
+    for (const e of files) {
+      const data = content.get(e.path) as Buffer;
+      expect(e.size).toBe(data.length);
+      expect(e.hash).toBe(createHash("sha256").update(data).digest("hex"));
+    }
+    expect(manifest.totalBytes).toBe([...content.values()].reduce((n, b) => n + b.length, 0));
+    // Sorted as a walk lists them, whichever thread read them.
+    const paths = manifest.entries.map((e) => e.path);
+    expect(paths).toEqual([...paths].sort());
+    // What is packed is what was read: every blob arrives intact.
+    const cache = new BlobCache(tempDir());
+    const missing = cache.missing(manifest);
+    const got = await cache.ingest(chunks(await collect(packBlobs(dir, manifest, missing))), {
+      expect: missing,
+    });
+    expect(got.blobs).toBe(new Set(files.map((e) => e.hash)).size);
   });
 });
 

@@ -6,6 +6,7 @@ import { hashFile } from "./hash.js";
 import { add, attach, collect, free, type Kept, room } from "./kept.js";
 import { Pacer } from "./pacer.js";
 import { normaliseTarget } from "./paths.js";
+import { type Hashed, type HashJob, ParallelHasher } from "./scan-hasher.js";
 import type { FileEntry, Manifest, ManifestEntry, ScanOptions } from "./types.js";
 
 // A file modified this close to the scan could change again within the same
@@ -37,6 +38,20 @@ interface Walk {
   kept: Kept | undefined;
   /** With `reuseListings`: the entries `reuse` lists in each directory, in order. */
   listings: Map<string, Listed[]> | undefined;
+  /** Files to read and hash, queued as the walk finds them. */
+  hasher: ParallelHasher;
+  /** The entry of each queued file, and what its hash decides. */
+  pending: Pending[];
+  /** Set when the scan failed: late results from the helper are dropped. */
+  failed: boolean;
+}
+
+interface Pending {
+  entry: FileEntry;
+  /** The size lstat gave. */
+  size: number;
+  mtimeMs: number;
+  trusted: boolean;
 }
 
 /** An entry of a directory: its name, and whether it is a directory. */
@@ -87,10 +102,19 @@ export async function scanTree(
     pacer: new Pacer(),
     kept: options.keepContent ? collect() : undefined,
     listings,
+    hasher: undefined as unknown as ParallelHasher,
+    pending: [],
+    failed: false,
   };
+  w.hasher = new ParallelHasher(
+    (job: HashJob) => hashFile(job.abs, job.size, job.keep),
+    (index: number, r: Hashed) => hashed(w, w.pending[index] as Pending, r),
+  );
   try {
     await walk(w, "", st);
+    await w.hasher.finish();
   } catch (e) {
+    w.failed = true;
     free(w.kept);
     throw e;
   }
@@ -197,12 +221,22 @@ function fileEntry(w: Walk, rel: string, abs: string, st: fs.Stats): FileEntry {
     (before === undefined || st.ctimeMs < before - RACY_MS)
   )
     return { path: rel, type: "file", mode, size: st.size, hash: prev.hash, mtimeMs };
+  // Read and hashed once the walk has queued it (here, or on the helper thread).
+  const e: FileEntry = { path: rel, type: "file", mode, size: st.size, hash: "" };
   const keep = w.kept !== undefined && room(st.size);
-  const { hash, size, data } = hashFile(abs, st.size, keep);
-  if (data !== undefined && w.kept) add(w.kept, rel, data);
-  // The file grew or shrank while read: the bytes hashed are what counts.
-  w.totalBytes += size - st.size;
-  const e: FileEntry = { path: rel, type: "file", mode, size, hash };
-  if (trusted && size === st.size) e.mtimeMs = mtimeMs;
+  w.pending.push({ entry: e, size: st.size, mtimeMs, trusted });
+  w.hasher.add({ abs, size: st.size, keep });
   return e;
+}
+
+/** Completes a queued file's entry with what reading it gave. */
+function hashed(w: Walk, p: Pending, r: Hashed): void {
+  if (w.failed) return;
+  const e = p.entry;
+  if (r.data !== undefined && w.kept && room(r.data.length)) add(w.kept, e.path, r.data);
+  // The file grew or shrank while read: the bytes hashed are what counts.
+  w.totalBytes += r.size - p.size;
+  e.hash = r.hash;
+  e.size = r.size;
+  if (p.trusted && r.size === p.size) e.mtimeMs = p.mtimeMs;
 }
