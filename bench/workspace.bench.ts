@@ -368,7 +368,12 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
     try {
       let at = 0;
       for await (const c of await socket) at += fs.writeSync(fd, c, 0, c.length, at);
-      const stream = fs.createReadStream("", { fd, start: 0, autoClose: false });
+      const stream = fs.createReadStream("", {
+        fd,
+        start: 0,
+        autoClose: false,
+        highWaterMark: 1024 * 1024,
+      });
       await applyChanges(tarDst, stream, meta.deleted, { base });
     } finally {
       fs.closeSync(fd);

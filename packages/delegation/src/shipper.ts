@@ -232,7 +232,12 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
           try {
             const stream =
               fd !== undefined
-                ? fs.createReadStream("", { fd, start: 0, autoClose: false })
+                ? fs.createReadStream("", {
+                    fd,
+                    start: 0,
+                    autoClose: false,
+                    highWaterMark: 1024 * 1024,
+                  })
                 : (async function* () {})();
             await applyChanges(dir, stream, deleted, {
               gzip: false,

@@ -245,8 +245,8 @@ function rewriteInPlace(abs: string, here: fs.Stats, h: TarHeader, done: () => v
         if (st?.isFile() && st.ino === here.ino && st.dev === here.dev && st.nlink === 1) {
           let off = 0;
           while (off < filled) off += fs.writeSync(fd as number, content, off, filled - off, off);
-          fs.ftruncateSync(fd as number, filled);
-          fs.fchmodSync(fd as number, h.mode & 0o777);
+          if (st.size !== filled) fs.ftruncateSync(fd as number, filled);
+          if ((st.mode & 0o7777) !== (h.mode & 0o777)) fs.fchmodSync(fd as number, h.mode & 0o777);
           done();
           return;
         }
