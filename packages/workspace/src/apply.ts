@@ -4,7 +4,7 @@ import { unsafe, WorkspaceError } from "./errors.js";
 import { createExcluder } from "./exclude.js";
 import { hashFile } from "./hash.js";
 import { checkPath, checkSymlinkTarget, lstatOrUndefined, SafeTree } from "./paths.js";
-import { type EntryWriter, type ReadOptions, readTar, type TarHeader } from "./tar-read.js";
+import { type ReadOptions, readTar, type TarHeader } from "./tar-read.js";
 import type { Manifest, ScanOptions } from "./types.js";
 
 /** Options of {@link applyChanges}. */
@@ -141,22 +141,14 @@ export async function applyChanges(
     if (h.type === "link") throw unsafe(rel, "hard links are not accepted");
     if (h.type !== "file") throw unsafe(rel, `${h.type} entries are not accepted`);
     tree.parents(rel, true);
-    // A new file is created in place. An existing one stays whole if the
-    // archive breaks, and an inode shared with a file elsewhere (a hard link)
-    // or a running program is replaced, never written into: the content is
-    // written beside it and renamed over it, or, for a file of its own, held
-    // until complete and then written over it (see rewriteInPlace).
+    // A new file is created in place; an existing one is written beside its
+    // target and renamed over it, so it stays whole if the archive breaks and
+    // an inode shared with a file elsewhere (a hard link) is replaced, never
+    // written into.
     const abs = tree.abs(rel);
     const here = lstatOrUndefined(abs) ?? null;
     // Changed here meanwhile: written aside, kept only if it is what is here already.
     const contested = guard && !asSent(rel, here);
-    // An existing file of its own (one link) is rewritten in place once its
-    // whole content has arrived: no inode to allocate and free, which on
-    // most disks costs more than the bytes themselves.
-    if (!contested && here?.isFile() && here.nlink === 1 && h.size <= IN_PLACE_MAX)
-      return rewriteInPlace(abs, here, h, () => {
-        written++;
-      });
     const fresh = !contested && here === null;
     const tmp = fresh ? abs : `${abs}.sloth-${process.pid}-${++seq}.tmp`;
     let fd: number | undefined = fs.openSync(tmp, O_CREATE_NEW, 0o600);
@@ -211,65 +203,6 @@ export async function applyChanges(
   }
   return { written, deleted: removed, skipped };
 }
-
-/** Files up to this size are rewritten in place; larger ones go through a temporary file. */
-const IN_PLACE_MAX = 1024 * 1024;
-
-/**
- * Collects an entry's content, then writes it over `abs` if that is still
- * the file lstat saw (same inode, one link, through no symlink), truncating
- * it to the new size; otherwise, or when the file is a running program,
- * writes it beside and renames it over. A broken archive leaves it untouched.
- */
-function rewriteInPlace(abs: string, here: fs.Stats, h: TarHeader, done: () => void): EntryWriter {
-  const content = Buffer.allocUnsafe(h.size);
-  let filled = 0;
-  return {
-    write(chunk) {
-      if (filled + chunk.length > content.length)
-        throw unsafe(abs, "entry content larger than its header");
-      content.set(chunk, filled);
-      filled += chunk.length;
-    },
-    end() {
-      let fd: number | undefined;
-      try {
-        fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        // A running program, a file we may not write, or one gone: replaced instead.
-        if (!["ETXTBSY", "EACCES", "EPERM", "ENOENT"].includes(code ?? "")) throw e;
-      }
-      try {
-        const st = fd === undefined ? undefined : fs.fstatSync(fd);
-        if (st?.isFile() && st.ino === here.ino && st.dev === here.dev && st.nlink === 1) {
-          let off = 0;
-          while (off < filled) off += fs.writeSync(fd as number, content, off, filled - off, off);
-          if (st.size !== filled) fs.ftruncateSync(fd as number, filled);
-          if ((st.mode & 0o7777) !== (h.mode & 0o777)) fs.fchmodSync(fd as number, h.mode & 0o777);
-          done();
-          return;
-        }
-      } finally {
-        if (fd !== undefined) fs.closeSync(fd);
-      }
-      // Replaced or linked meanwhile: a new file renamed over it.
-      const tmp = `${abs}.sloth-${process.pid}-${++aside}.tmp`;
-      const out = fs.openSync(tmp, O_CREATE_NEW, 0o600);
-      try {
-        let off = 0;
-        while (off < filled) off += fs.writeSync(out, content, off, filled - off);
-        fs.fchmodSync(out, h.mode & 0o777);
-      } finally {
-        fs.closeSync(out);
-      }
-      fs.renameSync(tmp, abs);
-      done();
-    },
-    abort() {},
-  };
-}
-let aside = 0;
 
 /** Deletes one entry (a directory only when empty); false when it was not there. */
 function remove(tree: SafeTree, rel: string): boolean {

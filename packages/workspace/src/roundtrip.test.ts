@@ -299,39 +299,52 @@ it("keepContent: packs the bytes the scan and the diff hashed, without reading t
   releaseContent(unused);
 });
 
-it("rewrites a changed file in place, but replaces one linked elsewhere or running", async () => {
+it("replaces changed files, never writing into them: running scripts and programs and hard links keep the old content", async () => {
   const root = tempDir();
   const src = path.join(root, "work");
-  writeTree(src, { "mod.txt": "0123456789".repeat(10), "linked.txt": "shared" });
+  const script = "#!/bin/bash\nsleep 0.5\necho old-line-runs > out.txt\n";
+  writeTree(src, { "mod.txt": "0123456789".repeat(10), "linked.txt": "shared", "run.sh": script });
   // A hard link outside the workdir must keep its content.
   fs.linkSync(path.join(src, "linked.txt"), path.join(root, "elsewhere"));
-  // A program running from the workdir cannot be written into (ETXTBSY).
+  // A program running from the workdir, and a script bash reads as it goes.
   fs.copyFileSync("/bin/sleep", path.join(src, "prog"));
   fs.chmodSync(path.join(src, "prog"), 0o755);
   const running = spawn(path.join(src, "prog"), ["30"], { stdio: "ignore" });
+  const bash = spawn("bash", ["run.sh"], { cwd: src, stdio: "ignore" });
   try {
     await new Promise((r) => running.once("spawn", r));
+    await new Promise((r) => setTimeout(r, 100));
     const ino = (p: string) => fs.statSync(path.join(src, p)).ino;
     const before = { mod: ino("mod.txt"), linked: ino("linked.txt"), prog: ino("prog") };
     const archive = await craftTar([
       { name: "mod.txt", content: "short", mode: 0o600 },
       { name: "linked.txt", content: "mine" },
       { name: "prog", content: "#!/bin/sh\n", mode: 0o755 },
+      { name: "run.sh", content: script.replace("echo old-line-runs", "echo new-line-ran") },
     ]);
     const r = await applyChanges(src, chunks(archive), []);
-    expect(r.written).toBe(3);
+    expect(r.written).toBe(4);
     expect(fs.readFileSync(path.join(src, "mod.txt"), "utf8")).toBe("short");
     expect(fs.statSync(path.join(src, "mod.txt")).mode & 0o777).toBe(0o600);
-    expect(ino("mod.txt")).toBe(before.mod);
+    expect(ino("mod.txt")).not.toBe(before.mod);
     expect(fs.readFileSync(path.join(src, "linked.txt"), "utf8")).toBe("mine");
     expect(fs.readFileSync(path.join(root, "elsewhere"), "utf8")).toBe("shared");
-    expect(ino("linked.txt")).not.toBe(before.linked);
     expect(fs.readFileSync(path.join(src, "prog"), "utf8")).toBe("#!/bin/sh\n");
     expect(ino("prog")).not.toBe(before.prog);
     expect(running.exitCode).toBe(null);
-    expect(fs.readdirSync(src).sort()).toEqual(["linked.txt", "mod.txt", "prog"]);
+    // The script already running goes on with the text it started with.
+    expect(await new Promise((r) => bash.once("exit", r))).toBe(0);
+    expect(fs.readFileSync(path.join(src, "out.txt"), "utf8")).toBe("old-line-runs\n");
+    expect(fs.readdirSync(src).sort()).toEqual([
+      "linked.txt",
+      "mod.txt",
+      "out.txt",
+      "prog",
+      "run.sh",
+    ]);
   } finally {
     running.kill();
+    bash.kill();
   }
 });
 
