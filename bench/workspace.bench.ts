@@ -26,9 +26,12 @@ import {
   applyChanges,
   BlobCache,
   diffWorkspace,
+  type Folders,
+  foldersOf,
   type Manifest,
   packBlobs,
   packChanges,
+  readFolders,
   releaseContent,
   sameManifest,
   scanWorkspace,
@@ -87,7 +90,7 @@ async function agent(): Promise<void> {
   const cache = (dir: string) => caches.get(dir) ?? caches.set(dir, new BlobCache(dir)).get(dir)!;
   const manifests = new Map<string, Manifest>();
   // When each workspace was finished: files whose ctime is older are trusted by the diff.
-  const builtAt = new Map<string, number>();
+  const builtAt = new Map<string, { at: number; folders: Folders }>();
   // Manifests received, by the SHA-256 of their JSON (the agent keeps the last few).
   const known = new Map<string, Manifest>();
   const builds = new Map<string, { build: WorkspaceBuild; missing: string[]; t: number }>();
@@ -152,16 +155,20 @@ async function agent(): Promise<void> {
                 expect: b.missing,
               });
         const done = await b.build.finish();
-        builtAt.set(b.build.dir, Date.now());
+        const at = Date.now();
+        builtAt.set(b.build.dir, {
+          at,
+          folders: readFolders(b.build.dir, manifests.get(b.build.dir)!),
+        });
         reply({ ...r, ...done, seconds: (performance.now() - b.t) / 1000 });
       } else if (req.op === "task") reply({ touched: task(req.work, req.manifest) });
       else {
         // As RunTask does after the task: the small changed files' bytes,
         // read to hash them, are packed from memory.
-        const at = builtAt.get(req.work);
+        const built = builtAt.get(req.work);
         const changes = await diffWorkspace(req.work, manifests.get(req.work)!, {
           keepContent: true,
-          ...(at ? { reuseUntouchedBefore: at, reuseListings: true } : {}),
+          ...(built ? { reuseUntouchedBefore: built.at, reuseListings: built.folders } : {}),
         });
         reply({ deleted: changes.deleted, changed: changes.changed.length });
         const socket = net.connect(req.port, "127.0.0.1");
@@ -305,7 +312,9 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
     [manifest, t] = await time(() =>
       scanWorkspace(src, {
         keepContent: true,
-        ...(reuse ? { reuse, reuseUntouchedBefore: firstScanAt, reuseListings: true } : {}),
+        ...(reuse
+          ? { reuse, reuseUntouchedBefore: firstScanAt, reuseListings: foldersOf(reuse) }
+          : {}),
       }),
     );
     if (!reuse) firstScanAt = startedAt;

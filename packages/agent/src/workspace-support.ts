@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import type { Manifest, WorkspaceBuild } from "@sloth/workspace";
+import type { Folders, Manifest, WorkspaceBuild } from "@sloth/workspace";
 import type { AgentLogger } from "./logger.js";
 import type { WorkspaceSupport } from "./service.js";
 import type { TaskRunnerContext, TaskWorkspace } from "./task-runner.js";
@@ -101,7 +101,7 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
       forget(known.keys().next().value as string);
   };
   /** Workspaces lent to tasks: what they were built to, and when they were handed over. */
-  const lent = new Map<string, { manifest: Manifest; at: number }>();
+  const lent = new Map<string, { manifest: Manifest; at: number; folders: Folders }>();
   let seq = 0;
 
   fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
@@ -342,7 +342,9 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
           throw e;
         }
         // Checked by the build: the changes after the task are diffed against it.
-        lent.set(build.dir, { manifest, at: Date.now() });
+        // Its folders as built: those the task leaves alone are not listed again after it.
+        const at = Date.now();
+        lent.set(build.dir, { manifest, at, folders: ws.readFolders(build.dir, manifest) });
         return {
           dir: build.dir,
           release: () => {
@@ -359,10 +361,9 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
           dir,
           given?.manifest ?? parse(manifestJson),
           // The changed files read to hash them are packed from memory.
-          // Folders untouched since the build hold what it put there: not listed again.
           {
             keepContent: true,
-            ...(given ? { reuseUntouchedBefore: given.at, reuseListings: true } : {}),
+            ...(given ? { reuseUntouchedBefore: given.at, reuseListings: given.folders } : {}),
           },
         );
         return {

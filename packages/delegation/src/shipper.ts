@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Manifest } from "@sloth/workspace";
+import type { Folders, Manifest } from "@sloth/workspace";
 import type { WorkspaceShipper } from "./workspace.js";
 
 /** Options of {@link workspaceShipper}. */
@@ -36,8 +36,8 @@ interface Scan {
   sha?: string | undefined;
   /** That JSON, while this process holds it. */
   json?: string | undefined;
-  /** The exclusions it was made with (exclusionKey): its folder listings hold for equal ones. */
-  rules?: string | undefined;
+  /** The folders it was read from: listings of those untouched since are trusted. */
+  folders?: Folders | undefined;
 }
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -47,6 +47,24 @@ const MAX_KEPT_SCANS = 64;
 
 function scanFile(folder: string, dir: string): string {
   return path.join(folder, `${createHash("sha256").update(dir).digest("hex").slice(0, 32)}.json`);
+}
+
+/** The real path of `dir`, or `dir` itself when it cannot be resolved (the scan says why). */
+function realpathOr(dir: string): string {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return dir;
+  }
+}
+
+/** True for a {@link Folders} record read back from JSON. */
+function isFolders(v: unknown): v is Folders {
+  if (typeof v !== "object" || v === null) return false;
+  const { ids, exclusions } = v as { ids?: unknown; exclusions?: unknown };
+  if (exclusions !== undefined && typeof exclusions !== "string") return false;
+  if (typeof ids !== "object" || ids === null || Array.isArray(ids)) return false;
+  return Object.values(ids).every((x) => typeof x === "string");
 }
 
 /** The scan of `dir` kept in `folder`, if any and sound. */
@@ -71,7 +89,7 @@ function loadScan(folder: string, dir: string): Scan | undefined {
     return {
       manifest: saved.manifest,
       startedAt: saved.startedAt,
-      rules: typeof saved.rules === "string" ? saved.rules : undefined,
+      folders: isFolders(saved.folders) ? saved.folders : undefined,
       sha,
       json: json !== undefined && sha256(json) === sha ? json : undefined,
     };
@@ -87,7 +105,7 @@ function saveScan(
   startedAt: number,
   manifestJson: string,
   sha: string,
-  rules: string,
+  folders: Folders | undefined,
 ): void {
   try {
     fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
@@ -95,7 +113,7 @@ function saveScan(
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     fs.writeFileSync(
       tmp,
-      `{"v":1,"dir":${JSON.stringify(dir)},"startedAt":${startedAt},"rules":${JSON.stringify(rules)},"sha":"${sha}","manifest":${manifestJson}}`,
+      `{"v":1,"dir":${JSON.stringify(dir)},"startedAt":${startedAt},"folders":${JSON.stringify(folders ?? null)},"sha":"${sha}","manifest":${manifestJson}}`,
       { mode: 0o600 },
     );
     fs.renameSync(tmp, file);
@@ -137,25 +155,24 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
   const last = new Map<string, Scan>();
   return {
     async send(channel, dir, signal, exclude) {
-      const { exclusionKey, scanWorkspace, packBlobs, rechunk, releaseContent, sameManifest } =
+      const { foldersOf, scanWorkspace, packBlobs, rechunk, releaseContent, sameManifest } =
         await import("@sloth/workspace");
-      const root = path.resolve(dir);
+      // Kept by the folder itself: a symlink pointed elsewhere is another workspace.
+      const root = realpathOr(path.resolve(dir));
       const before =
         last.get(root) ?? (options.scanCache ? loadScan(options.scanCache, root) : undefined);
       // The agent checks the workspace it built from the last manifest while we scan.
       if (before?.sha && channel.warm) channel.warm(before.sha, signal).catch(() => {});
       const startedAt = Date.now();
-      const excludes = [...(options.exclude ?? []), ...(exclude ?? [])];
-      const rules = exclusionKey(root, { exclude: excludes });
-      const manifest = await scanWorkspace(dir, {
-        exclude: excludes,
+      const manifest = await scanWorkspace(root, {
+        exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
         maxBytes: options.maxBytes,
         ...(before
           ? {
               reuse: before.manifest,
               reuseUntouchedBefore: before.startedAt,
-              // Same exclusions: folders untouched since are not listed again.
-              reuseListings: before.rules === rules,
+              // Folders untouched since are not listed again.
+              ...(before.folders ? { reuseListings: before.folders } : {}),
             }
           : {}),
         // The small files read to hash them are sent from memory, not read again.
@@ -168,11 +185,12 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
         sameManifest(manifest, before.manifest);
       const manifestJson = same ? (before.json as string) : JSON.stringify(manifest);
       const sha = same ? (before.sha as string) : sha256(manifestJson);
-      last.set(root, { manifest, startedAt, sha, json: manifestJson, rules });
+      const folders = foldersOf(manifest);
+      last.set(root, { manifest, startedAt, sha, json: manifestJson, folders });
       // Unchanged: the kept scan still describes it (with an older, safe start time).
       if (options.scanCache) {
         if (same) touchScan(options.scanCache, root);
-        else saveScan(options.scanCache, root, startedAt, manifestJson, sha, rules);
+        else saveScan(options.scanCache, root, startedAt, manifestJson, sha, folders);
       }
       manifests.set(manifestJson, manifest);
       try {

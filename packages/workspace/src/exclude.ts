@@ -12,8 +12,29 @@ export type Excluder = (rel: string, isDir: boolean) => boolean;
  * read, so the rules are known before the walk starts).
  */
 export function createExcluder(root: string, options: ScanOptions = {}): Excluder {
+  return createExclusions(root, options).excluded;
+}
+
+/**
+ * {@link createExcluder}, with a key naming the rules it applies (the
+ * options' and the ignore file's text, read once): equal keys, equal rules.
+ */
+export function createExclusions(
+  root: string,
+  options: ScanOptions = {},
+): { excluded: Excluder; key: string } {
   const file = path.join(root, options.ignoreFile ?? ".slothignore");
   const rules = readRules(file);
+  const key = JSON.stringify([
+    options.includeGit === true,
+    options.ignoreFile ?? ".slothignore",
+    options.exclude ?? [],
+    rules ?? null,
+  ]);
+  return { excluded: excluderOf(rules, options), key };
+}
+
+function excluderOf(rules: string | undefined, options: ScanOptions): Excluder {
   // The usual case, no rules but the default: a plain check instead of a
   // pattern match per path, which a scan would pay for every file.
   if (rules === undefined && (options.exclude ?? []).length === 0) {
@@ -35,19 +56,4 @@ function readRules(file: string): string | undefined {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     return undefined;
   }
-}
-
-/**
- * What the exclusions of a scan of `root` with `options` are made of (the
- * options' rules and the root ignore file's text): equal keys, equal
- * exclusions. A scan reusing another's directory listings needs them equal.
- */
-export function exclusionKey(root: string, options: ScanOptions = {}): string {
-  const file = path.join(root, options.ignoreFile ?? ".slothignore");
-  return JSON.stringify([
-    options.includeGit === true,
-    options.ignoreFile ?? ".slothignore",
-    options.exclude ?? [],
-    readRules(file) ?? null,
-  ]);
 }

@@ -13,17 +13,17 @@ export {
   type WorkspaceErrorCode,
   type WorkspaceErrorOptions,
 } from "./errors.js";
-export { exclusionKey } from "./exclude.js";
 export { releaseContent } from "./kept.js";
 export { checkManifest, sameManifest } from "./manifest.js";
 export { type PackOptions, packBlobs, packChanges } from "./pack.js";
 export { rechunk } from "./rechunk.js";
-export { scanWorkspace } from "./scan.js";
+export { foldersOf, readFolders, scanWorkspace } from "./scan.js";
 export type { ReadOptions } from "./tar-read.js";
 export type {
   Changes,
   DirEntry,
   FileEntry,
+  Folders,
   Manifest,
   ManifestEntry,
   ScanOptions,

@@ -3,18 +3,21 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { chunks, cleanupTemp, collect, tempDir } from "../test-support/helpers.js";
+import { chunks, cleanupTemp, collect, tempDir, writeTree } from "../test-support/helpers.js";
 import {
   BlobCache,
   type DirEntry,
-  exclusionKey,
+  diffWorkspace,
   type FileEntry,
+  foldersOf,
   type Manifest,
   packBlobs,
+  readFolders,
   type SymlinkEntry,
   sameManifest,
   scanWorkspace,
 } from "./index.js";
+import { olderThan } from "./scan.js";
 
 afterAll(cleanupTemp);
 afterEach(() => {
@@ -113,48 +116,155 @@ describe("scanWorkspace with reuseListings", () => {
     }
   }
 
-  it("lists again only the folders whose entries changed, and finds every change", async () => {
+  /** A tree whose folders' ctimes are old enough to be trusted, its scan, and that scan's start. */
+  async function scanned(spec: Record<string, string>) {
     const dir = tempDir();
-    for (const d of ["same", "added", "removed", "renamed", "edited", "same/deep"])
-      fs.mkdirSync(path.join(dir, d), { recursive: true });
-    for (const d of ["same", "added", "removed", "renamed", "edited", "same/deep"])
-      for (const f of ["x.txt", "y.txt"]) {
-        fs.writeFileSync(path.join(dir, d, f), `${d}/${f}\n`);
-        fs.utimesSync(path.join(dir, d, f), old, old);
-      }
+    for (const [rel, text] of Object.entries(spec)) {
+      fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      fs.writeFileSync(path.join(dir, rel), text);
+      fs.utimesSync(path.join(dir, rel), old, old);
+    }
     await new Promise((r) => setTimeout(r, 150));
     const startedAt = Date.now();
     const first = await scanWorkspace(dir);
     await new Promise((r) => setTimeout(r, 150));
+    const again = () =>
+      scanWorkspace(dir, {
+        reuse: first,
+        reuseUntouchedBefore: startedAt,
+        reuseListings: foldersOf(first),
+      });
+    return { dir, first, startedAt, again };
+  }
+
+  it("lists again only the folders whose entries changed, and finds every change", async () => {
+    const spec: Record<string, string> = {};
+    for (const d of ["same", "added", "removed", "renamed", "edited", "same/deep"])
+      for (const f of ["x.txt", "y.txt"]) spec[`${d}/${f}`] = `${d}/${f}\n`;
+    const { dir, first, again } = await scanned(spec);
+    expect(foldersOf(first)?.ids).toHaveProperty("same/deep");
     fs.writeFileSync(path.join(dir, "added", "z.txt"), "new\n");
     fs.rmSync(path.join(dir, "removed", "x.txt"));
     fs.renameSync(path.join(dir, "renamed", "x.txt"), path.join(dir, "renamed", "w.txt"));
     // Rewritten in place: its folder's entries are the same, the file is not.
     fs.writeFileSync(path.join(dir, "edited", "x.txt"), "edited, and longer\n");
     fs.writeFileSync(path.join(dir, "same", "deep", "y.txt"), "deeper change\n");
-    const options = { reuse: first, reuseUntouchedBefore: startedAt, reuseListings: true };
     let next: Manifest | undefined;
     const dirs = await listed(dir, async () => {
-      next = await scanWorkspace(dir, options);
+      next = await again();
     });
     expect(dirs).toEqual(["added", "removed", "renamed"]);
     // The same as a scan that lists every folder.
     expect(next).toEqual(await scanWorkspace(dir));
-    // Without the option (or without a time to trust), every folder is listed.
+    // Without the folders it was made from, every folder is listed.
     expect(await listed(dir, () => scanWorkspace(dir, { reuse: first }))).toHaveLength(7);
   });
 
-  it("exclusionKey changes with the exclusions and the ignore file", async () => {
+  it("lists a folder moved into place afresh, with everything under it", async () => {
+    const { dir, again } = await scanned({
+      "a/sub/one": "1",
+      "a/sub/two": "2",
+      "x/sub/one": "1",
+      "x/sub/two": "2",
+      "x/sub/three": "3",
+    });
+    // a/sub and x/sub kept their own ctimes: only their inodes tell.
+    fs.rmSync(path.join(dir, "a"), { recursive: true });
+    fs.renameSync(path.join(dir, "x"), path.join(dir, "a"));
+    const next = await again();
+    expect(next).toEqual(await scanWorkspace(dir));
+    expect(next.entries.map((e) => e.path)).toContain("a/sub/three");
+  });
+
+  it("scans a root pointed elsewhere afresh, trusting none of the old hashes", async () => {
+    const a = await scanned({ "src/f.txt": "A's text", "src/g.txt": "same" });
+    const b = await scanned({ "src/f.txt": "B's text", "src/g.txt": "same", "src/h.txt": "h" });
+    const link = path.join(tempDir(), "proj");
+    fs.symlinkSync(a.dir, link);
+    const viaLink = await scanWorkspace(link);
+    fs.rmSync(link);
+    fs.symlinkSync(b.dir, link);
+    // Same size and old mtimes and ctimes: only the folders' inodes tell.
+    const next = await scanWorkspace(link, {
+      reuse: viaLink,
+      reuseUntouchedBefore: Date.now(),
+      reuseListings: foldersOf(viaLink),
+    });
+    expect(next).toEqual(await scanWorkspace(b.dir));
+  });
+
+  it("reads every folder when the exclusions changed", async () => {
     const dir = tempDir();
-    const key = exclusionKey(dir, { exclude: ["*.log"] });
-    expect(exclusionKey(dir, { exclude: ["*.log"] })).toBe(key);
-    expect(exclusionKey(dir, { exclude: ["*.tmp"] })).not.toBe(key);
-    expect(exclusionKey(dir, { exclude: ["*.log"], includeGit: true })).not.toBe(key);
-    fs.writeFileSync(path.join(dir, ".slothignore"), "build/\n");
-    const withFile = exclusionKey(dir, { exclude: ["*.log"] });
-    expect(withFile).not.toBe(key);
-    fs.writeFileSync(path.join(dir, ".slothignore"), "dist/\n");
-    expect(exclusionKey(dir, { exclude: ["*.log"] })).not.toBe(withFile);
+    fs.mkdirSync(path.join(dir, "logs"));
+    fs.writeFileSync(path.join(dir, "logs", "a.log"), "log");
+    fs.writeFileSync(path.join(dir, "logs", "keep.txt"), "keep");
+    await new Promise((r) => setTimeout(r, 150));
+    const startedAt = Date.now();
+    const first = await scanWorkspace(dir, { exclude: ["*.log"] });
+    await new Promise((r) => setTimeout(r, 150));
+    const options = { reuse: first, reuseUntouchedBefore: startedAt };
+    const same = await scanWorkspace(dir, {
+      ...options,
+      exclude: ["*.log"],
+      reuseListings: foldersOf(first),
+    });
+    expect(same).toEqual(first);
+    // The ignore file, or the options, say otherwise now: a.log must be found.
+    const wider = await scanWorkspace(dir, { ...options, reuseListings: foldersOf(first) });
+    expect(wider.entries.map((e) => e.path)).toContain("logs/a.log");
+    fs.writeFileSync(path.join(dir, ".slothignore"), "*.txt\n");
+    const other = await scanWorkspace(dir, {
+      ...options,
+      exclude: ["*.log"],
+      reuseListings: foldersOf(first),
+    });
+    expect(other.entries.map((e) => e.path)).toEqual([".slothignore", "logs"]);
+  });
+
+  it("the agent's diff: folders swapped by the task, and a manifest out of order", async () => {
+    const src = tempDir();
+    writeTree(src, { "a/one": "1", "a/two": "2", "b/three": "3", "c/d/four": "4" });
+    const manifest = await scanWorkspace(src);
+    const cache = new BlobCache(tempDir());
+    const missing = cache.missing(manifest);
+    await cache.ingest(chunks(await collect(packBlobs(src, manifest, missing))), {
+      expect: missing,
+    });
+    // A runner's manifest need not list parents first, or at all.
+    const odd: Manifest = {
+      ...manifest,
+      entries: [...manifest.entries].reverse().filter((e) => e.path !== "c/d"),
+    };
+    const work = path.join(tempDir(), "work");
+    await cache.materialize(manifest, work);
+    await new Promise((r) => setTimeout(r, 150));
+    const at = Date.now();
+    const folders = readFolders(work, manifest);
+    await new Promise((r) => setTimeout(r, 150));
+    // The task swaps two folders; their own entries stay as they were.
+    fs.renameSync(path.join(work, "a"), path.join(work, "tmp"));
+    fs.renameSync(path.join(work, "b"), path.join(work, "a"));
+    fs.renameSync(path.join(work, "tmp"), path.join(work, "b"));
+    fs.writeFileSync(path.join(work, "c/d/five"), "5");
+    for (const base of [manifest, odd]) {
+      const changes = await diffWorkspace(work, base, {
+        reuseUntouchedBefore: at,
+        reuseListings: base === manifest ? folders : readFolders(work, odd),
+      });
+      const full = await diffWorkspace(work, base);
+      expect(changes.deleted.sort()).toEqual(full.deleted.sort());
+      expect(changes.changed.map((e) => e.path).sort()).toEqual(
+        full.changed.map((e) => e.path).sort(),
+      );
+      expect(changes.changed.map((e) => e.path)).toContain("c/d/five");
+      expect(changes.changed.map((e) => e.path)).toContain("a/three");
+    }
+  });
+
+  it("allows a whole second more for times a file system keeps in seconds", () => {
+    expect(olderThan(10_450, 10_600)).toBe(true);
+    expect(olderThan(10_000, 10_600)).toBe(false);
+    expect(olderThan(10_000, 11_200)).toBe(true);
   });
 });
 

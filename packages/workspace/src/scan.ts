@@ -1,13 +1,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { WorkspaceError } from "./errors.js";
-import { createExcluder, type Excluder } from "./exclude.js";
+import { createExclusions, type Excluder } from "./exclude.js";
 import { hashFile } from "./hash.js";
 import { add, attach, collect, free, type Kept, room } from "./kept.js";
 import { Pacer } from "./pacer.js";
 import { normaliseTarget } from "./paths.js";
 import { type Hashed, type HashJob, ParallelHasher } from "./scan-hasher.js";
-import type { FileEntry, Manifest, ManifestEntry, ScanOptions } from "./types.js";
+import type { FileEntry, Folders, Manifest, ManifestEntry, ScanOptions } from "./types.js";
 
 // A file modified this close to the scan could change again within the same
 // clock tick without its mtime moving; such files get no mtime and are
@@ -38,6 +38,10 @@ interface Walk {
   kept: Kept | undefined;
   /** With `reuseListings`: the entries `reuse` lists in each directory, in order. */
   listings: Map<string, Listed[]> | undefined;
+  /** The folders `reuse` was made from, when their listings may be trusted. */
+  trust: Folders | undefined;
+  /** The folders of this scan, for the next one. */
+  folders: Record<string, string>;
   /** Files to read and hash, queued as the walk finds them. */
   hasher: ParallelHasher;
   /** The entry of each queued file, and what its hash decides. */
@@ -85,15 +89,22 @@ export async function scanTree(
     throw new WorkspaceError("SLOTH_INVALID_ARGUMENT", `cannot scan ${dir}: not a directory`);
   const reuse = new Map<string, FileEntry>();
   for (const e of options.reuse?.entries ?? []) if (e.type === "file") reuse.set(e.path, e);
-  const listings =
-    options.reuseListings && options.reuse && options.reuseUntouchedBefore !== undefined
-      ? listingsOf(options.reuse)
+  const exclusions = all?.all ? undefined : createExclusions(root, options);
+  const given = options.reuseListings;
+  const trust =
+    given &&
+    options.reuse &&
+    options.reuseUntouchedBefore !== undefined &&
+    !all?.all &&
+    (given.exclusions === undefined || given.exclusions === exclusions?.key)
+      ? given
       : undefined;
+  const listings = trust && options.reuse ? listingsOf(options.reuse) : undefined;
   const w: Walk = {
     root,
     prefix: root.endsWith("/") ? root : `${root}/`,
     all,
-    excluded: all?.all ? () => false : createExcluder(root, options),
+    excluded: exclusions?.excluded ?? (() => false),
     options,
     reuse,
     startMs: Date.now(),
@@ -102,6 +113,8 @@ export async function scanTree(
     pacer: new Pacer(),
     kept: options.keepContent ? collect() : undefined,
     listings,
+    trust,
+    folders: {},
     hasher: undefined as unknown as ParallelHasher,
     pending: [],
     failed: false,
@@ -120,28 +133,59 @@ export async function scanTree(
   }
   const manifest: Manifest = { entries: w.entries, totalBytes: w.totalBytes };
   if (w.kept) attach(manifest, w.kept);
+  if (exclusions) madeFrom.set(manifest, { ids: w.folders, exclusions: exclusions.key });
   return manifest;
 }
 
-/** The entries of each directory of `m` ("" the root), in the manifest's (sorted) order. */
+/**
+ * The entries of each directory of `m` ("" the root), sorted as a walk lists
+ * them. A directory holding an entry whose parent `m` does not list as a
+ * directory gets no listing, nor do its ancestors: they are read.
+ */
 function listingsOf(m: Manifest): Map<string, Listed[]> {
   const out = new Map<string, Listed[]>([["", []]]);
+  for (const e of m.entries) if (e.type === "dir") out.set(e.path, []);
+  const broken = new Set<string>();
   for (const e of m.entries) {
     const slash = e.path.lastIndexOf("/");
     const parent = slash === -1 ? "" : e.path.slice(0, slash);
     const list = out.get(parent);
-    // A parent the manifest does not list as a directory: no listing is trusted there.
-    if (list === undefined) continue;
-    list.push({ name: e.path.slice(slash + 1), dir: e.type === "dir" });
-    if (e.type === "dir") out.set(e.path, []);
+    if (list !== undefined) list.push({ name: e.path.slice(slash + 1), dir: e.type === "dir" });
+    else
+      for (let p = parent; ; p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) {
+        broken.add(p);
+        if (p === "") break;
+      }
   }
+  for (const p of broken) out.delete(p);
+  for (const list of out.values()) list.sort(byListedName);
   return out;
 }
 
-/** The entries of a directory: from `reuse` when it is untouched since, else read. */
+const byListedName = (a: Listed, b: Listed) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** The device and inode naming a folder. */
+const idOf = (st: fs.Stats) => `${st.dev}:${st.ino}`;
+
+/**
+ * True when a time is safely older than `before`: by more than RACY_MS, or
+ * by a whole second more when it is a whole second (a file system keeping
+ * seconds only rounds times down by up to one).
+ */
+export function olderThan(ms: number, before: number): boolean {
+  return ms < before - (ms % 1000 === 0 ? 1000 + RACY_MS : RACY_MS);
+}
+
+/** The entries of a directory: from `reuse` when it is the same and untouched since, else read. */
 function list(w: Walk, relDir: string, st: fs.Stats): Listed[] {
   const before = w.options.reuseUntouchedBefore;
-  if (w.listings && before !== undefined && st.ctimeMs < before - RACY_MS) {
+  w.folders[relDir] = idOf(st);
+  if (
+    w.listings &&
+    before !== undefined &&
+    w.trust?.ids[relDir] === idOf(st) &&
+    olderThan(st.ctimeMs, before)
+  ) {
     const known = w.listings.get(relDir);
     if (known !== undefined) return known;
   }
@@ -151,7 +195,39 @@ function list(w: Walk, relDir: string, st: fs.Stats): Listed[] {
     .map((d) => ({ name: d.name, dir: d.isDirectory() }));
 }
 
+const madeFrom = new WeakMap<Manifest, Folders>();
+
+/**
+ * The folders a manifest made by a scan in this process was read from (for
+ * the next scan's `reuseListings`); undefined for other manifests.
+ */
+export function foldersOf(manifest: Manifest): Folders | undefined {
+  return madeFrom.get(manifest);
+}
+
+/**
+ * The folders of `dir`, a tree just built from `manifest` (for a later
+ * diff's `reuseListings`); a folder that is missing or not a directory is
+ * left out, and so never trusted.
+ */
+export function readFolders(dir: string, manifest: Manifest): Folders {
+  const root = path.resolve(dir);
+  const ids: Record<string, string> = {};
+  const rootSt = fs.statSync(root);
+  if (rootSt.isDirectory()) ids[""] = idOf(rootSt);
+  for (const e of manifest.entries) {
+    if (e.type !== "dir") continue;
+    const st = fs.lstatSync(path.join(root, e.path), { throwIfNoEntry: false });
+    if (st?.isDirectory()) ids[e.path] = idOf(st);
+  }
+  return { ids };
+}
+
 async function walk(w: Walk, relDir: string, dirSt: fs.Stats): Promise<void> {
+  // Another folder now at this path (moved here, or the root re-pointed):
+  // the hashes `reuse` has for its files are not trusted.
+  const ids = w.options.reuseListings?.ids;
+  const same = ids === undefined || ids[relDir] === idOf(dirSt);
   for (const d of list(w, relDir, dirSt)) {
     if (w.pacer.due()) await w.pacer.pause();
     const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
@@ -173,7 +249,7 @@ async function walk(w: Walk, relDir: string, dirSt: fs.Stats): Promise<void> {
       w.entries.push({ path: rel, type: "dir", mode: st.mode & 0o777 });
       await walk(w, rel, st);
     } else if (st.isFile()) {
-      w.entries.push(fileEntry(w, rel, abs, st));
+      w.entries.push(fileEntry(w, rel, abs, st, same));
     } else if (st.isSymbolicLink()) {
       const raw = fs.readlinkSync(abs);
       const target = normaliseTarget(rel, raw);
@@ -195,7 +271,13 @@ async function walk(w: Walk, relDir: string, dirSt: fs.Stats): Promise<void> {
   }
 }
 
-function fileEntry(w: Walk, rel: string, abs: string, st: fs.Stats): FileEntry {
+function fileEntry(
+  w: Walk,
+  rel: string,
+  abs: string,
+  st: fs.Stats,
+  sameFolder: boolean,
+): FileEntry {
   w.totalBytes += st.size;
   const max = w.options.maxBytes;
   if (max !== undefined && w.totalBytes > max)
@@ -210,15 +292,16 @@ function fileEntry(w: Walk, rel: string, abs: string, st: fs.Stats): FileEntry {
   const mode = st.mode & 0o777;
   // Rounded, not floored: a time set through utimes in seconds comes back a hair under.
   const mtimeMs = Math.round(st.mtimeMs);
-  const trusted = mtimeMs < w.startMs - RACY_MS;
+  const trusted = olderThan(mtimeMs, w.startMs);
   const prev = w.reuse.get(rel);
   const before = w.options.reuseUntouchedBefore;
   if (
     prev &&
+    sameFolder &&
     trusted &&
     prev.mtimeMs === mtimeMs &&
     prev.size === st.size &&
-    (before === undefined || st.ctimeMs < before - RACY_MS)
+    (before === undefined || olderThan(st.ctimeMs, before))
   )
     return { path: rel, type: "file", mode, size: st.size, hash: prev.hash, mtimeMs };
   // Read and hashed once the walk has queued it (here, or on the helper thread).

@@ -40,6 +40,17 @@ export interface Manifest {
   totalBytes: number;
 }
 
+/**
+ * The folders a manifest was made from, so a later scan can trust their
+ * listings (see `reuseListings`). Plain data: it may be kept as JSON.
+ */
+export interface Folders {
+  /** `device:inode` of each folder, by path ("" for the root). */
+  ids: Record<string, string>;
+  /** The exclusions of the scan that made it; absent for a tree built from the manifest. */
+  exclusions?: string;
+}
+
 /** What {@link scanWorkspace} and {@link diffWorkspace} include. */
 export interface ScanOptions {
   /** Extra exclusions in gitignore syntax (`"node_modules/"`, `"*.log"`, `"/build"`). */
@@ -69,15 +80,15 @@ export interface ScanOptions {
    */
   reuseUntouchedBefore?: number;
   /**
-   * With `reuse` and `reuseUntouchedBefore`: a directory whose ctime is
-   * older than that (no entry added, removed or renamed in it since) is
-   * taken to hold the entries `reuse` lists there, without being read
-   * again; each entry is still checked. Only valid when `reuse` lists such
-   * a directory as it was, bar excluded entries, and the exclusions are the
-   * same as when it was made (see exclusionKey): a workspace built from it,
-   * or an earlier scan with the same exclusions. Default false.
+   * With `reuse` and `reuseUntouchedBefore`: what `reuse` was made from
+   * (foldersOf for a scan, readFolders for a tree built from it). A folder
+   * that is still the same one (device and inode) and whose ctime is older
+   * than `reuseUntouchedBefore` (no entry added, removed or renamed in it
+   * since) is not listed again: its entries are those `reuse` lists there,
+   * each still checked. Not used when the exclusions differ from those
+   * `reuse` was made with.
    */
-  reuseListings?: boolean;
+  reuseListings?: Folders;
   /**
    * Keep the bytes of the small files (up to 1 MiB) the scan reads, within a
    * budget of 256 MiB for the process, so that packBlobs (or packChanges,
