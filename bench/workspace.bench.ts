@@ -155,7 +155,7 @@ async function agent(): Promise<void> {
                 expect: b.missing,
               });
         const done = await b.build.finish();
-        const at = Date.now();
+        const at = done.checkedAt ?? Date.now();
         builtAt.set(b.build.dir, {
           at,
           folders: readFolders(b.build.dir, manifests.get(b.build.dir)!),

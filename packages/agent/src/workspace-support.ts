@@ -335,15 +335,18 @@ export async function createWorkspaceSupport(options: WorkspaceSupportOptions): 
           await settleAll();
           build = start(manifest, files);
         }
+        let done: { checkedAt?: number };
         try {
-          await build.finish();
+          done = await build.finish();
         } catch (e) {
           remove(build.dir);
           throw e;
         }
-        // Checked by the build: the changes after the task are diffed against it.
-        // Its folders as built: those the task leaves alone are not listed again after it.
-        const at = Date.now();
+        // Checked by the build: the changes after the task are diffed against
+        // it, trusting ctimes from before the end of the build (for a recycled
+        // folder, from before its check: what changed in it since is read
+        // again), and the listings of the folders the task leaves as they are now.
+        const at = done.checkedAt ?? Date.now();
         lent.set(build.dir, { manifest, at, folders: ws.readFolders(build.dir, manifest) });
         return {
           dir: build.dir,

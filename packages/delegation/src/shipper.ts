@@ -62,7 +62,7 @@ function realpathOr(dir: string): string {
 function isFolders(v: unknown): v is Folders {
   if (typeof v !== "object" || v === null) return false;
   const { ids, exclusions } = v as { ids?: unknown; exclusions?: unknown };
-  if (exclusions !== undefined && typeof exclusions !== "string") return false;
+  if (typeof exclusions !== "string") return false;
   if (typeof ids !== "object" || ids === null || Array.isArray(ids)) return false;
   return Object.values(ids).every((x) => typeof x === "string");
 }
@@ -75,7 +75,9 @@ function loadScan(folder: string, dir: string): Scan | undefined {
     const text = fs.readFileSync(file, "utf8");
     const saved = JSON.parse(text) as Partial<Scan & { v: number; dir: string }>;
     if (
-      saved.v !== 1 ||
+      // Version 2 records the folders: without them no hash is reused safely.
+      saved.v !== 2 ||
+      !isFolders(saved.folders) ||
       saved.dir !== dir ||
       typeof saved.startedAt !== "number" ||
       !Array.isArray(saved.manifest?.entries)
@@ -89,7 +91,7 @@ function loadScan(folder: string, dir: string): Scan | undefined {
     return {
       manifest: saved.manifest,
       startedAt: saved.startedAt,
-      folders: isFolders(saved.folders) ? saved.folders : undefined,
+      folders: saved.folders,
       sha,
       json: json !== undefined && sha256(json) === sha ? json : undefined,
     };
@@ -113,7 +115,7 @@ function saveScan(
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     fs.writeFileSync(
       tmp,
-      `{"v":1,"dir":${JSON.stringify(dir)},"startedAt":${startedAt},"folders":${JSON.stringify(folders ?? null)},"sha":"${sha}","manifest":${manifestJson}}`,
+      `{"v":2,"dir":${JSON.stringify(dir)},"startedAt":${startedAt},"folders":${JSON.stringify(folders ?? null)},"sha":"${sha}","manifest":${manifestJson}}`,
       { mode: 0o600 },
     );
     fs.renameSync(tmp, file);
@@ -189,7 +191,8 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
       last.set(root, { manifest, startedAt, sha, json: manifestJson, folders });
       // Unchanged: the kept scan still describes it (with an older, safe start time).
       if (options.scanCache) {
-        if (same) touchScan(options.scanCache, root);
+        if (same && JSON.stringify(folders) === JSON.stringify(before?.folders))
+          touchScan(options.scanCache, root);
         else saveScan(options.scanCache, root, startedAt, manifestJson, sha, folders);
       }
       manifests.set(manifestJson, manifest);
@@ -198,7 +201,7 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
         const missing = known ?? (await channel.prepare(manifestJson, signal));
         if (missing.length > 0) {
           await channel.upload(
-            rechunk(packBlobs(dir, manifest, missing, { gzip: options.gzip })),
+            rechunk(packBlobs(root, manifest, missing, { gzip: options.gzip })),
             options.gzip ?? false,
             signal,
           );

@@ -2,6 +2,7 @@ import path from "node:path";
 import { unsafe, WorkspaceError } from "./errors.js";
 import { checkManifest, isHash } from "./manifest.js";
 import {
+  type BuildResult,
   type BuiltRecord,
   checkKnown,
   type KnownCheck,
@@ -12,7 +13,7 @@ import { PackStore } from "./pack-store.js";
 import { type ReadOptions, readTar } from "./tar-read.js";
 import type { Manifest, ManifestEntry } from "./types.js";
 
-export type { MaterializeOptions } from "./materialize.js";
+export type { BuildResult, MaterializeOptions } from "./materialize.js";
 
 // Builds remembered for recycling; an agent keeps a few workspaces.
 const MAX_RECORDS = 16;
@@ -43,7 +44,7 @@ export interface WorkspaceBuild {
    * blobs arrived in another process meanwhile, then links and modes;
    * SLOTH_BLOB_MISSING when a blob never came.
    */
-  finish(): Promise<{ written: number; kept: number }>;
+  finish(): Promise<BuildResult>;
   /** Stops the build; the directory is left partial: remove it. */
   abort(): Promise<void>;
 }

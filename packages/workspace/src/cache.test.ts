@@ -71,14 +71,14 @@ describe("BlobCache", () => {
     const root = tempDir();
     await cache.materialize(m, path.join(root, "a"));
     const r = await cache.materialize(m, path.join(root, "b"), { recycle: path.join(root, "a") });
-    expect(r).toEqual({ written: 0, kept: 40 });
+    expect(r).toEqual({ written: 0, kept: 40, checkedAt: expect.any(Number) });
     expect(describeTree(path.join(root, "b"))).toEqual(describeTree(src));
     // Repairing in place: the directory given as both.
     fs.writeFileSync(path.join(root, "b/d1/f1"), "edited");
     const again = await cache.materialize(m, path.join(root, "b"), {
       recycle: path.join(root, "b"),
     });
-    expect(again).toEqual({ written: 1, kept: 39 });
+    expect(again).toEqual({ written: 1, kept: 39, checkedAt: expect.any(Number) });
     expect(describeTree(path.join(root, "b"))).toEqual(describeTree(src));
   });
 
@@ -95,7 +95,11 @@ describe("BlobCache", () => {
     const at = (n: number) => path.join(root, `w${n}`);
     await cache.materialize(m, at(1));
     await new Promise((r) => setTimeout(r, 60));
-    expect(await cache.materialize(m, at(2), { recycle: at(1) })).toEqual({ written: 0, kept: 30 });
+    expect(await cache.materialize(m, at(2), { recycle: at(1) })).toEqual({
+      written: 0,
+      kept: 30,
+      checkedAt: expect.any(Number),
+    });
     await new Promise((r) => setTimeout(r, 60));
     // A task rewrites a file keeping its size and mtime (tar -x, cp -p would).
     const victim = path.join(at(2), "d1/e0/f4");
@@ -131,7 +135,7 @@ describe("BlobCache", () => {
     // Inspecting a directory the cache never built does nothing.
     cache.inspect(path.join(root, "unknown"));
     const r = await cache.materialize(m, at(2), { recycle: at(1) });
-    expect(r).toEqual({ written: 2, kept: 28 });
+    expect(r).toEqual({ written: 2, kept: 28, checkedAt: expect.any(Number) });
     expect(describeTree(at(2))).toEqual(describeTree(src));
   });
 
@@ -152,11 +156,13 @@ describe("BlobCache", () => {
     // and the manifest comes while it is still walking w1.
     const now = new Date();
     for (const f of Object.keys(files)) fs.utimesSync(path.join(at(1), f), now, now);
+    const inspected = Date.now();
     cache.inspect(at(1));
-    expect(await cache.materialize(m, at(2), { recycle: at(1) })).toEqual({
-      written: 0,
-      kept: 2000,
-    });
+    const r = await cache.materialize(m, at(2), { recycle: at(1) });
+    expect(r).toEqual({ written: 0, kept: 2000, checkedAt: expect.any(Number) });
+    // When inspect began the check, not when the build ended.
+    expect(r.checkedAt).toBeGreaterThanOrEqual(inspected);
+    expect(r.checkedAt).toBeLessThan(inspected + 50);
     expect(describeTree(at(2))).toEqual(describeTree(src));
   });
 

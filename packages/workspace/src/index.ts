@@ -2,6 +2,7 @@ export { type ApplyOptions, applyChanges } from "./apply.js";
 export {
   BlobCache,
   type BlobCacheOptions,
+  type BuildResult,
   type IngestOptions,
   type MaterializeOptions,
   type WorkspaceBuild,

@@ -25,6 +25,19 @@ export interface MaterializeOptions {
   recycle?: string;
 }
 
+/** What a build did: files written, files kept from a recycled directory. */
+export interface BuildResult {
+  written: number;
+  kept: number;
+  /**
+   * Recycled: Date.now() when the check of what the directory held began.
+   * A change made to it after that, and before the build was finished, is
+   * not known to the build: a diff after the task should trust ctimes from
+   * before this time only, not from the end of the build.
+   */
+  checkedAt?: number;
+}
+
 /**
  * What a build left in its directory and when it was done: the next
  * recycling of that directory lstats each entry instead of listing every
@@ -66,6 +79,8 @@ export class TreeBuilder {
   private readonly packsRead = new Set<string>();
   /** Set once the build failed or was aborted: nothing more is written. */
   private stopped = false;
+  /** Recycled: Date.now() when the check of what the directory held began. */
+  private checkedAt: number | undefined;
 
   constructor(
     private readonly packs: PackStore,
@@ -128,6 +143,9 @@ export class TreeBuilder {
       this.record,
       this.pacer,
       this.early,
+      (at) => {
+        this.checkedAt = at;
+      },
     );
     for (const e of this.entries) {
       if (this.pacer.due()) {
@@ -212,7 +230,7 @@ export class TreeBuilder {
   }
 
   /** Creates the symlinks and sets directory modes; fails if a blob never came. */
-  async finish(): Promise<{ written: number; kept: number }> {
+  async finish(): Promise<BuildResult> {
     try {
       return await this.complete();
     } catch (e) {
@@ -221,7 +239,7 @@ export class TreeBuilder {
     }
   }
 
-  private async complete(): Promise<{ written: number; kept: number }> {
+  private async complete(): Promise<BuildResult> {
     if (this.failure !== undefined) throw this.failure;
     // Blobs another process stored meanwhile were skipped in the stream.
     if (this.pending.size > 0) this.packs.refresh();
@@ -239,7 +257,11 @@ export class TreeBuilder {
     }
     // Deepest first, so a read-only directory does not block its children.
     for (const d of this.dirs.reverse()) fs.chmodSync(d.abs, d.mode);
-    return { written: this.written, kept: this.kept };
+    return {
+      written: this.written,
+      kept: this.kept,
+      ...(this.checkedAt !== undefined ? { checkedAt: this.checkedAt } : {}),
+    };
   }
 
   /** Closes the pack files read, and marks those used as just used (pruning goes by last use). */
@@ -265,6 +287,7 @@ async function prepare(
   record: BuiltRecord | undefined,
   pacer: Pacer,
   early?: Promise<KnownCheck | undefined>,
+  checked: (at: number) => void = () => {},
 ): Promise<Map<string, ManifestEntry>> {
   // Only a real directory is recycled: a symlink put in its place is not followed.
   if (options.recycle !== undefined && lstatOrUndefined(options.recycle)?.isDirectory()) {
@@ -277,7 +300,9 @@ async function prepare(
       }
       fs.renameSync(options.recycle, root);
     }
-    return record ? repairKnown(root, entries, record, pacer, early) : repair(root, entries);
+    if (record) return repairKnown(root, entries, record, pacer, early, checked);
+    checked(Date.now());
+    return repair(root, entries);
   }
   fs.mkdirSync(root, { recursive: true });
   if (fs.readdirSync(root).length > 0) throw notEmpty(root);
@@ -391,8 +416,10 @@ async function repairKnown(
   record: BuiltRecord,
   pacer: Pacer,
   early?: Promise<KnownCheck | undefined>,
+  checked: (at: number) => void = () => {},
 ): Promise<Map<string, ManifestEntry>> {
   const check = (await early?.catch(() => undefined)) ?? (await checkKnown(root, record, pacer));
+  checked(check.at);
   // Rebuilt to the manifest it was built from: each entry of the record is the one wanted.
   const same = entries === record.entries;
   const { want, parents } = same ? { want: undefined, parents: undefined } : wanted(entries);

@@ -9,7 +9,9 @@ import {
   type DirEntry,
   diffWorkspace,
   type FileEntry,
+  type Folders,
   foldersOf,
+  isWorkspaceError,
   type Manifest,
   packBlobs,
   readFolders,
@@ -261,10 +263,58 @@ describe("scanWorkspace with reuseListings", () => {
     }
   });
 
-  it("allows a whole second more for times a file system keeps in seconds", () => {
+  it("lists a folder whose ctime moved, whatever the clocks say", async () => {
+    const { dir, first } = await scanned({ "src/a.ts": "a", "src/b.ts": "b" });
+    fs.writeFileSync(path.join(dir, "src/new.ts"), "new");
+    // A clock that ran behind (or a time far ahead given): the ctime recorded still tells.
+    const next = await scanWorkspace(dir, {
+      reuse: first,
+      reuseUntouchedBefore: Date.now() + 60_000,
+      reuseListings: foldersOf(first),
+    });
+    expect(next.entries.map((e) => e.path)).toContain("src/new.ts");
+  });
+
+  it("takes records it cannot use in its stride", async () => {
+    const { dir, first, startedAt } = await scanned({ "a/f": "f" });
+    const options = { reuse: first, reuseUntouchedBefore: startedAt };
+    const full = await scanWorkspace(dir);
+    for (const bad of [{}, { ids: null }, true, { ids: { a: 7 } }])
+      expect(
+        await scanWorkspace(dir, { ...options, reuseListings: bad as unknown as Folders }),
+      ).toEqual(full);
+    // A folder the manifest names but the tree does not have (or not as a folder).
+    const odd: Manifest = {
+      ...first,
+      entries: [...first.entries, { path: "a/f/g", type: "dir", mode: 0o755 }],
+    };
+    expect(readFolders(dir, odd).ids).not.toHaveProperty("a/f/g");
+  });
+
+  it("does not reuse a listing of a scan that left outside symlinks out for one that refuses them", async () => {
+    const { dir } = await scanned({ "d/f": "f" });
+    await new Promise((r) => setTimeout(r, 150));
+    fs.symlinkSync("/etc/passwd", path.join(dir, "d/bad"));
+    await new Promise((r) => setTimeout(r, 150));
+    const startedAt = Date.now();
+    const skipping = await scanWorkspace(dir, { outsideSymlinks: "skip" });
+    await new Promise((r) => setTimeout(r, 150));
+    const e = await scanWorkspace(dir, {
+      reuse: skipping,
+      reuseUntouchedBefore: startedAt,
+      reuseListings: foldersOf(skipping),
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isWorkspaceError(e, "SLOTH_ARCHIVE_UNSAFE")).toBe(true);
+  });
+
+  it("allows two seconds more for times a file system keeps in (even) seconds", () => {
     expect(olderThan(10_450, 10_600)).toBe(true);
     expect(olderThan(10_000, 10_600)).toBe(false);
-    expect(olderThan(10_000, 11_200)).toBe(true);
+    expect(olderThan(10_000, 11_200)).toBe(false);
+    expect(olderThan(10_000, 12_200)).toBe(true);
   });
 });
 

@@ -93,8 +93,13 @@ export async function scanTree(
   const given = options.reuseListings;
   const trust =
     given &&
+    typeof given.ids === "object" &&
+    given.ids !== null &&
     options.reuse &&
     options.reuseUntouchedBefore !== undefined &&
+    // Repairing a directory must see every entry. (A trusted folder of a
+    // built tree holds no entry a diff would report as left out: the build
+    // made none.)
     !all?.all &&
     (given.exclusions === undefined || given.exclusions === exclusions?.key)
       ? given
@@ -164,8 +169,12 @@ function listingsOf(m: Manifest): Map<string, Listed[]> {
 
 const byListedName = (a: Listed, b: Listed) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
-/** The device and inode naming a folder. */
-const idOf = (st: fs.Stats) => `${st.dev}:${st.ino}`;
+/** A folder's device and inode, and its ctime: `dev:ino:ctimeMs`. */
+const idOf = (st: fs.Stats) => `${st.dev}:${st.ino}:${st.ctimeMs}`;
+
+/** True when `recorded` (an idOf) names the same folder as `st`, whatever its ctime. */
+const sameFolder = (recorded: unknown, st: fs.Stats) =>
+  typeof recorded === "string" && recorded.startsWith(`${st.dev}:${st.ino}:`);
 
 /**
  * True when a time is safely older than `before`: by more than RACY_MS, or
@@ -173,7 +182,8 @@ const idOf = (st: fs.Stats) => `${st.dev}:${st.ino}`;
  * seconds only rounds times down by up to one).
  */
 export function olderThan(ms: number, before: number): boolean {
-  return ms < before - (ms % 1000 === 0 ? 1000 + RACY_MS : RACY_MS);
+  // Two seconds: FAT keeps even seconds only.
+  return ms < before - (ms % 1000 === 0 ? 2000 + RACY_MS : RACY_MS);
 }
 
 /** The entries of a directory: from `reuse` when it is the same and untouched since, else read. */
@@ -183,7 +193,9 @@ function list(w: Walk, relDir: string, st: fs.Stats): Listed[] {
   if (
     w.listings &&
     before !== undefined &&
-    w.trust?.ids[relDir] === idOf(st) &&
+    // The same folder with the same ctime as recorded (whatever the clocks
+    // say), and that ctime older than the scan that listed it.
+    w.trust?.ids?.[relDir] === idOf(st) &&
     olderThan(st.ctimeMs, before)
   ) {
     const known = w.listings.get(relDir);
@@ -207,17 +219,24 @@ export function foldersOf(manifest: Manifest): Folders | undefined {
 
 /**
  * The folders of `dir`, a tree just built from `manifest` (for a later
- * diff's `reuseListings`); a folder that is missing or not a directory is
- * left out, and so never trusted.
+ * diff's `reuseListings`); a folder that is missing, not a directory or
+ * unreadable is left out, and so never trusted.
  */
 export function readFolders(dir: string, manifest: Manifest): Folders {
   const root = path.resolve(dir);
   const ids: Record<string, string> = {};
-  const rootSt = fs.statSync(root);
-  if (rootSt.isDirectory()) ids[""] = idOf(rootSt);
+  const stat = (p: string, follow: boolean) => {
+    try {
+      return follow ? fs.statSync(p) : fs.lstatSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  const rootSt = stat(root, true);
+  if (rootSt?.isDirectory()) ids[""] = idOf(rootSt);
   for (const e of manifest.entries) {
     if (e.type !== "dir") continue;
-    const st = fs.lstatSync(path.join(root, e.path), { throwIfNoEntry: false });
+    const st = stat(path.join(root, e.path), false);
     if (st?.isDirectory()) ids[e.path] = idOf(st);
   }
   return { ids };
@@ -226,8 +245,10 @@ export function readFolders(dir: string, manifest: Manifest): Folders {
 async function walk(w: Walk, relDir: string, dirSt: fs.Stats): Promise<void> {
   // Another folder now at this path (moved here, or the root re-pointed):
   // the hashes `reuse` has for its files are not trusted.
-  const ids = w.options.reuseListings?.ids;
-  const same = ids === undefined || ids[relDir] === idOf(dirSt);
+  const given = w.options.reuseListings;
+  const ids = typeof given?.ids === "object" && given.ids !== null ? given.ids : undefined;
+  // A record it cannot read: no hash is trusted on its word.
+  const same = given === undefined || sameFolder(ids?.[relDir], dirSt);
   for (const d of list(w, relDir, dirSt)) {
     if (w.pacer.due()) await w.pacer.pause();
     const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
