@@ -41,8 +41,15 @@ async function workspace(): Promise<string> {
 }
 
 /** The workspace files a scan opened (each opening reads and hashes one). */
-async function opened(dir: string, scan: () => Promise<unknown>): Promise<string[]> {
-  const spy = vi.spyOn(fs, "openSync");
+const opened = (dir: string, scan: () => Promise<unknown>) => touched("openSync", dir, scan);
+
+/** The workspace paths `fn` was called with while `scan` ran, relative to `dir`. */
+async function touched(
+  fn: "openSync" | "readdirSync",
+  dir: string,
+  scan: () => Promise<unknown>,
+): Promise<string[]> {
+  const spy = vi.spyOn(fs, fn);
   try {
     await scan();
     return spy.mock.calls
@@ -104,19 +111,7 @@ describe("scanWorkspace with reuse", () => {
 
 describe("scanWorkspace with reuseListings", () => {
   /** The workspace folders a scan listed. */
-  async function listed(dir: string, scan: () => Promise<unknown>): Promise<string[]> {
-    const spy = vi.spyOn(fs, "readdirSync");
-    try {
-      await scan();
-      return spy.mock.calls
-        .map((c) => String(c[0]))
-        .filter((p) => p.startsWith(dir))
-        .map((p) => path.relative(dir, p))
-        .sort();
-    } finally {
-      spy.mockRestore();
-    }
-  }
+  const listed = (dir: string, scan: () => Promise<unknown>) => touched("readdirSync", dir, scan);
 
   /** A tree whose folders' ctimes are old enough to be trusted, its scan, and that scan's start. */
   async function scanned(spec: Record<string, string>) {
