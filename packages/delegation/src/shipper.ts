@@ -61,8 +61,13 @@ function realpathOr(dir: string): string {
 /** True for a {@link Folders} record read back from JSON. */
 function isFolders(v: unknown): v is Folders {
   if (typeof v !== "object" || v === null) return false;
-  const { ids, exclusions } = v as { ids?: unknown; exclusions?: unknown };
+  const { ids, exclusions, skippedOutside } = v as {
+    ids?: unknown;
+    exclusions?: unknown;
+    skippedOutside?: unknown;
+  };
   if (typeof exclusions !== "string") return false;
+  if (skippedOutside !== undefined && typeof skippedOutside !== "boolean") return false;
   if (typeof ids !== "object" || ids === null || Array.isArray(ids)) return false;
   return Object.values(ids).every((x) => typeof x === "string");
 }

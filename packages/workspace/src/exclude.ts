@@ -25,13 +25,11 @@ export function createExclusions(
 ): { excluded: Excluder; key: string } {
   const file = path.join(root, options.ignoreFile ?? ".slothignore");
   const rules = readRules(file);
-  // What else decides which entries a scan lists: outside symlinks refused or left out.
   const key = JSON.stringify([
     options.includeGit === true,
     options.ignoreFile ?? ".slothignore",
     options.exclude ?? [],
     rules ?? null,
-    options.outsideSymlinks ?? "error",
   ]);
   return { excluded: excluderOf(rules, options), key };
 }

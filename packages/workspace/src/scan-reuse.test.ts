@@ -305,6 +305,41 @@ describe("scanWorkspace with reuseListings", () => {
     expect(isWorkspaceError(e, "SLOTH_ARCHIVE_UNSAFE")).toBe(true);
   });
 
+  it("keeps the hashes of the files a save-by-rename or a new file leave alone in their folder", async () => {
+    const { dir, first, startedAt } = await scanned({ "src/a.ts": "aaaa", "src/b.ts": "bbbb" });
+    // Hashes only a reuse could give: a file read again would get its real one.
+    const fake: Manifest = {
+      ...first,
+      entries: first.entries.map((e) => (e.type === "file" ? { ...e, hash: "f".repeat(64) } : e)),
+    };
+    // An editor saving a.ts (same size) through a temporary file, and a new file.
+    fs.writeFileSync(path.join(dir, "src/.a.ts.swp"), "AAAA");
+    fs.renameSync(path.join(dir, "src/.a.ts.swp"), path.join(dir, "src/a.ts"));
+    fs.writeFileSync(path.join(dir, "src/c.ts"), "c");
+    const next = await scanWorkspace(dir, {
+      reuse: fake,
+      reuseUntouchedBefore: startedAt,
+      reuseListings: foldersOf(first),
+    });
+    expect(hashOf(next, "src/b.ts")).toBe("f".repeat(64));
+    expect(hashOf(next, "src/a.ts")).toBe(createHash("sha256").update("AAAA").digest("hex"));
+    expect(hashOf(next, "src/c.ts")).toBe(createHash("sha256").update("c").digest("hex"));
+  });
+
+  it("a diff reuses the listings of the scan it compares with", async () => {
+    const { dir, first, startedAt } = await scanned({ "a/x": "x", "b/y": "y", "c/z": "z" });
+    fs.writeFileSync(path.join(dir, "b/new"), "new");
+    let changes: Awaited<ReturnType<typeof diffWorkspace>> | undefined;
+    const dirs = await listed(dir, async () => {
+      changes = await diffWorkspace(dir, first, {
+        reuseUntouchedBefore: startedAt,
+        reuseListings: foldersOf(first),
+      });
+    });
+    expect(dirs).toEqual(["b"]);
+    expect(changes?.changed.map((e) => e.path)).toEqual(["b/new"]);
+  });
+
   it("allows two seconds more for times a file system keeps in (even) seconds", () => {
     expect(olderThan(10_450, 10_600)).toBe(true);
     expect(olderThan(10_000, 10_600)).toBe(false);

@@ -101,7 +101,9 @@ export async function scanTree(
     // built tree holds no entry a diff would report as left out: the build
     // made none.)
     !all?.all &&
-    (given.exclusions === undefined || given.exclusions === exclusions?.key)
+    (given.exclusions === undefined || given.exclusions === exclusions?.key) &&
+    // A listing that left outside symlinks out would hide them from a scan refusing them.
+    !(given.skippedOutside === true && options.outsideSymlinks !== "skip")
       ? given
       : undefined;
   const listings = trust && options.reuse ? listingsOf(options.reuse) : undefined;
@@ -138,7 +140,12 @@ export async function scanTree(
   }
   const manifest: Manifest = { entries: w.entries, totalBytes: w.totalBytes };
   if (w.kept) attach(manifest, w.kept);
-  if (exclusions) madeFrom.set(manifest, { ids: w.folders, exclusions: exclusions.key });
+  if (exclusions)
+    madeFrom.set(manifest, {
+      ids: w.folders,
+      exclusions: exclusions.key,
+      ...(options.outsideSymlinks === "skip" ? { skippedOutside: true } : {}),
+    });
   return manifest;
 }
 

@@ -45,10 +45,12 @@ export interface Manifest {
  * listings (see `reuseListings`). Plain data: it may be kept as JSON.
  */
 export interface Folders {
-  /** `device:inode` of each folder, by path ("" for the root). */
+  /** `device:inode:ctimeMs` of each folder, by path ("" for the root). */
   ids: Record<string, string>;
   /** The exclusions of the scan that made it; absent for a tree built from the manifest. */
   exclusions?: string;
+  /** The scan that made it left symlinks pointing outside out (`outsideSymlinks: "skip"`). */
+  skippedOutside?: boolean;
 }
 
 /** What {@link scanWorkspace} and {@link diffWorkspace} include. */
@@ -82,11 +84,14 @@ export interface ScanOptions {
   /**
    * With `reuse` and `reuseUntouchedBefore`: what `reuse` was made from
    * (foldersOf for a scan, readFolders for a tree built from it). A folder
-   * that is still the same one (device and inode) and whose ctime is older
-   * than `reuseUntouchedBefore` (no entry added, removed or renamed in it
-   * since) is not listed again: its entries are those `reuse` lists there,
-   * each still checked. Not used when the exclusions differ from those
-   * `reuse` was made with.
+   * that is still the same one (device and inode) with the ctime recorded
+   * then, older than `reuseUntouchedBefore` (no entry added, removed or
+   * renamed in it since), is not listed again: its entries are those `reuse`
+   * lists there, each still checked. Files in a folder that is not the same
+   * one are read again. Listings are not reused when the exclusions differ
+   * from those `reuse` was made with, nor for a scan refusing outside
+   * symlinks when `reuse` was made leaving them out. A record in another
+   * form is ignored (the scan then reads everything).
    */
   reuseListings?: Folders;
   /**
