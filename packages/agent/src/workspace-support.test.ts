@@ -319,6 +319,30 @@ describe("agent workspaces", () => {
     lent.release();
   });
 
+  it("brings back folders the task swapped and files it added to an untouched-looking folder", async () => {
+    const { ws, ship } = await setup();
+    const src = tempDir();
+    write(src, { "a/s/one": "1", "a/s/two": "2", "b/s/three": "3", "c/d/four": "4" });
+    const json = await ship(src);
+    // A second task of the same workspace gets the first one's folder back
+    // (renamed), whose folders are old enough for the diff to trust their listings.
+    const first = await ws.task.workspace?.(json);
+    if (!first) throw new Error("no workspace");
+    await new Promise((r) => setTimeout(r, 150));
+    first.release();
+    const lent = await ws.task.workspace?.(json);
+    if (!lent || !ws.task.changes) throw new Error("no workspace");
+    // The folders under the swapped ones keep their ctimes: only their identity tells.
+    fs.renameSync(path.join(lent.dir, "a"), path.join(lent.dir, "tmp"));
+    fs.renameSync(path.join(lent.dir, "b"), path.join(lent.dir, "a"));
+    fs.renameSync(path.join(lent.dir, "tmp"), path.join(lent.dir, "b"));
+    fs.writeFileSync(path.join(lent.dir, "c/d/five"), "5");
+    const { chunks, deleted } = await ws.task.changes(lent.dir, json);
+    await applyChanges(src, chunks, deleted, { base: JSON.parse(json) });
+    expect(tree(src)).toEqual(tree(lent.dir));
+    lent.release();
+  });
+
   it("packs the task's changes against the manifest it was lent", async () => {
     const { ws, ship } = await setup();
     const src = tempDir();
