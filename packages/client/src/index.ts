@@ -102,6 +102,7 @@ export {
   migrateWithRetry,
   type OpenSqliteOptions,
   openSqlite,
+  openSqliteWith,
   sqliteOpenError,
   writeTransaction,
 } from "./sqlite.js";

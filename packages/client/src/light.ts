@@ -16,6 +16,7 @@ export {
   migrateWithRetry,
   type OpenSqliteOptions,
   openSqlite,
+  openSqliteWith,
   sqliteOpenError,
   writeTransaction,
 } from "./sqlite.js";

@@ -118,3 +118,26 @@ export function migrateWithRetry(run: () => void, attempts = 5): void {
     }
   }
 }
+
+/**
+ * Opens a SQLite file and prepares it with `prepare` (wrapping it for an ORM
+ * and migrating its schema, say). If either fails, the file is closed and
+ * the failure described as {@link sqliteOpenError} does, with `what` the
+ * file holds and how to `recover`.
+ */
+export function openSqliteWith<T>(
+  file: string,
+  options: OpenSqliteOptions,
+  prepare: (sqlite: Database.Database) => T,
+  what: string,
+  recover?: string,
+): { sqlite: Database.Database; value: T } {
+  let sqlite: Database.Database | undefined;
+  try {
+    sqlite = openSqlite(file, options);
+    return { sqlite, value: prepare(sqlite) };
+  } catch (e) {
+    sqlite?.close();
+    throw sqliteOpenError(file, e, what, recover);
+  }
+}

@@ -2,15 +2,13 @@ import { fileURLToPath } from "node:url";
 import {
   type Durability,
   migrateWithRetry,
-  openSqlite,
+  openSqliteWith,
   processGone as runnerGone,
-  sqliteOpenError,
   writeTransaction,
 } from "@sloth/client/light";
 import type { TaskOutput, Value } from "@sloth/workflow";
-import type Database from "better-sqlite3";
 import { and, asc, desc, eq, inArray, lt, ne, sql } from "drizzle-orm";
-import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
+import { drizzle } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { HistoryError } from "./errors.js";
 import { type RunRecorder, startRecorder } from "./recorder.js";
@@ -76,21 +74,17 @@ const MIGRATIONS = fileURLToPath(new URL("../drizzle", import.meta.url));
 
 /** Opens history.db, migrating it to the current schema. */
 export function openHistory(options: HistoryOptions): HistoryStore {
-  let sqlite: Database.Database | undefined;
-  let db: BetterSQLite3Database;
-  try {
-    sqlite = openSqlite(options.path, { durability: options.durability ?? "normal" });
-    db = drizzle(sqlite);
-    migrateWithRetry(() => migrate(db, { migrationsFolder: MIGRATIONS }));
-  } catch (e) {
-    sqlite?.close();
-    throw sqliteOpenError(
-      options.path,
-      e,
-      "the run history",
-      "move it aside (a new history starts; the old runs stay in the moved file), or run with --no-history",
-    );
-  }
+  const { sqlite, value: db } = openSqliteWith(
+    options.path,
+    { durability: options.durability ?? "normal" },
+    (opened) => {
+      const orm = drizzle(opened);
+      migrateWithRetry(() => migrate(orm, { migrationsFolder: MIGRATIONS }));
+      return orm;
+    },
+    "the run history",
+    "move it aside (a new history starts; the old runs stay in the moved file), or run with --no-history",
+  );
   const limits = {
     logLimit: options.logLimit ?? DEFAULT_LOG_LIMIT,
     flushIntervalMs: options.flushIntervalMs ?? 20,

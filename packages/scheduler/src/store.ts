@@ -5,10 +5,9 @@ import { fileURLToPath } from "node:url";
 import {
   type Durability,
   migrateWithRetry,
-  openSqlite,
+  openSqliteWith,
   processGone,
   processIdentity,
-  sqliteOpenError,
   writeTransaction,
 } from "@sloth/client/light";
 import type Database from "better-sqlite3";
@@ -265,24 +264,20 @@ function checkDescription(d: string | undefined): string {
 
 /** Opens (creating and migrating) a schedules database. */
 export function openScheduleStore(options: ScheduleStoreOptions): ScheduleStore {
-  let sqlite: Database.Database | undefined;
-  let db: BetterSQLite3Database;
-  try {
-    sqlite = openSqlite(options.path, {
+  const { sqlite, value: db } = openSqliteWith(
+    options.path,
+    {
       durability: options.durability ?? "full",
       busyTimeoutMs: 30_000,
-    });
-    db = drizzle(sqlite);
-    migrateWithRetry(() => migrate(db, { migrationsFolder: MIGRATIONS }));
-  } catch (e) {
-    sqlite?.close();
-    throw sqliteOpenError(
-      options.path,
-      e,
-      "the schedules database",
-      "move it aside (a new, empty one is created; the moved file keeps the old schedules)",
-    );
-  }
+    },
+    (opened) => {
+      const orm = drizzle(opened);
+      migrateWithRetry(() => migrate(orm, { migrationsFolder: MIGRATIONS }));
+      return orm;
+    },
+    "the schedules database",
+    "move it aside (a new, empty one is created; the moved file keeps the old schedules)",
+  );
   return new SqliteScheduleStore(sqlite, db);
 }
 

@@ -3,12 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  migrateWithRetry,
-  openSqlite,
-  sqliteOpenError,
-  writeTransaction,
-} from "@sloth/client/light";
+import { migrateWithRetry, openSqliteWith, writeTransaction } from "@sloth/client/light";
 import type Database from "better-sqlite3";
 import { and, desc, eq, lt, sql } from "drizzle-orm";
 import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
@@ -109,21 +104,17 @@ const aad = (env: string, name: string, version: number) => `v1\0${env}\0${name}
 
 /** Opens (creating and migrating) a secrets database. */
 export function openSecretsStore(options: SecretsStoreOptions): SecretsStore {
-  let sqlite: Database.Database | undefined;
-  let db: BetterSQLite3Database;
-  try {
-    sqlite = openSqlite(options.path, { durability: "full", busyTimeoutMs: 30_000 });
-    db = drizzle(sqlite);
-    migrateWithRetry(() => migrate(db, { migrationsFolder: MIGRATIONS }));
-  } catch (e) {
-    sqlite?.close();
-    throw sqliteOpenError(
-      options.path,
-      e,
-      "the secrets database",
-      "move it aside (a new, empty one is created; the moved file keeps the old secrets, sealed)",
-    );
-  }
+  const { sqlite, value: db } = openSqliteWith(
+    options.path,
+    { durability: "full", busyTimeoutMs: 30_000 },
+    (opened) => {
+      const orm = drizzle(opened);
+      migrateWithRetry(() => migrate(orm, { migrationsFolder: MIGRATIONS }));
+      return orm;
+    },
+    "the secrets database",
+    "move it aside (a new, empty one is created; the moved file keeps the old secrets, sealed)",
+  );
   return new SqliteSecretsStore(sqlite, db, options.key);
 }
 

@@ -4,10 +4,9 @@ import { fileURLToPath } from "node:url";
 import {
   type Durability,
   migrateWithRetry,
-  openSqlite,
+  openSqliteWith,
   processGone,
   processIdentity,
-  sqliteOpenError,
   writeTransaction,
 } from "@sloth/client/light";
 import type Database from "better-sqlite3";
@@ -267,24 +266,20 @@ type VersionRow = typeof stackVersions.$inferSelect;
 
 /** Opens stacks.db, migrating it to the current schema. */
 export function openStackStore(options: StackStoreOptions): StackStore {
-  let sqlite: Database.Database | undefined;
-  let db: BetterSQLite3Database;
-  try {
-    sqlite = openSqlite(options.path, {
+  const { sqlite, value: db } = openSqliteWith(
+    options.path,
+    {
       durability: options.durability ?? "full",
       busyTimeoutMs: options.busyTimeoutMs ?? 30_000,
-    });
-    db = drizzle(sqlite);
-    migrateWithRetry(() => migrate(db, { migrationsFolder: MIGRATIONS }));
-  } catch (e) {
-    sqlite?.close();
-    throw sqliteOpenError(
-      options.path,
-      e,
-      "the stacks database",
-      "move it aside (a new, empty one is created; the moved file keeps the old stacks)",
-    );
-  }
+    },
+    (opened) => {
+      const orm = drizzle(opened);
+      migrateWithRetry(() => migrate(orm, { migrationsFolder: MIGRATIONS }));
+      return orm;
+    },
+    "the stacks database",
+    "move it aside (a new, empty one is created; the moved file keeps the old stacks)",
+  );
   return new SqliteStackStore(sqlite, db);
 }
 

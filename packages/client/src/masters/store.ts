@@ -1,11 +1,10 @@
 import { fileURLToPath } from "node:url";
-import type Database from "better-sqlite3";
 import { asc, eq } from "drizzle-orm";
-import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
+import { drizzle } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { parseHostPort } from "../address.js";
 import { SlothError } from "../errors.js";
-import { migrateWithRetry, openSqlite, sqliteOpenError, writeTransaction } from "../sqlite.js";
+import { migrateWithRetry, openSqliteWith, writeTransaction } from "../sqlite.js";
 import { masters } from "./schema.js";
 
 /** TLS file paths recorded for a master. */
@@ -106,22 +105,17 @@ function notFound(name: string): SlothError {
 
 /** Opens masters.db (created and migrated if needed). */
 export function openMastersStore(file: string): MastersStore {
-  let sqlite: Database.Database | undefined;
-  let db: BetterSQLite3Database;
-  try {
-    sqlite = openSqlite(file);
-    db = drizzle(sqlite);
-    const orm = db;
-    migrateWithRetry(() => migrate(orm, { migrationsFolder: MIGRATIONS }));
-  } catch (e) {
-    sqlite?.close();
-    throw sqliteOpenError(
-      file,
-      e,
-      "the list of masters",
-      "move it aside and add your masters again with `sloth-runner master add`",
-    );
-  }
+  const { sqlite, value: db } = openSqliteWith(
+    file,
+    {},
+    (opened) => {
+      const orm = drizzle(opened);
+      migrateWithRetry(() => migrate(orm, { migrationsFolder: MIGRATIONS }));
+      return orm;
+    },
+    "the list of masters",
+    "move it aside and add your masters again with `sloth-runner master add`",
+  );
 
   const get = (name: string): MasterRecord | undefined => {
     const row = db.select().from(masters).where(eq(masters.name, name)).get();
