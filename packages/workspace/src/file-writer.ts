@@ -252,12 +252,7 @@ export class FileWriter {
     const sources = this.batchSources;
     const buf = this.buf;
     const bytes = this.used + this.cost;
-    this.paths = [];
-    this.nums = [];
-    this.batchSources = [];
-    this.buf = undefined;
-    this.used = 0;
-    this.cost = 0;
+    this.resetBatch();
     inFlight += bytes;
     const t = thread(id % THREADS);
     t.worker.ref();
@@ -299,13 +294,18 @@ export class FileWriter {
   /** Drops what is queued, refuses further writes, and waits for what was sent. */
   async close(): Promise<void> {
     this.closed = true;
+    this.resetBatch();
+    await this.drain().catch(() => {});
+  }
+
+  /** Starts an empty batch (what was queued is dropped, or already sent). */
+  private resetBatch(): void {
     this.paths = [];
     this.nums = [];
     this.batchSources = [];
     this.buf = undefined;
     this.used = 0;
     this.cost = 0;
-    await this.drain().catch(() => {});
   }
 
   /** The first failure, if one came back already. */
