@@ -337,7 +337,7 @@ async function rep(child: ChildProcess, src: string, fresh: (n: string) => strin
     const { port, socket } = await listen();
     const t0 = performance.now();
     const done = call<{ bytes: number; seconds: number }>(child, { op: "upload", cache, port });
-    await send(await socket, packBlobs(src, manifest, missing));
+    await send(await socket, packBlobs(src, manifest, missing, { bundle: true }));
     const sent = (performance.now() - t0) / 1000;
     const r = await done;
     if (!reuse) {

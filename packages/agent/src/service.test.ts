@@ -330,3 +330,26 @@ describe("AgentService.Health, GetMetrics", () => {
     expect(t.agent.status().state).toBe("stopped");
   });
 });
+
+describe("AgentService.PrepareWorkspace and UploadBlobs", () => {
+  it("offers bundles, and stores every blob of a bundled upload", async () => {
+    t = await startTestAgent();
+    const { packBlobs, scanWorkspace } = await import("@sloth/workspace");
+    const src = tempDir();
+    for (let i = 0; i < 50; i++)
+      fs.writeFileSync(path.join(src, `f${i}.txt`), `file ${i}\n`.repeat(i));
+    const manifest = await scanWorkspace(src);
+    const prepared = await t.client.prepareWorkspace({ manifestJson: JSON.stringify(manifest) });
+    expect(prepared.blobBundles).toBe(true);
+    expect(prepared.missing).toHaveLength(50);
+    async function* requests() {
+      for await (const chunk of packBlobs(src, manifest, prepared.missing, { bundle: true }))
+        yield { chunk, gzip: false };
+    }
+    const r = await t.client.uploadBlobs(requests());
+    expect(Number(r.blobs)).toBe(50);
+    const again = await t.client.prepareWorkspace({ manifestJson: JSON.stringify(manifest) });
+    expect(again.missing).toEqual([]);
+    expect(again.blobBundles).toBe(true);
+  });
+});

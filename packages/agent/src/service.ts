@@ -163,12 +163,16 @@ export function agentRoutes(ctx: ServiceContext): (router: ConnectRouter) => voi
         if (!ctx.workspace)
           throw new ConnectError("this agent cannot receive workspaces", Code.Unimplemented);
         if (req.previousManifestSha256) ctx.workspace.warm(req.previousManifestSha256);
+        // Small blobs may come several to a tar entry (packBlobs' bundle).
+        const blobBundles = true;
         if (req.manifestJson === "" && req.manifestSha256 !== "") {
           const missing = await ctx.workspace.missingKnown(req.manifestSha256);
-          return missing ? { missing, manifestKnown: true } : { missing: [] };
+          return missing
+            ? { missing, manifestKnown: true, blobBundles }
+            : { missing: [], blobBundles };
         }
-        if (req.manifestJson === "") return { missing: [] };
-        return { missing: await ctx.workspace.missing(req.manifestJson) };
+        if (req.manifestJson === "") return { missing: [], blobBundles };
+        return { missing: await ctx.workspace.missing(req.manifestJson), blobBundles };
       },
       async uploadBlobs(requests) {
         if (!ctx.workspace)

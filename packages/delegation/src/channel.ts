@@ -7,7 +7,20 @@ import {
   type SlothConnection,
   type TlsMaterial,
 } from "@sloth/client";
-import type { MasterService, RunTaskRequestSchema, RunTaskResponse } from "@sloth/proto";
+import type {
+  MasterService,
+  PrepareWorkspaceResponse,
+  RunTaskRequestSchema,
+  RunTaskResponse,
+} from "@sloth/proto";
+
+/** What an agent answered PrepareWorkspace. */
+export interface Prepared {
+  /** The blobs its cache lacks, to upload. */
+  missing: string[];
+  /** It takes small blobs bundled several to a tar entry. */
+  bundles: boolean;
+}
 
 /** The delegation calls to one agent, through the master or dialled directly. */
 export interface TaskChannel {
@@ -18,13 +31,13 @@ export interface TaskChannel {
   /** The master's address when relayed, else the agent's; for error messages. */
   readonly address: string;
   readonly via: "master" | "agent";
-  prepare(manifestJson: string, signal: AbortSignal): Promise<string[]>;
+  prepare(manifestJson: string, signal: AbortSignal): Promise<Prepared>;
   /**
    * {@link prepare} for a manifest the agent was sent before, named by the
    * SHA-256 of its JSON; undefined when the agent does not know it (send it
    * with prepare).
    */
-  prepareKnown?(manifestSha256: string, signal: AbortSignal): Promise<string[] | undefined>;
+  prepareKnown?(manifestSha256: string, signal: AbortSignal): Promise<Prepared | undefined>;
   /**
    * Tells the agent which manifest (by the SHA-256 of its JSON) was sent
    * last for this folder, so it checks that workspace for recycling while
@@ -43,6 +56,10 @@ export interface TaskChannel {
   unreachable?(signal: AbortSignal): Promise<string | undefined>;
 }
 
+function prepared(r: PrepareWorkspaceResponse | undefined): Prepared {
+  return { missing: r?.missing ?? [], bundles: r?.blobBundles === true };
+}
+
 /** A channel to the agent named `name`, relayed by the master. */
 export function masterChannel(
   client: Client<typeof MasterService>,
@@ -59,14 +76,14 @@ export function masterChannel(
         { agentName: name, request: { manifestJson } },
         { signal },
       );
-      return r.response?.missing ?? [];
+      return prepared(r.response);
     },
     async prepareKnown(manifestSha256, signal) {
       const r = await client.prepareWorkspaceOnAgent(
         { agentName: name, request: { manifestJson: "", manifestSha256 } },
         { signal },
       );
-      return r.response?.manifestKnown ? r.response.missing : undefined;
+      return r.response?.manifestKnown ? prepared(r.response) : undefined;
     },
     async warm(previousManifestSha256, signal) {
       await client.prepareWorkspaceOnAgent(
@@ -106,11 +123,11 @@ export function directChannel(
     address,
     via: "agent",
     async prepare(manifestJson, signal) {
-      return (await client.prepareWorkspace({ manifestJson }, { signal })).missing;
+      return prepared(await client.prepareWorkspace({ manifestJson }, { signal }));
     },
     async prepareKnown(manifestSha256, signal) {
       const r = await client.prepareWorkspace({ manifestJson: "", manifestSha256 }, { signal });
-      return r.manifestKnown ? r.missing : undefined;
+      return r.manifestKnown ? prepared(r) : undefined;
     },
     async warm(previousManifestSha256, signal) {
       await client.prepareWorkspace({ manifestJson: "", previousManifestSha256 }, { signal });

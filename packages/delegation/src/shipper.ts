@@ -203,10 +203,10 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
       manifests.set(manifestJson, manifest);
       try {
         const known = same ? await channel.prepareKnown?.(sha, signal) : undefined;
-        const missing = known ?? (await channel.prepare(manifestJson, signal));
+        const { missing, bundles } = known ?? (await channel.prepare(manifestJson, signal));
         if (missing.length > 0) {
           await channel.upload(
-            rechunk(packBlobs(root, manifest, missing, { gzip: options.gzip })),
+            rechunk(packBlobs(root, manifest, missing, { gzip: options.gzip, bundle: bundles })),
             options.gzip ?? false,
             signal,
           );

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { type BundledBlob, bundleWriter, parseBundle } from "./bundle.js";
 import { unsafe, WorkspaceError } from "./errors.js";
 import { checkManifest, isHash } from "./manifest.js";
 import {
@@ -11,6 +12,7 @@ import {
 } from "./materialize.js";
 import { PackStore } from "./pack-store.js";
 import { type ReadOptions, readTar } from "./tar-read.js";
+import { BUNDLE_PAX } from "./tar-write.js";
 import type { Manifest, ManifestEntry } from "./types.js";
 
 export type { BuildResult, MaterializeOptions } from "./materialize.js";
@@ -97,7 +99,8 @@ export class BlobCache {
 
   /**
    * Stores the blobs of a {@link packBlobs} archive. Each entry must be a
-   * regular file named by a sha256 its content matches; anything else
+   * regular file named by a sha256 its content matches, or a bundle of such
+   * blobs (packBlobs' `bundle`), each checked the same; anything else
    * rejects the archive (SLOTH_ARCHIVE_UNSAFE, SLOTH_BLOB_MISMATCH,
    * SLOTH_WORKSPACE_TOO_LARGE), keeping the blobs already verified.
    * Returns the blobs newly stored; `onBlob` is called after each one, with
@@ -111,31 +114,49 @@ export class BlobCache {
     this.packs.refresh();
     const expected = options.expect ? new Set(options.expect) : undefined;
     const pack = this.packs.append();
+    const maxEntries = options.maxEntries ?? 10_000_000;
     let blobs = 0;
     let bytes = 0;
+    // Blobs announced so far, bundled ones included.
+    let counted = 0;
     let failure: unknown;
+    const open = ({ hash, size }: BundledBlob) => {
+      if (expected && !expected.has(hash))
+        throw new WorkspaceError(
+          "SLOTH_BLOB_MISMATCH",
+          `cannot accept blob ${JSON.stringify(hash)}: not asked for`,
+          { details: { entry: hash } },
+        );
+      // Already here (or earlier in this archive): known good, skip it.
+      if (this.packs.get(hash) !== undefined || pack.has(hash)) return undefined;
+      return pack.blob(hash, size, (data) => {
+        blobs++;
+        bytes += size;
+        onBlob?.(hash, data);
+        for (const b of this.building) b.blobArrived(hash, data);
+      });
+    };
     try {
       await readTar(
         stream,
         options,
         (h) => {
-          if (h.type !== "file") throw unsafe(h.name, `${h.type} entries are not blobs`);
-          if (!isHash(h.name)) throw unsafe(h.name, "not a blob name (sha256 hex)");
-          if (expected && !expected.has(h.name))
+          const list = h.pax?.[BUNDLE_PAX];
+          if (list === undefined) {
+            if (h.type !== "file") throw unsafe(h.name, `${h.type} entries are not blobs`);
+            if (!isHash(h.name)) throw unsafe(h.name, "not a blob name (sha256 hex)");
+            counted++;
+            return open({ hash: h.name, size: h.size });
+          }
+          const bundled = parseBundle(h, list);
+          counted += bundled.length;
+          if (counted > maxEntries)
             throw new WorkspaceError(
-              "SLOTH_BLOB_MISMATCH",
-              `cannot accept blob ${JSON.stringify(h.name)}: not asked for`,
-              { details: { entry: h.name } },
+              "SLOTH_WORKSPACE_TOO_LARGE",
+              `cannot accept the archive at entry ${JSON.stringify(h.name)}: more than ${maxEntries} blobs`,
+              { details: { entry: h.name, limit: maxEntries } },
             );
-          // Already here (or earlier in this archive): known good, skip it.
-          if (this.packs.get(h.name) !== undefined || pack.has(h.name)) return undefined;
-          const size = h.size;
-          return pack.blob(h.name, size, (data) => {
-            blobs++;
-            bytes += size;
-            onBlob?.(h.name, data);
-            for (const b of this.building) b.blobArrived(h.name, data);
-          });
+          return bundleWriter(bundled, open);
         },
         () => {
           const waits: Promise<void>[] = [];

@@ -272,8 +272,15 @@ describe("limits and odd workspaces on the sending side", () => {
     const m = await scanWorkspace(path.join(root, "ws"));
     fs.writeFileSync(path.join(root, "ws/a"), "after, longer");
     const hash = (m.entries[0] as { hash: string }).hash;
+    for (const bundle of [false, true])
+      await rejects(
+        collect(packBlobs(path.join(root, "ws"), m, [hash], { bundle })),
+        "SLOTH_WORKSPACE_CHANGED",
+        "a",
+      );
+    fs.rmSync(path.join(root, "ws/a"));
     await rejects(
-      collect(packBlobs(path.join(root, "ws"), m, [hash])),
+      collect(packBlobs(path.join(root, "ws"), m, [hash], { bundle: true })),
       "SLOTH_WORKSPACE_CHANGED",
       "a",
     );
@@ -332,4 +339,97 @@ describe("BlobCache.receive refuses", () => {
       expect(fs.existsSync(path.join(work, "a.txt"))).toBe(false);
     });
   }
+});
+
+describe("BlobCache.ingest refuses a bundle", () => {
+  const A = "a".repeat(10);
+  const B = "b".repeat(20);
+  const bundle = (list: string, content: string, extra: Partial<Crafted> = {}): Crafted => ({
+    name: "bundle-1",
+    content,
+    pax: { "SLOTH.blobs": list },
+    ...extra,
+  });
+  const cases: [string, Crafted, WorkspaceErrorCode, string][] = [
+    [
+      "whose sizes add up to less",
+      bundle(`${sha(A)}:10`, A + B),
+      "SLOTH_ARCHIVE_UNSAFE",
+      "bundle-1",
+    ],
+    [
+      "whose sizes add up to more",
+      bundle(`${sha(A)}:10,${sha(B)}:30`, A + B),
+      "SLOTH_ARCHIVE_UNSAFE",
+      "bundle-1",
+    ],
+    ["listing a name that is not a hash", bundle(`../x:10`, A), "SLOTH_ARCHIVE_UNSAFE", "bundle-1"],
+    [
+      "listing a size that is not a number",
+      bundle(`${sha(A)}:1e1`, A),
+      "SLOTH_ARCHIVE_UNSAFE",
+      "bundle-1",
+    ],
+    ["listing a negative size", bundle(`${sha(A)}:-10`, A), "SLOTH_ARCHIVE_UNSAFE", "bundle-1"],
+    ["with an empty list", bundle("", ""), "SLOTH_ARCHIVE_UNSAFE", "bundle-1"],
+    [
+      "that is a symlink",
+      {
+        name: "bundle-1",
+        type: "symlink",
+        linkname: "/etc",
+        pax: { "SLOTH.blobs": `${sha("")}:0` },
+      },
+      "SLOTH_ARCHIVE_UNSAFE",
+      "bundle-1",
+    ],
+    [
+      "whose second blob does not match its hash",
+      bundle(`${sha(A)}:10,${sha(B)}:20`, A + "c".repeat(20)),
+      "SLOTH_BLOB_MISMATCH",
+      sha(B),
+    ],
+  ];
+  for (const [what, entry, code, name] of cases) {
+    it(what, async () => {
+      await rejects(ingest([entry]), code, name);
+      expect(cache.has(sha(B))).toBe(false);
+    });
+  }
+
+  it("keeps the blobs verified before a bad one", async () => {
+    await rejects(
+      ingest([bundle(`${sha(A)}:10,${sha(B)}:20`, A + "c".repeat(20))]),
+      "SLOTH_BLOB_MISMATCH",
+      sha(B),
+    );
+    expect(cache.has(sha(A))).toBe(true);
+  });
+
+  it("holding a blob that was not asked for", async () => {
+    await rejects(
+      ingest([bundle(`${sha(A)}:10,${sha(B)}:20`, A + B)], { expect: [sha(A)] }),
+      "SLOTH_BLOB_MISMATCH",
+      sha(B),
+    );
+  });
+
+  it("over the byte limit, and with more blobs than maxEntries", async () => {
+    await rejects(
+      ingest([bundle(`${sha(A)}:10,${sha(B)}:20`, A + B)], { limitBytes: 25 }),
+      "SLOTH_WORKSPACE_TOO_LARGE",
+      "bundle-1",
+    );
+    await rejects(
+      ingest([bundle(`${sha(A)}:10,${sha(B)}:20,${sha(A)}:10`, A + B + A)], { maxEntries: 2 }),
+      "SLOTH_WORKSPACE_TOO_LARGE",
+      "bundle-1",
+    );
+  });
+
+  it("but accepts a good one, empty blobs and repeats included", async () => {
+    const list = `${sha(A)}:10,${sha("")}:0,${sha(B)}:20,${sha(A)}:10`;
+    expect(await ingest([bundle(list, A + B + A)])).toEqual({ blobs: 3, bytes: 30 });
+    for (const h of [sha(A), sha(B), sha("")]) expect(cache.has(h)).toBe(true);
+  });
 });

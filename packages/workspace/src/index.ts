@@ -16,7 +16,7 @@ export {
 } from "./errors.js";
 export { releaseContent } from "./kept.js";
 export { checkManifest, sameManifest } from "./manifest.js";
-export { type PackOptions, packBlobs, packChanges } from "./pack.js";
+export { type BlobPackOptions, type PackOptions, packBlobs, packChanges } from "./pack.js";
 export { rechunk } from "./rechunk.js";
 export { foldersOf, readFolders, scanWorkspace } from "./scan.js";
 export type { ReadOptions } from "./tar-read.js";

@@ -1,6 +1,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import zlib from "node:zlib";
+import tar from "tar-stream";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   chunks,
@@ -24,10 +26,10 @@ import {
 afterAll(cleanupTemp);
 
 /** Runner → agent: scan, ask the cache what is missing, pack, ingest, materialize. */
-async function send(src: string, cache: BlobCache, gzip = false) {
+async function send(src: string, cache: BlobCache, gzip = false, bundle = false) {
   const manifest = await scanWorkspace(src);
   const missing = cache.missing(manifest);
-  const archive = await collect(packBlobs(src, manifest, missing, { gzip }));
+  const archive = await collect(packBlobs(src, manifest, missing, { gzip, bundle }));
   const got = await cache.ingest(chunks(archive), { gzip, expect: missing });
   const work = path.join(tempDir(), "work");
   await cache.materialize(manifest, work);
@@ -63,6 +65,42 @@ describe("round trip", () => {
         new Set(manifest.entries.flatMap((e) => (e.type === "file" ? [e.hash] : []))).size,
       );
       expect(fs.readFileSync(path.join(work, "big.bin")).equals(big)).toBe(true);
+    }
+  });
+
+  it("sends small blobs in bundles, each checked and stored on its own", async () => {
+    const src = tempDir();
+    const spec: Record<string, string | Buffer> = {
+      "empty.txt": "",
+      "same-1": "same",
+      "same-2": "same",
+    };
+    // 600 files of 0 to 6 KiB (several bundles), one just over the bundle limit and one under.
+    for (let i = 0; i < 600; i++) spec[`d${i % 9}/f${i}`] = `${i}:`.repeat((i * 37) % 2000);
+    spec["over.bin"] = Buffer.alloc(256 * 1024 + 1, 7);
+    spec["under.bin"] = Buffer.alloc(256 * 1024, 9);
+    writeTree(src, spec);
+    for (const gzip of [false, true]) {
+      const cache = new BlobCache(tempDir());
+      const { work, got, manifest, archive } = await send(src, cache, gzip, true);
+      expect(describeTree(work)).toEqual(describeTree(src));
+      const hashes = new Set(manifest.entries.flatMap((e) => (e.type === "file" ? [e.hash] : [])));
+      expect(got.blobs).toBe(hashes.size);
+      for (const h of hashes) expect(cache.has(h)).toBe(true);
+      // Far fewer tar entries than blobs: the point of bundles.
+      const names: string[] = [];
+      const plain = gzip ? zlib.gunzipSync(archive) : archive;
+      const ex = tar.extract();
+      ex.on("entry", (h, stream, next) => {
+        names.push(h.name);
+        stream.resume();
+        stream.on("end", next);
+      });
+      await new Promise((resolve, reject) =>
+        ex.on("finish", resolve).on("error", reject).end(plain),
+      );
+      expect(names.length).toBeLessThan(hashes.size / 10);
+      expect(names.filter((n) => /^[0-9a-f]{64}$/.test(n))).toHaveLength(1); // over.bin, alone
     }
   });
 

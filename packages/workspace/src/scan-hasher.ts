@@ -91,9 +91,12 @@ parentPort.on("message", (m) => {
   const reply = { id: m.id, hashes: hashes.join(","), sizes, offsets, buf: ab, failed };
   parentPort.postMessage(reply, ab ? [ab, sizes.buffer, offsets.buffer] : [sizes.buffer, offsets.buffer]);
 });
+parentPort.postMessage({ ready: true });
 `;
 
 let worker: Worker | undefined;
+/** The thread has started: until then it is given one batch, the rest is hashed here. */
+let ready = false;
 let nextId = 0;
 const waiting = new Map<number, (r: Reply | Error) => void>();
 
@@ -101,14 +104,22 @@ function thread(): Worker {
   if (worker) return worker;
   const w = new Worker(THREAD, { eval: true });
   w.unref();
-  w.on("message", (r: Reply) => {
+  ready = false;
+  w.on("message", (r: Reply | { ready: true }) => {
+    if ("ready" in r) {
+      if (worker === w) ready = true;
+      return;
+    }
     const done = waiting.get(r.id);
     waiting.delete(r.id);
     if (waiting.size === 0) w.unref();
     done?.(r);
   });
   const fail = (e: unknown) => {
-    if (worker === w) worker = undefined;
+    if (worker === w) {
+      worker = undefined;
+      ready = false;
+    }
     for (const done of waiting.values())
       done(new Error(`the hashing thread stopped: ${String(e)}`));
     waiting.clear();
@@ -128,6 +139,8 @@ const SYNC = process.env.SLOTH_WORKSPACE_HASHER === "sync";
 const IN_FLIGHT = 16;
 /** A scan with fewer files to hash than this does it all on its own thread. */
 export const HASHER_MIN_FILES = 512;
+/** Files queued when the thread is started, so it is up by the time batches go out. */
+const START_AT = HASHER_MIN_FILES / 2;
 
 /**
  * Hashes queued files on the calling thread and the helper thread. `hashHere`
@@ -150,7 +163,9 @@ export class ParallelHasher {
   /** Queues a file; returns its index. Full batches go to the helper as the queue grows. */
   add(job: HashJob): number {
     const index = this.jobs.push(job) - 1;
-    if (this.jobs.length >= HASHER_MIN_FILES && !SYNC) this.feed(this.jobs.length, false);
+    if (SYNC) return index;
+    if (this.jobs.length === START_AT) thread();
+    else if (this.jobs.length >= HASHER_MIN_FILES) this.feed(this.jobs.length, false);
     return index;
   }
 
@@ -173,7 +188,9 @@ export class ParallelHasher {
 
   /** Keeps batches in flight on the helper, taken from the front up to `limit`. */
   private feed(limit: number, partial: boolean): void {
-    while (this.outstanding < IN_FLIGHT && this.front < limit) {
+    // A thread still starting gets one batch: the rest may be done here first.
+    const cap = ready ? IN_FLIGHT : 1;
+    while (this.outstanding < cap && this.front < limit) {
       let end = this.front;
       let bytes = 0;
       while (end < limit && end - this.front < BATCH_FILES && bytes < BATCH_BYTES) {

@@ -8,6 +8,8 @@ export interface TarHeader {
   mode: number;
   size: number;
   linkname: string | undefined;
+  /** The entry's pax records, when it has any. */
+  pax?: Record<string, string>;
 }
 
 /** What a header to write says. */

@@ -61,6 +61,8 @@ export async function readTar(
       size: raw.size ?? 0,
       linkname: raw.linkname ?? undefined,
     };
+    const pax = (raw as { pax?: Record<string, string> }).pax;
+    if (pax) header.pax = pax;
     // The parser destroys the entry with the archive's failure, reported once below.
     stream.on("error", () => {});
     try {

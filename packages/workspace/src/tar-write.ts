@@ -7,6 +7,11 @@ import tar from "tar-stream";
 import type { HeaderSpec } from "./tar-header.js";
 
 const CHUNK = 256 * 1024;
+/**
+ * The pax keyword of a bundle: an entry holding several blobs back to back,
+ * listed as `HASH:SIZE` separated by commas, in order.
+ */
+export const BUNDLE_PAX = "SLOTH.blobs";
 const WHOLE_FILE_MAX = 4 * 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
 // Entries are handed to the pack without waiting for each one; waiting
@@ -37,23 +42,54 @@ export class PackWriter {
   /** Adds a file read from `abs`, checking it still has `size` bytes. */
   async file(name: string, abs: string, size: number, mode: number): Promise<number> {
     if (size > WHOLE_FILE_MAX) return this.largeFile(name, abs, size, mode);
+    return this.data(name, this.read(abs, size), mode);
+  }
+
+  /**
+   * Adds blobs as one entry: their bytes one after another, their hashes and
+   * sizes in the entry's pax record (see {@link BUNDLE_PAX}).
+   */
+  async bundle(name: string, blobs: { hash: string; data: Uint8Array }[]): Promise<number> {
+    const list = blobs.map((b) => `${b.hash}:${b.data.length}`).join(",");
+    const data = Buffer.concat(blobs.map((b) => b.data));
+    return this.entry(
+      {
+        name,
+        type: "file",
+        mode: 0o644,
+        size: data.length,
+        mtime: EPOCH,
+        pax: { [BUNDLE_PAX]: list },
+      },
+      data,
+    );
+  }
+
+  /** Reads a whole file of `size` bytes (at most a few MiB), checking its size did not move. */
+  read(abs: string, size: number): Buffer {
     const data = fs.readFileSync(abs);
     if (data.length !== size) throw new FileChanged(abs);
-    return this.data(name, data, mode);
+    return data;
   }
 
   /** Adds a file whose content is in memory. */
   async data(name: string, data: Uint8Array, mode: number): Promise<number> {
+    return this.entry(
+      { name, type: "file", mode: wireMode(mode), size: data.length, mtime: EPOCH },
+      data,
+    );
+  }
+
+  private async entry(
+    header: Partial<tar.Header> & { name: string },
+    data: Uint8Array,
+  ): Promise<number> {
     const size = data.length;
     this.last = new Promise((resolve) => {
-      this.pack.entry(
-        { name, type: "file", mode: wireMode(mode), size, mtime: EPOCH },
-        data,
-        (err) => {
-          if (err) this.error ??= err;
-          resolve();
-        },
-      );
+      this.pack.entry(header, data as Buffer, (err) => {
+        if (err) this.error ??= err;
+        resolve();
+      });
     });
     this.queued += size + 1024;
     if (this.queued >= QUEUE_BYTES) await this.flush();

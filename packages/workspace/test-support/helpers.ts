@@ -41,6 +41,8 @@ export interface Crafted {
   linkname?: string;
   mode?: number;
   size?: number;
+  /** pax records of the entry (a bundle's blob list, say). */
+  pax?: Record<string, string>;
 }
 
 /** Builds a tar archive entry by entry with tar-stream, whatever the entries say. */
@@ -52,9 +54,19 @@ export async function craftTar(entries: Crafted[]): Promise<Buffer> {
     if (type === "file") {
       const body =
         typeof e.content === "string" ? Buffer.from(e.content) : (e.content ?? Buffer.alloc(0));
-      pack.entry({ name: e.name, type, mode: e.mode ?? 0o644, size: body.length }, body);
+      pack.entry(
+        { name: e.name, type, mode: e.mode ?? 0o644, size: body.length, pax: e.pax },
+        body,
+      );
     } else {
-      pack.entry({ name: e.name, type, mode: e.mode ?? 0o644, linkname: e.linkname, size: 0 });
+      pack.entry({
+        name: e.name,
+        type,
+        mode: e.mode ?? 0o644,
+        linkname: e.linkname,
+        size: 0,
+        pax: e.pax,
+      });
     }
   }
   pack.finalize();
