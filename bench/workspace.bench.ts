@@ -2,8 +2,9 @@
 // socket in the same run. A generated workspace (10,000 files / 100 MiB;
 // 1,000 / 10 MiB quick) goes to an agent process as @sloth/agent does it
 // (scan; send the manifest, on which the agent answers which blobs its cache
-// lacks and starts building the workspace; pack them, TCP on 127.0.0.1, the
-// agent ingests them and the build writes their files as they arrive; the
+// lacks and starts building the workspace; pack them, small ones bundled
+// several to a tar entry as runners do for agents that offer it; TCP on
+// 127.0.0.1; the agent ingests them and the build writes their files as they arrive; the
 // task's turn finishes the build), a tenth of it is changed there and comes
 // back (diff, pack, TCP into a spool file, apply once complete, as the
 // runner does); then the unchanged workspace is synced

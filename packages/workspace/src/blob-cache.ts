@@ -120,6 +120,12 @@ export class BlobCache {
     // Blobs announced so far, bundled ones included.
     let counted = 0;
     let failure: unknown;
+    const stored = (hash: string, size: number, data?: Uint8Array) => {
+      blobs++;
+      bytes += size;
+      onBlob?.(hash, data);
+      for (const b of this.building) b.blobArrived(hash, data);
+    };
     const open = ({ hash, size }: BundledBlob) => {
       if (expected && !expected.has(hash))
         throw new WorkspaceError(
@@ -129,12 +135,7 @@ export class BlobCache {
         );
       // Already here (or earlier in this archive): known good, skip it.
       if (this.packs.get(hash) !== undefined || pack.has(hash)) return undefined;
-      return pack.blob(hash, size, (data) => {
-        blobs++;
-        bytes += size;
-        onBlob?.(hash, data);
-        for (const b of this.building) b.blobArrived(hash, data);
-      });
+      return pack.blob(hash, size, stored);
     };
     try {
       await readTar(

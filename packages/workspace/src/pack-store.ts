@@ -131,6 +131,51 @@ async function writevAll(fd: number, parts: Uint8Array[], position: number): Pro
     });
 }
 
+/** Told of each blob stored: its bytes when it was small enough to be held in memory. */
+export type Stored = (hash: string, size: number, data?: Uint8Array) => void;
+
+/** SLOTH_BLOB_MISMATCH unless the content read hashes to its name and has its size. */
+function checkBlob(hash: string, size: number, actual: string, written: number): void {
+  if (actual === hash && written === size) return;
+  throw new WorkspaceError(
+    "SLOTH_BLOB_MISMATCH",
+    `cannot accept blob ${JSON.stringify(hash)}: its content hashes to ${actual}`,
+    { details: { entry: hash, actual, size: written } },
+  );
+}
+
+/** A small blob: gathered in memory, hashed in one shot, queued for the pack. */
+class SmallBlob implements EntryWriter {
+  private first: Uint8Array | undefined;
+  private parts: Uint8Array[] | undefined;
+  private written = 0;
+
+  constructor(
+    private readonly pack: PackAppender,
+    private readonly hash: string,
+    private readonly size: number,
+    private readonly stored: Stored | undefined,
+  ) {}
+
+  write(chunk: Uint8Array): void {
+    if (this.first === undefined) this.first = chunk;
+    else if (this.parts === undefined) this.parts = [this.first, chunk];
+    else this.parts.push(chunk);
+    this.written += chunk.length;
+  }
+
+  end(): void {
+    const data = this.parts
+      ? Buffer.concat(this.parts, this.written)
+      : (this.first ?? new Uint8Array(0));
+    checkBlob(this.hash, this.size, sha256(data), this.written);
+    this.pack.enqueue(this.hash, data);
+    this.stored?.(this.hash, this.size, data);
+  }
+
+  abort(): void {}
+}
+
 /**
  * Appends blobs to one pack; each is checked against its hash before it
  * counts, and becomes visible in the index once its bytes are on disk.
@@ -160,39 +205,13 @@ export class PackAppender {
 
   /**
    * A writer for one blob; `end` throws SLOTH_BLOB_MISMATCH when the content
-   * is not `hash`, else calls `stored` with the bytes (small blobs, kept in
-   * memory) or without (large ones, already in the pack).
+   * is not `hash`, else calls `stored` with the blob and its bytes (small
+   * blobs, kept in memory) or without (large ones, already in the pack).
    */
-  blob(hash: string, size: number, stored?: (data?: Uint8Array) => void): EntryWriter {
+  blob(hash: string, size: number, stored?: Stored): EntryWriter {
+    // Held whole in memory anyway: hashed in one shot at the end.
+    if (size <= SMALL_BLOB) return new SmallBlob(this, hash, size, stored);
     let written = 0;
-    const verify = (actual: string) => {
-      if (actual === hash && written === size) return;
-      throw new WorkspaceError(
-        "SLOTH_BLOB_MISMATCH",
-        `cannot accept blob ${JSON.stringify(hash)}: its content hashes to ${actual}`,
-        { details: { entry: hash, actual, size: written } },
-      );
-    };
-    if (size <= SMALL_BLOB) {
-      // Held whole in memory anyway: hashed in one shot at the end.
-      let first: Uint8Array | undefined;
-      let parts: Uint8Array[] | undefined;
-      return {
-        write: (chunk) => {
-          if (first === undefined) first = chunk;
-          else if (parts === undefined) parts = [first, chunk];
-          else parts.push(chunk);
-          written += chunk.length;
-        },
-        end: () => {
-          const data = parts ? Buffer.concat(parts, written) : (first ?? new Uint8Array(0));
-          verify(sha256(data));
-          this.enqueue(hash, data);
-          stored?.(data);
-        },
-        abort: () => {},
-      };
-    }
     const h: Hash = createHash("sha256");
     this.flush();
     const fd = this.open();
@@ -210,13 +229,13 @@ export class PackAppender {
       },
       end: () => {
         try {
-          verify(h.digest("hex"));
+          checkBlob(hash, size, h.digest("hex"), written);
         } catch (e) {
           rewind();
           throw e;
         }
         this.record([hash, start, size]);
-        stored?.();
+        stored?.(hash, size);
       },
       abort: rewind,
     };
@@ -233,7 +252,8 @@ export class PackAppender {
     return this.fd;
   }
 
-  private enqueue(hash: string, data: Uint8Array): void {
+  /** Queues a verified small blob for the next batch write (for {@link SmallBlob}). */
+  enqueue(hash: string, data: Uint8Array): void {
     this.unindexed.push([hash, this.flushed + this.queued, data.length]);
     this.names.add(hash);
     this.queue.push(data);
