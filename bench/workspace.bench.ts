@@ -16,7 +16,7 @@
 // The agent is a child process speaking IPC for control and TCP for bytes,
 // as tar's ends are separate processes. Prints a table; writes
 // results/workspace.json.
-import { type ChildProcess, fork, spawn } from "node:child_process";
+import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -423,7 +423,16 @@ async function main(): Promise<void> {
   try {
     const src = fresh("src");
     generate(src);
-    for (let i = 0; i < REPS; i++) reps.push(await rep(child, src, fresh));
+    for (let i = 0; i < REPS; i++) {
+      // Each repetition starts from the same state: what the last one wrote is gone.
+      const dir = fresh("rep");
+      fs.mkdirSync(dir);
+      let n = 0;
+      reps.push(await rep(child, src, (name) => path.join(dir, `${name}-${++n}`)));
+      fs.rmSync(dir, { recursive: true, force: true });
+      // Its deletion (and the disk's discards) finish here, not in the next one's timings.
+      spawnSync("sync");
+    }
   } finally {
     child.kill();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -188,8 +188,10 @@ export class ParallelHasher {
 
   /** Keeps batches in flight on the helper, taken from the front up to `limit`. */
   private feed(limit: number, partial: boolean): void {
-    // A thread still starting gets one batch: the rest may be done here first.
-    const cap = ready ? IN_FLIGHT : 1;
+    // A thread still starting gets one batch: the rest may be done here
+    // first. Once this thread hashes too, the helper is kept only two
+    // batches ahead, so neither waits long for the other at the end.
+    const cap = !ready ? 1 : partial ? 2 : IN_FLIGHT;
     while (this.outstanding < cap && this.front < limit) {
       let end = this.front;
       let bytes = 0;

@@ -1,6 +1,7 @@
 // Runs a producer that adds entries to a tar-stream pack and hands the
 // archive out as an AsyncIterable of chunks of at least CHUNK bytes (small
-// headers and files coalesced), so an RPC stream carries few large messages.
+// headers and files coalesced), so an RPC stream carries few large messages;
+// a piece that large on its own is handed out as it is, never copied.
 import fs from "node:fs";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
@@ -202,6 +203,15 @@ export async function* writeTar(
   let bytes = 0;
   try {
     for await (const chunk of source) {
+      // A large piece (a bundle, a large file's read) goes as it is, not copied.
+      if (chunk.length >= CHUNK) {
+        if (bytes > 0)
+          yield parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts, bytes);
+        parts = [];
+        bytes = 0;
+        yield chunk;
+        continue;
+      }
       parts.push(chunk);
       bytes += chunk.length;
       if (bytes >= CHUNK) {
