@@ -26,10 +26,11 @@ export function parseBundle(header: TarHeader, list: string): BundledBlob[] {
     const colon = item.indexOf(":");
     const hash = item.slice(0, colon);
     const size = item.slice(colon + 1);
-    if (colon < 0 || !isHash(hash) || !SIZE.test(size))
+    const n = Number(size);
+    if (colon < 0 || !isHash(hash) || !SIZE.test(size) || !Number.isSafeInteger(n))
       throw unsafe(header.name, `bundle lists ${JSON.stringify(item.slice(0, 80))}, not HASH:SIZE`);
-    out.push({ hash, size: Number(size) });
-    total += Number(size);
+    out.push({ hash, size: n });
+    total += n;
   }
   if (total !== header.size)
     throw unsafe(

@@ -371,6 +371,12 @@ describe("BlobCache.ingest refuses a bundle", () => {
       "bundle-1",
     ],
     ["listing a negative size", bundle(`${sha(A)}:-10`, A), "SLOTH_ARCHIVE_UNSAFE", "bundle-1"],
+    [
+      "listing a size too large to be exact",
+      bundle(`${sha(A)}:9999999999999999`, A),
+      "SLOTH_ARCHIVE_UNSAFE",
+      "bundle-1",
+    ],
     ["with an empty list", bundle("", ""), "SLOTH_ARCHIVE_UNSAFE", "bundle-1"],
     [
       "that is a symlink",
