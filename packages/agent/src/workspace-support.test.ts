@@ -319,6 +319,40 @@ describe("agent workspaces", () => {
     lent.release();
   });
 
+  it("brings back a file rewritten (size and mtime kept) after a recycled workspace was checked", async () => {
+    const { ws, ship, workDir } = await setup();
+    const src = tempDir();
+    write(src, { "a.txt": "aaaa", "d/b.txt": "bbbb" });
+    const json = await ship(src);
+    const first = await ws.task.workspace?.(json);
+    if (!first) throw new Error("no workspace");
+    first.release();
+    // Named as sent last: checked and rebuilt ahead into a new folder.
+    ws.support.warm(createHash("sha256").update(json).digest("hex"));
+    await waitFor(() => !fs.existsSync(first.dir) && fs.readdirSync(workDir).length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    // A process the last task left behind rewrites a file after that check,
+    // keeping its size and mtime, well before the next task asks for the folder.
+    const ahead = path.join(workDir, fs.readdirSync(workDir)[0] as string);
+    const file = path.join(ahead, "d/b.txt");
+    const st = fs.statSync(file);
+    fs.writeFileSync(file, "BBBB");
+    fs.utimesSync(file, st.atime, st.mtime);
+    await new Promise((r) => setTimeout(r, 300));
+    // The runner names the manifest again (unchanged), then runs the task.
+    expect(await ws.support.missingKnown(createHash("sha256").update(json).digest("hex"))).toEqual(
+      [],
+    );
+    const lent = await ws.task.workspace?.(json);
+    if (!lent || !ws.task.changes) throw new Error("no workspace");
+    expect(lent.dir).toBe(ahead);
+    // The task saw it; its changes must carry it back.
+    const { chunks, deleted } = await ws.task.changes(lent.dir, json);
+    await applyChanges(src, chunks, deleted, { base: JSON.parse(json) });
+    expect(fs.readFileSync(path.join(src, "d/b.txt"), "utf8")).toBe("BBBB");
+    lent.release();
+  });
+
   it("brings back folders the task swapped and files it added to an untouched-looking folder", async () => {
     const { ws, ship } = await setup();
     const src = tempDir();
