@@ -9,6 +9,7 @@ import {
   resolveDataDir,
   SlothError,
   STANDARD_PUBLIC_METHODS,
+  slothErrorInterceptor,
 } from "@sloth/client";
 import { AgentService } from "@sloth/proto";
 import type { BackoffOptions } from "./backoff.js";
@@ -302,7 +303,7 @@ export function createAgent(options: AgentOptions): Agent {
       try {
         server = await listenRpc(
           routes,
-          [auth],
+          [auth, slothErrorInterceptor],
           options.token,
           o.bindAddress,
           o.port,

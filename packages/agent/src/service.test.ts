@@ -352,4 +352,26 @@ describe("AgentService.PrepareWorkspace and UploadBlobs", () => {
     expect(again.missing).toEqual([]);
     expect(again.blobBundles).toBe(true);
   });
+
+  it("refuses a blob that is not what its name says with the reason and code, not an internal error", async () => {
+    t = await startTestAgent();
+    const { packBlobs, scanWorkspace } = await import("@sloth/workspace");
+    const src = tempDir();
+    fs.writeFileSync(path.join(src, "a.txt"), "the content");
+    const manifest = await scanWorkspace(src);
+    const { missing } = await t.client.prepareWorkspace({ manifestJson: JSON.stringify(manifest) });
+    // Rewritten after the scan, same size: the blob no longer matches its name.
+    fs.writeFileSync(path.join(src, "a.txt"), "THE CONTENT");
+    async function* requests() {
+      for await (const chunk of packBlobs(src, manifest, missing)) yield { chunk, gzip: false };
+    }
+    const e = await t.client.uploadBlobs(requests()).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(ConnectError);
+    expect((e as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((e as ConnectError).rawMessage).toContain(`cannot accept blob "${missing[0]}"`);
+    expect((e as ConnectError).metadata.get("sloth-error-code")).toBe("SLOTH_BLOB_MISMATCH");
+  });
 });

@@ -1,10 +1,13 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { isSlothError, SlothError, type SlothErrorCode } from "./errors.js";
 
 const CODE_HEADER = "sloth-error-code";
 const HINT_HEADER = "sloth-error-hint";
 
-const SERVER_CODES: Partial<Record<SlothErrorCode, Code>> = {
+// By code: the SlothError codes of this package, and the errors other
+// packages throw with the same brand (@sloth/workspace's), which an agent
+// answers with.
+const SERVER_CODES: Partial<Record<string, Code>> = {
   SLOTH_INVALID_ARGUMENT: Code.InvalidArgument,
   SLOTH_INVALID_ADDRESS: Code.InvalidArgument,
   SLOTH_UNAUTHENTICATED: Code.Unauthenticated,
@@ -16,7 +19,21 @@ const SERVER_CODES: Partial<Record<SlothErrorCode, Code>> = {
   SLOTH_CANCELLED: Code.Canceled,
   SLOTH_DEADLINE: Code.DeadlineExceeded,
   SLOTH_TLS_REQUIRED: Code.FailedPrecondition,
+  SLOTH_ARCHIVE_UNSAFE: Code.InvalidArgument,
+  SLOTH_ARCHIVE_INVALID: Code.InvalidArgument,
+  SLOTH_BLOB_MISMATCH: Code.InvalidArgument,
+  SLOTH_BLOB_MISSING: Code.FailedPrecondition,
+  SLOTH_WORKSPACE_TOO_LARGE: Code.ResourceExhausted,
+  SLOTH_WORKSPACE_CHANGED: Code.Aborted,
+  SLOTH_WORKSPACE_CONFLICT: Code.Aborted,
 };
+
+/** The SlothError code an error from a Connect call carries, if any. */
+export function slothCodeOf(e: unknown): string | undefined {
+  if (isSlothError(e)) return e.code;
+  if (!(e instanceof ConnectError)) return undefined;
+  return e.metadata.get(CODE_HEADER) ?? undefined;
+}
 
 /**
  * Turns an error into a ConnectError for the wire (server side). A
@@ -194,3 +211,30 @@ function reason(ce: ConnectError): string {
 function closedHint(kind: string): string {
   return `the ${kind} may have stopped (check that it runs); if it uses TLS, pass --tls-ca (and --tls-cert/--tls-key for mTLS)`;
 }
+
+const onWire = (e: unknown) => (isSlothError(e) ? toConnectError(e) : e);
+
+/**
+ * Server side: an error with a Sloth code a handler throws (a SlothError,
+ * or a @sloth/workspace error refusing an archive) answers the call with
+ * that code, message and hint, where Connect would answer "internal error".
+ * Other errors are left as they are.
+ */
+export const slothErrorInterceptor: Interceptor = (next) => async (req) => {
+  let res: Awaited<ReturnType<typeof next>>;
+  try {
+    res = await next(req);
+  } catch (e) {
+    throw onWire(e);
+  }
+  if (!res.stream) return res;
+  const messages = res.message;
+  async function* relayed() {
+    try {
+      yield* messages;
+    } catch (e) {
+      throw onWire(e);
+    }
+  }
+  return { ...res, message: relayed() };
+};

@@ -11,7 +11,13 @@ export {
   parseHostPort,
 } from "./address.js";
 export { type AuthInterceptorOptions, bearerInterceptor, createAuthInterceptor } from "./auth.js";
-export { type ErrorTarget, fromConnectError, toConnectError } from "./connect-errors.js";
+export {
+  type ErrorTarget,
+  fromConnectError,
+  slothCodeOf,
+  slothErrorInterceptor,
+  toConnectError,
+} from "./connect-errors.js";
 export { type DataDir, type DataDirSource, ensurePrivateDir, resolveDataDir } from "./data-dir.js";
 export { parseDuration } from "./duration.js";
 export {

@@ -2,7 +2,9 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { slothCodeOf } from "@sloth/client";
 import type { Folders, Manifest } from "@sloth/workspace";
+import type { TaskChannel } from "./channel.js";
 import type { WorkspaceShipper } from "./workspace.js";
 
 /** Options of {@link workspaceShipper}. */
@@ -140,6 +142,15 @@ function saveScan(
   }
 }
 
+/** Drops the kept scan of `dir`. */
+function forgetScan(folder: string, dir: string): void {
+  try {
+    fs.rmSync(scanFile(folder, dir), { force: true });
+  } catch {
+    // Cannot be removed: the scan that follows writes it again.
+  }
+}
+
 /** Marks the kept scan of `dir` as recently used. */
 function touchScan(folder: string, dir: string): void {
   try {
@@ -160,62 +171,84 @@ export function workspaceShipper(options: ShipperOptions = {}): WorkspaceShipper
   // The last scan of each folder: files untouched since (same size, mtime,
   // and a ctime older than that scan) are not read and hashed again.
   const last = new Map<string, Scan>();
+  /** Scans `root` (trusting `before` for what it vouches for) and sends what the agent lacks. */
+  async function ship(
+    channel: TaskChannel,
+    root: string,
+    signal: AbortSignal,
+    exclude: string[] | undefined,
+    before: Scan | undefined,
+  ): Promise<{ manifestJson: string }> {
+    const { foldersOf, scanWorkspace, packBlobs, rechunk, releaseContent, sameManifest } =
+      await import("@sloth/workspace");
+    // The agent checks the workspace it built from the last manifest while we scan.
+    if (before?.sha && channel.warm) channel.warm(before.sha, signal).catch(() => {});
+    const startedAt = Date.now();
+    const manifest = await scanWorkspace(root, {
+      exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
+      maxBytes: options.maxBytes,
+      ...(before
+        ? {
+            reuse: before.manifest,
+            reuseUntouchedBefore: before.startedAt,
+            // Folders untouched since are not listed again.
+            ...(before.folders ? { reuseListings: before.folders } : {}),
+          }
+        : {}),
+      // The small files read to hash them are sent from memory, not read again.
+      keepContent: true,
+    });
+    // Unchanged since the last send: the agent is told which manifest, not sent it again.
+    const same =
+      before?.sha !== undefined &&
+      before.json !== undefined &&
+      sameManifest(manifest, before.manifest);
+    const manifestJson = same ? (before.json as string) : JSON.stringify(manifest);
+    const sha = same ? (before.sha as string) : sha256(manifestJson);
+    const folders = foldersOf(manifest);
+    last.set(root, { manifest, startedAt, sha, json: manifestJson, folders });
+    // Unchanged: the kept scan still describes it (with an older, safe start time).
+    if (options.scanCache) {
+      if (same && JSON.stringify(folders) === JSON.stringify(before?.folders))
+        touchScan(options.scanCache, root);
+      else saveScan(options.scanCache, root, startedAt, manifestJson, sha, folders);
+    }
+    manifests.set(manifestJson, manifest);
+    try {
+      const known = same ? await channel.prepareKnown?.(sha, signal) : undefined;
+      const { missing, bundles } = known ?? (await channel.prepare(manifestJson, signal));
+      if (missing.length > 0) {
+        await channel.upload(
+          rechunk(packBlobs(root, manifest, missing, { gzip: options.gzip, bundle: bundles })),
+          options.gzip ?? false,
+          signal,
+        );
+      }
+    } finally {
+      // Whatever was kept and not sent (the agent had it) is let go.
+      releaseContent(manifest);
+    }
+    return { manifestJson };
+  }
+
   return {
     async send(channel, dir, signal, exclude) {
-      const { foldersOf, scanWorkspace, packBlobs, rechunk, releaseContent, sameManifest } =
-        await import("@sloth/workspace");
       // Kept by the folder itself: a symlink pointed elsewhere is another workspace.
       const root = realpathOr(path.resolve(dir));
       const before =
         last.get(root) ?? (options.scanCache ? loadScan(options.scanCache, root) : undefined);
-      // The agent checks the workspace it built from the last manifest while we scan.
-      if (before?.sha && channel.warm) channel.warm(before.sha, signal).catch(() => {});
-      const startedAt = Date.now();
-      const manifest = await scanWorkspace(root, {
-        exclude: [...(options.exclude ?? []), ...(exclude ?? [])],
-        maxBytes: options.maxBytes,
-        ...(before
-          ? {
-              reuse: before.manifest,
-              reuseUntouchedBefore: before.startedAt,
-              // Folders untouched since are not listed again.
-              ...(before.folders ? { reuseListings: before.folders } : {}),
-            }
-          : {}),
-        // The small files read to hash them are sent from memory, not read again.
-        keepContent: true,
-      });
-      // Unchanged since the last send: the agent is told which manifest, not sent it again.
-      const same =
-        before?.sha !== undefined &&
-        before.json !== undefined &&
-        sameManifest(manifest, before.manifest);
-      const manifestJson = same ? (before.json as string) : JSON.stringify(manifest);
-      const sha = same ? (before.sha as string) : sha256(manifestJson);
-      const folders = foldersOf(manifest);
-      last.set(root, { manifest, startedAt, sha, json: manifestJson, folders });
-      // Unchanged: the kept scan still describes it (with an older, safe start time).
-      if (options.scanCache) {
-        if (same && JSON.stringify(folders) === JSON.stringify(before?.folders))
-          touchScan(options.scanCache, root);
-        else saveScan(options.scanCache, root, startedAt, manifestJson, sha, folders);
-      }
-      manifests.set(manifestJson, manifest);
       try {
-        const known = same ? await channel.prepareKnown?.(sha, signal) : undefined;
-        const { missing, bundles } = known ?? (await channel.prepare(manifestJson, signal));
-        if (missing.length > 0) {
-          await channel.upload(
-            rechunk(packBlobs(root, manifest, missing, { gzip: options.gzip, bundle: bundles })),
-            options.gzip ?? false,
-            signal,
-          );
-        }
-      } finally {
-        // Whatever was kept and not sent (the agent had it) is let go.
-        releaseContent(manifest);
+        return await ship(channel, root, signal, exclude, before);
+      } catch (e) {
+        // The agent found a file's content is not the hash the scan gave it:
+        // the file changed while it was sent, or an earlier scan vouched for
+        // it wrongly (a change whose times fooled it, as when the clock was
+        // set back). Every file is read again, once.
+        if (slothCodeOf(e) !== "SLOTH_BLOB_MISMATCH" || signal.aborted) throw e;
+        last.delete(root);
+        if (options.scanCache) forgetScan(options.scanCache, root);
+        return ship(channel, root, signal, exclude, undefined);
       }
-      return { manifestJson };
     },
     receiver(dir, manifestJson, exclude) {
       const limit = options.maxChangesBytes ?? options.maxBytes ?? DEFAULT_MAX_CHANGES_BYTES;

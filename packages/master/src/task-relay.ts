@@ -1,5 +1,5 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { SlothError, toConnectError } from "@sloth/client";
+import { SlothError, slothCodeOf, toConnectError } from "@sloth/client";
 import type {
   MasterService,
   ShellOnAgentRequest,
@@ -45,6 +45,8 @@ export function callerEnded(signal: AbortSignal): ConnectError {
 }
 
 function lost(a: AgentEntry, e: unknown): ConnectError {
+  // The agent's own answer (a refused archive, say): relayed as it is.
+  if (e instanceof ConnectError && slothCodeOf(e) !== undefined) return e;
   if (e instanceof ConnectError && e.code !== Code.Unavailable && e.code !== Code.Unknown) return e;
   const msg = e instanceof ConnectError ? e.rawMessage : String(e);
   return toConnectError(

@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import {
@@ -297,6 +298,38 @@ workflow.define("show"):tasks({ show })
     const fourth = await run(file);
     expect(fourth.code, fourth.stderr + fourth.stdout).toBe(0);
     expect(fourth.stdout).toContain("show | version-three");
+  });
+
+  it("reads a file again when its kept scan proves wrong (a clock set back), instead of failing the task", async () => {
+    const file = flow(`
+local show = task("show"):delegate_to("web-1"):command("cat data.txt")
+workflow.define("show"):tasks({ show })
+`);
+    const dir = path.dirname(file);
+    const data = path.join(dir, "data.txt");
+    const old = new Date(Date.now() - 60_000);
+    fs.writeFileSync(data, "the real content\n");
+    fs.utimesSync(data, old, old);
+    const first = await run(file);
+    expect(first.code, first.stderr + first.stdout).toBe(0);
+    // The kept scan now gives data.txt a hash that is not its content's, as
+    // when a change lands with a ctime older than the scan (the clock went back).
+    const scans = path.join(master.dataDir, "workspace-scans");
+    const kept = fs
+      .readdirSync(scans)
+      .map((n) => path.join(scans, n))
+      .find((p) => fs.readFileSync(p, "utf8").includes(`"dir":${JSON.stringify(dir)}`));
+    if (!kept) throw new Error("no kept scan");
+    const text = fs.readFileSync(kept, "utf8");
+    const real = createHash("sha256").update("the real content\n").digest("hex");
+    expect(text).toContain(real);
+    const wrong = createHash("sha256").update("something else").digest("hex");
+    fs.writeFileSync(kept, text.replaceAll(real, wrong));
+    const second = await run(file);
+    expect(second.code, second.stderr + second.stdout).toBe(0);
+    expect(second.stdout).toContain("show | the real content");
+    // And the scan kept for the next run is right again.
+    expect(fs.readFileSync(kept, "utf8")).not.toContain(wrong);
   });
 
   it("two parallel tasks changing the same file: the first to finish wins, the other fails naming it", async () => {
