@@ -240,7 +240,7 @@ export async function* runDelegatedTask(
             case: "log",
             value: {
               stream: "log",
-              text: `not brought back (symlinks leaving the workspace, sockets or fifos): ${shown}${more}\n`,
+              text: `not brought back (symlinks leaving the workspace, sockets, fifos, names that are not valid UTF-8): ${shown}${more}\n`,
             },
           },
         };

@@ -353,6 +353,32 @@ describe("agent workspaces", () => {
     lent.release();
   });
 
+  it("leaves names that are not valid UTF-8 on the agent, and out of the next task's workspace", async () => {
+    const { ws, ship } = await setup();
+    const src = tempDir();
+    write(src, { "a.txt": "aaaa", "d/b.txt": "bbbb" });
+    const json = await ship(src);
+    for (let round = 0; round < 2; round++) {
+      const lent = await ws.task.workspace?.(json);
+      if (!lent || !ws.task.changes) throw new Error("no workspace");
+      expect(tree(lent.dir)).toEqual(tree(src));
+      // The task creates a file and a folder whose names are not UTF-8, and edits a file.
+      const bad = (rel: string, name: string) =>
+        Buffer.concat([Buffer.from(`${lent.dir}/${rel}`), Buffer.from(name, "latin1")]);
+      fs.writeFileSync(bad("", "bad\xffname.txt"), "x");
+      fs.mkdirSync(bad("d/", "dir\xfe"));
+      fs.writeFileSync(Buffer.concat([bad("d/", "dir\xfe"), Buffer.from("/inside")]), "y");
+      fs.writeFileSync(path.join(lent.dir, "a.txt"), `edited ${round}`);
+      const { chunks, deleted, skipped } = await ws.task.changes(lent.dir, json);
+      expect(skipped).toEqual(["bad\uFFFDname.txt", "d/dir\uFFFD"]);
+      const back = tempDir();
+      write(back, { "a.txt": "aaaa", "d/b.txt": "bbbb" });
+      await applyChanges(back, chunks, deleted, { base: JSON.parse(json) });
+      expect(fs.readFileSync(path.join(back, "a.txt"), "utf8")).toBe(`edited ${round}`);
+      lent.release();
+    }
+  });
+
   it("brings back folders the task swapped and files it added to an untouched-looking folder", async () => {
     const { ws, ship } = await setup();
     const src = tempDir();

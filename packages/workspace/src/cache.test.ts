@@ -59,6 +59,31 @@ describe("BlobCache", () => {
     expect(describeTree(second)).toEqual(describeTree(src));
   });
 
+  it("recycles a folder holding names that are not UTF-8, with or without a record of its build", async () => {
+    const src = tempDir();
+    writeTree(src, { "a.txt": "a", "d/b.txt": "b" });
+    for (const known of [true, false]) {
+      const cache = new BlobCache(tempDir());
+      const m = await fill(cache, src);
+      const root = tempDir();
+      const first = path.join(root, "w1");
+      // Built here (a record to check against), or a folder this cache never built.
+      if (known) await cache.materialize(m, first);
+      else execFileSync("cp", ["-a", src, first]);
+      const bad = (rel: string) =>
+        Buffer.concat([Buffer.from(`${first}/`), Buffer.from(rel, "latin1")]);
+      fs.writeFileSync(bad("x\xff.txt"), "x");
+      fs.mkdirSync(bad("d/sub\xfe"));
+      fs.writeFileSync(Buffer.concat([bad("d/sub\xfe"), Buffer.from("/f")]), "f");
+      fs.symlinkSync("/etc", bad("d/link\xfd"));
+      const second = path.join(root, "w2");
+      await cache.materialize(m, second, { recycle: first });
+      expect(describeTree(second)).toEqual(describeTree(src));
+      expect(fs.readdirSync(second, { encoding: "buffer" })).toHaveLength(2);
+      expect(fs.readdirSync(path.join(second, "d"), { encoding: "buffer" })).toHaveLength(1);
+    }
+  });
+
   it("recycling an unchanged workspace writes nothing", async () => {
     const src = tempDir();
     const files: Record<string, string> = {};

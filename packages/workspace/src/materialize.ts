@@ -13,6 +13,7 @@ import type { PackStore } from "./pack-store.js";
 import { lstatOrUndefined, SafeTree } from "./paths.js";
 import { scanTree } from "./scan.js";
 import type { FileEntry, ManifestEntry } from "./types.js";
+import { mayBeUndecodable, removeUndecodable } from "./undecodable.js";
 
 /** Options of {@link BlobCache.materialize}. */
 export interface MaterializeOptions {
@@ -327,7 +328,10 @@ async function repair(root: string, entries: ManifestEntry[]): Promise<Map<strin
   const { want, parents } = wanted(entries);
   const others: string[] = [];
   const actual = await scanTree(root, { reuse: { entries, totalBytes: 0 } }, { others, all: true });
-  for (const rel of others) fs.rmSync(path.join(root, rel), { force: true });
+  for (const rel of others) {
+    if (mayBeUndecodable(rel)) removeUndecodable(path.dirname(path.join(root, rel)));
+    else fs.rmSync(path.join(root, rel), { force: true });
+  }
   const have = new Map<string, ManifestEntry>();
   for (const h of actual.entries.reverse()) {
     const w = want.get(h.path);
@@ -456,7 +460,11 @@ async function repairKnown(
     if (gone.has(dir)) continue;
     for (const name of fs.readdirSync(dir === "" ? root : prefix + dir)) {
       const rel = dir === "" ? name : `${dir}/${name}`;
-      if (!known.has(rel)) fs.rmSync(prefix + rel, { recursive: true, force: true });
+      if (known.has(rel)) continue;
+      // A name a string cannot stand for: removed by its bytes.
+      if (mayBeUndecodable(name) && lstatOrUndefined(prefix + rel) === undefined)
+        removeUndecodable(dir === "" ? root : prefix + dir);
+      else fs.rmSync(prefix + rel, { recursive: true, force: true });
     }
   }
   return have;

@@ -8,6 +8,7 @@ import { Pacer } from "./pacer.js";
 import { normaliseTarget } from "./paths.js";
 import { type Hashed, type HashJob, ParallelHasher } from "./scan-hasher.js";
 import type { FileEntry, Folders, Manifest, ManifestEntry, ScanOptions } from "./types.js";
+import { mayBeUndecodable } from "./undecodable.js";
 
 // A file modified this close to the scan could change again within the same
 // clock tick without its mtime moving; such files get no mtime and are
@@ -16,7 +17,11 @@ const RACY_MS = 100;
 
 /** What a scan left out, for callers that must know. */
 export interface ScanAll {
-  /** Collects symlinks leaving the tree, sockets, fifos and devices instead of refusing them. */
+  /**
+   * Collects symlinks leaving the tree, sockets, fifos, devices and names
+   * that are not valid UTF-8 (with U+FFFD for the bad bytes) instead of
+   * refusing them.
+   */
   others: string[];
   /** Ignore every exclusion (repairing a recycled directory must see everything). */
   all?: boolean;
@@ -263,8 +268,13 @@ async function walk(w: Walk, relDir: string, dirSt: fs.Stats): Promise<void> {
     const abs = w.prefix + rel;
     const st = fs.lstatSync(abs, { throwIfNoEntry: false });
     if (st === undefined) {
-      // A name that is not valid UTF-8 comes back from readdir mangled (U+FFFD).
-      if (d.name.includes("\uFFFD"))
+      // A name that is not valid UTF-8 comes back from readdir mangled (U+FFFD):
+      // reported with the others when asked, else refused.
+      if (mayBeUndecodable(d.name) && w.all) {
+        w.all.others.push(rel);
+        continue;
+      }
+      if (mayBeUndecodable(d.name))
         throw new WorkspaceError(
           "SLOTH_INVALID_ARGUMENT",
           `cannot send ${JSON.stringify(rel)}: its name is not valid UTF-8`,
