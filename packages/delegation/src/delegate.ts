@@ -260,7 +260,17 @@ export function createDelegate(options: DelegateOptions): Delegate {
       const err = isSlothError(e)
         ? e
         : fromConnectError(e, { kind: "master", address: options.master?.address ?? "" });
-      if (task.delegateTo?.fallback === "local") return undefined;
+      // No master to ask, or one that does not answer: no target is
+      // available. A refused token or TLS setting is a mistake to fix, not
+      // a reason to run elsewhere.
+      const unavailable =
+        (target.kind !== "address" && options.master === undefined) ||
+        err.code === "SLOTH_UNREACHABLE" ||
+        err.code === "SLOTH_DEADLINE";
+      if (task.delegateTo?.fallback === "local" && unavailable && !ctx.signal.aborted) {
+        ctx.log.write("log", `no target available (${err.message}): running locally\n`);
+        return undefined;
+      }
       return {
         ok: false,
         message: `task '${task.name}': ${err.describe()}`,

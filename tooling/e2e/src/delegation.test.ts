@@ -180,6 +180,28 @@ workflow.define("fallback"):tasks({ fb, strict, nowhere, dialled })
     expect(r.stdout).not.toMatch(/nowhere: failed .*agent lost/);
   });
 
+  it("falls back to local when the master does not answer, but not when it refuses the token", async () => {
+    const file = flow(`
+local x = task("x"):delegate_to({ agent = "web-1", fallback = "local" }):command("echo ran-here")
+workflow.define("w"):tasks({ x })
+`);
+    const base = ["--data-dir", master.dataDir, "run", file, "--no-history"];
+    const down = await runCli([...base, "--master", "127.0.0.1:1"], { timeoutMs: 60_000 });
+    expect(down.code, down.stderr + down.stdout).toBe(0);
+    expect(down.stdout).toMatch(
+      /x \| no target available \(cannot reach master at 127\.0\.0\.1:1[^)]*\): running locally/,
+    );
+    expect(down.stdout).toContain("x | ran-here");
+    const bad = path.join(tempDir(), "token");
+    fs.writeFileSync(bad, "not-the-cluster-token-at-all-0123456789abcdef\n", { mode: 0o600 });
+    const refused = await runCli([...base, "--master", master.address, "--token-file", bad], {
+      timeoutMs: 60_000,
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/x: failed .*refused the request/);
+    expect(refused.stdout).not.toContain("ran-here");
+  });
+
   it("local and delegated tasks share the master's state even without --master", async () => {
     const file = flow(`
 local init = task("init"):command(function() state.set("cnt", 0) return true end)
