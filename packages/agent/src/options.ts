@@ -1,17 +1,15 @@
 import os from "node:os";
-import { parseHostPort } from "@sloth/client";
+import { isAgentName, parseHostPort } from "@sloth/client";
 import { invalidArgument } from "./errors.js";
 
 /** The shortest cluster token an agent accepts, as for a master. */
 const MIN_TOKEN_LENGTH = 16;
 
-/** Agent names become directory names: keep them to host-name characters. */
-const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})$/;
 const LABEL_KEY = /^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,62})$/;
 
 /** Checks an agent name; throws SLOTH_INVALID_ARGUMENT. */
 export function validateAgentName(name: string): string {
-  if (!NAME.test(name) || name.includes("..")) {
+  if (!isAgentName(name)) {
     throw invalidArgument(
       `invalid agent name '${name}': use letters, digits, '.', '_' and '-', starting with a letter or digit`,
       "choose another with --name",

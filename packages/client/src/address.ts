@@ -11,6 +11,14 @@ const HOSTNAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
+/** Agent names: host-name characters (they become directory names), at most 253. */
+const AGENT_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})$/;
+
+/** True when `name` is a valid agent name. */
+export function isAgentName(name: string): boolean {
+  return AGENT_NAME.test(name) && !name.includes("..");
+}
+
 function isIPv6(s: string): boolean {
   if (!/^[0-9A-Fa-f:.]+$/.test(s) || !s.includes(":")) return false;
   const doubles = s.split("::").length - 1;

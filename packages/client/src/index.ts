@@ -6,6 +6,7 @@
 export {
   formatHostPort,
   type HostPort,
+  isAgentName,
   isLoopbackHost,
   isWildcardHost,
   parseHostPort,

@@ -5,6 +5,7 @@
  * libraries that must start fast (local stores: history, stacks);
  * everything here is also exported from the package root.
  */
+export { isAgentName, parseHostPort } from "./address.js";
 export { type DataDir, type DataDirSource, ensurePrivateDir, resolveDataDir } from "./data-dir.js";
 export { parseDuration } from "./duration.js";
 export { isSlothError, SlothError, type SlothErrorCode, type SlothErrorOptions } from "./errors.js";

@@ -243,6 +243,30 @@ workflow.define("inline"):tasks({ b })
     const byAddress = await run(inline);
     expect(byAddress.code, byAddress.stderr + byAddress.stdout).toBe(0);
     expect(byAddress.stdout).toContain("b | by-address");
+    // Bad values are refused before anything runs (b has a target of its own).
+    const both = flow(`
+local a = task("a"):command("echo on-agent")
+local b = task("b"):delegate_to("web-1"):command("echo b-ran")
+workflow.define("both"):tasks({ a, b })
+`);
+    for (const [value, message] of [
+      ["", /--delegate-to '' is not an agent name/],
+      ["web 1", /--delegate-to 'web 1' is not an agent name/],
+      [
+        "127.0.0.1:abc",
+        /--delegate-to: invalid address '127\.0\.0\.1:abc': port 'abc' is not a number/,
+      ],
+    ] as const) {
+      const bad = await run(both, "--delegate-to", value);
+      expect(bad.code, bad.stdout).toBe(2);
+      expect(bad.stderr).toMatch(message);
+      expect(bad.stdout).not.toContain("b-ran");
+    }
+    // Commas separate agents, as repeating the flag does.
+    const two = await run(file, "--delegate-to", "web-1,web-2");
+    expect(two.code, two.stderr + two.stdout).toBe(0);
+    expect(two.stdout).toContain("a | [web-1] on-agent");
+    expect(two.stdout).toContain("a | [web-2] on-agent");
   });
 
   it("ships the workspace to the agent and brings created, modified and deleted files back", async () => {

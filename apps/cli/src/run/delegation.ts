@@ -1,3 +1,4 @@
+import { isAgentName, parseHostPort } from "@sloth/client/light";
 import type { Delegate } from "@sloth/delegation";
 import type { DelegateExecutor, WorkflowModel } from "@sloth/workflow";
 import { CliError, dataDirOf, type GlobalArgs, masterOf, tlsFor, tokenFor } from "../context.js";
@@ -14,8 +15,26 @@ export interface RunDelegation {
  * names and labels, the cluster token (and TLS) for every agent.
  */
 /** Gives `--delegate-to` agents to the tasks without a target of their own. */
-export function applyDelegateTo(models: WorkflowModel[], delegateTo: string[]): void {
-  if (delegateTo.length === 0) return;
+export function applyDelegateTo(models: WorkflowModel[], given: string[]): void {
+  if (given.length === 0) return;
+  // Repeated, or separated by commas (as -t takes tasks).
+  const delegateTo = given.flatMap((g) => g.split(",")).map((d) => d.trim());
+  for (const d of delegateTo) {
+    if (d.includes(":")) {
+      try {
+        parseHostPort(d);
+      } catch (e) {
+        throw new CliError(`--delegate-to: ${(e as Error).message}`, {
+          hint: "give an agent name or HOST:PORT",
+          exitCode: 2,
+        });
+      }
+    } else if (!isAgentName(d))
+      throw new CliError(`--delegate-to '${d}' is not an agent name`, {
+        hint: "agent names hold letters, digits, '.', '_' and '-' (`sloth-runner agent list` shows them), or give HOST:PORT",
+        exitCode: 2,
+      });
+  }
   // Agent names never hold ':': HOST:PORT dials that agent directly.
   const addresses = delegateTo.filter((d) => d.includes(":"));
   if (addresses.length > 0 && delegateTo.length > 1)
