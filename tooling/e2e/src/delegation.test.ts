@@ -219,6 +219,22 @@ workflow.define("shared"):tasks({ init, fan, check })
     });
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toMatch(/check: succeeded in \S+ \(cnt=10\)/);
+    // An agent dialled by address keeps state in the same store (its master is this one).
+    const byAddress = flow(`
+local init = task("init"):command(function() state.set("k", "from-local") return true end)
+local remote = task("remote"):depends_on({ init }):delegate_to({ address = "${agents["web-1"]!.address}" }):command(function()
+  state.set("r", "saw " .. tostring(state.get("k")))
+  return true
+end)
+local check = task("check"):depends_on({ remote }):command(function() return true, tostring(state.get("r")) end)
+workflow.define("addr"):tasks({ init, remote, check })
+`);
+    const a = await runCli(["--data-dir", master.dataDir, "run", byAddress, "--no-history"], {
+      env: { ...process.env, SLOTH_RUNNER_MASTER_ADDR: master.address },
+      timeoutMs: 90_000,
+    });
+    expect(a.code, a.stderr + a.stdout).toBe(0);
+    expect(a.stdout).toMatch(/check: succeeded in \S+ \(saw from-local\)/);
   });
 
   it("runs every task on --delegate-to agents", async () => {

@@ -51,11 +51,12 @@ export function applyDelegateTo(models: WorkflowModel[], given: string[]): void 
   for (const m of models) for (const t of m.tasks) t.delegateTo ??= { target };
 }
 
-/** True when a task goes through the master (by name or labels, not by address). */
-export function delegatesThroughMaster(models: WorkflowModel[]): boolean {
-  return models.some((m) =>
-    m.tasks.some((t) => t.delegateTo && t.delegateTo.target.kind !== "address"),
-  );
+/**
+ * True when a task runs on an agent. Agents keep Lua `state` in their
+ * master's store, so such a run keeps its local tasks' state there too.
+ */
+export function delegates(models: WorkflowModel[]): boolean {
+  return models.some((m) => m.tasks.some((t) => t.delegateTo !== undefined));
 }
 
 export async function prepareDelegation(
