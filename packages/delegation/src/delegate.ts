@@ -38,7 +38,8 @@ export interface Delegate {
   close(): void;
 }
 
-type Resolved = { channels: TaskChannel[] } | { none: string };
+/** Agents to run on, or why there are none (`some`: some of the targets are there). */
+type Resolved = { channels: TaskChannel[] } | { none: string; some?: boolean };
 
 /** Creates the executor `runWorkflow` calls for tasks with `delegateTo`. */
 export function createDelegate(options: DelegateOptions): Delegate {
@@ -47,6 +48,9 @@ export function createDelegate(options: DelegateOptions): Delegate {
   // a labelled target picks another one while there is one.
   const lost = new Map<string, Set<string>>();
   const lostKey = (ctx: { runId: string; taskName: string }) => `${ctx.runId}\0${ctx.taskName}`;
+  // What each agent of a task on several agents gave when it succeeded, by
+  // run and task, while an attempt elsewhere failed: its retry skips them.
+  const succeeded = new Map<string, Map<string, TaskOutcome>>();
   let sources: SourceFile[] | undefined;
   let sourcesRoot = "";
 
@@ -102,7 +106,7 @@ export function createDelegate(options: DelegateOptions): Delegate {
                 : `agent '${n}' is not registered`,
             )
             .join("; ");
-          return { none: why };
+          return { none: why, some: down.length < names.length };
         }
         return { channels: names.map((n) => masterChannel(m.client, m.address, n)) };
       }
@@ -278,7 +282,9 @@ export function createDelegate(options: DelegateOptions): Delegate {
       };
     }
     if ("none" in resolved) {
-      if (task.delegateTo?.fallback === "local") {
+      // A list of agents falls back only when none of them is there: with
+      // some of them up, running here instead would skip those.
+      if (task.delegateTo?.fallback === "local" && resolved.some !== true) {
         ctx.log.write("log", `no target available (${resolved.none}): running locally\n`);
         return undefined;
       }
@@ -314,14 +320,27 @@ export function createDelegate(options: DelegateOptions): Delegate {
       `INFO running on ${on}${ctx.attempt > 1 ? ` (attempt ${ctx.attempt})` : ""}\n`,
     );
     if (channels.length === 1) return remember(await runOn(channels[0]!, task, ctx, ""));
+    // A retry runs again only where an earlier attempt failed.
+    const key = lostKey(ctx);
+    const before = succeeded.get(key) ?? new Map<string, TaskOutcome>();
+    if (before.size > 0) {
+      const skipped = channels.filter((ch) => before.has(ch.agent)).map((ch) => ch.label);
+      if (skipped.length > 0)
+        ctx.log.write("log", `INFO already done on ${skipped.join(", ")}: not run again\n`);
+    }
     const outcomes = await Promise.all(
-      channels.map((ch) => runOn(ch, task, ctx, `[${ch.agent}] `)),
+      channels.map(
+        (ch) => before.get(ch.agent) ?? runOn(ch, task, ctx, `[${ch.agent}] `).then(remember),
+      ),
     );
     const output: Record<string, Value> = {};
     channels.forEach((ch, i) => {
       output[ch.agent] = (outcomes[i]?.output ?? null) as Value;
+      if (outcomes[i]?.ok) before.set(ch.agent, outcomes[i] as TaskOutcome);
     });
     const failed = channels.filter((_, i) => !outcomes[i]?.ok);
+    if (failed.length === 0) succeeded.delete(key);
+    else succeeded.set(key, before);
     return {
       ok: failed.length === 0,
       message: failed.length

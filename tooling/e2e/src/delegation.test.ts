@@ -156,6 +156,29 @@ workflow.define("targets"):tasks({ each, one, all, check })
     expect(r.stdout).toContain("one_web | INFO on a web agent");
   });
 
+  it("retries a task on several agents only where it failed, and falls back only when none is there", async () => {
+    const marks = tempDir();
+    const file = flow(`
+local fan = task("fan"):delegate_to({ "web-1", "web-2" }):retries(1):command([[
+  case "$PWD" in */web-1/*) n=web1;; *) n=web2;; esac
+  echo ran >> "${marks}/$n"
+  if [ "$n" = web2 ] && [ "$(wc -l < "${marks}/$n")" -lt 2 ]; then echo first-try-fails; exit 1; fi
+  echo ok-$n
+]])
+local partial = task("partial"):delegate_to({ "web-1", "nosuch", fallback = "local" }):command("echo partial-ran")
+workflow.define("w"):tasks({ fan, partial })
+`);
+    const r = await run(file);
+    expect(r.code).toBe(1);
+    expect(fs.readFileSync(path.join(marks, "web1"), "utf8")).toBe("ran\n");
+    expect(fs.readFileSync(path.join(marks, "web2"), "utf8")).toBe("ran\nran\n");
+    expect(r.stdout).toContain("fan | INFO already done on agent 'web-1': not run again");
+    expect(r.stdout).toMatch(/fan: succeeded/);
+    // One of the list is missing: not run here instead of on the others.
+    expect(r.stdout).toMatch(/partial: failed .*agent 'nosuch' is not registered/);
+    expect(r.stdout).not.toContain("partial-ran");
+  });
+
   it("falls back to local when no target is available, and fails naming the target otherwise", async () => {
     const file = flow(`
 local fb = task("fb"):delegate_to({ labels = { role = "gpu" }, fallback = "local" }):command("echo ran-locally")
