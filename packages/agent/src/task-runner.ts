@@ -174,10 +174,20 @@ export async function* runDelegatedTask(
         values,
         params,
         prewarm: false,
+        // Messages name the file as the runner knows it, not this copy.
+        displayRoot: bundle,
         ...ctx.loadOptions,
       });
     } catch (e) {
-      yield fail(`agent '${ctx.name}' cannot load the workflow: ${(e as Error).message}`);
+      const msg = (e as Error).message;
+      // Top-level code reading a data file beside the workflow: only Lua files travel.
+      const hint = /no such file|cannot (read|open)/i.test(msg)
+        ? "; the top level runs on the agent too, which gets the workflow and the Lua files it requires, not other files beside it: read data files inside a task, whose workspace is shipped"
+        : "";
+      // Before the quoted source line, when there is one.
+      const nl = msg.indexOf("\n");
+      const told = nl < 0 ? msg + hint : msg.slice(0, nl) + hint + msg.slice(nl);
+      yield fail(`agent '${ctx.name}' cannot load the workflow: ${told}`);
       return;
     }
     const found = findTask(loaded, req.workflow, req.task);

@@ -27,7 +27,7 @@ export async function loadWorkflowFile(
   options: LoadOptions = {},
 ): Promise<LoadedWorkflows> {
   const file = resolve(path);
-  const shown = displayPath(file);
+  const shown = displayPath(file, options.displayRoot);
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -84,26 +84,32 @@ export async function loadWorkflowFile(
       );
     throw e;
   });
-  if (end.type === "failed") throw jobError(end.error, baseDir);
+  if (end.type === "failed") throw jobError(end.error, baseDir, options.displayRoot);
   if (end.type !== "loaded")
     throw new DslError("SLOTH_LUA_WORKER", `cannot load ${shown}: unexpected worker reply`);
   const raw = JSON.parse(end.raw) as RawFile;
   const caller: LuaCaller = {
     call: (ref: FnRef, args: Value[], opts): Promise<CallResult> =>
-      callLua(spec, ref, args, {
-        workdir: opts.workdir ?? baseDir,
-        env: {
-          ...opts.env,
-          ...(opts.runId ? { SLOTH_RUN_ID: opts.runId } : {}),
-          ...(opts.taskName ? { SLOTH_TASK: opts.taskName } : {}),
+      callLua(
+        spec,
+        ref,
+        args,
+        {
+          workdir: opts.workdir ?? baseDir,
+          env: {
+            ...opts.env,
+            ...(opts.runId ? { SLOTH_RUN_ID: opts.runId } : {}),
+            ...(opts.taskName ? { SLOTH_TASK: opts.taskName } : {}),
+          },
+          signal: opts.signal,
+          timeoutMs: opts.timeoutMs,
+          onLog: (stream, t) => {
+            if (opts.log) opts.log.write(stream, t);
+            else toLogger(logger, shown, stream, t);
+          },
         },
-        signal: opts.signal,
-        timeoutMs: opts.timeoutMs,
-        onLog: (stream, t) => {
-          if (opts.log) opts.log.write(stream, t);
-          else toLogger(logger, shown, stream, t);
-        },
-      }),
+        options.displayRoot,
+      ),
   };
   const converted = convertFile(raw, {
     scope: { file: shown, lines: text.split("\n") },
@@ -186,16 +192,17 @@ async function callLua(
   ref: FnRef,
   args: Value[],
   opts: RunJobOptions & { workdir: string; env: Record<string, string> },
+  root?: string,
 ): Promise<CallResult> {
   try {
     const { workdir, env, ...run } = opts;
     const end = await runJob({ type: "call", spec, fnKey: ref.key, args, workdir, env }, run);
     if (end.type === "called") {
       const r = end.result;
-      return r.ok || !r.location ? r : { ...r, location: relocate(r.location, spec.baseDir) };
+      return r.ok || !r.location ? r : { ...r, location: relocate(r.location, spec.baseDir, root) };
     }
     if (end.type === "failed") {
-      const e = jobError(end.error, spec.baseDir);
+      const e = jobError(end.error, spec.baseDir, root);
       return { ok: false, reason: e.message };
     }
     return { ok: false, reason: "unexpected worker reply" };
@@ -207,21 +214,21 @@ async function callLua(
 
 // Worker locations are relative to the workflow's directory; messages show
 // paths relative to the current directory, like the load errors.
-function relocate(location: SourceLocation, baseDir: string): SourceLocation {
+function relocate(location: SourceLocation, baseDir: string, root?: string): SourceLocation {
   const file = isAbsolute(location.file) ? location.file : join(baseDir, location.file);
-  return { ...location, file: displayPath(file) };
+  return { ...location, file: displayPath(file, root) };
 }
 
-function jobError(err: JobError, baseDir: string): DslError {
-  const location = err.location && relocate(err.location, baseDir);
+function jobError(err: JobError, baseDir: string, root?: string): DslError {
+  const location = err.location && relocate(err.location, baseDir, root);
   return new DslError(err.code, formatLocated(withModuleHint(err.reason), location), {
     location,
   });
 }
 
 // Paths in messages: relative to the current directory when below it.
-function displayPath(file: string): string {
-  const rel = relative(process.cwd(), file);
+function displayPath(file: string, root = process.cwd()): string {
+  const rel = relative(resolve(root), file);
   return rel === "" || rel.startsWith("..") || isAbsolute(rel) ? file : rel;
 }
 

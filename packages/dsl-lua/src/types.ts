@@ -85,6 +85,11 @@ export interface LoadOptions {
   /** Top-level code running longer than this fails the load. Default 30 000 ms. */
   loadTimeoutMs?: number | undefined;
   logger?: Logger | undefined;
+  /**
+   * Messages name the file relative to this folder (default: the current
+   * directory), as an agent names a shipped workflow relative to its copy.
+   */
+  displayRoot?: string | undefined;
 }
 
 /**

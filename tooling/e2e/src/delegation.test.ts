@@ -179,6 +179,21 @@ workflow.define("w"):tasks({ fan, partial })
     expect(r.stdout).not.toContain("partial-ran");
   });
 
+  it("names the workflow file as the runner knows it when its top level fails on the agent", async () => {
+    // conf.json is beside the workflow here, not in what the agent loads.
+    const file = flow(`
+local conf = fs.read("conf.json")
+local t = task("t"):delegate_to("web-1"):command("echo never")
+workflow.define("w"):tasks({ t })
+`);
+    fs.writeFileSync(path.join(path.dirname(file), "conf.json"), "{}");
+    const r = await run(file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/t: failed .*agent 'web-1' cannot load the workflow: flow\.sloth:2:/);
+    expect(r.stdout).toMatch(/read data files inside a task, whose workspace is shipped/);
+    expect(r.stdout).not.toMatch(/bundle-/);
+  });
+
   it("falls back to local when no target is available, and fails naming the target otherwise", async () => {
     const file = flow(`
 local fb = task("fb"):delegate_to({ labels = { role = "gpu" }, fallback = "local" }):command("echo ran-locally")
