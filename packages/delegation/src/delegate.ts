@@ -335,7 +335,8 @@ export function createDelegate(options: DelegateOptions): Delegate {
     );
     const output: Record<string, Value> = {};
     channels.forEach((ch, i) => {
-      output[ch.agent] = (outcomes[i]?.output ?? null) as Value;
+      // Every agent has its place, with or without an output of its own.
+      output[ch.agent] = (outcomes[i]?.output ?? {}) as Value;
       if (outcomes[i]?.ok) before.set(ch.agent, outcomes[i] as TaskOutcome);
     });
     const failed = channels.filter((_, i) => !outcomes[i]?.ok);
