@@ -48,7 +48,7 @@ export function planRun(
       name: t.name,
       level: levelOf.get(t.name) ?? 0,
       dependsOn: [...t.dependsOn],
-      runsOn: describeTarget(t),
+      runsOn: `${describeTarget(t)}${t.delegateTo?.fallback === "local" ? ", else here" : ""}`,
       description: t.description,
     })),
   };

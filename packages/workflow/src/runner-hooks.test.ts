@@ -262,7 +262,10 @@ describe("validation", () => {
       { name: "b", dependsOn: ["a"] },
       { name: "c", dependsOn: ["a"], delegateTo: { target: { kind: "agent", name: "web" } } },
       { name: "d", dependsOn: ["b", "c"] },
-      { name: "e" },
+      {
+        name: "e",
+        delegateTo: { target: { kind: "labels", labels: { role: "db" } }, fallback: "local" },
+      },
     ]);
     const plan = planRun(model);
     expect(plan.levels).toEqual([["a", "e"], ["b", "c"], ["d"]]);
@@ -271,7 +274,7 @@ describe("validation", () => {
       "local",
       "agent 'web'",
       "local",
-      "local",
+      "an agent labelled role=db, else here",
     ]);
     expect(selectTasks(model, ["b"]).tasks.map((t) => t.name)).toEqual(["a", "b"]);
     expect(
