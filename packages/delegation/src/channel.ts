@@ -56,6 +56,20 @@ export interface TaskChannel {
   unreachable?(signal: AbortSignal): Promise<string | undefined>;
 }
 
+/**
+ * True when an error says nothing answers at the address (refused, unknown
+ * host, timed out, unreachable), as opposed to a peer that answered and
+ * refused (token, TLS) or a connection cut short (which TLS on one side only
+ * also gives).
+ */
+export function notThere(err: { code: string; message: string }): boolean {
+  if (err.code === "SLOTH_DEADLINE") return true;
+  return (
+    err.code === "SLOTH_UNREACHABLE" &&
+    /connection refused|host not found|connection timed out|host unreachable/.test(err.message)
+  );
+}
+
 function prepared(r: PrepareWorkspaceResponse | undefined): Prepared {
   return { missing: r?.missing ?? [], bundles: r?.blobBundles === true };
 }
@@ -149,7 +163,10 @@ export function directChannel(
         return undefined;
       } catch (e) {
         if (signal.aborted) return undefined;
-        return fromConnectError(e, { kind: "agent", address }).message;
+        const err = fromConnectError(e, { kind: "agent", address });
+        // Not there at all; a refused certificate or a closed connection
+        // (TLS on one side only) is a setting to fix: the call reports it.
+        return notThere(err) ? err.message : undefined;
       }
     },
     close: () => conn.close(),

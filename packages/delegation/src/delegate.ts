@@ -11,7 +11,7 @@ import type {
   TaskOutput,
   Value,
 } from "@sloth/workflow";
-import { directChannel, masterChannel, type TaskChannel } from "./channel.js";
+import { directChannel, masterChannel, notThere, type TaskChannel } from "./channel.js";
 import { collectSources, type SourceFile } from "./sources.js";
 import type { WorkspaceShipper } from "./workspace.js";
 
@@ -257,9 +257,19 @@ export function createDelegate(options: DelegateOptions): Delegate {
   const delegate: DelegateExecutor = async (task, ctx) => {
     const target = task.delegateTo?.target;
     if (!target) return undefined;
+    const key = lostKey(ctx);
+    if (ctx.attempt <= 1) succeeded.delete(key);
+    // A retry of a task on several agents, some of which succeeded already:
+    // it needs only the others, and never runs here instead.
+    const prior = succeeded.get(key);
+    const retrying = prior !== undefined;
+    const wanted: DelegateTarget =
+      prior && target.kind === "agents"
+        ? { kind: "agents", names: target.names.filter((n) => !prior.has(n)) }
+        : target;
     let resolved: Resolved;
     try {
-      resolved = await resolve(target, ctx.signal, lost.get(lostKey(ctx)));
+      resolved = await resolve(wanted, ctx.signal, lost.get(key));
     } catch (e) {
       const err = isSlothError(e)
         ? e
@@ -268,10 +278,13 @@ export function createDelegate(options: DelegateOptions): Delegate {
       // available. A refused token or TLS setting is a mistake to fix, not
       // a reason to run elsewhere.
       const unavailable =
-        (target.kind !== "address" && options.master === undefined) ||
-        err.code === "SLOTH_UNREACHABLE" ||
-        err.code === "SLOTH_DEADLINE";
-      if (task.delegateTo?.fallback === "local" && unavailable && !ctx.signal.aborted) {
+        (target.kind !== "address" && options.master === undefined) || notThere(err);
+      if (
+        task.delegateTo?.fallback === "local" &&
+        unavailable &&
+        !retrying &&
+        !ctx.signal.aborted
+      ) {
         ctx.log.write("log", `no target available (${err.message}): running locally\n`);
         return undefined;
       }
@@ -284,7 +297,7 @@ export function createDelegate(options: DelegateOptions): Delegate {
     if ("none" in resolved) {
       // A list of agents falls back only when none of them is there: with
       // some of them up, running here instead would skip those.
-      if (task.delegateTo?.fallback === "local" && resolved.some !== true) {
+      if (task.delegateTo?.fallback === "local" && resolved.some !== true && !retrying) {
         ctx.log.write("log", `no target available (${resolved.none}): running locally\n`);
         return undefined;
       }
@@ -297,7 +310,7 @@ export function createDelegate(options: DelegateOptions): Delegate {
     const channels = resolved.channels;
     // An agent dialled by address is known to be up only by trying it.
     const only = channels.length === 1 ? channels[0] : undefined;
-    if (task.delegateTo?.fallback === "local" && only?.unreachable) {
+    if (task.delegateTo?.fallback === "local" && only?.unreachable && !retrying) {
       const why = await only.unreachable(ctx.signal);
       if (why !== undefined) {
         ctx.log.write("log", `no target available (${why}): running locally\n`);
@@ -319,34 +332,35 @@ export function createDelegate(options: DelegateOptions): Delegate {
       "log",
       `INFO running on ${on}${ctx.attempt > 1 ? ` (attempt ${ctx.attempt})` : ""}\n`,
     );
-    if (channels.length === 1) return remember(await runOn(channels[0]!, task, ctx, ""));
+    if (channels.length === 1 && !retrying)
+      return remember(await runOn(channels[0]!, task, ctx, ""));
     // A retry runs again only where an earlier attempt failed.
-    const key = lostKey(ctx);
-    const before = succeeded.get(key) ?? new Map<string, TaskOutcome>();
-    if (before.size > 0) {
-      const skipped = channels.filter((ch) => before.has(ch.agent)).map((ch) => ch.label);
-      if (skipped.length > 0)
-        ctx.log.write("log", `INFO already done on ${skipped.join(", ")}: not run again\n`);
-    }
+    const before = prior ?? new Map<string, TaskOutcome>();
+    const done = [...before.keys()];
+    if (done.length > 0)
+      ctx.log.write(
+        "log",
+        `INFO already done on ${done.map((a) => `agent '${a}'`).join(", ")}: not run again\n`,
+      );
+    const todo = channels.filter((ch) => !before.has(ch.agent));
     const outcomes = await Promise.all(
-      channels.map(
-        (ch) => before.get(ch.agent) ?? runOn(ch, task, ctx, `[${ch.agent}] `).then(remember),
-      ),
+      todo.map((ch) => runOn(ch, task, ctx, `[${ch.agent}] `).then(remember)),
     );
+    // Every agent has its place, with or without an output of its own.
     const output: Record<string, Value> = {};
-    channels.forEach((ch, i) => {
-      // Every agent has its place, with or without an output of its own.
+    for (const [agent, o] of before) output[agent] = (o.output ?? {}) as Value;
+    todo.forEach((ch, i) => {
       output[ch.agent] = (outcomes[i]?.output ?? {}) as Value;
       if (outcomes[i]?.ok) before.set(ch.agent, outcomes[i] as TaskOutcome);
     });
-    const failed = channels.filter((_, i) => !outcomes[i]?.ok);
+    const failed = todo.filter((_, i) => !outcomes[i]?.ok);
     if (failed.length === 0) succeeded.delete(key);
     else succeeded.set(key, before);
     return {
       ok: failed.length === 0,
       message: failed.length
-        ? `failed on ${failed.map((c) => c.label).join(", ")}: ${failed.map((c) => outcomes[channels.indexOf(c)]?.message).join("; ")}`
-        : `succeeded on ${channels.length} agents`,
+        ? `failed on ${failed.map((c) => c.label).join(", ")}: ${failed.map((c) => outcomes[todo.indexOf(c)]?.message).join("; ")}`
+        : `succeeded on ${Object.keys(output).length} agents`,
       output,
       retryable: outcomes.some((o) => !o.ok && o.retryable !== false),
     };

@@ -329,8 +329,11 @@ async function repair(root: string, entries: ManifestEntry[]): Promise<Map<strin
   const others: string[] = [];
   const actual = await scanTree(root, { reuse: { entries, totalBytes: 0 } }, { others, all: true });
   for (const rel of others) {
-    if (mayBeUndecodable(rel)) removeUndecodable(path.dirname(path.join(root, rel)));
-    else fs.rmSync(path.join(root, rel), { force: true });
+    const abs = path.join(root, rel);
+    // A name a string cannot stand for: removed by its bytes.
+    if (mayBeUndecodable(path.basename(rel)) && lstatOrUndefined(abs) === undefined)
+      removeUndecodable(path.dirname(abs));
+    else fs.rmSync(abs, { force: true });
   }
   const have = new Map<string, ManifestEntry>();
   for (const h of actual.entries.reverse()) {

@@ -273,6 +273,16 @@ workflow.define("addr"):tasks({ init, remote, check })
     });
     expect(a.code, a.stderr + a.stdout).toBe(0);
     expect(a.stdout).toMatch(/check: succeeded in \S+ \(saw from-local\)/);
+    // With no master configured at all, the local tasks keep their state here.
+    const alone = tempDir();
+    const env = { ...process.env };
+    delete env.SLOTH_RUNNER_MASTER_ADDR;
+    const b = await runCli(
+      ["--data-dir", alone, "run", byAddress, "--no-history", "--token-file", tokenFile],
+      { env, timeoutMs: 90_000 },
+    );
+    expect(b.code, b.stderr + b.stdout).toBe(0);
+    expect(fs.existsSync(path.join(alone, "state.db"))).toBe(true);
   });
 
   it("runs every task on --delegate-to agents", async () => {

@@ -192,7 +192,7 @@ async function runFile(argv: RunArgs): Promise<number> {
     const { lineLogger } = await import("../logger.js");
     const logger = lineLogger(argv.debug);
     const { stateTargetOf } = await import("../run/state-target.js");
-    const { applyDelegateTo, delegates } = await import("../run/delegation.js");
+    const { applyDelegateTo, sharesMasterState } = await import("../run/delegation.js");
     const { selectTasks, planRun, validateWorkflow } = await import("@sloth/workflow");
     // The Lua `stack` module: the stack this run deploys (functions say how
     // to run one when there is none).
@@ -237,7 +237,7 @@ async function runFile(argv: RunArgs): Promise<number> {
     let { loaded, models } = await load(false);
     // Delegated tasks use their agent's master's state store: so must the
     // local ones, or the run's keys and locks would be split in two.
-    if (argv.master === undefined && !argv.dryRun && delegates(models))
+    if (argv.master === undefined && !argv.dryRun && (await sharesMasterState(argv, models)))
       ({ loaded, models } = await load(true));
     for (const notice of loaded.notices) eprintln(`notice: ${notice}`);
     const json = argv.output === "json";

@@ -52,11 +52,21 @@ export function applyDelegateTo(models: WorkflowModel[], given: string[]): void 
 }
 
 /**
- * True when a task runs on an agent. Agents keep Lua `state` in their
- * master's store, so such a run keeps its local tasks' state there too.
+ * True when the run's local tasks keep Lua `state` in the master's store,
+ * where agents keep their tasks' state: when a task goes through the master
+ * (by name or labels), or is dialled by address while a master is
+ * configured (not merely the default address, where none may run).
  */
-export function delegates(models: WorkflowModel[]): boolean {
-  return models.some((m) => m.tasks.some((t) => t.delegateTo !== undefined));
+export async function sharesMasterState(
+  argv: GlobalArgs,
+  models: WorkflowModel[],
+): Promise<boolean> {
+  const targets = models.flatMap((m) =>
+    m.tasks.flatMap((t) => (t.delegateTo ? [t.delegateTo.target] : [])),
+  );
+  if (targets.some((t) => t.kind !== "address")) return true;
+  if (targets.length === 0) return false;
+  return (await masterOf(argv)).source !== "fallback";
 }
 
 export async function prepareDelegation(
