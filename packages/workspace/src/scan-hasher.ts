@@ -108,6 +108,8 @@ function thread(): Worker {
   w.on("message", (r: Reply | { ready: true }) => {
     if ("ready" in r) {
       if (worker === w) ready = true;
+      // A message received refs the thread again: idle, it must not keep the process alive.
+      if (waiting.size === 0) w.unref();
       return;
     }
     const done = waiting.get(r.id);

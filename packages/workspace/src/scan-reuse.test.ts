@@ -1,7 +1,9 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { chunks, cleanupTemp, collect, tempDir, writeTree } from "../test-support/helpers.js";
 import {
@@ -381,6 +383,27 @@ describe("scanWorkspace of many files", () => {
       expect: missing,
     });
     expect(got.blobs).toBe(new Set(files.map((e) => e.hash)).size);
+  });
+
+  it("lets the process exit once scanned, whether the helper thread was used, started only, or not", () => {
+    const index = path.resolve(fileURLToPath(import.meta.url), "../index.ts");
+    for (const n of [100, 300, 700]) {
+      const dir = tempDir();
+      for (let i = 0; i < n; i++) fs.writeFileSync(path.join(dir, `f${i}`), `file ${i}`);
+      // A module file, as a CLI's: what an idle thread holds shows there.
+      const script = path.join(tempDir(), "scan.mjs");
+      fs.writeFileSync(
+        script,
+        `const { scanWorkspace } = await import(${JSON.stringify(index)});\n` +
+          `const m = await scanWorkspace(${JSON.stringify(dir)});\nconsole.log(m.entries.length);\n`,
+      );
+      const r = spawnSync(process.execPath, ["--import", "tsx", script], {
+        timeout: 20_000,
+        encoding: "utf8",
+      });
+      expect(r.signal, `${n} files: ${r.stderr}`).toBe(null);
+      expect(r.stdout.trim()).toBe(String(n));
+    }
   });
 });
 
