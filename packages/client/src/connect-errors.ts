@@ -82,6 +82,18 @@ export function fromConnectError(e: unknown, target: ErrorTarget): SlothError {
     });
   }
   const where = describeTarget(target);
+  // An HTTP/1.1 server (a web server at that port) answers the HTTP/2
+  // preface with something nghttp2 cannot parse.
+  if (/^Protocol error$|ERR_HTTP2_ERROR/.test(ce.rawMessage))
+    return new SlothError(
+      "SLOTH_UNREACHABLE",
+      `cannot reach ${where}: what answers there does not speak HTTP/2 (protocol error)`,
+      {
+        cause: e,
+        hint: `check the address: it must be a Sloth Runner ${target.kind}'s port`,
+        details: { address: target.address },
+      },
+    );
   const tls = tlsProblem(ce.rawMessage, target);
   if (tls)
     return new SlothError("SLOTH_TLS", `cannot reach ${where}: ${tls.reason}`, {

@@ -1,3 +1,4 @@
+import { createRequire, syncBuiltinESMExports } from "node:module";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { AgentService, MasterService } from "@sloth/proto";
@@ -39,8 +40,28 @@ export interface SlothConnection extends AsyncDisposable {
   close(): void;
 }
 
+// A client HTTP/2 session can emit 'error' once more as it closes, after
+// Connect's session manager has stopped listening (a peer that answers
+// HTTP/1.1, say): with no listener left, that error would crash the process
+// after the call had already failed cleanly. Every client session gets a
+// listener that ignores such late errors; Connect's own still handle the rest.
+let guarded = false;
+function guardSessions(): void {
+  if (guarded) return;
+  guarded = true;
+  const h2 = createRequire(import.meta.url)("node:http2") as typeof import("node:http2");
+  const open = h2.connect;
+  h2.connect = ((...args: Parameters<typeof open>) => {
+    const session = open(...args);
+    session.on("error", () => {});
+    return session;
+  }) as typeof open;
+  syncBuiltinESMExports();
+}
+
 /** Opens a connection (lazily: nothing is dialled until the first call). */
 export function connect(options: ConnectOptions): SlothConnection {
+  guardSessions();
   const { host, port } = parseHostPort(options.address);
   const scheme = options.tls ? "https" : "http";
   const baseUrl = `${scheme}://${formatHostPort(host, port)}`;

@@ -239,7 +239,10 @@ export function createDelegate(options: DelegateOptions): Delegate {
         err.code === "SLOTH_AGENT_UNAVAILABLE" ||
         err.code === "SLOTH_REMOTE";
       const neverReached =
-        !reached && /refused|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|no such host/i.test(err.message);
+        !reached &&
+        /refused|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|no such host|does not speak HTTP\/2/i.test(
+          err.message,
+        );
       return {
         ok: false,
         message:
