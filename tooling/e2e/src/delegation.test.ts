@@ -44,6 +44,32 @@ function flow(text: string): string {
   return file;
 }
 
+/**
+ * A workflow whose task on web-1 prints data.txt, which holds `content`
+ * (mtime a minute ago), run once; and the one scan of its folder kept.
+ */
+async function showData(content: string) {
+  const file = flow(`
+local show = task("show"):delegate_to("web-1"):command("cat data.txt")
+workflow.define("show"):tasks({ show })
+`);
+  const dir = path.dirname(file);
+  const data = path.join(dir, "data.txt");
+  const old = new Date(Date.now() - 60_000);
+  fs.writeFileSync(data, content);
+  fs.utimesSync(data, old, old);
+  const first = await run(file);
+  expect(first.code, first.stderr + first.stdout).toBe(0);
+  expect(first.stdout).toContain(`show | ${content.trim()}`);
+  const scans = path.join(master.dataDir, "workspace-scans");
+  const kept = fs
+    .readdirSync(scans)
+    .map((n) => path.join(scans, n))
+    .filter((p) => fs.readFileSync(p, "utf8").includes(`"dir":${JSON.stringify(dir)}`));
+  expect(kept).toHaveLength(1);
+  return { file, data, old, kept: kept[0] as string };
+}
+
 const run = (file: string, ...args: string[]) =>
   runCli(
     [
@@ -374,25 +400,8 @@ workflow.define("ws"):tasks({ edit })
   });
 
   it("keeps each workspace's scan between runs, and still ships a file rewritten with its old size and mtime", async () => {
-    const file = flow(`
-local show = task("show"):delegate_to("web-1"):command("cat data.txt")
-workflow.define("show"):tasks({ show })
-`);
-    const dir = path.dirname(file);
-    const data = path.join(dir, "data.txt");
-    const old = new Date(Date.now() - 60_000);
-    fs.writeFileSync(data, "version-1\n");
-    fs.utimesSync(data, old, old);
-    const first = await run(file);
-    expect(first.code, first.stderr + first.stdout).toBe(0);
-    expect(first.stdout).toContain("show | version-1");
-    const scans = path.join(master.dataDir, "workspace-scans");
-    const kept = fs
-      .readdirSync(scans)
-      .map((n) => path.join(scans, n))
-      .filter((p) => fs.readFileSync(p, "utf8").includes(`"dir":${JSON.stringify(dir)}`));
-    expect(kept).toHaveLength(1);
-    expect(fs.statSync(kept[0]!).mode & 0o777).toBe(0o600);
+    const { file, data, old, kept } = await showData("version-1\n");
+    expect(fs.statSync(kept).mode & 0o777).toBe(0o600);
     // Same size, same mtime: only the ctime tells the next run it changed.
     fs.writeFileSync(data, "version-2\n");
     fs.utimesSync(data, old, old);
@@ -411,25 +420,9 @@ workflow.define("show"):tasks({ show })
   });
 
   it("reads a file again when its kept scan proves wrong (a clock set back), instead of failing the task", async () => {
-    const file = flow(`
-local show = task("show"):delegate_to("web-1"):command("cat data.txt")
-workflow.define("show"):tasks({ show })
-`);
-    const dir = path.dirname(file);
-    const data = path.join(dir, "data.txt");
-    const old = new Date(Date.now() - 60_000);
-    fs.writeFileSync(data, "the real content\n");
-    fs.utimesSync(data, old, old);
-    const first = await run(file);
-    expect(first.code, first.stderr + first.stdout).toBe(0);
+    const { file, kept } = await showData("the real content\n");
     // The kept scan now gives data.txt a hash that is not its content's, as
     // when a change lands with a ctime older than the scan (the clock went back).
-    const scans = path.join(master.dataDir, "workspace-scans");
-    const kept = fs
-      .readdirSync(scans)
-      .map((n) => path.join(scans, n))
-      .find((p) => fs.readFileSync(p, "utf8").includes(`"dir":${JSON.stringify(dir)}`));
-    if (!kept) throw new Error("no kept scan");
     const text = fs.readFileSync(kept, "utf8");
     const real = createHash("sha256").update("the real content\n").digest("hex");
     expect(text).toContain(real);
