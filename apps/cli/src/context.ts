@@ -70,12 +70,13 @@ export async function tokenFor(
   argv: GlobalArgs,
   master: ResolvedMaster,
 ): Promise<ResolvedToken | undefined> {
-  const { resolveToken } = await client();
+  const { resolveToken, assertClusterToken } = await client();
   const token = resolveToken({
     tokenFile: argv.tokenFile,
     masterTokenFile: master.record?.tokenFile,
     dataDirTokenFile: (await dataDirOf(argv)).master.token,
   });
+  if (token) assertClusterToken(token);
   if (token?.warning && !warnedTokenFiles.has(token.warning)) {
     warnedTokenFiles.add(token.warning);
     eprintln(painter(process.stderr).yellow(`warning: ${token.warning}`));

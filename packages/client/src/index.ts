@@ -125,8 +125,10 @@ export {
 } from "./tls/ca.js";
 export { loadTls, type TlsPaths } from "./tls/load.js";
 export {
+  assertClusterToken,
   ensureTokenFile,
   generateToken,
+  MIN_TOKEN_LENGTH,
   type ResolvedToken,
   type ResolveTokenOptions,
   readTokenFile,

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { resolveToken, tokenFileWarning } from "./token.js";
+import { assertClusterToken, resolveToken, tokenFileWarning } from "./token.js";
 
 const made: string[] = [];
 afterEach(() => {
@@ -40,5 +40,26 @@ describe("token files", () => {
     expect(resolveToken({ tokenFile: tokenFile(0o600), env: {} })?.warning).toBeUndefined();
     // From the environment: no file, nothing to say.
     expect(resolveToken({ env: { SLOTH_RUNNER_TOKEN: "x".repeat(20) } })?.warning).toBeUndefined();
+  });
+
+  it("refuses a token too short to be a cluster token, naming where it came from, not the token", () => {
+    const short = tokenFile(0o600);
+    fs.writeFileSync(short, "s3cret\n");
+    const fromFile = resolveToken({ tokenFile: short, env: {} });
+    expect(fromFile).toBeDefined();
+    expect(() => assertClusterToken(fromFile!)).toThrow(
+      `the cluster token in token file ${short} is too short (6 characters; a cluster token has at least 16)`,
+    );
+    try {
+      assertClusterToken(fromFile!);
+    } catch (e) {
+      expect((e as Error & { describe(): string }).describe()).not.toContain("s3cret");
+      expect((e as { code: string }).code).toBe("SLOTH_TOKEN_MISSING");
+    }
+    const fromEnv = resolveToken({ env: { SLOTH_RUNNER_TOKEN: "x" } });
+    expect(() => assertClusterToken(fromEnv!)).toThrow(
+      "the cluster token in SLOTH_RUNNER_TOKEN is too short (1 character; a cluster token has at least 16)",
+    );
+    expect(() => assertClusterToken({ token: "y".repeat(16), source: "env" })).not.toThrow();
   });
 });

@@ -114,6 +114,31 @@ function fromFile(file: string, source: TokenSource): ResolvedToken {
   return warning ? { token, source, file, warning } : { token, source, file };
 }
 
+/** The shortest cluster token a master or an agent accepts. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * Throws when a resolved token is too short to be a cluster token (masters
+ * and agents refuse those): the error names where it came from, never the
+ * token, so a caller finds out before anything is sent.
+ */
+export function assertClusterToken(resolved: ResolvedToken): void {
+  const n = resolved.token.length;
+  if (n >= MIN_TOKEN_LENGTH) return;
+  const where =
+    resolved.source === "env" ? "SLOTH_RUNNER_TOKEN" : `token file ${resolved.file ?? "(unknown)"}`;
+  throw new SlothError(
+    "SLOTH_TOKEN_MISSING",
+    `the cluster token in ${where} is too short (${n} character${n === 1 ? "" : "s"}; a cluster token has at least ${MIN_TOKEN_LENGTH})`,
+    {
+      hint: "use the token the master wrote to <data dir>/master/token on its machine",
+      details: resolved.file
+        ? { file: resolved.file, source: resolved.source }
+        : { source: resolved.source },
+    },
+  );
+}
+
 /** Compares two secrets in constant time (for equal lengths of their hashes). */
 export function secretsEqual(a: string | Uint8Array, b: string | Uint8Array): boolean {
   const ha = crypto.createHash("sha256").update(a).digest();

@@ -154,7 +154,7 @@ describe("failures and recovery", () => {
     );
 
     const badFile = path.join(tempDir(), "bad-token");
-    fs.writeFileSync(badFile, "wrong-token\n");
+    fs.writeFileSync(badFile, "wrong-token-of-enough-length\n");
     const marker = path.join(tempDir(), "ran");
     const wrong = await runCli([
       "--data-dir",
@@ -257,11 +257,22 @@ describe("bad input", () => {
   it("names the address of an unreachable master", async () => {
     const dir = tempDir();
     const r = await runCli(["--data-dir", dir, "agent", "list", "--master", "127.0.0.1:1"], {
-      env: { SLOTH_RUNNER_TOKEN: "x" },
+      env: { SLOTH_RUNNER_TOKEN: "x".repeat(20) },
     });
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe(
       "error: cannot reach master at 127.0.0.1:1: connection refused; check that the master runs (`sloth-runner master start`) or choose another with --master",
+    );
+  });
+
+  it("refuses a token too short to be a cluster token before dialling, without showing it", async () => {
+    const dir = tempDir();
+    const r = await runCli(["--data-dir", dir, "agent", "list", "--master", "127.0.0.1:1"], {
+      env: { SLOTH_RUNNER_TOKEN: "hunter2" },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      "error: the cluster token in SLOTH_RUNNER_TOKEN is too short (7 characters; a cluster token has at least 16); use the token the master wrote to <data dir>/master/token on its machine",
     );
   });
 
@@ -332,7 +343,9 @@ describe("bad input", () => {
       ],
     ];
     for (const [args, expected] of cases) {
-      const r = await runCli(["--data-dir", dir, ...args], { env: { SLOTH_RUNNER_TOKEN: "x" } });
+      const r = await runCli(["--data-dir", dir, ...args], {
+        env: { SLOTH_RUNNER_TOKEN: "x".repeat(20) },
+      });
       expect(r.code, args.join(" ")).not.toBe(0);
       expect(r.stderr.split("\n")[0], args.join(" ")).toContain(expected);
       expect(r.stderr).not.toMatch(/\n\s+at /);
