@@ -121,6 +121,58 @@ describe("sloth-agentd", () => {
     expect(d.stderr()).not.toContain(TOKEN);
   });
 
+  it("logs readable lines with --log-format text, warnings marked, the token never", async () => {
+    const dataDir = tempDir();
+    const d = agentd(
+      [
+        "--log-format",
+        "text",
+        "--name",
+        "plain1",
+        "--port",
+        "0",
+        "--bind-address",
+        "127.0.0.1",
+        "--master",
+        "127.0.0.1:1",
+        "--data-dir",
+        dataDir,
+      ],
+      { SLOTH_RUNNER_TOKEN: TOKEN },
+    );
+    const port = await waitFor(
+      () => /^Agent 'plain1' listening on 127\.0\.0\.1:(\d+)$/m.exec(d.stderr())?.[1],
+      30_000,
+      `agentd to listen (stderr: ${d.stderr()})`,
+    );
+    // No master answers at 127.0.0.1:1: the agent says so and retries.
+    await waitFor(
+      () =>
+        /^warning: cannot register with master at 127\.0\.0\.1:1: .*connection refused.*\(retrying in \S+\)$/m.test(
+          d.stderr(),
+        ) || undefined,
+      30_000,
+      `a registration warning (stderr: ${d.stderr()})`,
+    );
+    const conn = connect({ address: `127.0.0.1:${port}`, token: TOKEN });
+    cleanups.push(() => conn.close());
+    expect((await agentClient(conn).health({})).name).toBe("plain1");
+    d.child.kill("SIGTERM");
+    expect(await d.exited).toBe(0);
+    const lines = d.stderr().trim().split("\n");
+    expect(lines.at(-2)).toBe("Agent 'plain1' stopping");
+    expect(lines.at(-1)).toBe("Agent 'plain1' stopped");
+    // Not a JSON line among them.
+    expect(lines.filter((l) => l.startsWith("{"))).toEqual([]);
+    expect(d.stderr()).not.toContain(TOKEN);
+
+    const bad = agentd(["--log-format", "yaml"], { SLOTH_RUNNER_TOKEN: TOKEN });
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr()).toBe(
+      'error: invalid value "yaml" for --log-format: choose one of "json", "text"; run `sloth-agentd --help` to see the usage\n',
+    );
+  });
+
   it("exits 0 after a Shutdown call", async () => {
     const { d, client } = await startDaemon();
     await client.shutdown({});

@@ -1,8 +1,10 @@
 import { createRequire } from "node:module";
+import { hostname } from "node:os";
 import {
   type AgentStartFlags,
   agentStartFlags,
   agentTokenWarning,
+  describeAgentEvent,
   startAgentFromFlags,
   stopOnSignals,
 } from "@sloth/agent";
@@ -34,40 +36,63 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   try {
-    const flags = await parse(argv);
-    if (!flags) return;
-    const logger = pino(
-      { level: debug ? "debug" : "info", base: { pid: process.pid } },
-      pino.destination({ fd: 2, sync: true }),
-    );
+    const parsed = await parse(argv);
+    if (!parsed) return;
+    const { flags, logFormat } = parsed;
+    // JSON lines for log collectors (the default); readable lines with text.
+    const logger =
+      logFormat === "json"
+        ? pino(
+            { level: debug ? "debug" : "info", base: { pid: process.pid } },
+            pino.destination({ fd: 2, sync: true }),
+          )
+        : undefined;
+    const warn = (message: string, fields: Record<string, unknown> = {}) => {
+      if (logger) logger.warn(fields, message);
+      else process.stderr.write(`warning: ${message}\n`);
+    };
     const tokenWarning = agentTokenWarning(flags);
-    if (tokenWarning) logger.warn(tokenWarning);
-    const agent = await startAgentFromFlags(flags, { logger });
+    if (tokenWarning) warn(tokenWarning);
+    const name = flags.name ?? hostname();
+    const agent = await startAgentFromFlags(flags, {
+      logger,
+      onEvent: logger
+        ? undefined
+        : (e) => {
+            for (const line of describeAgentEvent(name, e)) process.stderr.write(`${line}\n`);
+          },
+    });
     const bind = flags.bindAddress ?? "0.0.0.0";
     if (!flags.tlsCert && !isLoopbackHost(bind))
-      logger.warn(
-        { bind },
-        `listening on ${bind} without TLS: tokens and output cross the network in clear text`,
-      );
+      warn(`listening on ${bind} without TLS: tokens and output cross the network in clear text`, {
+        bind,
+      });
     const off = stopOnSignals(agent);
     try {
       await agent.wait();
     } finally {
       off();
-      logger.flush();
+      logger?.flush();
     }
   } catch (e) {
     process.exitCode = report(e, debug);
   }
 }
 
-async function parse(argv: string[]): Promise<AgentStartFlags | undefined> {
+async function parse(
+  argv: string[],
+): Promise<{ flags: AgentStartFlags; logFormat: "json" | "text" } | undefined> {
   let shown = false;
   const args = await yargs(argv)
     .scriptName("sloth-agentd")
     .usage("$0 [options]\n\nRun a Sloth Runner agent: serve commands and register with the master.")
     .options({
       ...agentStartFlags,
+      "log-format": {
+        choices: ["json", "text"] as const,
+        default: "json" as const,
+        describe: "Log as JSON lines (pino) or as readable lines",
+      },
       debug: { type: "boolean", describe: "Log debug events and print stack traces" },
     })
     .version(VERSION)
@@ -89,7 +114,7 @@ async function parse(argv: string[]): Promise<AgentStartFlags | undefined> {
       }
     });
   if (shown || args.help || args.version) return undefined;
-  return {
+  const flags: AgentStartFlags = {
     name: args.name,
     master: args.master,
     port: args.port,
@@ -105,6 +130,7 @@ async function parse(argv: string[]): Promise<AgentStartFlags | undefined> {
     keepWorkspaces: args.keepWorkspaces,
     cacheLimit: args.cacheLimit,
   };
+  return { flags, logFormat: args.logFormat };
 }
 
 /** Prints an error as one line on stderr (stack with --debug); returns the exit code. */
@@ -117,13 +143,17 @@ function report(e: unknown, debug: boolean): number {
   if (e instanceof UsageError || (e instanceof Error && e.name === "YError")) {
     // yargs names options without dashes, and twice when camel-cased.
     const unknown = /^Unknown arguments?: (.*)$/.exec(e.message)?.[1];
-    const message = unknown
-      ? `unknown option${unknown.includes(",") ? "s" : ""}: ${unknown
-          .split(", ")
-          .filter((n) => !/[A-Z]/.test(n))
-          .map((n) => (n.length === 1 ? `-${n}` : `--${n}`))
-          .join(", ")}`
-      : e.message;
+    // yargs lists a value outside an option's choices over several lines.
+    const choice = /Argument: ([^,\n]+), Given: ([^\n]*), Choices: ([^\n]*)/.exec(e.message);
+    const message = choice
+      ? `invalid value ${choice[2]} for --${choice[1]}: choose one of ${choice[3]}`
+      : unknown
+        ? `unknown option${unknown.includes(",") ? "s" : ""}: ${unknown
+            .split(", ")
+            .filter((n) => !/[A-Z]/.test(n))
+            .map((n) => (n.length === 1 ? `-${n}` : `--${n}`))
+            .join(", ")}`
+        : e.message;
     process.stderr.write(`error: ${message}; run \`sloth-agentd --help\` to see the usage\n`);
     return 2;
   }
@@ -146,6 +176,7 @@ async function installService(argv: string[]): Promise<void> {
     .scriptName("sloth-agentd install-service")
     .options({
       ...agentStartFlags,
+      "log-format": { choices: ["json", "text"] as const },
       print: { type: "boolean", describe: "Print the unit instead of writing it" },
       "unit-dir": {
         type: "string",

@@ -132,11 +132,17 @@ function usageError(msg: string, argv: readonly string[]): CliError {
       },
     );
   }
+  // A command taking arguments of its own (`run [target]`) has no subcommands.
+  const def = commands.find((c) => String(c.command ?? "").split(" ")[0] === argv[at]);
+  const leaf = /[<[]/.test(String(def?.command ?? "").replace(/<command>/g, ""));
   const path = (at === -1 ? [] : argv.slice(at))
     .filter((w, i) => i === 0 || /^[a-z][a-z-]*$/.test(w))
-    .slice(0, 2)
+    .slice(0, leaf ? 1 : 2)
     .filter((w) => /^[a-z][a-z-]*$/.test(w))
     .join(" ");
+  // yargs lists a value outside an option's choices over several lines.
+  const choice = /Argument: ([^,\n]+), Given: ([^\n]*), Choices: ([^\n]*)/.exec(msg);
+  if (choice) msg = `invalid value ${choice[2]} for --${choice[1]}: choose one of ${choice[3]}`;
   const unknown = /^Unknown arguments?: (.*)$/.exec(msg)?.[1];
   if (unknown !== undefined) {
     // yargs names options without dashes, and twice when camel-cased.

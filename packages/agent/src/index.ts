@@ -12,6 +12,7 @@ export {
   type StopOptions,
 } from "./agent.js";
 export { type BackoffOptions, backoffDelay } from "./backoff.js";
+export { describeAgentEvent } from "./describe.js";
 export { AgentNameHeldError, PortInUseError } from "./errors.js";
 export type { AgentEvent, AgentStatus } from "./events.js";
 export {

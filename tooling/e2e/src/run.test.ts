@@ -275,6 +275,12 @@ describe("run: bad inputs", () => {
           "error: cannot run workflow 'w': require_lock needs a stack; run it as a stack's deployment (`sloth-runner run STACK -f FILE`), or remove these keys from the workflow's config\n",
       },
       {
+        args: ["run", example("hello.sloth"), "-o", "yaml"],
+        code: 2,
+        stderr:
+          'error: invalid value "yaml" for --output: choose one of "text", "json"; run `sloth-runner run --help` to see the usage\n',
+      },
+      {
         args: ["run", "nope.sloth"],
         code: 2,
         stderr: "error: workflow file 'nope.sloth' not found; check the path\n",

@@ -1,9 +1,8 @@
-import type { AgentEvent } from "@sloth/agent";
 import type { Argv, CommandModule } from "yargs";
 import { CliError, dataDirOf, type GlobalArgs } from "../context.js";
 import { isDaemonChild, notifyParent } from "../daemon.js";
 import { daemonLogger, type LogFormat } from "../logger-factory.js";
-import { eprintln, formatDuration, painter, println } from "../output.js";
+import { eprintln, painter, println } from "../output.js";
 
 interface AgentStartArgs extends GlobalArgs {
   daemon?: boolean;
@@ -75,46 +74,15 @@ export function startAgentOptions<T>(y: Argv<T>): Argv<T & AgentStartArgs> {
     }) as unknown as Argv<T & AgentStartArgs>;
 }
 
-/** A line for each agent event, as `agent start` prints it on stderr. */
-export function describeAgentEvent(name: string, e: AgentEvent): string | undefined {
-  const c = painter(process.stderr);
-  switch (e.type) {
-    case "listening":
-      return `Agent '${name}' listening on ${e.address}`;
-    case "registered": {
-      const line = `Agent '${name}' ${e.again ? "registered again" : "registered"} with master at ${e.master}`;
-      if (!e.unreachable) return line;
-      const u = e.unreachable;
-      return `${line}\n${c.yellow(`warning: the master cannot reach this agent at ${u.address}: ${u.reason}; ${u.hint}`)}`;
-    }
-    case "registration-failed":
-      return c.yellow(
-        `warning: cannot register with master at ${e.master}: ${e.error.describe()} (retrying in ${formatDuration(e.retryInMs)})`,
-      );
-    case "heartbeat-failed":
-      return c.yellow(
-        `warning: heartbeat to master at ${e.master} failed: ${e.error.describe()} (retrying in ${formatDuration(e.retryInMs)})`,
-      );
-    case "reconnected":
-      return `Agent '${name}' reconnected to master at ${e.master}`;
-    case "orphans-killed":
-      return c.yellow(
-        `warning: killed ${e.pids.length} process(es) left running by an earlier run of agent '${name}' (pids ${e.pids.join(", ")})`,
-      );
-    case "forgotten":
-      return `Master at ${e.master} no longer knows agent '${name}': registering again`;
-    case "stopping":
-      return `Agent '${name}' stopping`;
-    case "stopped":
-      return `Agent '${name}' stopped`;
-  }
-  return undefined;
-}
-
 /** Runs an agent in the foreground until SIGINT/SIGTERM or a Shutdown call. */
 export async function runAgent(argv: AgentStartArgs): Promise<void> {
-  const { startAgentFromFlags, stopOnSignals, AgentNameHeldError, agentTokenWarning } =
-    await import("@sloth/agent");
+  const {
+    startAgentFromFlags,
+    stopOnSignals,
+    AgentNameHeldError,
+    agentTokenWarning,
+    describeAgentEvent,
+  } = await import("@sloth/agent");
   const { isSlothError } = await import("@sloth/client");
   const os = await import("node:os");
   const name = argv.name ?? os.hostname();
@@ -176,8 +144,9 @@ export async function runAgent(argv: AgentStartArgs): Promise<void> {
         if (e.type === "registered" || e.type === "registration-failed")
           notifyParent({ type: "ready", address: listening });
         if (json) return;
-        const line = describeAgentEvent(name, e);
-        if (line) eprintln(line);
+        const c = painter(process.stderr);
+        for (const line of describeAgentEvent(name, e))
+          eprintln(line.startsWith("warning: ") ? c.yellow(line) : line);
       },
     },
   );
