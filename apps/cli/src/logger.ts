@@ -28,3 +28,40 @@ export function lineLogger(debug = false): LineLogger {
     },
   };
 }
+
+/** A logger whose lines wait until {@link HeldLogger.release} or are dropped. */
+export interface HeldLogger extends LineLogger {
+  /** Writes the lines held so far, then passes later ones straight through. */
+  release(): void;
+  /** Forgets the lines held so far; later ones pass straight through. */
+  drop(): void;
+}
+
+/**
+ * Holds what `logger` would print until the caller knows it wants it: a
+ * workflow file loaded once more (to change its state store) prints its top
+ * level's output once, not twice.
+ */
+export function heldLogger(logger: LineLogger): HeldLogger {
+  let held: Array<() => void> | undefined = [];
+  const level =
+    (name: keyof LineLogger) =>
+    (o: object, m?: string): void => {
+      if (held) held.push(() => logger[name](o, m));
+      else logger[name](o, m);
+    };
+  return {
+    info: level("info"),
+    warn: level("warn"),
+    error: level("error"),
+    debug: level("debug"),
+    release() {
+      const lines = held ?? [];
+      held = undefined;
+      for (const write of lines) write();
+    },
+    drop() {
+      held = undefined;
+    },
+  };
+}

@@ -268,6 +268,7 @@ workflow.define("w"):tasks({ x })
 
   it("local and delegated tasks share the master's state even without --master", async () => {
     const file = flow(`
+print("top level of shared")
 local init = task("init"):command(function() state.set("cnt", 0) return true end)
 local fan = task("fan"):depends_on({ init }):delegate_to({ "web-1", "web-2" }):command(function()
   for i = 1, 5 do state.increment("cnt") end
@@ -283,6 +284,8 @@ workflow.define("shared"):tasks({ init, fan, check })
     });
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toMatch(/check: succeeded in \S+ \(cnt=10\)/);
+    // Loaded again to use the master's store, its top level's output shows once.
+    expect(r.stderr.match(/top level of shared/g)).toHaveLength(1);
     // An agent dialled by address keeps state in the same store (its master is this one).
     const byAddress = flow(`
 local init = task("init"):command(function() state.set("k", "from-local") return true end)

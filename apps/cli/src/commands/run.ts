@@ -1,3 +1,5 @@
+import type { LoadedWorkflows } from "@sloth/dsl-lua";
+import type { WorkflowModel } from "@sloth/workflow";
 import type { CommandModule } from "yargs";
 import {
   CliError,
@@ -7,6 +9,7 @@ import {
   parseKeyValues,
   rawFlagValue,
 } from "../context.js";
+import type { LineLogger } from "../logger.js";
 import { eprintln } from "../output.js";
 
 /** Arguments of `sloth-runner run`. */
@@ -189,7 +192,7 @@ async function runFile(argv: RunArgs): Promise<number> {
   const dataDir = await dataDirOf(argv);
   const { loadWorkflowFile, shutdownLuaWorkers } = await import("@sloth/dsl-lua");
   try {
-    const { lineLogger } = await import("../logger.js");
+    const { lineLogger, heldLogger } = await import("../logger.js");
     const logger = lineLogger(argv.debug);
     const { stateTargetOf } = await import("../run/state-target.js");
     const { applyDelegateTo, sharesMasterState } = await import("../run/delegation.js");
@@ -218,14 +221,14 @@ async function runFile(argv: RunArgs): Promise<number> {
         mask: secrets.values,
       },
     };
-    const load = async (shared: boolean) => {
+    const load = async (shared: boolean, logger: LineLogger) => {
       const loaded = await loadWorkflowFile(target.file, {
         values,
         params,
         dataDir: dataDir.root,
         state: await stateTargetOf(argv, dataDir, shared),
         modules: [stackModule, secrets.module],
-        logger: log,
+        logger,
       });
       let models = resume
         ? [(await import("../run/record.js")).resumeModel(loaded, resume.run, selectTasks)]
@@ -234,11 +237,22 @@ async function runFile(argv: RunArgs): Promise<number> {
       applyDelegateTo(models, list(argv.delegateTo));
       return { loaded, models };
     };
-    let { loaded, models } = await load(false);
     // Delegated tasks use their agent's master's state store: so must the
-    // local ones, or the run's keys and locks would be split in two.
-    if (argv.master === undefined && !argv.dryRun && (await sharesMasterState(argv, models)))
-      ({ loaded, models } = await load(true));
+    // local ones, or the run's keys and locks would be split in two. Which
+    // store is known once the file is loaded: loaded again with the master's,
+    // its top level's output is shown once.
+    const held = heldLogger(log);
+    let loaded: LoadedWorkflows;
+    let models: WorkflowModel[];
+    try {
+      ({ loaded, models } = await load(false, held));
+      if (argv.master === undefined && !argv.dryRun && (await sharesMasterState(argv, models))) {
+        held.drop();
+        ({ loaded, models } = await load(true, log));
+      }
+    } finally {
+      held.release();
+    }
     for (const notice of loaded.notices) eprintln(`notice: ${notice}`);
     const json = argv.output === "json";
     if (argv.dryRun) {
