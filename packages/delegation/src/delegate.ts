@@ -335,11 +335,18 @@ export function createDelegate(options: DelegateOptions): Delegate {
       "log",
       `INFO running on ${on}${ctx.attempt > 1 ? ` (attempt ${ctx.attempt})` : ""}\n`,
     );
-    if (channels.length === 1 && !retrying)
+    if (channels.length === 1 && !retrying) {
+      ctx.placed?.([channels[0]!.agent]);
       return remember(await runOn(channels[0]!, task, ctx, ""));
+    }
     // A retry runs again only where an earlier attempt failed.
     const before = prior ?? new Map<string, TaskOutcome>();
     const done = [...before.keys()];
+    // The task's result names every agent with a part in it.
+    ctx.placed?.([
+      ...done,
+      ...channels.filter((ch) => !before.has(ch.agent)).map((ch) => ch.agent),
+    ]);
     if (done.length > 0)
       ctx.log.write(
         "log",

@@ -41,3 +41,26 @@ it("writes events of a burst of ticks together, at most once per interval", asyn
   expect(store.getRun("r").tasks.map((t) => t.status)).toEqual(["running", "running"]);
   store.close();
 });
+
+it("records the agents a task's last attempt ran on, and none for a task run here", () => {
+  const file = path.join(dir, "history.db");
+  const store = openHistory({ path: file });
+  const rec = store.record({ id: "r", workflow: "w", tasks: ["remote", "here"] });
+  const end = { attempts: 1, durationMs: 5 };
+  rec.event({
+    ...base,
+    type: "task.succeeded",
+    task: "remote",
+    ...end,
+    agents: ["web-1", "web-2"],
+  });
+  rec.event({ ...base, type: "task.failed", task: "here", ...end, message: "exit 1" });
+  rec.flush();
+  store.close();
+  // Read back by another opening of the file, as `runs show` does.
+  const again = openHistory({ path: file });
+  const [remote, here] = again.getRun("r").tasks;
+  expect(remote?.agents).toEqual(["web-1", "web-2"]);
+  expect(here).not.toHaveProperty("agents");
+  again.close();
+});

@@ -40,6 +40,8 @@ interface TaskRow {
   message: string | null;
   output: string | null;
   reused: boolean;
+  /** JSON list of agents, or null when it ran here. */
+  agents: string | null;
   log: string;
   logSize: number;
 }
@@ -75,11 +77,11 @@ export function startRecorder(
      VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const upsertTask = db.prepare(
-    `INSERT INTO history_tasks (run_id, name, position, status, attempts, started_at, ended_at, duration_ms, message, output, reused, log, log_size)
-     VALUES (@runId, @name, @position, @status, @attempts, @startedAt, @endedAt, @durationMs, @message, @output, @reused, @log, @logSize)
+    `INSERT INTO history_tasks (run_id, name, position, status, attempts, started_at, ended_at, duration_ms, message, output, reused, agents, log, log_size)
+     VALUES (@runId, @name, @position, @status, @attempts, @startedAt, @endedAt, @durationMs, @message, @output, @reused, @agents, @log, @logSize)
      ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
        started_at = excluded.started_at, ended_at = excluded.ended_at, duration_ms = excluded.duration_ms,
-       message = excluded.message, output = excluded.output, reused = excluded.reused,
+       message = excluded.message, output = excluded.output, reused = excluded.reused, agents = excluded.agents,
        log = excluded.log, log_size = excluded.log_size`,
   );
   const hookLog = db.prepare("UPDATE history_runs SET log = ?, log_size = ? WHERE id = ?");
@@ -189,6 +191,7 @@ export function startRecorder(
         t.message = e.message ?? null;
         t.output = e.output === undefined ? null : JSON.stringify(e.output satisfies TaskOutput);
         t.reused = e.type === "task.succeeded" && e.attempts === 0 && reused.has(e.task);
+        t.agents = e.agents ? JSON.stringify(e.agents) : null;
         return;
       }
       case "task.skipped": {
@@ -270,6 +273,7 @@ function blank(name: string, position: number): TaskRow {
     message: null,
     output: null,
     reused: false,
+    agents: null,
     log: "",
     logSize: 0,
   };

@@ -72,6 +72,8 @@ export const runTasks = sqliteTable(
     output: text("output"),
     /** True when the output was taken from the run this one resumes. */
     reused: integer("reused", { mode: "boolean" }).notNull(),
+    /** JSON list of the agents its last attempt ran on; null when it ran here. */
+    agents: text("agents"),
     log: text("log").notNull(),
     logSize: integer("log_size").notNull(),
   },

@@ -271,6 +271,7 @@ function toTask(t: TaskRow): TaskRecord {
     message: orUndefined(t.message),
     output: t.output === null ? undefined : (JSON.parse(t.output) as TaskOutput),
     reused: t.reused,
+    ...(t.agents === null ? {} : { agents: JSON.parse(t.agents) as string[] }),
     logSize: t.logSize,
   };
 }

@@ -64,6 +64,8 @@ export interface TaskRecord {
   output: TaskOutput | undefined;
   /** True when the output was taken from the resumed run instead of running. */
   reused: boolean;
+  /** The agents its last attempt ran on; absent when it ran here. */
+  agents?: string[] | undefined;
   /** Bytes of log the task wrote; the stored log may keep only its tail. */
   logSize: number;
 }

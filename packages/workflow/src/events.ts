@@ -37,6 +37,8 @@ export type RunEvent =
       durationMs: number;
       message?: string | undefined;
       output?: TaskOutput | undefined;
+      /** The agents its last attempt ran on (absent when it ran here). */
+      agents?: string[] | undefined;
     })
   | (EventBase & {
       type: "task.failed";
@@ -45,6 +47,8 @@ export type RunEvent =
       durationMs: number;
       message: string;
       output?: TaskOutput | undefined;
+      /** The agents its last attempt ran on (absent when it ran here). */
+      agents?: string[] | undefined;
     })
   | (EventBase & { type: "task.skipped"; task: string; reason: string })
   | (EventBase & {

@@ -59,6 +59,12 @@ export interface TaskContext {
   env?: Readonly<Record<string, string>> | undefined;
   /** When the task has a timeout: the Date.now() at which this attempt times out. */
   deadline?: number | undefined;
+  /**
+   * For a {@link DelegateExecutor}: says which agents this attempt runs on
+   * (names, or HOST:PORT for agents dialled by address). The task's result
+   * and final event carry the last attempt's.
+   */
+  placed?: ((agents: readonly string[]) => void) | undefined;
 }
 
 /** What a command function returns. */

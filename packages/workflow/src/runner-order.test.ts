@@ -236,4 +236,58 @@ describe("ordering and outputs", () => {
     );
     expect(result.tasks[0]?.output).toEqual({ ran: "x" });
   });
+
+  test("the result and final event name the agents of the last attempt, none when it ran here", async () => {
+    const seen: number[] = [];
+    const { result, events } = await run(
+      {
+        name: "d",
+        tasks: [
+          // Fails on web-1, then succeeds on web-2.
+          {
+            name: "moved",
+            delegateTo: { target: { kind: "labels", labels: { role: "web" } } },
+            retries: 1,
+            retryDelayMs: 1,
+          },
+          // Placed on an agent, then falls back here on its retry.
+          {
+            name: "back",
+            delegateTo: { target: { kind: "agent", name: "db" }, fallback: "local" },
+            retries: 1,
+            retryDelayMs: 1,
+            command: "true",
+          },
+          { name: "local", command: "true" },
+        ],
+      },
+      {
+        delegate: async (task, ctx) => {
+          seen.push(ctx.attempt);
+          if (task.name === "moved") {
+            ctx.placed?.([ctx.attempt === 1 ? "web-1" : "web-2"]);
+            return ctx.attempt === 1 ? { ok: false, message: "agent lost" } : { ok: true };
+          }
+          if (ctx.attempt === 1) {
+            ctx.placed?.(["db"]);
+            return { ok: false, message: "agent lost" };
+          }
+          return undefined;
+        },
+      },
+    );
+    const byName = Object.fromEntries(result.tasks.map((t) => [t.name, t]));
+    expect(byName.moved).toMatchObject({ status: "succeeded", attempts: 2, agents: ["web-2"] });
+    expect(byName.back).toMatchObject({ status: "succeeded", attempts: 2 });
+    expect(byName.back?.agents).toBeUndefined();
+    expect(byName.local?.agents).toBeUndefined();
+    const final = (name: string) =>
+      events.find(
+        (e) => (e.type === "task.succeeded" || e.type === "task.failed") && e.task === name,
+      );
+    expect(final("moved")).toMatchObject({ type: "task.succeeded", agents: ["web-2"] });
+    expect(final("back")).not.toHaveProperty("agents");
+    expect(final("local")).not.toHaveProperty("agents");
+    expect(seen.length).toBe(4);
+  });
 });

@@ -52,18 +52,21 @@ export async function runTask(
 ): Promise<TaskRunResult> {
   const started = Date.now();
   const base = makeCtx(env.runSignal, 1);
+  // Where the current attempt runs, when a delegate executor says so.
+  let agents: string[] | undefined;
   const result = (
     status: TaskResult["status"],
     attempts: number,
     message?: string,
     outcome?: TaskOutcome,
-  ) => ({
+  ): TaskResult => ({
     name: task.name,
     status,
     attempts,
     durationMs: Date.now() - started,
     message,
     output: outcome?.output,
+    ...(agents !== undefined && attempts > 0 ? { agents } : {}),
   });
   const cancelled = (attempts: number): TaskRunResult => {
     const reason = stopMessage(env.runSignal);
@@ -130,6 +133,10 @@ export async function runTask(
           );
     const ctx = makeCtx(controller.signal, attempt);
     if (timeoutMs !== undefined) ctx.deadline = Date.now() + timeoutMs;
+    agents = undefined;
+    ctx.placed = (on) => {
+      agents = [...on];
+    };
     const ended = await runAttempt(task, ctx, env);
     clearTimeout(timer);
     env.runSignal.removeEventListener("abort", onRunStop);
@@ -215,6 +222,7 @@ async function finish(
       durationMs: done.durationMs,
       message: outcome.message,
       output: outcome.output,
+      ...(done.agents ? { agents: done.agents } : {}),
     });
   } else {
     const message = outcome.message ?? "failed";
@@ -225,6 +233,7 @@ async function finish(
       durationMs: done.durationMs,
       message,
       output: outcome.output,
+      ...(done.agents ? { agents: done.agents } : {}),
     });
     done.message = message;
   }

@@ -81,6 +81,8 @@ export interface TaskResult {
   /** The command's message, the failure, or why it was skipped or cancelled. */
   message?: string | undefined;
   output?: TaskOutput | undefined;
+  /** The agents its last attempt ran on (absent when it ran here). */
+  agents?: string[] | undefined;
 }
 
 /** A finished run. */

@@ -70,6 +70,19 @@ workflow.define("show"):tasks({ show })
   return { file, data, old, kept: kept[0] as string };
 }
 
+/** Runs with history on; gives the result and where each task ran, as `runs show --json` says. */
+async function runRecorded(file: string) {
+  const r = await runCli(["--data-dir", master.dataDir, "run", file, "--master", master.address], {
+    timeoutMs: 90_000,
+  });
+  const id = /^run id: (\S+)$/m.exec(r.stdout)?.[1];
+  expect(id, r.stdout + r.stderr).toBeDefined();
+  const shown = await runCli(["--data-dir", master.dataDir, "runs", "show", id!, "--json"]);
+  const tasks = (JSON.parse(shown.stdout) as { tasks: Array<{ name: string; agents?: string[] }> })
+    .tasks;
+  return { ...r, on: Object.fromEntries(tasks.map((t) => [t.name, t.agents])) };
+}
+
 const run = (file: string, ...args: string[]) =>
   runCli(
     [
@@ -194,8 +207,10 @@ local fan = task("fan"):delegate_to({ "web-1", "web-2" }):retries(1):command([[
 local partial = task("partial"):delegate_to({ "web-1", "nosuch", fallback = "local" }):command("echo partial-ran")
 workflow.define("w"):tasks({ fan, partial })
 `);
-    const r = await run(file);
+    const r = await runRecorded(file);
     expect(r.code).toBe(1);
+    // The retry ran on web-2 alone; the result names both agents.
+    expect(r.on.fan).toEqual(["web-1", "web-2"]);
     expect(fs.readFileSync(path.join(marks, "web1"), "utf8")).toBe("ran\n");
     expect(fs.readFileSync(path.join(marks, "web2"), "utf8")).toBe("ran\nran\n");
     expect(r.stdout).toContain("fan | INFO already done on agent 'web-1': not run again");
@@ -329,6 +344,38 @@ workflow.define("flag"):tasks({ a })
     expect(direct.code, direct.stderr + direct.stdout).toBe(0);
     expect(direct.stdout).toContain("a | on-agent");
     expect(direct.stdout).toContain(`a | INFO running on agent at ${agents["db-1"]!.address}`);
+    // JSON events and the run's history say where it ran.
+    const recorded = await runCli(
+      [
+        "--data-dir",
+        master.dataDir,
+        "run",
+        file,
+        "--master",
+        master.address,
+        "--delegate-to",
+        "db-1",
+        "-o",
+        "json",
+      ],
+      { timeoutMs: 90_000 },
+    );
+    expect(recorded.code, recorded.stderr + recorded.stdout).toBe(0);
+    const events = recorded.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; runId: string; agents?: string[] });
+    const done = events.find((e) => e.type === "task.succeeded");
+    expect(done?.agents).toEqual(["db-1"]);
+    const id = done!.runId;
+    const shown = await runCli(["--data-dir", master.dataDir, "runs", "show", id, "--json"]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(
+      (JSON.parse(shown.stdout) as { tasks: Array<{ agents?: string[] }> }).tasks[0]?.agents,
+    ).toEqual(["db-1"]);
+    const table = await runCli(["--data-dir", master.dataDir, "runs", "show", id]);
+    expect(table.stdout).toMatch(/^TASK\s+STATUS\s+ATTEMPTS\s+DURATION\s+ON\s+MESSAGE$/m);
+    expect(table.stdout).toMatch(/^a\s+succeeded\s+1\s+\S+\s+db-1\b/m);
     const inline = flow(`
 local b = task("b"):delegate_to("${agents["web-1"]!.address}"):command("echo by-address")
 workflow.define("inline"):tasks({ b })
@@ -520,7 +567,7 @@ local t = task("t"):delegate_to({ labels = { pool = "retry" } }):retries(1, "fix
   :command("sleep ${marker}; echo done on $(hostname)")
 workflow.define("retry"):tasks({ t })
 `);
-    const pending = run(file);
+    const pending = runRecorded(file);
     const running = () => spawnSync("pgrep", ["-f", `^sleep ${marker}$`]).status === 0;
     await waitFor(running, { what: "the first attempt to start" });
     // Both idle: the first by name runs it.
@@ -530,6 +577,7 @@ workflow.define("retry"):tasks({ t })
     expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toMatch(/t: retrying .*agent lost: .*'lost-a'/);
     expect(r.stdout).toMatch(/t: succeeded/);
+    expect(r.on.t).toEqual(["lost-b"]);
   }, 60_000);
 
   it("fails the task with 'agent lost'", async () => {

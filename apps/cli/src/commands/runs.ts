@@ -106,14 +106,18 @@ const show: CommandModule<RunsArgs, IdArgs> = {
       println(`started:  ${formatLocalTime(run.startedAt)}, took ${duration(run.durationMs)}`);
       if (run.resumedFrom) println(`resumes:  ${run.resumedFrom}`);
       println();
+      // Where each task ran, once any ran on an agent.
+      const where = run.tasks.some((t) => t.agents !== undefined);
       const rows = run.tasks.map((t) => [
         t.name,
         paintStatus(c, t.reused ? "reused" : t.status),
         String(t.attempts),
         duration(t.durationMs),
+        ...(where ? [t.agents?.join(",") ?? (t.attempts > 0 ? "here" : "-")] : []),
         oneLine(t.message ?? ""),
       ]);
-      println(table([["TASK", "STATUS", "ATTEMPTS", "DURATION", "MESSAGE"], ...rows]));
+      const head = ["TASK", "STATUS", "ATTEMPTS", "DURATION", ...(where ? ["ON"] : []), "MESSAGE"];
+      println(table([head, ...rows]));
       const outputs = run.tasks.filter((t) => t.output !== undefined);
       if (outputs.length > 0) {
         println();

@@ -1,0 +1,1 @@
+ALTER TABLE `history_tasks` ADD `agents` text;
