@@ -118,7 +118,7 @@ export async function withMaster<T>(
   argv: GlobalArgs,
   fn: (s: MasterSession) => Promise<T>,
 ): Promise<T> {
-  const { connect, masterClient, fromConnectError } = await client();
+  const { connect, masterClient, fromConnectError, explainClosedConnection } = await client();
   const master = await masterOf(argv);
   const token = await tokenFor(argv, master);
   if (!token) {
@@ -126,18 +126,18 @@ export async function withMaster<T>(
       hint: "pass --token-file FILE or set SLOTH_RUNNER_TOKEN (a local master keeps it in <data dir>/master/token)",
     });
   }
-  const conn = connect({
-    address: master.address,
-    token: token.token,
-    tls: await tlsFor(argv, master),
-  });
+  const tls = await tlsFor(argv, master);
+  const conn = connect({ address: master.address, token: token.token, tls });
   const fail = (e: unknown) =>
     fromConnectError(e, { kind: "master", address: master.address, name: master.record?.name });
   try {
     return await fn({ master, conn, client: masterClient(conn), fail });
   } catch (e) {
     if (e instanceof CliError || e instanceof ExitCode) throw e;
-    throw fail(e);
+    const err = fail(e);
+    // Dropped without an answer: a master serving TLS does that to cleartext.
+    if (tls) throw err;
+    throw await explainClosedConnection(err, { kind: "master", address: master.address });
   } finally {
     conn.close();
   }

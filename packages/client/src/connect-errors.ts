@@ -202,7 +202,8 @@ function tlsProblem(raw: string, t: ErrorTarget): { reason: string; hint: string
   }
   if (/wrong version number|packet length too long|http\/1\.1|ERR_SSL/i.test(m)) {
     return {
-      reason: `TLS handshake failed (${m.replace(/^\[\w+\]\s*/, "")})`,
+      // OpenSSL's own words, without its error queue's codes and source lines.
+      reason: `TLS handshake failed (${/SSL routines:[^:]*:([^:]+)/.exec(m)?.[1] ?? m.replace(/^\[\w+\]\s*/, "")})`,
       hint: "the server may not use TLS: drop --tls-* for it, or start it with --tls-cert/--tls-key",
     };
   }

@@ -124,6 +124,7 @@ export {
   writeCertificatePair,
 } from "./tls/ca.js";
 export { loadTls, type TlsPaths } from "./tls/load.js";
+export { explainClosedConnection, probeTls } from "./tls/probe.js";
 export {
   assertClusterToken,
   ensureTokenFile,

@@ -3,8 +3,10 @@ import type { Client } from "@connectrpc/connect";
 import {
   agentClient,
   connect,
+  explainClosedConnection,
   fromConnectError,
   type SlothConnection,
+  type SlothError,
   type TlsMaterial,
 } from "@sloth/client";
 import type {
@@ -54,6 +56,12 @@ export interface TaskChannel {
    * (the master knows for the others which agents are up).
    */
   unreachable?(signal: AbortSignal): Promise<string | undefined>;
+  /**
+   * Dialled agents only: a precise error for a call dropped before any
+   * answer, when the cause can be found (an agent serving TLS dialled in
+   * cleartext); undefined otherwise.
+   */
+  diagnose?(err: SlothError): Promise<SlothError | undefined>;
 }
 
 /**
@@ -169,6 +177,9 @@ export function directChannel(
         return notThere(err) ? err.message : undefined;
       }
     },
+    // A TLS server drops a cleartext HTTP/2 preface without a word.
+    diagnose: async (err) =>
+      tls ? undefined : explainClosedConnection(err, { kind: "agent", address }),
     close: () => conn.close(),
   };
 }

@@ -1,6 +1,12 @@
 import path from "node:path";
 import type { Client } from "@connectrpc/connect";
-import { fromConnectError, isSlothError, SlothError, type TlsMaterial } from "@sloth/client";
+import {
+  explainClosedConnection,
+  fromConnectError,
+  isSlothError,
+  SlothError,
+  type TlsMaterial,
+} from "@sloth/client";
 import { AgentStatus, type MasterService } from "@sloth/proto";
 import type {
   DelegateExecutor,
@@ -228,12 +234,13 @@ export function createDelegate(options: DelegateOptions): Delegate {
         const msg = isSlothError(e) ? e.describe() : (e as Error).message;
         return { ok: false, message: `cannot ship the workspace: ${msg}`, retryable: false };
       }
-      const err = isSlothError(e)
+      let err = isSlothError(e)
         ? e
         : fromConnectError(e, {
             kind: ch.via === "master" ? "master" : "agent",
             address: ch.address,
           });
+      if (!reached) err = (await ch.diagnose?.(err)) ?? err;
       const lostLink =
         err.code === "SLOTH_UNREACHABLE" ||
         err.code === "SLOTH_AGENT_UNAVAILABLE" ||
@@ -274,9 +281,14 @@ export function createDelegate(options: DelegateOptions): Delegate {
     try {
       resolved = await resolve(wanted, ctx.signal, lost.get(key));
     } catch (e) {
-      const err = isSlothError(e)
+      let err = isSlothError(e)
         ? e
         : fromConnectError(e, { kind: "master", address: options.master?.address ?? "" });
+      if (options.master && !options.tls)
+        err = await explainClosedConnection(err, {
+          kind: "master",
+          address: options.master.address,
+        });
       // No master to ask, or one that does not answer: no target is
       // available. A refused token or TLS setting is a mistake to fix, not
       // a reason to run elsewhere.

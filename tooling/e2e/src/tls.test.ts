@@ -86,8 +86,27 @@ describe("TLS and mTLS", () => {
     ]);
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(
-      /error: cannot reach master at 127\.0\.0\.1:\d+: the connection was closed; the master may have stopped \(check that it runs\); if it uses TLS, pass --tls-ca/,
+      /^error: master at 127\.0\.0\.1:\d+ serves TLS, and the call did not use it; pass --tls-ca with the cluster CA/,
     );
+
+    // A run dialling the TLS agent by address without TLS fails at once
+    // saying so, instead of retrying an "agent lost".
+    const flowDir = tempDir();
+    const listed = JSON.parse(list.stdout) as Array<{ address: string }>;
+    const flowFile = path.join(flowDir, "flow.sloth");
+    fs.writeFileSync(
+      flowFile,
+      `local t = task("t"):delegate_to({ address = "${listed[0]!.address}" }):retries(3):command("echo hi")\nworkflow.define("w"):tasks({ t })\n`,
+    );
+    const plainRun = await runCli(
+      ["--data-dir", master.dataDir, "run", flowFile, "--no-history", "--master", master.address],
+      { cwd: flowDir },
+    );
+    expect(plainRun.code).toBe(1);
+    expect(plainRun.stdout).toMatch(
+      /t: failed in \S+: agent at 127\.0\.0\.1:\d+ serves TLS, and the call did not use it; pass --tls-ca/,
+    );
+    expect(plainRun.stdout).not.toMatch(/retrying|agent lost/);
 
     const noClientCert = await runCli([
       "--data-dir",
