@@ -148,7 +148,7 @@ describe("sloth-agentd", () => {
     // No master answers at 127.0.0.1:1: the agent says so and retries.
     await waitFor(
       () =>
-        /^warning: cannot register with master at 127\.0\.0\.1:1: .*connection refused.*\(retrying in \S+\)$/m.test(
+        /^warning: cannot register: cannot reach master at 127\.0\.0\.1:1: connection refused; .*\(retrying in \S+\)$/m.test(
           d.stderr(),
         ) || undefined,
       30_000,

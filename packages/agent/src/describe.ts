@@ -28,14 +28,19 @@ export function describeAgentEvent(name: string, e: AgentEvent): string[] {
         `warning: the master cannot reach this agent at ${u.address}: ${u.reason}; ${u.hint}`,
       ];
     }
-    case "registration-failed":
+    case "registration-failed": {
+      // Most errors name the master already ("cannot reach master at ...").
+      const at = e.error.message.includes(e.master) ? "" : ` with master at ${e.master}`;
       return [
-        `warning: cannot register with master at ${e.master}: ${e.error.describe()} (retrying in ${briefly(e.retryInMs)})`,
+        `warning: cannot register${at}: ${e.error.describe()} (retrying in ${briefly(e.retryInMs)})`,
       ];
-    case "heartbeat-failed":
+    }
+    case "heartbeat-failed": {
+      const at = e.error.message.includes(e.master) ? "" : ` to master at ${e.master}`;
       return [
-        `warning: heartbeat to master at ${e.master} failed: ${e.error.describe()} (retrying in ${briefly(e.retryInMs)})`,
+        `warning: heartbeat${at} failed: ${e.error.describe()} (retrying in ${briefly(e.retryInMs)})`,
       ];
+    }
     case "reconnected":
       return [`Agent '${name}' reconnected to master at ${e.master}`];
     case "orphans-killed":
