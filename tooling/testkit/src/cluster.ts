@@ -77,7 +77,8 @@ export async function spawnMaster(
       dataDir,
       "--port",
       String(options.port ?? 0),
-      "--bind",
+      // The agents' name for --bind; the daemon tests use --bind itself.
+      "--bind-address",
       "127.0.0.1",
       "--heartbeat-interval",
       `${FAST_TIMERS.heartbeatIntervalMs}ms`,

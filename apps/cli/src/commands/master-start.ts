@@ -19,7 +19,12 @@ interface StartArgs extends GlobalArgs {
 export function startOptions<T>(y: Argv<T>): Argv<T & StartArgs> {
   return y
     .option("port", { alias: "p", type: "number", default: 50053, describe: "Port to listen on" })
-    .option("bind", { type: "string", default: "0.0.0.0", describe: "Address to bind" })
+    .option("bind", {
+      alias: "bind-address",
+      type: "string",
+      default: "0.0.0.0",
+      describe: "Address to bind (--bind-address, as agents name it, works too)",
+    })
     .option("token-file", {
       type: "string",
       describe:
