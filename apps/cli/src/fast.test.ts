@@ -38,6 +38,18 @@ describe("runFast", () => {
     ]);
   });
 
+  it("lists masters added within one millisecond in the order they were added", () => {
+    const s = openMastersStore(path.join(dir, "masters.db"));
+    const names = ["zeta", "alpha", "mid", "beta", "omega", "delta"];
+    // All in one millisecond, as a fast machine or a script does.
+    vi.spyOn(Date, "now").mockReturnValue(1_700_000_000_000);
+    for (const [i, name] of names.entries()) s.add({ name, address: `10.0.0.${i + 1}:50053` });
+    expect(s.list().map((m) => m.name)).toEqual(names);
+    s.close();
+    expect(runFast(["master", "list", "--json", "--data-dir", dir])).toBe(true);
+    expect((JSON.parse(out.join("")) as Array<{ name: string }>).map((m) => m.name)).toEqual(names);
+  });
+
   it("declines, printing nothing, whatever it does not handle itself", () => {
     addMasters();
     for (const argv of [

@@ -157,7 +157,8 @@ describe("AgentService.RunCommand", () => {
     grandchildKiller(() => sleepPid);
     const r = await run(
       t.client,
-      { command: "sleep 600 & echo $!; wait", timeoutMs: 500n },
+      // Long enough for bash to start and print on a loaded machine.
+      { command: "sleep 600 & echo $!; wait", timeoutMs: 2000n },
       undefined,
       (_s, d) => {
         sleepPid = Number(d.toString().trim());

@@ -190,8 +190,9 @@ describe("lean server streams", () => {
     const r = await pending;
     expect(r.error?.code).toBe(Code.Canceled);
     // Either the request never reached the server, or it was cancelled there.
-    await new Promise((res) => setTimeout(res, 100));
-    expect(seen.slice(before).every((s) => s.aborted)).toBe(true);
+    await expect
+      .poll(() => seen.slice(before).every((s) => s.aborted), { timeout: 10_000 })
+      .toBe(true);
   });
 
   it("reports a connection lost mid-call as Unavailable, not as a protocol error", async () => {

@@ -45,11 +45,13 @@ describe("isolation", () => {
     const byName = Object.fromEntries(result.tasks.map((t) => [t.name, t]));
     expect(byName.spin?.status).toBe("failed");
     expect(byName.spin?.durationMs).toBeGreaterThanOrEqual(950);
-    expect(byName.spin?.durationMs).toBeLessThan(3000);
+    // Bounds far above the work (one core spins; workers boot from source)
+    // and far below what a blocked event loop would take (the loop spins forever).
+    expect(byName.spin?.durationMs).toBeLessThan(5000);
     expect(byName.nap?.status).toBe("succeeded");
-    expect(byName.nap?.durationMs).toBeLessThan(1500);
+    expect(byName.nap?.durationMs).toBeLessThan(3000);
     expect(byName.after).toMatchObject({ status: "succeeded", message: "still here" });
-    expect(Date.now() - t0).toBeLessThan(6000);
+    expect(Date.now() - t0).toBeLessThan(15_000);
   });
 
   it("slow calls run in the task's worker: two Lua sleeps overlap", async () => {

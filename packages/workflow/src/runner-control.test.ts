@@ -60,14 +60,14 @@ describe("timeouts and process groups", () => {
     const { handle, events } = start({
       name: "t",
       tasks: [
-        { name: "slow", timeoutMs: 300, retries: 1, retryDelayMs: 1, command: sleeper("slow") },
+        { name: "slow", timeoutMs: 1500, retries: 1, retryDelayMs: 1, command: sleeper("slow") },
       ],
     });
     const result = await handle.result;
     expect(result.tasks[0]).toMatchObject({
       status: "failed",
       attempts: 2,
-      message: "timed out after 300ms",
+      message: "timed out after 1.5s",
     });
     expect(events.filter((e) => e.type === "task.timed_out")).toHaveLength(2);
     for (const pid of pids("slow")) await waitFor(() => !alive(pid));

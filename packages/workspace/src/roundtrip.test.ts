@@ -340,7 +340,7 @@ it("keepContent: packs the bytes the scan and the diff hashed, without reading t
 it("replaces changed files, never writing into them: running scripts and programs and hard links keep the old content", async () => {
   const root = tempDir();
   const src = path.join(root, "work");
-  const script = "#!/bin/bash\nsleep 0.5\necho old-line-runs > out.txt\n";
+  const script = "#!/bin/bash\necho > started.txt\nsleep 2\necho old-line-runs > out.txt\n";
   writeTree(src, { "mod.txt": "0123456789".repeat(10), "linked.txt": "shared", "run.sh": script });
   // A hard link outside the workdir must keep its content.
   fs.linkSync(path.join(src, "linked.txt"), path.join(root, "elsewhere"));
@@ -349,9 +349,12 @@ it("replaces changed files, never writing into them: running scripts and program
   fs.chmodSync(path.join(src, "prog"), 0o755);
   const running = spawn(path.join(src, "prog"), ["30"], { stdio: "ignore" });
   const bash = spawn("bash", ["run.sh"], { cwd: src, stdio: "ignore" });
+  const bashExit = new Promise((r) => bash.once("exit", r));
   try {
     await new Promise((r) => running.once("spawn", r));
-    await new Promise((r) => setTimeout(r, 100));
+    // bash has the script open once it ran its first line.
+    for (let i = 0; i < 400 && !fs.existsSync(path.join(src, "started.txt")); i++)
+      await new Promise((r) => setTimeout(r, 25));
     const ino = (p: string) => fs.statSync(path.join(src, p)).ino;
     const before = { mod: ino("mod.txt"), linked: ino("linked.txt"), prog: ino("prog") };
     const archive = await craftTar([
@@ -371,7 +374,7 @@ it("replaces changed files, never writing into them: running scripts and program
     expect(ino("prog")).not.toBe(before.prog);
     expect(running.exitCode).toBe(null);
     // The script already running goes on with the text it started with.
-    expect(await new Promise((r) => bash.once("exit", r))).toBe(0);
+    expect(await bashExit).toBe(0);
     expect(fs.readFileSync(path.join(src, "out.txt"), "utf8")).toBe("old-line-runs\n");
     expect(fs.readdirSync(src).sort()).toEqual([
       "linked.txt",
@@ -379,6 +382,7 @@ it("replaces changed files, never writing into them: running scripts and program
       "out.txt",
       "prog",
       "run.sh",
+      "started.txt",
     ]);
   } finally {
     running.kill();

@@ -103,6 +103,10 @@ describe("scanWorkspace with reuse", () => {
     const dir = await workspace();
     const first = await scanWorkspace(dir);
     fs.writeFileSync(path.join(dir, "c.txt"), "fresh\n");
+    // Its mtime inside the scan's racy window however long the machine
+    // stalls between the write and the scan (a clock a little ahead does that too).
+    const soon = new Date(Date.now() + 1000);
+    fs.utimesSync(path.join(dir, "c.txt"), soon, soon);
     const second = await scanWorkspace(dir, { reuse: first });
     const c = (second.entries as FileEntry[]).find((e) => e.path === "c.txt");
     // Racy: no mtime recorded, so the next scan hashes it again.

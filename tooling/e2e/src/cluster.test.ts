@@ -211,7 +211,7 @@ describe("a master with three agents", () => {
     expect(await p.exited).toBe(130);
     expect(p.stderr()).toMatch(/interrupted/);
     await waitFor(() => !running(), {
-      timeoutMs: 2000,
+      timeoutMs: 10_000,
       intervalMs: 20,
       what: "the remote sleep to be killed",
     });
@@ -267,7 +267,10 @@ describe("a master with three agents", () => {
     expect(p.stderr()).toMatch(/alpha\s+-\s+\S+\s+interrupted/);
     expect(p.stderr()).toMatch(/✗ interrupted: cancelled on 3 agent\(s\)/);
     expect(p.stderr()).not.toMatch(/failed in/);
-    await waitFor(() => count() === 0, { timeoutMs: 3000, what: "the remote sleeps to be killed" });
+    await waitFor(() => count() === 0, {
+      timeoutMs: 10_000,
+      what: "the remote sleeps to be killed",
+    });
   });
 
   it("filters the list by label and name glob", async () => {

@@ -203,15 +203,16 @@ describe("daemons", () => {
     await new Promise((r) => setTimeout(r, 3000));
     expect(alive(pid)).toBe(true);
     const m = await startTestMaster({ port, token });
+    // Its backoff (jittered, doubling to 30 s) may wait a while before the next try.
     await waitFor(() => m.master.registry.get("early")?.status === "active", {
-      timeoutMs: 20_000,
+      timeoutMs: 45_000,
       what: "the agent to register once the master is up",
     });
     expect((await runCli(["--data-dir", dir, "agent", "stop", "early", "--local"])).code).toBe(0);
     expect(fs.readFileSync(path.join(dir, "agents", "early", "agent.log"), "utf8")).not.toContain(
       "ERR_IPC_CHANNEL_CLOSED",
     );
-  });
+  }, 90_000);
 
   it("replaces a stale pid file", async () => {
     const dir = tempDir();

@@ -1,7 +1,7 @@
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { cleanup, REPO_ROOT, startTestMaster } from "@sloth/testkit";
+import { cleanup, FAST_TIMERS, REPO_ROOT, startTestMaster } from "@sloth/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 
 afterEach(cleanup);
@@ -98,7 +98,7 @@ describe("a stock gRPC client (@grpc/grpc-js) talks to the master over HTTP/2", 
           cb,
         ),
       );
-      expect(res.heartbeatIntervalMs).toBe("200");
+      expect(res.heartbeatIntervalMs).toBe(String(FAST_TIMERS.heartbeatIntervalMs));
       const list = await call<{ agents: Array<Record<string, unknown>> }>((cb) =>
         client.ListAgents({}, md, cb),
       );

@@ -168,9 +168,14 @@ describe("RunOnAgent relay", () => {
     const { m, token, dir } = await cluster();
     const pidFile = path.join(dir, "pid");
     const t0 = Date.now();
-    const r = await viaConnect(m.address, token, "a1", `echo $$ > ${pidFile}; exec sleep 30`, 800);
+    // Long enough for the command to start on a loaded machine, far short of its sleep.
+    const r = await viaConnect(m.address, token, "a1", `echo $$ > ${pidFile}; exec sleep 30`, 3000);
     expect(r.error?.code).toBe("DeadlineExceeded");
-    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").endsWith("\n"), {
+      timeoutMs: 10_000,
+      what: "the command's pid",
+    });
     const pid = Number(fs.readFileSync(pidFile, "utf8"));
     await waitFor(() => !alive(pid), { timeoutMs: 10_000, what: "the sleep to be killed" });
   });

@@ -242,7 +242,7 @@ workflow.define("w"):tasks({
     const holder = spawnNode(
       "-e",
       [
-        `const D=require(${JSON.stringify(sqlite)});const d=new D(${JSON.stringify(db)});d.exec("BEGIN IMMEDIATE");d.exec("DELETE FROM history_runs WHERE 0");console.log("locked");setTimeout(()=>{},9000);`,
+        `const D=require(${JSON.stringify(sqlite)});const d=new D(${JSON.stringify(db)});d.exec("BEGIN IMMEDIATE");d.exec("DELETE FROM history_runs WHERE 0");console.log("locked");setInterval(()=>{},1000);`,
       ],
       {},
     );

@@ -529,6 +529,7 @@ workflow.define("m"):tasks({ deploy }):config({ detect_drift = true })
     const f = deploy();
     const fail = write("fail.yaml", "fail: true\n");
     const mark = path.join(dir, "fix-finished");
+    const begun = path.join(dir, "fix-started");
     await sloth("stack", "create", "prod");
     await sloth(
       "stack",
@@ -543,7 +544,7 @@ workflow.define("m"):tasks({ deploy }):config({ detect_drift = true })
       "--check",
       "echo 2",
       "--fix",
-      `sleep 20; touch ${mark}`,
+      `touch ${begun}; sleep 20; touch ${mark}`,
     );
     const p = spawnNode(
       CLI_BIN,
@@ -553,7 +554,8 @@ workflow.define("m"):tasks({ deploy }):config({ detect_drift = true })
       },
     );
     await p.waitForOutput("rolled back to snapshot v1", 20_000);
-    await new Promise((r) => setTimeout(r, 300));
+    // Interrupt the fix itself, not the check before it.
+    await waitFor(() => fs.existsSync(begun), { timeoutMs: 20_000, what: "the fix to start" });
     const t = Date.now();
     p.kill("SIGINT");
     expect(await p.exited).toBe(130);

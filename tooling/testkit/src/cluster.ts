@@ -5,11 +5,13 @@ import { createMaster, type Master, type MasterOptions } from "@sloth/master";
 import { AGENTD_BIN, CLI_BIN, onCleanup, type Spawned, spawnNode, tempDir } from "./process.js";
 
 /** Short liveness timers so tests do not wait for production defaults. */
+// Fast enough that a killed agent is marked inactive within seconds; slow
+// enough that an agent starved of CPU for a moment on a loaded machine is not.
 export const FAST_TIMERS = {
-  heartbeatIntervalMs: 200,
+  heartbeatIntervalMs: 300,
   heartbeatJitterPercent: 20,
-  agentTtlMs: 600,
-  agentGraceMs: 400,
+  agentTtlMs: 1500,
+  agentGraceMs: 1000,
 };
 
 /** An in-process master on 127.0.0.1 and a free port. */

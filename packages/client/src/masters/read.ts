@@ -42,7 +42,7 @@ export function readMasters(file: string): MasterRecord[] | undefined {
     if (!applied?.at || applied.at < latest) return undefined;
     const rows = db
       .prepare(
-        "SELECT name, address, description, is_default, token_file, tls_cert, tls_key, tls_ca, created_at, updated_at FROM masters ORDER BY created_at ASC, name ASC",
+        "SELECT name, address, description, is_default, token_file, tls_cert, tls_key, tls_ca, created_at, updated_at FROM masters ORDER BY created_at ASC, rowid ASC",
       )
       .all() as MasterRow[];
     return rows.map((r) => ({

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { asc, eq } from "drizzle-orm";
+import { asc, eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { parseHostPort } from "../address.js";
@@ -157,12 +157,15 @@ export function openMastersStore(file: string): MastersStore {
       });
     },
     list() {
-      return db
-        .select()
-        .from(masters)
-        .orderBy(asc(masters.createdAt), asc(masters.name))
-        .all()
-        .map(toRecord);
+      return (
+        db
+          .select()
+          .from(masters)
+          // Added in the same millisecond: in the order they were added.
+          .orderBy(asc(masters.createdAt), sql`rowid`)
+          .all()
+          .map(toRecord)
+      );
     },
     get,
     getDefault() {

@@ -65,14 +65,15 @@ describe("pid files", () => {
       const pid = Number(
         await new Promise<string>((r) => parent.stdout.once("data", (b) => r(String(b)))),
       );
-      await new Promise((r) => setTimeout(r, 400));
-      expect(fs.readFileSync(`/proc/${pid}/stat`, "utf8")).toMatch(/\) Z /);
+      await expect
+        .poll(() => fs.readFileSync(`/proc/${pid}/stat`, "utf8"), { timeout: 10_000 })
+        .toMatch(/\) Z /);
       expect(processAlive(pid)).toBe(false);
       const file = path.join(dir, "zombie.pid");
       fs.writeFileSync(file, `${pid}\n`);
       const started = Date.now();
       expect((await stopPidFile(file, 5_000)).outcome).not.toBe("killed");
-      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(Date.now() - started).toBeLessThan(4_000);
       expect(processAlive(parent.pid!)).toBe(true);
     } finally {
       parent.kill("SIGKILL");
