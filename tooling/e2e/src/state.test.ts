@@ -160,8 +160,9 @@ describe("sloth-runner state lock/inspect/unlock", () => {
       "state",
       "lock",
       "job",
+      // Renewed well within a stall of a loaded machine; lost soon after the forced unlock.
       "--ttl",
-      "1s",
+      "4s",
       "--",
       "sh",
       "-c",
