@@ -76,22 +76,21 @@ async function waitFor<T>(check: () => T | undefined, timeoutMs: number, what: s
 }
 
 /** Starts agentd on an ephemeral port and returns its port, read from its log. */
+/** Flags for an agentd on a free loopback port, its master unreachable, in `dataDir`. */
+const alone = (dataDir: string) => [
+  "--port",
+  "0",
+  "--bind-address",
+  "127.0.0.1",
+  "--master",
+  "127.0.0.1:1",
+  "--data-dir",
+  dataDir,
+];
+
 async function startDaemon(extra: string[] = [], env: Record<string, string> = {}) {
   const dataDir = tempDir();
-  const d = agentd(
-    [
-      "--port",
-      "0",
-      "--bind-address",
-      "127.0.0.1",
-      "--master",
-      "127.0.0.1:1",
-      "--data-dir",
-      dataDir,
-      ...extra,
-    ],
-    { SLOTH_RUNNER_TOKEN: TOKEN, ...env },
-  );
+  const d = agentd([...alone(dataDir), ...extra], { SLOTH_RUNNER_TOKEN: TOKEN, ...env });
   const port = await waitFor(
     () => {
       const m = /agent listening on 127\.0\.0\.1:(\d+)/.exec(d.stderr());
@@ -123,23 +122,9 @@ describe("sloth-agentd", () => {
 
   it("logs readable lines with --log-format text, warnings marked, the token never", async () => {
     const dataDir = tempDir();
-    const d = agentd(
-      [
-        "--log-format",
-        "text",
-        "--name",
-        "plain1",
-        "--port",
-        "0",
-        "--bind-address",
-        "127.0.0.1",
-        "--master",
-        "127.0.0.1:1",
-        "--data-dir",
-        dataDir,
-      ],
-      { SLOTH_RUNNER_TOKEN: TOKEN },
-    );
+    const d = agentd(["--log-format", "text", "--name", "plain1", ...alone(dataDir)], {
+      SLOTH_RUNNER_TOKEN: TOKEN,
+    });
     const port = await waitFor(
       () => /^Agent 'plain1' listening on 127\.0\.0\.1:(\d+)$/m.exec(d.stderr())?.[1],
       30_000,

@@ -72,9 +72,7 @@ workflow.define("show"):tasks({ show })
 
 /** Runs with history on; gives the result and where each task ran, as `runs show --json` says. */
 async function runRecorded(file: string) {
-  const r = await runCli(["--data-dir", master.dataDir, "run", file, "--master", master.address], {
-    timeoutMs: 90_000,
-  });
+  const r = await runWith(file);
   const id = /^run id: (\S+)$/m.exec(r.stdout)?.[1];
   expect(id, r.stdout + r.stderr).toBeDefined();
   const shown = await runCli(["--data-dir", master.dataDir, "runs", "show", id!, "--json"]);
@@ -83,22 +81,13 @@ async function runRecorded(file: string) {
   return { ...r, on: Object.fromEntries(tasks.map((t) => [t.name, t.agents])) };
 }
 
-const run = (file: string, ...args: string[]) =>
-  runCli(
-    [
-      "--data-dir",
-      master.dataDir,
-      "run",
-      file,
-      "--master",
-      master.address,
-      "--no-history",
-      ...args,
-    ],
-    {
-      timeoutMs: 90_000,
-    },
-  );
+/** `sloth-runner run FILE` against this file's master. */
+const runWith = (file: string, ...args: string[]) =>
+  runCli(["--data-dir", master.dataDir, "run", file, "--master", master.address, ...args], {
+    timeoutMs: 90_000,
+  });
+
+const run = (file: string, ...args: string[]) => runWith(file, "--no-history", ...args);
 
 describe("delegate_to", () => {
   it("runs seed 004's group-level and task-level examples on local agents", async () => {
@@ -345,21 +334,7 @@ workflow.define("flag"):tasks({ a })
     expect(direct.stdout).toContain("a | on-agent");
     expect(direct.stdout).toContain(`a | INFO running on agent at ${agents["db-1"]!.address}`);
     // JSON events and the run's history say where it ran.
-    const recorded = await runCli(
-      [
-        "--data-dir",
-        master.dataDir,
-        "run",
-        file,
-        "--master",
-        master.address,
-        "--delegate-to",
-        "db-1",
-        "-o",
-        "json",
-      ],
-      { timeoutMs: 90_000 },
-    );
+    const recorded = await runWith(file, "--delegate-to", "db-1", "-o", "json");
     expect(recorded.code, recorded.stderr + recorded.stdout).toBe(0);
     const events = recorded.stdout
       .trim()
