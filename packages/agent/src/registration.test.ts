@@ -2,7 +2,13 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import { isSlothError } from "@sloth/client";
-import { cleanup, tempDir as kitTempDir, startTestMaster, type TestMaster } from "@sloth/testkit";
+import {
+  cleanup,
+  FAST_TIMERS,
+  tempDir as kitTempDir,
+  startTestMaster,
+  type TestMaster,
+} from "@sloth/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { startTestAgent, TEST_TOKEN, type TestAgent, tempDir, waitFor } from "../test/helpers.js";
 import { AgentNameHeldError } from "./errors.js";
@@ -81,7 +87,7 @@ describe("registration", () => {
     );
     expect(a.agent.status()).toMatchObject({
       registered: true,
-      heartbeatIntervalMs: 200,
+      heartbeatIntervalMs: FAST_TIMERS.heartbeatIntervalMs,
       lastError: undefined,
     });
   });

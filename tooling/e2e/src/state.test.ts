@@ -279,7 +279,7 @@ describe("sloth-runner state --master", () => {
     const m = await spawnMaster();
     const dir = tempDir();
     const bad = path.join(dir, "bad-token");
-    fs.writeFileSync(bad, "wrong\n", { mode: 0o600 });
+    fs.writeFileSync(bad, "wrong-token-of-enough-length\n", { mode: 0o600 });
     const denied = await runCli([
       ...["--data-dir", dir, "state", "get", "k", "--master", m.address, "--token-file", bad],
     ]);
