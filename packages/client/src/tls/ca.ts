@@ -51,9 +51,11 @@ function rsaKeys(): { privateKey: string; publicKey: string } {
 }
 
 function serial(): string {
-  // Positive 128-bit serial: clear the top bit.
+  // A positive serial (top bit clear) whose first byte is not zero: DER
+  // integers are minimal, and a certificate whose serial begins with a zero
+  // byte is refused by OpenSSL ("illegal padding"). 126 random bits.
   const b = crypto.randomBytes(16);
-  b[0] = (b[0] ?? 0) & 0x7f;
+  b[0] = ((b[0] ?? 0) & 0x3f) | 0x40;
   return b.toString("hex");
 }
 
