@@ -1,7 +1,9 @@
 import net, { type AddressInfo } from "node:net";
 import tls from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
+import { fromConnectError } from "../connect-errors.js";
 import { SlothError } from "../errors.js";
+import { agentClient, connect } from "../index.js";
 import { createCertificateAuthority, issueCertificate } from "./ca.js";
 import { explainClosedConnection, probeTls } from "./probe.js";
 
@@ -55,5 +57,32 @@ describe("probeTls and explainClosedConnection", () => {
     expect(await explainClosedConnection(refused, { kind: "master", address: secure })).toBe(
       refused,
     );
+  });
+
+  it("names a cleartext server's refusal of a TLS handshake in OpenSSL's words, without its codes", async () => {
+    const ca = await createCertificateAuthority();
+    // A cleartext server answers a TLS hello with bytes that are not TLS.
+    const plain = await listen(
+      net.createServer((s) => {
+        s.on("error", () => {});
+        s.once("data", () => s.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
+      }),
+    );
+    const conn = connect({ address: plain, token: "t".repeat(32), tls: { ca: ca.cert } });
+    try {
+      const e = await agentClient(conn)
+        .health({}, { timeoutMs: 10_000 })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      const err = fromConnectError(e, { kind: "agent", address: plain });
+      expect(err.describe()).toMatch(
+        /^cannot reach agent at 127\.0\.0\.1:\d+: TLS handshake failed \([a-z ]+\); the server may not use TLS: drop --tls-\* for it, or start it with --tls-cert\/--tls-key$/,
+      );
+      expect(err.describe()).not.toMatch(/error:|\.c:\d+/);
+    } finally {
+      conn.close();
+    }
   });
 });
